@@ -1,0 +1,87 @@
+"""Typed API models → plain row dicts for the storage tables (no I/O here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from charged.chargeamps.models import ChargePoint, ChargePointStatus
+
+Row = dict[str, Any]
+
+
+def db_time(moment: datetime) -> datetime:
+    """Naive UTC at whole seconds: how every DATETIME column is stored."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.replace(microsecond=0)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    # start_time/end_time keep the original scripts' string columns; store ISO 8601 UTC.
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_rows(status: ChargePointStatus, poll_time: datetime) -> dict[str, list[Row]]:
+    """Rows of one charger's status at one tick: its charge point, connectors, phases."""
+    stamp = db_time(poll_time)
+    connectors: list[Row] = []
+    measurements: list[Row] = []
+    for conn in status.connector_statuses:
+        connectors.append(
+            {
+                "charge_point_id": status.id,
+                "connector_id": conn.connector_id,
+                "total_consumption_kwh": conn.total_consumption_kwh,
+                "charging_power_kw": conn.charging_power_kw,
+                "session_type": conn.session_type,
+                "status": conn.status,
+                "start_time": _iso(conn.start_time),
+                "end_time": _iso(conn.end_time),
+                "session_id": conn.session_id,
+                "date_created": stamp,
+            }
+        )
+        for m in conn.measurements:
+            measurements.append(
+                {
+                    "phase": m.phase,
+                    "current": m.current,
+                    "voltage": m.voltage,
+                    "connector_id": conn.connector_id,
+                    "charge_point_id": status.id,
+                    "comment": None,
+                    "session_id": conn.session_id,
+                    "date_created": stamp,
+                }
+            )
+    rows: dict[str, list[Row]] = {
+        "charge_point_status": [{"id": status.id, "status": status.status, "last_seen": stamp}],
+        "connector_status": connectors,
+    }
+    if measurements:
+        rows["measurement"] = measurements
+    return rows
+
+
+def charge_point_rows(charge_points: Iterable[ChargePoint]) -> dict[str, list[Row]]:
+    """Descriptive columns of the owned chargers (name, type, firmware)."""
+    return {
+        "charge_point_status": [
+            {
+                "id": cp.id,
+                "name": cp.name,
+                "type": cp.type,
+                "firmware_version": cp.firmware_version,
+                "hardware_version": cp.hardware_version,
+            }
+            for cp in charge_points
+        ]
+    }
+
+
+def count_rows(batch: dict[str, list[Row]]) -> int:
+    return sum(len(rows) for rows in batch.values())

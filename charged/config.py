@@ -1,0 +1,240 @@
+"""YAML configuration → typed, validated settings.
+
+Everything an operator can set lives in one YAML file (see ``config.example.yaml``).  Secrets
+(``api.email``, ``api.password``, ``api.api_key`` and the database URL's password) need not be
+in the file: each secret ``X`` may instead come from ``X_file`` (a path whose content is the
+value, e.g. a systemd credential) or from the environment variable ``CHARGED_API_X``, which
+wins over both.  Every problem is reported as one :class:`ConfigError` line naming the file
+and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SECRET_FIELDS = ("email", "password", "api_key")
+
+
+class ConfigError(Exception):
+    """A configuration problem, as one line a person can act on."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ApiSettings(_Section):
+    base_url: str = "https://eapi.charge.space"
+    version: Literal["v4", "v5"] = "v5"
+    email: str | None = Field(default=None, repr=False)
+    email_file: Path | None = None
+    password: str | None = Field(default=None, repr=False)
+    password_file: Path | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    api_key_file: Path | None = None
+    request_timeout: PositiveFloat = 10.0
+    max_concurrency: PositiveInt = 10
+    # None: no requests-per-second cap (concurrency still applies)
+    max_requests_per_second: PositiveFloat | None = 20.0
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    # where the bearer token is cached between runs (daemon and CLI share it); None: memory only
+    token_cache: Path | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for a local simulator)")
+        return value.rstrip("/")
+
+
+class CollectorSettings(_Section):
+    interval: Annotated[float, Field(ge=1)] = 30.0
+    # re-read the list of owned chargers every N ticks (new or removed chargers show up)
+    rediscover_every: PositiveInt = 20
+    # only these charge point ids are polled; empty: every owned charger
+    charge_points: list[str] = Field(default_factory=list)
+    # share of the interval a tick's requests (with retries) may take before they give up
+    deadline_fraction: Annotated[float, Field(gt=0, le=1)] = 0.9
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///charged.db"
+    migrate_on_start: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("mysql+asyncmy://", "sqlite+aiosqlite://")):
+            raise ValueError(
+                "must start with mysql+asyncmy:// or sqlite+aiosqlite:// "
+                "(e.g. mysql+asyncmy://charged:PASSWORD@127.0.0.1:3306/charged)"
+            )
+        return value
+
+
+class WriterSettings(_Section):
+    batch_size: PositiveInt = 5000
+    flush_interval: PositiveFloat = 1.0
+    # items (one per charger per tick) waiting for the writer before producers wait
+    queue_size: PositiveInt = 20000
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    # auto: readable console lines in a terminal, JSON lines otherwise
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+class Settings(_Section):
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    writer: WriterSettings = Field(default_factory=WriterSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    # where this file came from (for messages); not a YAML key
+    source: str = Field(default="<defaults>", exclude=True)
+    # problems worth a warning but not fatal (e.g. file readable by others)
+    warnings: tuple[str, ...] = Field(default=(), exclude=True)
+
+    @property
+    def email(self) -> str:
+        return _required(self.api.email, "email", self.source)
+
+    @property
+    def password(self) -> str:
+        return _required(self.api.password, "password", self.source)
+
+    @property
+    def api_key(self) -> str:
+        return _required(self.api.api_key, "api_key", self.source)
+
+
+def _required(value: str | None, name: str, source: str) -> str:
+    if not value:
+        raise ConfigError(f"{source}: api.{name} is missing: {_secret_hint(name)}")
+    return value
+
+
+def _secret_hint(name: str) -> str:
+    return (
+        f"set api.{name}, or api.{name}_file to a file holding it, "
+        f"or the environment variable {env_name(name)}"
+    )
+
+
+def env_name(secret: str) -> str:
+    return f"CHARGED_API_{secret.upper()}"
+
+
+def load_settings(
+    path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    require_secrets: bool = True,
+) -> Settings:
+    """Read, validate and resolve the YAML file at ``path``."""
+    env = os.environ if environ is None else environ
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{file}: config file not found; copy config.example.yaml there or pass -c PATH"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{file}: YAML syntax error{where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of sections (api, database, …)")
+    warnings = _permission_warnings(file)
+    return settings_from_mapping(
+        data, source=str(file), environ=env, require_secrets=require_secrets, warnings=warnings
+    )
+
+
+def settings_from_mapping(
+    data: Mapping[str, Any],
+    *,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    require_secrets: bool = True,
+    warnings: tuple[str, ...] = (),
+) -> Settings:
+    env = os.environ if environ is None else environ
+    try:
+        settings = Settings.model_validate({**data, "source": source, "warnings": warnings})
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from None
+    api = _resolve_secrets(settings.api, source, env)
+    settings = settings.model_copy(update={"api": api})
+    if require_secrets:
+        for name in SECRET_FIELDS:
+            _required(getattr(api, name), name, source)
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    """The first validation error as 'key.path: what is wrong'."""
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"unknown key '{key}'; check its spelling against config.example.yaml"
+    message = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    shown = "" if key.split(".")[-1] in SECRET_FIELDS or isinstance(value, dict) else f" (got {value!r})"
+    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    return f"{key}: {message}{shown}{more}"
+
+
+def _resolve_secrets(api: ApiSettings, source: str, env: Mapping[str, str]) -> ApiSettings:
+    updates: dict[str, str | None] = {}
+    for name in SECRET_FIELDS:
+        value: str | None = getattr(api, name)
+        secret_file: Path | None = getattr(api, f"{name}_file")
+        if secret_file is not None:
+            if value:
+                raise ConfigError(f"{source}: api.{name} and api.{name}_file are both set; keep one")
+            try:
+                value = secret_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{source}: api.{name}_file: cannot read {secret_file}: {exc.strerror}"
+                ) from None
+        from_env = env.get(env_name(name))
+        if from_env:
+            value = from_env
+        updates[name] = value
+    return api.model_copy(update=updates)
+
+
+def _permission_warnings(file: Path) -> tuple[str, ...]:
+    try:
+        mode = file.stat().st_mode
+    except OSError:
+        return ()
+    if mode & stat.S_IROTH:
+        return (
+            f"{file} is readable by other users and may hold secrets; "
+            f"run: chmod 600 {file} (or 640 with a dedicated group)",
+        )
+    return ()
