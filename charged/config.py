@@ -4,7 +4,8 @@ Everything an operator can set lives in one YAML file (see ``config.example.yaml
 (``api.email``, ``api.password``, ``api.api_key`` and the database URL's password) need not be
 in the file: each secret ``X`` may instead come from ``X_file`` (a path whose content is the
 value, e.g. a systemd credential) or from the environment variable ``CHARGED_API_X``, which
-wins over both.  Every problem is reported as one :class:`ConfigError` line naming the file
+wins over both.  ``CHARGED_DATABASE_URL`` likewise replaces
+``database.url``.  Every problem is reported as one :class:`ConfigError` line naming the file
 and the key.
 """
 
@@ -20,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SECRET_FIELDS = ("email", "password", "api_key")
+DATABASE_URL_ENV = "CHARGED_DATABASE_URL"
 
 
 class ConfigError(Exception):
@@ -186,7 +188,15 @@ def settings_from_mapping(
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc)}") from None
     api = _resolve_secrets(settings.api, source, env)
-    settings = settings.model_copy(update={"api": api})
+    updates: dict[str, Any] = {"api": api}
+    if env.get(DATABASE_URL_ENV):
+        # The URL may hold the database password: let it come from the environment too.
+        try:
+            updates["database"] = DatabaseSettings(url=env[DATABASE_URL_ENV],
+                                                   migrate_on_start=settings.database.migrate_on_start)
+        except ValidationError as exc:
+            raise ConfigError(f"{DATABASE_URL_ENV}: {_describe(exc)}") from None
+    settings = settings.model_copy(update=updates)
     if require_secrets:
         for name in SECRET_FIELDS:
             _required(getattr(api, name), name, source)

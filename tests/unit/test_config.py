@@ -1,0 +1,128 @@
+"""Config loading: defaults, secrets from files and the environment, one-line errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from charged.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRETS_ENV = {
+    "CHARGED_API_EMAIL": "a@b.c",
+    "CHARGED_API_PASSWORD": "pw-from-env",
+    "CHARGED_API_API_KEY": "key-from-env",
+}
+
+
+def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def test_example_config_is_valid(tmp_path: Path) -> None:
+    # The shipped example must load as is (secrets from the environment).
+    (tmp_path / "password").write_text("x")
+    text = (ROOT / "config.example.yaml").read_text()
+    text = text.replace("/etc/charged/password", str(tmp_path / "password"))
+    text = text.replace("/etc/charged/api_key", str(tmp_path / "password"))
+    settings = load_settings(write(tmp_path, text), environ={})
+    assert settings.api.version == "v5"
+    assert settings.collector.interval == 30
+    assert settings.database.url.startswith("mysql+asyncmy://")
+    assert settings.password == "x"
+
+
+def test_defaults_and_env_secrets(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "{}\n"), environ=SECRETS_ENV)
+    assert settings.api.base_url == "https://eapi.charge.space"
+    assert settings.collector.interval == 30.0
+    assert settings.collector.rediscover_every == 20
+    assert settings.writer.batch_size == 5000
+    assert settings.database.url.startswith("sqlite+aiosqlite://")
+    assert (settings.email, settings.password, settings.api_key) == (
+        "a@b.c", "pw-from-env", "key-from-env")
+
+
+def test_secret_from_file_and_env_wins(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("from-file\n")
+    path = write(tmp_path, f"api:\n  email: e@x\n  api_key: k\n  password_file: {secret}\n")
+    assert load_settings(path, environ={}).password == "from-file"
+    env = {"CHARGED_API_PASSWORD": "from-env"}
+    assert load_settings(path, environ=env).password == "from-env"
+
+
+def test_database_url_from_env(tmp_path: Path) -> None:
+    path = write(tmp_path, "database:\n  migrate_on_start: false\n")
+    env = {**SECRETS_ENV, "CHARGED_DATABASE_URL": "mysql+asyncmy://u:p@db/charged"}
+    settings = load_settings(path, environ=env)
+    assert settings.database.url == "mysql+asyncmy://u:p@db/charged"
+    assert settings.database.migrate_on_start is False
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("api:\n  emial: x\n", "unknown key 'api.emial'"),
+        ("colector:\n  interval: 3\n", "unknown key 'colector'"),
+        ("collector:\n  interval: soon\n", "collector.interval: Input should be a valid number"),
+        ("collector:\n  interval: 0.5\n", "collector.interval: Input should be greater than"),
+        ("api:\n  version: v9\n", "api.version: Input should be 'v4' or 'v5'"),
+        ("database:\n  url: postgres://x\n", "database.url: must start with mysql+asyncmy://"),
+        ("api: [1, 2]\n", "api: Input should be"),
+        ("- a\n- b\n", "the top level must be a mapping"),
+        ("api:\n  email: [unclosed\n", "YAML syntax error at line"),
+    ],
+)
+def test_bad_config_is_one_line_naming_file_and_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ=SECRETS_ENV)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    assert expected in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_missing_password_names_all_three_ways(tmp_path: Path) -> None:
+    path = write(tmp_path, "api:\n  email: e@x\n  api_key: k\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    message = str(err.value)
+    assert "api.password is missing" in message
+    assert "api.password_file" in message and "CHARGED_API_PASSWORD" in message
+
+
+def test_unreadable_secret_file(tmp_path: Path) -> None:
+    path = write(tmp_path, f"api:\n  password_file: {tmp_path / 'absent'}\n")
+    with pytest.raises(ConfigError, match="api.password_file: cannot read"):
+        load_settings(path, environ={})
+
+
+def test_secret_value_never_echoed_in_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, "api:\n  password: [hunter2]\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    assert "hunter2" not in str(err.value)
+    assert "api.password" in str(err.value)
+
+
+def test_world_readable_file_warns(tmp_path: Path) -> None:
+    path = write(tmp_path, "{}\n")
+    os.chmod(path, 0o644)
+    settings = load_settings(path, environ=SECRETS_ENV)
+    assert any("readable by other users" in w for w in settings.warnings)
+    os.chmod(path, 0o600)
+    assert load_settings(path, environ=SECRETS_ENV).warnings == ()
