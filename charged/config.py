@@ -192,8 +192,9 @@ def settings_from_mapping(
     if env.get(DATABASE_URL_ENV):
         # The URL may hold the database password: let it come from the environment too.
         try:
-            updates["database"] = DatabaseSettings(url=env[DATABASE_URL_ENV],
-                                                   migrate_on_start=settings.database.migrate_on_start)
+            updates["database"] = DatabaseSettings(
+                url=env[DATABASE_URL_ENV], migrate_on_start=settings.database.migrate_on_start
+            )
         except ValidationError as exc:
             raise ConfigError(f"{DATABASE_URL_ENV}: {_describe(exc)}") from None
     settings = settings.model_copy(update=updates)
@@ -211,7 +212,11 @@ def _describe(exc: ValidationError) -> str:
         return f"unknown key '{key}'; check its spelling against config.example.yaml"
     message = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
-    shown = "" if key.split(".")[-1] in SECRET_FIELDS or isinstance(value, dict) else f" (got {value!r})"
+    shown = (
+        ""
+        if key.split(".")[-1] in SECRET_FIELDS or isinstance(value, dict)
+        else f" (got {value!r})"
+    )
     more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
     return f"{key}: {message}{shown}{more}"
 
@@ -223,7 +228,9 @@ def _resolve_secrets(api: ApiSettings, source: str, env: Mapping[str, str]) -> A
         secret_file: Path | None = getattr(api, f"{name}_file")
         if secret_file is not None:
             if value:
-                raise ConfigError(f"{source}: api.{name} and api.{name}_file are both set; keep one")
+                raise ConfigError(
+                    f"{source}: api.{name} and api.{name}_file are both set; keep one"
+                )
             try:
                 value = secret_file.read_text(encoding="utf-8").strip()
             except OSError as exc:

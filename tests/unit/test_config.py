@@ -45,7 +45,10 @@ def test_defaults_and_env_secrets(tmp_path: Path) -> None:
     assert settings.writer.batch_size == 5000
     assert settings.database.url.startswith("sqlite+aiosqlite://")
     assert (settings.email, settings.password, settings.api_key) == (
-        "a@b.c", "pw-from-env", "key-from-env")
+        "a@b.c",
+        "pw-from-env",
+        "key-from-env",
+    )
 
 
 def test_secret_from_file_and_env_wins(tmp_path: Path) -> None:
@@ -107,7 +110,7 @@ def test_missing_password_names_all_three_ways(tmp_path: Path) -> None:
 
 def test_unreadable_secret_file(tmp_path: Path) -> None:
     path = write(tmp_path, f"api:\n  password_file: {tmp_path / 'absent'}\n")
-    with pytest.raises(ConfigError, match="api.password_file: cannot read"):
+    with pytest.raises(ConfigError, match=r"api\.password_file: cannot read"):
         load_settings(path, environ={})
 
 
