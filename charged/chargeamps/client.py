@@ -1,0 +1,656 @@
+"""The Charge Amps external API over aiohttp: typed calls, retries, rate limits, tokens.
+
+Every request goes through one path (:meth:`ChargeAmpsClient._request`): bearer token from
+the :class:`TokenManager` (a 401 renews it and retries once), a slot from the rate limiter,
+a per-attempt timeout that never outlives the caller's deadline, and tenacity retries for
+transient failures only.  Metrics label requests by path *template*, never by id or token.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+
+from charged.chargeamps.auth import TokenManager, TokenStore, account_key
+from charged.chargeamps.errors import (
+    ApiError,
+    ApiUnavailable,
+    AuthenticationError,
+    ChargeAmpsError,
+    DeadlineExceeded,
+    PayloadError,
+)
+from charged.chargeamps.models import (
+    ChargePoint,
+    ChargePointSettings,
+    ChargePointStatus,
+    ChargingSession,
+    ConnectorSettings,
+    LoginResult,
+    Schedule,
+    User,
+    parse_chargepoint,
+    parse_chargepoint_settings,
+    parse_charging_session,
+    parse_connector_settings,
+    parse_list,
+    parse_login,
+    parse_refresh,
+    parse_schedule,
+    parse_status,
+)
+from charged.chargeamps.ratelimit import RateLimiter
+from charged.chargeamps.retry import BackoffPolicy, call_with_retries
+from charged.clock import Clock, SystemClock
+from charged.metrics import Metrics
+
+T = TypeVar("T")
+AuthMode = Literal["bearer", "login", "refresh"]
+
+LOGIN_REFUSED = (
+    "login refused: wrong email, password or apiKey (HTTP {status}); "
+    "check api.email / api.password / api.api_key in the config"
+)
+RFID_FORMATS = ("Hex", "Dec", "ReverseDec")
+
+# Path templates: the metric label and the `endpoint` of errors.
+LOGIN = "/auth/login"
+REFRESH = "/auth/refreshtoken"
+OWNED = "/chargepoints/owned"
+CHARGEPOINT = "/chargepoints/{id}"
+STATUS = "/chargepoints/{id}/status"
+CP_SETTINGS = "/chargepoints/{id}/settings"
+CONNECTOR_SETTINGS = "/chargepoints/{id}/connectors/{connector}/settings"
+SESSIONS = "/chargepoints/{id}/chargingsessions"
+CONNECTOR_SESSIONS = "/chargepoints/{id}/connectors/{connector}/chargingsessions"
+SESSION = "/chargepoints/{id}/chargingsessions/{session}"
+REMOTE_START = "/chargepoints/{id}/connectors/{connector}/remotestart"
+REMOTE_STOP = "/chargepoints/{id}/connectors/{connector}/remotestop"
+REBOOT = "/chargepoints/{id}/reboot"
+SCHEDULES = "/chargepoints/{id}/schedules"
+SCHEDULE = "/chargepoints/{id}/schedules/{schedule}"
+CALLBACKS = "/chargepoints/callbacks/{action}"
+
+_HINTS = {
+    400: "the vendor rejected the request as invalid",
+    401: "the token was refused even after renewing it",
+    403: "not allowed for this account (or the charger is owner-read-only)",
+    404: "unknown charge point, connector or session; check the id",
+    409: "conflict with the charger's current state; read it again and retry later",
+}
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # naive means UTC, as everywhere in charged
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _AuthCalls:
+    """The login and refresh HTTP calls, as the TokenManager wants them."""
+
+    def __init__(self, client: ChargeAmpsClient) -> None:
+        self._client = client
+
+    async def login(self, *, deadline: float | None = None) -> LoginResult:
+        return await self._client._login_call(deadline)
+
+    async def refresh(
+        self, token: str, refresh_token: str, *, deadline: float | None = None
+    ) -> tuple[str, str | None]:
+        return await self._client._refresh_call(token, refresh_token, deadline)
+
+
+class ChargeAmpsClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        email: str,
+        password: str,
+        api_key: str,
+        api_version: str = "v5",
+        clock: Clock | None = None,
+        max_concurrency: int = 10,
+        max_requests_per_second: float | None = 20.0,
+        request_timeout: float = 10.0,
+        max_attempts: int = 4,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        token_store: TokenStore | None = None,
+        metrics: Metrics | None = None,
+        logger: Any = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not base_url.startswith(("https://", "http://")):
+            raise ValueError(
+                f"api.base_url must start with https:// (or http:// for a local simulator), "
+                f"got {base_url!r}"
+            )
+        for name, value in (("email", email), ("password", password), ("api_key", api_key)):
+            if not value:
+                raise ValueError(f"api.{name} is empty; set it in the config or its env variable")
+        if request_timeout <= 0:
+            raise ValueError(f"api.request_timeout must be positive, got {request_timeout}")
+        self._session = session
+        self._root = f"{base_url.rstrip('/')}/api/{api_version.strip('/')}"
+        self._email = email
+        self._password = password
+        self._api_key = api_key
+        self._clock = clock or SystemClock()
+        self._metrics = metrics or Metrics()
+        self._log = logger or structlog.get_logger("charged.chargeamps")
+        self._rng = rng or random.Random()
+        self._timeout = request_timeout
+        self._policy = BackoffPolicy(max_attempts, backoff_base, backoff_max)
+        self._limiter = RateLimiter(
+            self._clock,
+            max_concurrency=max_concurrency,
+            max_requests_per_second=max_requests_per_second,
+        )
+        self._tokens = TokenManager(
+            _AuthCalls(self),
+            account=account_key(email, base_url),
+            clock=self._clock,
+            store=token_store,
+            metrics=self._metrics,
+            logger=self._log,
+        )
+        self._api_up: bool | None = None
+        self._payload_failing: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"ChargeAmpsClient({self._root!r})"
+
+    @property
+    def tokens(self) -> TokenManager:
+        return self._tokens
+
+    @property
+    def user(self) -> User | None:
+        """The account's user, as the last login returned it (None before a login)."""
+        return self._tokens.user
+
+    # ------------------------------------------------------------ authentication
+
+    async def login(self, *, force: bool = False, deadline: float | None = None) -> None:
+        """Make sure the client holds a valid token; raises AuthenticationError if refused.
+
+        Without ``force`` a cached or refreshable token is used as it is (every login mints a
+        new token, and the vendor logs out the oldest of an account's 10).
+        """
+        if force:
+            await self._tokens.login(deadline=deadline)
+        else:
+            await self._tokens.ensure(deadline=deadline)
+
+    async def _login_call(self, deadline: float | None) -> LoginResult:
+        body = {"email": self._email, "password": self._password}
+        data = await self._request("POST", LOGIN, body=body, auth="login", deadline=deadline)
+        return parse_login(data)
+
+    async def _refresh_call(
+        self, token: str, refresh_token: str, deadline: float | None
+    ) -> tuple[str, str | None]:
+        body = {"token": token, "refreshToken": refresh_token}
+        data = await self._request("POST", REFRESH, body=body, auth="refresh", deadline=deadline)
+        return parse_refresh(data)
+
+    # ------------------------------------------------------------ charge points
+
+    async def owned_chargepoints(self, *, deadline: float | None = None) -> list[ChargePoint]:
+        """Every charge point of the account; one that cannot be parsed is logged and skipped."""
+        data = await self._fetch(OWNED, {}, deadline=deadline)
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise self._payload_problem(
+                PayloadError("expected a JSON array of charge points"), OWNED, None
+            )
+        found: list[ChargePoint] = []
+        for item in data:
+            cp_id = item.get("id") if isinstance(item, dict) else None
+            key = cp_id if isinstance(cp_id, str) else None
+            try:
+                found.append(parse_chargepoint(item))
+            except PayloadError as exc:
+                self._payload_problem(exc, OWNED, key)
+                continue
+            self._payload_recovered(key)
+        return found
+
+    async def chargepoint(
+        self, cp_id: str, *, expand_settings: bool = False, deadline: float | None = None
+    ) -> ChargePoint:
+        params = {"expand": "settings"} if expand_settings else None
+        return await self._get(
+            CHARGEPOINT, {"id": cp_id}, parse_chargepoint, cp_id, params=params, deadline=deadline
+        )
+
+    async def status(self, cp_id: str, *, deadline: float | None = None) -> ChargePointStatus:
+        return await self._get(STATUS, {"id": cp_id}, parse_status, cp_id, deadline=deadline)
+
+    async def chargepoint_settings(
+        self, cp_id: str, *, deadline: float | None = None
+    ) -> ChargePointSettings:
+        return await self._get(
+            CP_SETTINGS, {"id": cp_id}, parse_chargepoint_settings, cp_id, deadline=deadline
+        )
+
+    async def set_chargepoint_settings(
+        self, settings: ChargePointSettings, *, deadline: float | None = None
+    ) -> None:
+        await self._request(
+            "PUT",
+            CP_SETTINGS,
+            path={"id": settings.id},
+            body=settings.to_json(),
+            deadline=deadline,
+        )
+
+    async def connector_settings(
+        self, cp_id: str, connector_id: int, *, deadline: float | None = None
+    ) -> ConnectorSettings:
+        return await self._get(
+            CONNECTOR_SETTINGS,
+            {"id": cp_id, "connector": connector_id},
+            parse_connector_settings,
+            cp_id,
+            deadline=deadline,
+        )
+
+    async def set_connector_settings(
+        self, settings: ConnectorSettings, *, deadline: float | None = None
+    ) -> None:
+        await self._request(
+            "PUT",
+            CONNECTOR_SETTINGS,
+            path={"id": settings.charge_point_id, "connector": settings.connector_id},
+            body=settings.to_json(),
+            deadline=deadline,
+        )
+
+    # ------------------------------------------------------------ sessions
+
+    async def charging_sessions(
+        self,
+        cp_id: str,
+        connector_id: int | None = None,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        max_count: int | None = None,
+        deadline: float | None = None,
+    ) -> list[ChargingSession]:
+        params: dict[str, str] = {}
+        if start is not None:
+            params["startTime"] = _iso(start)
+        if end is not None:
+            params["endTime"] = _iso(end)
+        if max_count is not None:
+            if max_count < 1:
+                raise ValueError(f"max_count must be at least 1, got {max_count}")
+            params["maxCount"] = str(max_count)
+        path: dict[str, str | int] = {"id": cp_id}
+        template = SESSIONS
+        if connector_id is not None:
+            template, path["connector"] = CONNECTOR_SESSIONS, connector_id
+        return await self._get(
+            template,
+            path,
+            lambda d: parse_list(d, parse_charging_session, "ChargingSession[]"),
+            cp_id,
+            params=params or None,
+            deadline=deadline,
+        )
+
+    async def charging_session(
+        self, cp_id: str, session_id: int, *, deadline: float | None = None
+    ) -> ChargingSession:
+        return await self._get(
+            SESSION,
+            {"id": cp_id, "session": session_id},
+            parse_charging_session,
+            cp_id,
+            deadline=deadline,
+        )
+
+    # ------------------------------------------------------------ commands
+
+    async def remote_start(
+        self,
+        cp_id: str,
+        connector_id: int,
+        *,
+        rfid: str,
+        rfid_format: str = "Hex",
+        rfid_length: int | None = None,
+        external_transaction_id: str | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        if rfid_format not in RFID_FORMATS:
+            raise ValueError(
+                f"rfid_format must be one of {', '.join(RFID_FORMATS)}, got {rfid_format!r}"
+            )
+        if rfid_length is None:
+            if rfid_format != "Hex":
+                raise ValueError(
+                    f"rfid_length is needed for a {rfid_format} RFID; pass it in bytes"
+                )
+            rfid_length = len(rfid) // 2  # two hex digits per byte
+        body: dict[str, Any] = {"rfidLength": rfid_length, "rfidFormat": rfid_format, "rfid": rfid}
+        if external_transaction_id is not None:
+            body["externalTransactionId"] = external_transaction_id
+        await self._request(
+            "PUT",
+            REMOTE_START,
+            path={"id": cp_id, "connector": connector_id},
+            body=body,
+            deadline=deadline,
+        )
+
+    async def remote_stop(
+        self, cp_id: str, connector_id: int, *, deadline: float | None = None
+    ) -> None:
+        # The vendor answers 403 to a PUT without a body: always send {}.
+        await self._request(
+            "PUT",
+            REMOTE_STOP,
+            path={"id": cp_id, "connector": connector_id},
+            body={},
+            deadline=deadline,
+        )
+
+    async def reboot(self, cp_id: str, *, deadline: float | None = None) -> None:
+        await self._request("PUT", REBOOT, path={"id": cp_id}, body={}, deadline=deadline)
+
+    async def set_callbacks(
+        self, cp_ids: list[str], *, enabled: bool, deadline: float | None = None
+    ) -> None:
+        await self._request(
+            "PUT",
+            CALLBACKS,
+            path={"action": "enable" if enabled else "disable"},
+            body={"chargePointIds": list(cp_ids)},
+            deadline=deadline,
+        )
+
+    # ------------------------------------------------------------ schedules
+
+    async def schedules(self, cp_id: str, *, deadline: float | None = None) -> list[Schedule]:
+        return await self._get(
+            SCHEDULES,
+            {"id": cp_id},
+            lambda d: parse_list(d, parse_schedule, "Schedule[]"),
+            cp_id,
+            deadline=deadline,
+        )
+
+    async def schedule(
+        self, cp_id: str, schedule_id: str, *, deadline: float | None = None
+    ) -> Schedule:
+        return await self._get(
+            SCHEDULE,
+            {"id": cp_id, "schedule": schedule_id},
+            parse_schedule,
+            cp_id,
+            deadline=deadline,
+        )
+
+    async def create_schedule(
+        self, cp_id: str, schedule: Schedule, *, deadline: float | None = None
+    ) -> Schedule:
+        """POST a schedule; returns the vendor's copy when it sends one back."""
+        data = await self._request(
+            "POST", SCHEDULES, path={"id": cp_id}, body=schedule.to_json(), deadline=deadline
+        )
+        return self._parse(data, parse_schedule, SCHEDULES, cp_id) if data else schedule
+
+    async def update_schedule(
+        self, cp_id: str, schedule: Schedule, *, deadline: float | None = None
+    ) -> None:
+        await self._request(
+            "PUT", SCHEDULES, path={"id": cp_id}, body=schedule.to_json(), deadline=deadline
+        )
+
+    async def delete_schedule(
+        self, cp_id: str, schedule_id: str, *, deadline: float | None = None
+    ) -> None:
+        await self._request(
+            "DELETE", SCHEDULE, path={"id": cp_id, "schedule": schedule_id}, deadline=deadline
+        )
+
+    # ------------------------------------------------------------ parsing
+
+    async def _fetch(
+        self,
+        template: str,
+        path: Mapping[str, str | int],
+        *,
+        cp_id: str | None = None,
+        params: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> Any:
+        try:
+            return await self._request("GET", template, path=path, params=params, deadline=deadline)
+        except PayloadError as exc:  # the body was not JSON at all
+            raise self._payload_problem(exc, template, cp_id) from exc
+
+    async def _get(
+        self,
+        template: str,
+        path: Mapping[str, str | int],
+        parse: Callable[[object], T],
+        cp_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> T:
+        data = await self._fetch(template, path, cp_id=cp_id, params=params, deadline=deadline)
+        return self._parse(data, parse, template, cp_id)
+
+    def _parse(self, data: object, parse: Callable[[object], T], template: str, cp_id: str) -> T:
+        try:
+            result = parse(data)
+        except PayloadError as exc:
+            raise self._payload_problem(exc, template, cp_id) from exc
+        self._payload_recovered(cp_id)
+        return result
+
+    def _payload_problem(self, exc: PayloadError, template: str, cp_id: str | None) -> PayloadError:
+        """Count it; log it the first time for this charger (then only count)."""
+        self._metrics.payload_errors.labels(template).inc()
+        key = cp_id if cp_id is not None else template
+        if key not in self._payload_failing:
+            self._payload_failing.add(key)
+            self._log.warning(
+                "unparseable payload from the vendor API",
+                charge_point_id=cp_id,
+                endpoint=template,
+                reason=str(exc),
+            )
+        where = f" of {cp_id}" if cp_id is not None else ""
+        return PayloadError(f"{template}{where}: {exc}", charge_point_id=cp_id, endpoint=template)
+
+    def _payload_recovered(self, cp_id: str | None) -> None:
+        if cp_id is not None and self._payload_failing and cp_id in self._payload_failing:
+            self._payload_failing.discard(cp_id)
+            self._log.info("payload parseable again", charge_point_id=cp_id)
+
+    # ------------------------------------------------------------ transport
+
+    async def _request(
+        self,
+        method: str,
+        template: str,
+        *,
+        path: Mapping[str, str | int] | None = None,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        auth: AuthMode = "bearer",
+        deadline: float | None = None,
+    ) -> Any:
+        """One logical call: JSON in, decoded JSON (or None for an empty body) out."""
+        filled = template.format(**{k: quote(str(v), safe="") for k, v in (path or {}).items()})
+        url = self._root + filled
+        what = f"{method} {filled}"
+        payload = None if body is None else json.dumps(body).encode()
+        renewed_after_401 = False
+
+        async def attempt() -> Any:
+            nonlocal renewed_after_401
+            while True:
+                headers = {"Accept": "application/json", "Content-Type": "application/json"}
+                token = ""
+                if auth == "bearer":
+                    token = await self._tokens.token(deadline=deadline)
+                    headers["Authorization"] = f"Bearer {token}"
+                else:
+                    # The auth endpoints take the apiKey instead of a bearer token.
+                    headers["apiKey"] = self._api_key
+                status, raw, retry_after = await self._send(
+                    method, url, template, what, headers, params, payload, deadline
+                )
+                if status == 401 and auth == "bearer" and not renewed_after_401:
+                    # Expired or revoked token: renew once and go again (not a backoff retry).
+                    renewed_after_401 = True
+                    await self._tokens.invalidate(token)
+                    continue
+                return self._interpret(status, raw, retry_after, template, what, auth)
+
+        def count_retry() -> None:
+            self._metrics.api_retries.labels(template).inc()
+
+        try:
+            result = await call_with_retries(
+                attempt,
+                what=what,
+                policy=self._policy,
+                clock=self._clock,
+                rng=self._rng,
+                deadline=deadline,
+                on_retry=count_retry,
+            )
+        except ApiUnavailable as exc:
+            if self._api_up is not False:
+                self._api_up = False
+                self._log.warning("vendor API unavailable", endpoint=template, reason=str(exc))
+            raise
+        if self._api_up is False:
+            self._log.info("vendor API reachable again", endpoint=template)
+        self._api_up = True
+        return result
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        template: str,
+        what: str,
+        headers: dict[str, str],
+        params: Mapping[str, str] | None,
+        payload: bytes | None,
+        deadline: float | None,
+    ) -> tuple[int, bytes, str | None]:
+        """One HTTP exchange → (status, body, Retry-After); transport failures → ApiUnavailable."""
+        async with self._limiter.slot(deadline):
+            timeout = self._timeout
+            if deadline is not None:
+                left = deadline - self._clock.monotonic()
+                if left <= 0:
+                    raise DeadlineExceeded(f"{what}: deadline reached before the request")
+                timeout = min(timeout, left)
+            try:
+                async with self._session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    data=payload,
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                ) as response:
+                    raw = await response.read()
+                    status = response.status
+                    retry_after = response.headers.get("Retry-After")
+            except TimeoutError:
+                self._metrics.api_requests.labels(template, "timeout").inc()
+                raise ApiUnavailable(
+                    f"{what}: no answer within {timeout:g} s", endpoint=template
+                ) from None
+            except aiohttp.ClientError as exc:
+                self._metrics.api_requests.labels(template, "connection_error").inc()
+                raise ApiUnavailable(
+                    f"{what}: connection failed ({type(exc).__name__})", endpoint=template
+                ) from None
+        self._metrics.api_requests.labels(template, str(status)).inc()
+        return status, raw, retry_after
+
+    def _interpret(
+        self,
+        status: int,
+        raw: bytes,
+        retry_after: str | None,
+        template: str,
+        what: str,
+        auth: AuthMode,
+    ) -> Any:
+        if 200 <= status < 300:
+            if not raw.strip():
+                return None
+            try:
+                return json.loads(raw)
+            except ValueError:
+                raise PayloadError(
+                    f"{what}: HTTP {status} but the body is not JSON", endpoint=template
+                ) from None
+        if auth == "login" and status in (400, 401, 403):
+            raise AuthenticationError(LOGIN_REFUSED.format(status=status))
+        if status == 429:
+            wait = self._retry_after(retry_after)
+            raise ApiUnavailable(
+                f"{what}: HTTP 429 (rate limited)", endpoint=template, status=429, retry_after=wait
+            )
+        if status >= 500 or status == 408:
+            raise ApiUnavailable(f"{what}: HTTP {status}", endpoint=template, status=status)
+        if auth == "refresh":
+            raise ApiError(
+                f"token refresh refused (HTTP {status})", status=status, endpoint=template
+            )
+        hint = _HINTS.get(status, "unexpected answer")
+        raise ApiError(f"{what}: HTTP {status}: {hint}", status=status, endpoint=template)
+
+    def _retry_after(self, value: str | None) -> float | None:
+        """Retry-After as seconds: a number, or an HTTP date relative to the clock."""
+        if value is None:
+            return None
+        value = value.strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - self._clock.time())
+
+
+__all__ = [
+    "LOGIN_REFUSED",
+    "ApiError",
+    "ApiUnavailable",
+    "AuthenticationError",
+    "ChargeAmpsClient",
+    "ChargeAmpsError",
+    "DeadlineExceeded",
+    "PayloadError",
+]

@@ -1,0 +1,61 @@
+"""Errors of the vendor API client.
+
+Every message is one line a person can act on.  None of them ever carries a password, an
+apiKey or a token: they are built from HTTP status codes, endpoint templates and charger ids
+only, never from request headers or bodies.
+"""
+
+from __future__ import annotations
+
+
+class ChargeAmpsError(Exception):
+    """Base of everything the vendor client raises."""
+
+
+class AuthenticationError(ChargeAmpsError):
+    """Login refused (wrong email, password or apiKey).  Fatal: never retried."""
+
+
+class ApiError(ChargeAmpsError):
+    """A 4xx answer that retrying cannot fix (400, 403, 404, 409, …)."""
+
+    def __init__(self, message: str, *, status: int, endpoint: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.endpoint = endpoint
+
+
+class ApiUnavailable(ChargeAmpsError):
+    """The API did not answer usefully: 5xx, 429, timeout, connection error.
+
+    Raised per attempt (then retried) and once more when the client gives up.
+    ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(ApiUnavailable):
+    """The caller's deadline came (or the next wait would pass it) before an answer."""
+
+
+class PayloadError(ChargeAmpsError):
+    """A 2xx answer whose JSON (or shape) cannot be understood."""
+
+    def __init__(
+        self, message: str, *, charge_point_id: str | None = None, endpoint: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.charge_point_id = charge_point_id
+        self.endpoint = endpoint
