@@ -151,7 +151,7 @@ class TokenManager:
         self._pair: TokenPair | None = None
         self._refresh_at = 0.0
         self._store_loaded = store is None
-        self._generation = 0  # +1 per renewal attempt; waiters use it to see one happened
+        self._generation = 0  # +1 per finished renewal attempt; waiters see one happened
         self._last_failure: ApiUnavailable | None = None
         self._fatal: AuthenticationError | None = None
         self._store_warned = False
@@ -193,9 +193,11 @@ class TokenManager:
         self._fatal = None
         async with self._lock:
             self._store_loaded = True
-            self._generation += 1
             self._last_failure = None
-            await self._login(deadline)
+            try:
+                await self._login(deadline)
+            finally:
+                self._generation += 1
 
     async def ensure(self, *, deadline: float | None = None) -> None:
         """Have a valid token: from the cache, by refresh, or by logging in (in that order)."""
@@ -247,7 +249,6 @@ class TokenManager:
         return TokenPair(token, refresh_token, expires, self._account)
 
     async def _renew(self, deadline: float | None) -> str:
-        self._generation += 1
         self._last_failure = None
         pair = self._pair
         try:
@@ -268,6 +269,8 @@ class TokenManager:
         except ApiUnavailable as exc:
             self._last_failure = exc
             raise
+        finally:
+            self._generation += 1
 
     async def _refresh(self, pair: TokenPair, deadline: float | None) -> str:
         token, refresh_token = await self._transport.refresh(
