@@ -155,6 +155,17 @@ class LoginResult:
 
 
 @dataclass(frozen=True, slots=True)
+class MeterValue:
+    """One entry of the ``metervalue`` callback the vendor pushes while a car charges."""
+
+    charge_point_id: str
+    connector_id: int
+    total_consumption_kwh: float | None
+    measurements: tuple[Measurement, ...]
+    timestamp: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Schedule:
     """A charging schedule (CAPI chargers).  Its fields are not documented field by field,
     so the JSON object is kept whole and sent back as it came."""
@@ -480,6 +491,24 @@ def parse_refresh(data: object) -> tuple[str, str | None]:
     token = _token_field(d, "token", what)
     refresh = d.get("refreshToken")
     return token, refresh if isinstance(refresh, str) and refresh else None
+
+
+def parse_meter_value(data: object) -> MeterValue:
+    what = "MeterValue"
+    d = _object(data, what)
+    return MeterValue(
+        charge_point_id=_req_str(d, "chargePointId", what),
+        connector_id=_req_int(d, "connectorId", what),
+        total_consumption_kwh=_consumption(d, what),
+        measurements=_items(d.get("measurements"), f"{what}.measurements", parse_measurement),
+        timestamp=_opt_time(d, "timestamp", what),
+    )
+
+
+def parse_meter_values(data: object) -> tuple[MeterValue, ...]:
+    """The ``metervalue`` callback body: ``{"meterValueList": [...]}``."""
+    d = _object(data, "metervalue callback")
+    return _items(d.get("meterValueList"), "meterValueList", parse_meter_value)
 
 
 def parse_schedule(data: object) -> Schedule:

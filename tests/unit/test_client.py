@@ -740,3 +740,47 @@ async def test_no_log_line_or_error_text_contains_a_secret(
     for text in texts:
         for secret in secrets:
             assert secret not in text
+
+
+async def test_owned_chargepoints_that_is_not_a_list_is_a_payload_error(
+    client: ChargeAmpsClient, vendor: FakeVendor
+) -> None:
+    vendor.script("/chargepoints/owned", CallbackResult(payload={"chargePoints": []}))
+    with pytest.raises(PayloadError, match="expected a JSON array"):
+        await client.owned_chargepoints()
+
+
+async def test_chargepoint_can_expand_its_settings(
+    client: ChargeAmpsClient, vendor: FakeVendor, mock: aioresponses
+) -> None:
+    cp = {
+        "id": "CP1",
+        "name": "Bay 1",
+        "type": "AURA",
+        "settings": {"id": "CP1", "dimmer": "Off", "maxCurrent": 32},
+        "connectors": [{"chargePointId": "CP1", "connectorId": 1, "type": "Charger"}],
+    }
+    vendor.script("/chargepoints/CP1", CallbackResult(payload=cp))
+    found = await client.chargepoint("CP1", expand_settings=True)
+    assert found.settings is not None and found.settings.dimmer == "Off"
+    params = [c.kwargs["params"] for k, v in mock.requests.items() for c in v if k[0] == "GET"]
+    assert params == [{"expand": "settings"}]
+
+
+async def test_cancelling_a_call_during_backoff_propagates_and_stops_retrying(
+    http: aiohttp.ClientSession, vendor: FakeVendor
+) -> None:
+    # A clock that only moves when told, so the call can be caught inside its backoff wait
+    # (it starts at the same instant as the vendor's, so the vendor's token times agree).
+    manual = FakeClock(auto_advance=False)
+    client = make_client(http, manual, Metrics(), RecordingLogger())
+    await client.login()
+    vendor.script("/chargepoints/CP1/status", *(CallbackResult(status=503) for _ in range(4)))
+    task = asyncio.create_task(client.status("CP1"))
+    await manual.advance(0)  # the first attempt fails and the backoff sleep begins
+    assert vendor.count("data") == 1 and not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await manual.advance(60)
+    assert vendor.count("data") == 1

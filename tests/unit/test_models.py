@@ -16,6 +16,7 @@ from charged.chargeamps.models import (
     parse_charging_session,
     parse_connector_settings,
     parse_login,
+    parse_meter_values,
     parse_refresh,
     parse_schedule,
     parse_status,
@@ -343,3 +344,24 @@ def test_schedule_keeps_the_raw_object_for_writing_back() -> None:
     schedule = parse_schedule(raw)
     assert schedule.id == "5" and schedule.charge_point_id == "CP"
     assert schedule.to_json() == raw
+
+
+def test_metervalue_callback_accepts_any_casing_and_null_measurements() -> None:
+    values = parse_meter_values(
+        {
+            "meterValueList": [
+                {
+                    "chargePointId": "CP",
+                    "connectorId": 1,
+                    "TotalConsumptionKWh": "3.5",
+                    "measurements": [{"phase": "L1", "current": 9.1, "voltage": 229}],
+                    "timestamp": "2026-01-01T06:00:30+01:00",
+                },
+                {"chargePointId": "CP", "connectorId": 2, "measurements": None, "timestamp": None},
+            ]
+        }
+    )
+    assert values[0].total_consumption_kwh == 3.5
+    assert values[0].timestamp == datetime(2026, 1, 1, 5, 0, 30, tzinfo=UTC)
+    assert values[0].measurements == (Measurement("L1", 9.1, 229.0),)
+    assert values[1].measurements == () and values[1].total_consumption_kwh is None
