@@ -512,7 +512,13 @@ class ChargeAmpsClient:
                 headers = {"Accept": "application/json", "Content-Type": "application/json"}
                 token = ""
                 if auth == "bearer":
-                    token = await self._tokens.token(deadline=deadline)
+                    try:
+                        token = await self._tokens.token(deadline=deadline)
+                    except ApiUnavailable as exc:
+                        # Login/refresh already retried on their own: don't multiply them.
+                        raise ApiUnavailable(
+                            f"{what}: no token: {exc}", endpoint=template, retryable=False
+                        ) from exc
                     headers["Authorization"] = f"Bearer {token}"
                 else:
                     # The auth endpoints take the apiKey instead of a bearer token.

@@ -30,6 +30,8 @@ class ApiUnavailable(ChargeAmpsError):
 
     Raised per attempt (then retried) and once more when the client gives up.
     ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
+    ``retryable`` is False for a failure that already went through its own retries (e.g.
+    renewing the token), so an outer retry loop does not multiply them.
     """
 
     def __init__(
@@ -39,15 +41,20 @@ class ApiUnavailable(ChargeAmpsError):
         endpoint: str = "",
         status: int | None = None,
         retry_after: float | None = None,
+        retryable: bool = True,
     ) -> None:
         super().__init__(message)
         self.endpoint = endpoint
         self.status = status
         self.retry_after = retry_after
+        self.retryable = retryable
 
 
 class DeadlineExceeded(ApiUnavailable):
     """The caller's deadline came (or the next wait would pass it) before an answer."""
+
+    def __init__(self, message: str, *, endpoint: str = "") -> None:
+        super().__init__(message, endpoint=endpoint, retryable=False)
 
 
 class PayloadError(ChargeAmpsError):

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from charged.chargeamps.errors import ApiUnavailable, DeadlineExceeded
+from charged.chargeamps.errors import ApiUnavailable
 from charged.clock import Clock
 
 T = TypeVar("T")
@@ -40,7 +40,7 @@ class BackoffPolicy:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, ApiUnavailable) and not isinstance(exc, DeadlineExceeded)
+    return isinstance(exc, ApiUnavailable) and exc.retryable
 
 
 class _Schedule:
@@ -119,9 +119,9 @@ async def call_with_retries(
             with try_:
                 attempts += 1
                 return await attempt()
-    except DeadlineExceeded:
-        raise
     except ApiUnavailable as exc:
+        if not exc.retryable:  # deadline, or a failure that has had its own retries
+            raise
         why = "deadline reached" if schedule.stopped_by_deadline else "gave up"
         raise ApiUnavailable(
             f"{what}: {why} after {attempts} attempt(s): {exc}",

@@ -88,6 +88,7 @@ class FakeVendor:
         self.in_flight = 0
         self.max_in_flight = 0
         self.issued: list[str] = []
+        self.auth_down = False  # login and refresh answer 503
         mock.post(f"{ROOT}/auth/login", callback=self._login, repeat=True)
         mock.post(f"{ROOT}/auth/refreshtoken", callback=self._refresh, repeat=True)
         any_path = re.compile(re.escape(ROOT) + r"/chargepoints/.*")
@@ -119,6 +120,8 @@ class FakeVendor:
 
     def _login(self, url: URL, **kwargs: Any) -> CallbackResult:
         self._record("login", url, kwargs)
+        if self.auth_down:
+            return CallbackResult(status=503, body="")
         body = json.loads(kwargs["data"])
         headers = kwargs["headers"]
         assert "Authorization" not in headers
@@ -358,6 +361,20 @@ async def test_wrong_password_is_one_clear_error_and_no_retry_storm(
     assert vendor.count("login") == 1
     assert vendor.count("data") == 0
     assert "wrong-password-x" not in log.text()
+
+
+async def test_an_auth_outage_is_retried_once_not_once_per_data_attempt(
+    client: ChargeAmpsClient, vendor: FakeVendor, fake_clock: FakeClock
+) -> None:
+    vendor.auth_down = True
+    with pytest.raises(ApiUnavailable) as caught:
+        await client.status("CP1", deadline=fake_clock.monotonic() + 27)
+    assert "no token" in str(caught.value)
+    assert vendor.count("login") == 4  # max_attempts of the login itself, not 4 × 4
+    assert vendor.count("data") == 0
+    vendor.auth_down = False
+    assert (await client.status("CP1")).id == "CP1"
+    assert vendor.logins == 1
 
 
 async def test_login_sends_the_api_key_and_data_calls_the_bearer_token(
