@@ -244,8 +244,12 @@ class TokenManager:
 
     def _pair_from(self, token: str, refresh_token: str) -> TokenPair:
         expires = jwt_expiry(token)
-        if expires is None:
-            expires = self._clock.time() + DEFAULT_TOKEN_LIFETIME
+        now = self._clock.time()
+        if expires is None or expires <= now:
+            # No `exp`, or a just-issued token already "expired" by our clock (clocks apart):
+            # assume the documented lifetime rather than renewing on every call; a 401 still
+            # renews it if the guess is wrong.
+            expires = now + DEFAULT_TOKEN_LIFETIME
         return TokenPair(token, refresh_token, expires, self._account)
 
     async def _renew(self, deadline: float | None) -> str:

@@ -260,3 +260,14 @@ async def test_an_unwritable_cache_does_not_stop_the_client(
     tokens = manager(auth, fake_clock, store=store)
     assert await tokens.token()
     assert auth.logins == 1
+
+
+async def test_a_fresh_token_already_expired_by_our_clock_is_not_renewed_each_call(
+    fake_clock: FakeClock,
+) -> None:
+    auth = FakeAuth(fake_clock, lifetime=-3600)  # the vendor's clock is far behind ours
+    tokens = manager(auth, fake_clock)
+    first = await tokens.token()
+    await fake_clock.advance(600)
+    assert await tokens.token() == first
+    assert (auth.logins, auth.refreshes) == (1, 0)
