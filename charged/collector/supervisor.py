@@ -1,0 +1,277 @@
+"""The poll loop: one tick every ``interval`` seconds, every charger asked concurrently.
+
+The supervisor owns the schedule; fetching is the client's job and writing the writer's.  Ticks
+sit on a fixed grid (``anchor + k × interval``) so they never drift; a tick that overruns makes
+the loop skip the grid points it missed (counted) instead of starting two cycles at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+
+from charged.chargeamps.errors import AuthenticationError, ChargeAmpsError, PayloadError
+from charged.chargeamps.models import ChargePoint, ChargePointStatus
+from charged.clock import Clock, SystemClock
+from charged.collector.rows import charge_point_rows, count_rows, db_time, status_rows
+from charged.metrics import Metrics
+
+
+class StatusSource(Protocol):
+    """What the supervisor needs of the vendor client."""
+
+    async def owned_chargepoints(self, *, deadline: float | None = None) -> list[ChargePoint]: ...
+
+    async def status(self, cp_id: str, *, deadline: float | None = None) -> ChargePointStatus: ...
+
+
+RowBatch = dict[str, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    tick_time: datetime  # the poll time (naive UTC, whole seconds) stamped on every row
+    asked: int
+    ok: int
+    failed: int
+    rows: int
+    duration: float
+    skipped_before: int
+    charging: int  # connectors reported Charging
+    power_kw: float  # sum of chargingPowerKw over all connectors
+    failures: dict[str, str] = field(default_factory=dict)  # charger id -> short reason
+
+
+TickCallback = Callable[[TickResult], Awaitable[None] | None]
+
+
+class NoChargersError(ChargeAmpsError):
+    """The account owns no charger (or none passes the allow-list)."""
+
+
+class Supervisor:
+    def __init__(
+        self,
+        client: StatusSource,
+        queue: asyncio.Queue[RowBatch],
+        *,
+        interval: float = 30.0,
+        rediscover_every: int = 20,
+        allow_list: Sequence[str] = (),
+        deadline_fraction: float = 0.9,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        on_tick: TickCallback | None = None,
+        logger: Any = None,
+    ) -> None:
+        self._client = client
+        self._queue = queue
+        self._interval = interval
+        self._rediscover_every = rediscover_every
+        self._allow = frozenset(allow_list)
+        self._deadline_fraction = deadline_fraction
+        self._clock = clock or SystemClock()
+        self._metrics = metrics or Metrics()
+        self._on_tick = on_tick
+        self._log = logger or structlog.get_logger("charged.collector")
+        self._charge_points: list[str] = []
+        self._ticks_since_discovery: int | None = None
+        self._pending_skipped = 0
+        self._reported_failures: set[str] = set()
+        self.ticks_run = 0
+
+    @property
+    def charge_points(self) -> list[str]:
+        return list(self._charge_points)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick until ``stop`` is set; the tick in flight finishes first."""
+        anchor = self._clock.monotonic()
+        k = 0
+        while not stop.is_set():
+            await self.tick(
+                deadline=anchor + k * self._interval + self._interval * self._deadline_fraction
+            )
+            elapsed = self._clock.monotonic() - anchor
+            next_k = max(k + 1, math.ceil(elapsed / self._interval - 1e-9))
+            skipped = next_k - k - 1
+            if skipped:
+                self._pending_skipped += skipped
+                self._metrics.ticks_skipped.inc(skipped)
+                self._log.warning(
+                    "tick overran its interval; skipping", skipped=skipped, interval=self._interval
+                )
+            k = next_k
+            await self._wait(anchor + k * self._interval - self._clock.monotonic(), stop)
+
+    async def _wait(self, seconds: float, stop: asyncio.Event) -> None:
+        if seconds <= 0:
+            return
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, stopper):
+                task.cancel()
+
+    async def tick(self, *, deadline: float | None = None) -> TickResult:
+        """One poll cycle: refresh the charger list when due, then every status at once."""
+        started = self._clock.monotonic()
+        if deadline is None:
+            deadline = started + self._interval * self._deadline_fraction
+        tick_time = db_time(self._clock.utcnow())
+        await self._discover_if_due(deadline)
+        ids = list(self._charge_points)
+        outcomes = await asyncio.gather(*(self._poll(cp, tick_time, deadline) for cp in ids))
+        ok = rows = charging = 0
+        power = 0.0
+        failed: dict[str, str] = {}
+        for cp_id, outcome in zip(ids, outcomes, strict=True):
+            if isinstance(outcome, str):
+                failed[cp_id] = outcome
+                continue
+            ok += 1
+            n_rows, n_charging, kw = outcome
+            rows += n_rows
+            charging += n_charging
+            power += kw
+        duration = self._clock.monotonic() - started
+        result = TickResult(
+            tick_time=tick_time,
+            asked=len(ids),
+            ok=ok,
+            failed=len(failed),
+            rows=rows,
+            duration=duration,
+            skipped_before=self._pending_skipped,
+            charging=charging,
+            power_kw=power,
+            failures=failed,
+        )
+        self._pending_skipped = 0
+        await self._put(self._cycle_rows(result))
+        self._record(result)
+        if self._on_tick is not None:
+            maybe = self._on_tick(result)
+            if maybe is not None:
+                await maybe
+        return result
+
+    async def _discover_if_due(self, deadline: float) -> None:
+        due = (
+            self._ticks_since_discovery is None
+            or self._ticks_since_discovery + 1 >= self._rediscover_every
+            or not self._charge_points
+        )
+        if not due:
+            assert self._ticks_since_discovery is not None
+            self._ticks_since_discovery += 1
+            return
+        try:
+            owned = await self._client.owned_chargepoints(deadline=deadline)
+        except AuthenticationError:
+            raise
+        except ChargeAmpsError as exc:
+            if not self._charge_points:
+                raise
+            # Keep polling the chargers we know; try the list again next tick.
+            self._log.warning(
+                "could not refresh the list of owned chargers; keeping the old one",
+                error=str(exc),
+                chargers=len(self._charge_points),
+            )
+            return
+        chosen = [cp for cp in owned if not self._allow or cp.id in self._allow]
+        if not chosen:
+            hint = " that are in collector.charge_points" if self._allow else ""
+            raise NoChargersError(f"the account owns no chargers{hint}; nothing to poll")
+        if self._allow:
+            missing = sorted(self._allow - {cp.id for cp in owned})
+            if missing:
+                self._log.warning(
+                    "charge points in collector.charge_points are not owned", missing=missing
+                )
+        before = set(self._charge_points)
+        self._charge_points = [cp.id for cp in chosen]
+        self._ticks_since_discovery = 0
+        if set(self._charge_points) != before:
+            self._log.info("chargers discovered", chargers=len(self._charge_points))
+        await self._put(charge_point_rows(chosen))
+
+    async def _poll(
+        self, cp_id: str, tick_time: datetime, deadline: float
+    ) -> tuple[int, int, float] | str:
+        """Rows of one charger queued → (rows, charging connectors, kW); a failure → reason."""
+        try:
+            status = await self._client.status(cp_id, deadline=deadline)
+        except AuthenticationError:
+            raise
+        except PayloadError:
+            self._metrics.chargers_polled.labels("malformed").inc()
+            return "malformed payload"
+        except ChargeAmpsError as exc:
+            self._metrics.chargers_polled.labels("failed").inc()
+            return type(exc).__name__ + (f": {exc}"[:200] if str(exc) else "")
+        self._metrics.chargers_polled.labels("ok").inc()
+        batch = status_rows(status, tick_time)
+        await self._put(batch)
+        charging = sum(1 for c in status.connector_statuses if c.status == "Charging")
+        power = sum(c.charging_power_kw or 0.0 for c in status.connector_statuses)
+        return count_rows(batch), charging, power
+
+    async def _put(self, batch: RowBatch) -> None:
+        # A full queue makes us wait here: backpressure, never a silent drop.
+        await self._queue.put(batch)
+        for table, rows in batch.items():
+            self._metrics.rows_queued.labels(table).inc(len(rows))
+        self._metrics.queue_depth.set(self._queue.qsize())
+
+    def _cycle_rows(self, result: TickResult) -> RowBatch:
+        batch: RowBatch = {
+            "poll_cycle": [
+                {
+                    "tick_time": result.tick_time,
+                    "chargers_asked": result.asked,
+                    "chargers_ok": result.ok,
+                    "chargers_failed": result.failed,
+                    "rows": result.rows,
+                    "duration_s": round(result.duration, 3),
+                    "skipped_ticks": result.skipped_before,
+                }
+            ]
+        }
+        if result.failures:
+            batch["poll_gap"] = [
+                {"tick_time": result.tick_time, "charge_point_id": cp, "reason": reason[:256]}
+                for cp, reason in result.failures.items()
+            ]
+        return batch
+
+    def _record(self, result: TickResult) -> None:
+        self.ticks_run += 1
+        outcome = "ok" if not result.failed else ("failed" if not result.ok else "partial")
+        self._metrics.ticks.labels(outcome).inc()
+        self._metrics.tick_duration.observe(result.duration)
+        if result.ok:
+            self._metrics.last_tick_success.set(self._clock.time())
+        failing = set(result.failures)
+        recovered = self._reported_failures - failing
+        if recovered:
+            self._log.info("chargers answering again", chargers=sorted(recovered))
+        self._reported_failures = failing
+        self._log.info(
+            "tick",
+            tick=result.tick_time.isoformat() + "Z",
+            ok=result.ok,
+            failed=result.failed,
+            rows=result.rows,
+            duration_s=round(result.duration, 3),
+            **({"skipped": result.skipped_before} if result.skipped_before else {}),
+        )
