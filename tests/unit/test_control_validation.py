@@ -1,0 +1,154 @@
+"""Validation of control values: what is refused, with which one-line reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from charged.control.validation import (
+    UNSET,
+    ChargePointChange,
+    ConnectorChange,
+    InvalidValue,
+    chargepoint_change_from_json,
+    check_installation_current,
+    connector_change_from_json,
+    empty_body,
+    parse_charger_list,
+    parse_connector_list,
+    parse_max_current,
+    parse_mode,
+    parse_switch,
+    remote_start,
+    remote_start_from_json,
+)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, None),
+        ("none", None),
+        ("NULL", None),
+        (0, 0),
+        ("0", 0),
+        (6, 6),
+        (32, 32),
+        ("10", 10),
+        (16.0, 16),
+    ],
+)
+def test_max_current_accepts_null_pause_and_6_to_32(given: object, expected: int | None) -> None:
+    assert parse_max_current(given) == expected
+
+
+@pytest.mark.parametrize("given", [3, 5, 33, 40, -1, "abc", "10.5", 10.5, True, [], {}, "", "1e1"])
+def test_max_current_refuses_everything_else(given: object) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        parse_max_current(given)
+    message = str(caught.value)
+    assert message.startswith("maxCurrent must be")
+    assert "\n" not in message
+
+
+def test_chargepoint_max_current_has_no_pause() -> None:
+    with pytest.raises(InvalidValue, match="6–32 A"):
+        parse_max_current(0, allow_pause=False)
+
+
+def test_installation_current_bounds_the_limit() -> None:
+    check_installation_current(16, 16.0, "CP1")
+    check_installation_current(0, 16.0, "CP1")
+    check_installation_current(None, 16.0, "CP1")
+    check_installation_current(32, None, "CP1")
+    with pytest.raises(InvalidValue, match=r"above the installation current of CP1 \(16 A\)"):
+        check_installation_current(20, 16.0, "CP1")
+
+
+def test_modes_and_switches_are_case_insensitive_and_canonical() -> None:
+    assert parse_mode("off") == "Off"
+    assert parse_mode("SCHEDULE") == "Schedule"
+    assert parse_switch("on", "rfidLock") is True
+    assert parse_switch("No", "rfidLock") is False
+    with pytest.raises(InvalidValue, match="mode must be one of On, Off, Schedule, got 'auto'"):
+        parse_mode("auto")
+    with pytest.raises(InvalidValue, match="cableLock must be on or off"):
+        parse_switch("maybe", "cableLock")
+
+
+def test_connector_change_from_json_keeps_null_apart_from_absent() -> None:
+    assert connector_change_from_json({"maxCurrent": None}).max_current is None
+    change = connector_change_from_json({"mode": "Off"})
+    assert change.max_current is UNSET
+    assert change.wanted() == {"mode": "Off"}
+    full = connector_change_from_json(
+        {"mode": "on", "maxCurrent": 10, "rfidLock": True, "cableLock": False}
+    )
+    assert full == ConnectorChange("On", 10, True, False)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"maxCurrent": 3}, "maxCurrent must be"),
+        ({"maxCurrent": 40}, "maxCurrent must be"),
+        ({"maxCurrent": "abc"}, "maxCurrent must be"),
+        ({"mode": "Turbo"}, "mode must be one of"),
+        ({"rfidLock": "yes"}, "rfidLock must be true or false"),
+        ({"colour": "red"}, "unknown field(s) colour"),
+        ({"mode": "On", "extra": 1}, "unknown field(s) extra"),
+        ({}, "nothing to change"),
+        ([], "must be a JSON object"),
+        ("mode=On", "must be a JSON object"),
+    ],
+)
+def test_connector_change_from_json_refuses(body: object, reason: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        connector_change_from_json(body)
+    assert reason in str(caught.value)
+
+
+def test_chargepoint_change_from_json() -> None:
+    assert chargepoint_change_from_json({"dimmer": "low"}) == ChargePointChange(dimmer="Low")
+    assert chargepoint_change_from_json({"downLight": True, "maxCurrent": 16}).wanted() == {
+        "downLight": True,
+        "maxCurrent": 16,
+    }
+    with pytest.raises(InvalidValue, match="dimmer must be one of Off, Low, Medium, High"):
+        chargepoint_change_from_json({"dimmer": "bright"})
+    with pytest.raises(InvalidValue, match="unknown field"):
+        chargepoint_change_from_json({"mode": "On"})
+
+
+def test_remote_start_rfid_rules() -> None:
+    assert remote_start("0a1b2c3d").rfid_length == 4
+    assert remote_start("12345", "dec", "4").rfid_format == "Dec"
+    assert remote_start_from_json({"rfid": "AABBCCDD", "rfidLength": 4}).rfid == "AABBCCDD"
+    for args, reason in [
+        (("xyz",), "must be hex digits"),
+        (("ABC",), "two digits per byte"),
+        (("12AB", "Dec", 2), "must be decimal digits"),
+        (("1234", "Dec"), "rfidLength (bytes) is needed"),
+        (("AABB", "Hex", 0), "rfidLength must be 1–16"),
+        (("AABB", "Hex", True), "rfidLength must be a number"),
+        (("AABB", "Base64"), "rfidFormat must be one of"),
+        (("",), "rfid must be the tag's id"),
+    ]:
+        with pytest.raises(InvalidValue) as caught:
+            remote_start(*args)
+        assert reason in str(caught.value), args
+    with pytest.raises(InvalidValue, match="rfid is required"):
+        remote_start_from_json({})
+
+
+def test_lists_and_empty_bodies() -> None:
+    assert parse_charger_list("CP1, CP2,CP1") == ("CP1", "CP2")
+    assert parse_connector_list("2,1") == (2, 1)
+    for bad in ("1,,2", "", "0", "x"):
+        with pytest.raises(InvalidValue):
+            parse_connector_list(bad)
+    with pytest.raises(InvalidValue, match="charger id must be"):
+        parse_charger_list("CP 1;rm")
+    empty_body(None)
+    empty_body({})
+    with pytest.raises(InvalidValue, match="unknown field"):
+        empty_body({"force": True})
