@@ -1,0 +1,219 @@
+"""`charged simulate`: command-line options, and serving until cancelled."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+
+from charged.simulator.config import Account, SimulatorConfig
+from charged.simulator.faults import Faults
+from charged.simulator.server import Simulator
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 is not allowed here; give a positive number")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share; give a number from 0 to 1")
+    return value
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Account()
+    parser.add_argument(
+        "--chargers",
+        type=_non_negative_int,
+        default=30,
+        help="number of Aura charge points (default: 30)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port",
+        type=_non_negative_int,
+        default=8080,
+        help="port to listen on; 0 picks a free one (default: 8080)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="fleet random seed (default: 1)")
+    parser.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=1.0,
+        help="fleet seconds per real second (default: 1)",
+    )
+    parser.add_argument(
+        "--email", default=defaults.email, help=f"account email (default: {defaults.email})"
+    )
+    parser.add_argument(
+        "--password",
+        default=defaults.password,
+        help="account password (default: the documented demo password)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=defaults.api_key,
+        help="apiKey the login must send (default: the documented demo key)",
+    )
+    faults = parser.add_argument_group("faults")
+    faults.add_argument(
+        "--latency", type=_non_negative_float, default=0.0, help="seconds added to every response"
+    )
+    faults.add_argument(
+        "--jitter",
+        type=_non_negative_float,
+        default=0.0,
+        help="plus a uniform random 0..JITTER seconds",
+    )
+    faults.add_argument(
+        "--error-rate", type=_share, default=0.0, help="share of data requests answered 500/502/503"
+    )
+    faults.add_argument(
+        "--rate-limit-rate",
+        type=_share,
+        default=0.0,
+        help="share of data requests answered 429 with Retry-After",
+    )
+    faults.add_argument(
+        "--retry-after",
+        type=_non_negative_float,
+        default=1.0,
+        help="seconds in the Retry-After header (default: 1)",
+    )
+    faults.add_argument(
+        "--timeout-rate", type=_share, default=0.0, help="share of data requests never answered"
+    )
+    faults.add_argument(
+        "--malformed",
+        action="append",
+        default=[],
+        metavar="CP",
+        help="charge point whose status is garbage JSON (repeatable)",
+    )
+    faults.add_argument(
+        "--offline",
+        action="append",
+        default=[],
+        metavar="CP",
+        help="charge point reported Offline (repeatable)",
+    )
+    faults.add_argument(
+        "--no-measurements", action="store_true", help="measurements null even while charging"
+    )
+    faults.add_argument(
+        "--token-lifetime",
+        type=_positive_float,
+        default=7200.0,
+        help="seconds an access token is accepted (default: 7200)",
+    )
+    faults.add_argument(
+        "--token-exp-claim",
+        type=_positive_float,
+        default=None,
+        help="seconds the JWT exp announces, if not the real lifetime "
+        "(announce 7200 with a short --token-lifetime: tokens expire early)",
+    )
+    faults.add_argument(
+        "--ignore-writes",
+        action="append",
+        default=[],
+        metavar="CP",
+        help="charge point whose settings PUT answers 200 but changes nothing",
+    )
+
+
+def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
+    """The config the parsed options describe; ValueError with one line if they clash."""
+    faults = Faults(
+        latency=ns.latency,
+        latency_jitter=ns.jitter,
+        error_rate=ns.error_rate,
+        rate_limit_rate=ns.rate_limit_rate,
+        retry_after=ns.retry_after,
+        timeout_rate=ns.timeout_rate,
+        malformed=set(ns.malformed),
+        offline=set(ns.offline),
+        no_measurements=ns.no_measurements,
+        token_lifetime=ns.token_lifetime,
+        token_exp_claim=ns.token_exp_claim,
+        ignore_writes=set(ns.ignore_writes),
+    )
+    config = SimulatorConfig(
+        chargers=ns.chargers,
+        seed=ns.seed,
+        speed=ns.speed,
+        account=Account(email=ns.email, password=ns.password, api_key=ns.api_key),
+        faults=faults,
+    )
+    config.validate()
+    return config
+
+
+async def run_simulator(
+    config: SimulatorConfig,
+    host: str,
+    port: int,
+    *,
+    out: Callable[[str], object] = print,
+) -> None:
+    """Serve the simulated API until cancelled; tells where and with which account."""
+    simulator = Simulator(config)
+    await simulator.start(host, port)
+    try:
+        account = config.account
+        # The simulated account's credentials are printed on purpose: they are not secrets
+        # but what a client of this local fake must be configured with.
+        out(
+            f"charged simulate: {config.chargers} Aura chargers at {simulator.base_url}/api/v5 "
+            f"(also /api/v4; fleet clock ×{config.speed:g}, seed {config.seed})"
+        )
+        out(
+            f"account: email {account.email}  password {account.password}  apiKey {account.api_key}"
+        )
+        active = _active_faults(config.faults)
+        out(f"faults: {active}" if active else "faults: none")
+        await asyncio.Event().wait()  # until cancelled
+    finally:
+        await simulator.stop()
+
+
+def _active_faults(faults: Faults) -> str:
+    parts = []
+    if faults.latency or faults.latency_jitter:
+        parts.append(f"latency {faults.latency:g}+{faults.latency_jitter:g}s")
+    for name in ("error_rate", "rate_limit_rate", "timeout_rate"):
+        if getattr(faults, name):
+            parts.append(f"{name.replace('_', ' ')} {getattr(faults, name):g}")
+    for name in ("malformed", "offline", "ignore_writes"):
+        if getattr(faults, name):
+            parts.append(f"{name.replace('_', ' ')} {','.join(sorted(getattr(faults, name)))}")
+    if faults.no_measurements:
+        parts.append("no measurements")
+    if faults.token_lifetime != 7200.0 or faults.token_exp_claim is not None:
+        parts.append(f"token lifetime {faults.token_lifetime:g}s")
+    return ", ".join(parts)

@@ -1,0 +1,276 @@
+"""The simulator's wire format, written from the API reference (not shared with the client).
+
+Builders turn fleet objects into the vendor's camelCase JSON; parsers check request bodies and
+raise :class:`BadRequest` with one line saying which field is wrong and what it must be.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from charged.simulator.fleet import (
+    INSTALLATION_CURRENT,
+    MAX_CURRENT,
+    MIN_CURRENT,
+    ChargePoint,
+    ChargePointSettings,
+    Connector,
+    ConnectorSettings,
+    Session,
+)
+
+JsonObject = dict[str, Any]
+PHASES = ("L1", "L2", "L3")
+DIMMER_VALUES = ("Off", "Low", "Medium", "High")
+MODE_VALUES = ("On", "Off", "Schedule")
+RFID_FORMATS = ("Hex", "Dec", "ReverseDec")
+
+
+class BadRequest(ValueError):
+    """A request body the vendor would answer with 400."""
+
+
+def iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def user_id(email: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"charged-simulator:{email.casefold()}"))
+
+
+def _number(value: float | None) -> float | int | None:
+    # 10.0 goes out as 10, as the vendor shows whole amperes
+    if value is not None and float(value).is_integer():
+        return int(value)
+    return value
+
+
+# ------------------------------------------------------------------ responses
+
+
+def login_json(token: str, refresh_token: str, email: str) -> JsonObject:
+    return {
+        "message": "Login successful",
+        "token": token,
+        "refreshToken": refresh_token,
+        "user": {
+            "id": user_id(email),
+            "firstName": "Demo",
+            "lastName": "User",
+            "email": email,
+            "mobile": None,
+            "rfidTags": [],
+            "userStatus": "Valid",
+        },
+    }
+
+
+def charge_point_json(cp: ChargePoint, *, expand_settings: bool = False) -> JsonObject:
+    connectors = []
+    for c in cp.connectors:
+        item: JsonObject = {
+            "chargePointId": cp.id,
+            "connectorId": c.connector_id,
+            "type": "Charger",
+            "connectorUserId": None,
+        }
+        if expand_settings:
+            item["settings"] = connector_settings_json(c)
+        connectors.append(item)
+    body: JsonObject = {
+        "id": cp.id,
+        "name": cp.name,
+        "password": cp.password,
+        "type": "AURA",
+        "isLoadbalanced": False,
+        "firmwareVersion": cp.firmware_version,
+        "hardwareVersion": cp.hardware_version,
+        "ownerReadOnly": False,
+        "ocppVersion": None,  # a CAPI charger
+        "connectors": connectors,
+    }
+    if expand_settings:
+        body["settings"] = charge_point_settings_json(cp)
+    return body
+
+
+def charge_point_settings_json(cp: ChargePoint) -> JsonObject:
+    s = cp.settings
+    return {
+        "id": cp.id,
+        "dimmer": s.dimmer,
+        "downLight": s.down_light,
+        "maxCurrent": _number(s.max_current),
+        "installationCurrent": INSTALLATION_CURRENT,
+    }
+
+
+def connector_settings_json(c: Connector) -> JsonObject:
+    s = c.settings
+    return {
+        "chargePointId": c.charge_point.id,
+        "connectorId": c.connector_id,
+        "maxCurrent": _number(s.max_current),
+        "rfidLock": s.rfid_lock,
+        "mode": s.mode,
+        "cableLock": s.cable_lock,
+        "installationCurrent": INSTALLATION_CURRENT,
+    }
+
+
+def status_json(cp: ChargePoint, *, offline: bool, no_measurements: bool) -> JsonObject:
+    if offline:
+        return {"id": cp.id, "status": "Offline"}
+    return {
+        "id": cp.id,
+        "status": "Online",
+        "connectorStatuses": [connector_status_json(c, no_measurements) for c in cp.connectors],
+    }
+
+
+def connector_status_json(c: Connector, no_measurements: bool) -> JsonObject:
+    reading = c.reading()
+    session = reading.session
+    measurements: list[JsonObject] | None = None
+    power = 0.0
+    if reading.currents is not None:
+        power = reading.power_kw
+        if not no_measurements:
+            measurements = [
+                {"phase": phase, "current": round(i, 3), "voltage": v}
+                for phase, i, v in zip(PHASES, reading.currents, reading.voltages, strict=True)
+            ]
+    return {
+        "chargePointId": c.charge_point.id,
+        "connectorId": c.connector_id,
+        "totalConsumptionKwh": round(session.energy_kwh, 3) if session else 0.0,
+        "chargingPowerKw": round(power, 3),
+        "sessionType": _session_type(session.phases) if session else None,
+        "status": reading.status,
+        "measurements": measurements,
+        "startTime": iso(session.start) if session else None,
+        "endTime": iso(session.end) if session else None,
+        "sessionId": session.id if session else None,
+    }
+
+
+def session_json(session: Session, email: str) -> JsonObject:
+    return {
+        "id": session.id,
+        "chargePointId": session.charge_point_id,
+        "connectorId": session.connector_id,
+        "userId": user_id(email),
+        "rfid": None,
+        "rfidDec": None,
+        "sessionType": _session_type(session.phases),
+        "startTime": iso(session.start),
+        "endTime": iso(session.end),
+        "totalConsumptionKwh": round(session.energy_kwh, 3),
+        "externalTransactionId": None,
+        "externalId": None,
+    }
+
+
+def _session_type(phases: int) -> str:
+    return "ThreePhase" if phases == 3 else "OnePhase"
+
+
+# ------------------------------------------------------------------ request bodies
+
+
+def _object(body: object, what: str) -> JsonObject:
+    if not isinstance(body, dict):
+        raise BadRequest(f"{what}: the body must be a JSON object")
+    return body
+
+
+def _bool(d: JsonObject, key: str, what: str, *, required: bool = True) -> bool | None:
+    if key not in d and not required:
+        return None
+    value = d.get(key)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{what}.{key}: must be true or false")
+    return value
+
+
+def _choice(d: JsonObject, key: str, values: tuple[str, ...], what: str) -> str:
+    value = d.get(key)
+    if value not in values:
+        raise BadRequest(f"{what}.{key}: must be one of {', '.join(values)}")
+    assert isinstance(value, str)
+    return value
+
+
+def _max_current(d: JsonObject, what: str) -> float | None:
+    value = d.get("maxCurrent")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"{what}.maxCurrent: must be null or a number of amperes")
+    if value != 0 and not MIN_CURRENT <= value <= MAX_CURRENT:
+        raise BadRequest(f"{what}.maxCurrent: must be null, 0 or {MIN_CURRENT:g}–{MAX_CURRENT:g} A")
+    return float(value)
+
+
+def _same_id(d: JsonObject, key: str, expected: str | int, what: str) -> None:
+    if key in d and d[key] != expected:
+        raise BadRequest(f"{what}.{key}: {d[key]!r} does not match the URL ({expected!r})")
+
+
+def parse_connector_settings(body: object, cp_id: str, connector_id: int) -> ConnectorSettings:
+    what = "ConnectorSettings"
+    d = _object(body, what)
+    _same_id(d, "chargePointId", cp_id, what)
+    _same_id(d, "connectorId", connector_id, what)
+    rfid_lock = _bool(d, "rfidLock", what)
+    cable_lock = _bool(d, "cableLock", what)
+    assert rfid_lock is not None and cable_lock is not None
+    return ConnectorSettings(
+        max_current=_max_current(d, what),
+        mode=_choice(d, "mode", MODE_VALUES, what),
+        rfid_lock=rfid_lock,
+        cable_lock=cable_lock,
+    )
+
+
+def parse_charge_point_settings(body: object, cp_id: str) -> ChargePointSettings:
+    what = "ChargePointSettings"
+    d = _object(body, what)
+    _same_id(d, "id", cp_id, what)
+    down_light = d.get("downLight")
+    if down_light is not None and not isinstance(down_light, bool):
+        raise BadRequest(f"{what}.downLight: must be true, false or null")
+    return ChargePointSettings(
+        dimmer=_choice(d, "dimmer", DIMMER_VALUES, what),
+        down_light=bool(down_light),
+        max_current=_max_current(d, what),
+    )
+
+
+def parse_remote_start(body: object) -> str | None:
+    """Check a remote start body; returns its externalTransactionId."""
+    what = "RemoteStart"
+    d = _object(body, what)
+    length = d.get("rfidLength")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise BadRequest(f"{what}.rfidLength: must be a non-negative integer")
+    _choice(d, "rfidFormat", RFID_FORMATS, what)
+    if not isinstance(d.get("rfid"), str):
+        raise BadRequest(f"{what}.rfid: must be a string")
+    external = d.get("externalTransactionId")
+    if external is not None and not isinstance(external, str):
+        raise BadRequest(f"{what}.externalTransactionId: must be a string or absent")
+    return external
+
+
+def parse_charge_point_ids(body: object) -> list[str]:
+    what = "Callbacks"
+    d = _object(body, what)
+    ids = d.get("chargePointIds")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BadRequest(f"{what}.chargePointIds: must be a list of charge point ids")
+    return list(ids)

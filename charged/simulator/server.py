@@ -1,0 +1,468 @@
+"""The simulated vendor cloud: an aiohttp application serving the Charge Amps external API.
+
+Same paths under every configured version (``/api/v4``, ``/api/v5``), same JSON, same status
+codes as the reference.  Login needs the ``apiKey`` header; everything else a live bearer JWT.
+Faults are read per request from ``self.faults`` so tests can switch them while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from charged.clock import Clock, SystemClock
+from charged.simulator import payloads
+from charged.simulator.config import Account, SimulatorConfig
+from charged.simulator.faults import FaultDice, Faults
+from charged.simulator.fleet import ChargePoint, Connector, Fleet
+from charged.simulator.payloads import BadRequest, JsonObject
+from charged.simulator.tokens import TokenIssuer
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REBOOT_SECONDS = 30.0  # fleet seconds a rebooting charger reports Offline
+SERVED_LIMIT = 1_000_000  # recorded status bodies kept at most (oldest dropped)
+
+_EMAIL_KEY = "charged.simulator.email"  # request key: the account the bearer token is for
+
+
+@dataclass(frozen=True)
+class ServedStatus:
+    """One status answer sent with 200: what a collector should have stored."""
+
+    charge_point_id: str
+    fleet_time: float
+    body: JsonObject
+
+
+class Simulator:
+    def __init__(self, config: SimulatorConfig, *, clock: Clock | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.account: Account = config.account
+        self.faults: Faults = config.faults
+        self.fleet = Fleet(
+            chargers=config.chargers,
+            seed=config.seed,
+            clock=self.clock,
+            speed=config.speed,
+            start_time=config.start_time,
+        )
+        self.tokens = TokenIssuer(self.clock)
+        self.record_served = config.record_served
+        self.served: list[ServedStatus] = []
+        self.login_attempts = 0
+        self.requests = 0
+        self.base_url = ""
+        self._dice = FaultDice(self.faults, config.seed)
+        self._schedules: dict[str, dict[str, JsonObject]] = {}
+        self._schedule_serial = 0
+        self.callbacks_enabled: set[str] = set()
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def charge_point_ids(self) -> list[str]:
+        return self.fleet.charge_point_ids()
+
+    def clear_served(self) -> None:
+        self.served.clear()
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        if self._runner is not None:
+            raise RuntimeError("the simulator is already running")
+        self._stopping.clear()
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound = runner.addresses[0]
+        shown_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        self.base_url = f"http://{shown_host}:{bound[1]}"
+
+    async def stop(self) -> None:
+        # Requests hung by the timeout fault wait on this event: release them first.
+        self._stopping.set()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        for version in self.config.api_versions:
+            base = f"/api/{version}"
+            app.router.add_post(f"{base}/auth/login", self._login)
+            app.router.add_post(f"{base}/auth/refreshtoken", self._refresh)
+            app.router.add_post(f"{base}/auth/refreshToken", self._refresh)
+            cps = f"{base}/chargepoints"
+            # fixed paths before {cp} so "owned" and "callbacks" are not taken for ids
+            app.router.add_get(f"{cps}/owned", self._owned)
+            app.router.add_put(f"{cps}/callbacks/enable", self._callbacks_enable)
+            app.router.add_put(f"{cps}/callbacks/disable", self._callbacks_disable)
+            cp = f"{cps}/{{cp}}"
+            app.router.add_get(cp, self._charge_point)
+            app.router.add_get(f"{cp}/status", self._status)
+            app.router.add_get(f"{cp}/settings", self._get_cp_settings)
+            app.router.add_put(f"{cp}/settings", self._put_cp_settings)
+            con = f"{cp}/connectors/{{cid}}"
+            app.router.add_get(f"{con}/settings", self._get_connector_settings)
+            app.router.add_put(f"{con}/settings", self._put_connector_settings)
+            app.router.add_get(f"{cp}/chargingsessions", self._sessions)
+            app.router.add_get(f"{con}/chargingsessions", self._sessions)
+            app.router.add_get(f"{cp}/chargingsessions/{{sid}}", self._session)
+            app.router.add_put(f"{con}/remotestart", self._remote_start)
+            app.router.add_put(f"{con}/remotestop", self._remote_stop)
+            app.router.add_put(f"{cp}/reboot", self._reboot)
+            app.router.add_get(f"{cp}/schedules", self._list_schedules)
+            app.router.add_post(f"{cp}/schedules", self._create_schedule)
+            app.router.add_put(f"{cp}/schedules", self._update_schedule)
+            app.router.add_get(f"{cp}/schedules/{{sched}}", self._get_schedule)
+            app.router.add_delete(f"{cp}/schedules/{{sched}}", self._delete_schedule)
+        return app
+
+    # ------------------------------------------------------------------ middleware
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.requests += 1
+        delay = self._dice.delay()
+        if delay > 0:
+            await self.clock.sleep(delay)
+        if "/auth/" in request.path:
+            return await handler(request)
+        email = self._bearer_email(request)
+        if email is None:
+            return web.Response(status=401)
+        request[_EMAIL_KEY] = email
+        decision = self._dice.decide()
+        if decision == "timeout":
+            # No answer until the server stops; the client gives up on its own deadline.
+            await self._stopping.wait()
+            return web.Response(status=503)
+        if decision == "rate_limit":
+            return web.json_response(
+                {"error": "Too many requests", "messageCode": "TooManyRequests"},
+                status=429,
+                headers={"Retry-After": f"{self.faults.retry_after:g}"},
+            )
+        if decision == "error":
+            return web.Response(status=self._dice.error_status(), text="simulated server error")
+        return await handler(request)
+
+    def _bearer_email(self, request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        return self.tokens.check(token.strip())
+
+    # ------------------------------------------------------------------ auth
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        self.login_attempts += 1
+        if request.headers.get("apiKey") != self.account.api_key:
+            return web.Response(status=401)
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            return _error(400, "login: the body must be a JSON object with email and password")
+        email, password = body.get("email"), body.get("password")
+        if (
+            not isinstance(email, str)
+            or email.casefold() != self.account.email.casefold()
+            or password != self.account.password
+        ):
+            return web.Response(status=401)
+        pair = self.tokens.mint(
+            self.account.email, self.faults.token_lifetime, self.faults.token_exp_claim
+        )
+        return web.json_response(
+            payloads.login_json(pair.token, pair.refresh_token, self.account.email)
+        )
+
+    async def _refresh(self, request: web.Request) -> web.StreamResponse:
+        body = await _json_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("refreshToken"), str):
+            return _refresh_error("the body must be a JSON object with refreshToken")
+        token = body.get("token")
+        if token is not None and not isinstance(token, str):
+            return _refresh_error("token must be a string")
+        pair = self.tokens.refresh(
+            token, body["refreshToken"], self.faults.token_lifetime, self.faults.token_exp_claim
+        )
+        if pair is None:
+            return _refresh_error("the refresh token is unknown, expired or logged out")
+        return web.json_response({"token": pair.token, "refreshToken": pair.refresh_token})
+
+    # ------------------------------------------------------------------ charge points
+
+    async def _owned(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(
+            [payloads.charge_point_json(cp) for cp in self.fleet.charge_points()]
+        )
+
+    async def _charge_point(self, request: web.Request) -> web.StreamResponse:
+        cp = self._cp(request)
+        expand = request.query.get("expand", "")
+        return web.json_response(
+            payloads.charge_point_json(cp, expand_settings="settings" in expand.split(","))
+        )
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        cp = self._cp(request)
+        now = self.fleet.now()
+        if cp.id in self.faults.malformed:
+            return web.Response(
+                text=f'{{"id": "{cp.id}", "status": "Onl', content_type="application/json"
+            )
+        offline = cp.id in self.faults.offline or cp.offline_until > now
+        body = payloads.status_json(
+            cp, offline=offline, no_measurements=self.faults.no_measurements
+        )
+        if self.record_served:
+            if len(self.served) >= SERVED_LIMIT:
+                del self.served[: SERVED_LIMIT // 2]
+            self.served.append(ServedStatus(cp.id, now, body))
+        return web.json_response(body)
+
+    async def _get_cp_settings(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(payloads.charge_point_settings_json(self._cp(request)))
+
+    async def _put_cp_settings(self, request: web.Request) -> web.StreamResponse:
+        cp = self._cp(request)
+        body = await _required_body(request)
+        try:
+            settings = payloads.parse_charge_point_settings(body, cp.id)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        if cp.id not in self.faults.ignore_writes:
+            cp.settings = settings
+        return web.Response(status=200)
+
+    async def _get_connector_settings(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(payloads.connector_settings_json(self._connector(request)))
+
+    async def _put_connector_settings(self, request: web.Request) -> web.StreamResponse:
+        connector = self._connector(request)
+        body = await _required_body(request)
+        cp_id = connector.charge_point.id
+        try:
+            settings = payloads.parse_connector_settings(body, cp_id, connector.connector_id)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        if cp_id not in self.faults.ignore_writes:
+            # the model was brought up to now by _connector(): the change applies from here
+            connector.settings = settings
+        return web.Response(status=200)
+
+    # ------------------------------------------------------------------ sessions
+
+    async def _sessions(self, request: web.Request) -> web.StreamResponse:
+        cp = self._cp(request)
+        connectors = [self._connector(request)] if "cid" in request.match_info else cp.connectors
+        try:
+            start = _query_time(request, "startTime")
+            end = _query_time(request, "endTime")
+            max_count = _query_count(request)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        sessions = [
+            s
+            for c in connectors
+            for s in c.sessions()
+            if (start is None or s.start >= start) and (end is None or s.start <= end)
+        ]
+        sessions.sort(key=lambda s: (s.start, s.id), reverse=True)  # newest first
+        if max_count is not None:
+            sessions = sessions[:max_count]
+        email = request[_EMAIL_KEY]
+        return web.json_response([payloads.session_json(s, email) for s in sessions])
+
+    async def _session(self, request: web.Request) -> web.StreamResponse:
+        cp = self._cp(request)
+        wanted = request.match_info["sid"]
+        for c in cp.connectors:
+            for s in c.sessions():
+                if str(s.id) == wanted:
+                    return web.json_response(payloads.session_json(s, request[_EMAIL_KEY]))
+        return _error(404, f"no charging session {wanted} on charge point {cp.id}")
+
+    # ------------------------------------------------------------------ commands
+
+    async def _remote_start(self, request: web.Request) -> web.StreamResponse:
+        connector = self._connector(request)
+        body = await _required_body(request)
+        try:
+            payloads.parse_remote_start(body)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        if not connector.remote_start():
+            return _error(409, "no vehicle is plugged into this connector")
+        return web.Response(status=200)
+
+    async def _remote_stop(self, request: web.Request) -> web.StreamResponse:
+        connector = self._connector(request)
+        await _required_body(request)
+        connector.remote_stop()
+        return web.Response(status=200)
+
+    async def _reboot(self, request: web.Request) -> web.StreamResponse:
+        cp = self._cp(request)
+        await _required_body(request)
+        cp.offline_until = self.fleet.now() + REBOOT_SECONDS
+        return web.Response(status=200)
+
+    async def _callbacks_enable(self, request: web.Request) -> web.StreamResponse:
+        return await self._callbacks(request, enable=True)
+
+    async def _callbacks_disable(self, request: web.Request) -> web.StreamResponse:
+        return await self._callbacks(request, enable=False)
+
+    async def _callbacks(self, request: web.Request, *, enable: bool) -> web.StreamResponse:
+        body = await _required_body(request)
+        try:
+            ids = payloads.parse_charge_point_ids(body)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        known = set(self.fleet.charge_point_ids())
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            return _error(404, f"unknown charge point {unknown[0]}")
+        if enable:
+            self.callbacks_enabled.update(ids)
+        else:
+            self.callbacks_enabled.difference_update(ids)
+        return web.Response(status=200)
+
+    # ------------------------------------------------------------------ schedules
+
+    def _cp_schedules(self, request: web.Request) -> tuple[ChargePoint, dict[str, JsonObject]]:
+        cp = self._cp(request)
+        return cp, self._schedules.setdefault(cp.id, {})
+
+    async def _list_schedules(self, request: web.Request) -> web.StreamResponse:
+        _, schedules = self._cp_schedules(request)
+        return web.json_response(list(schedules.values()))
+
+    async def _get_schedule(self, request: web.Request) -> web.StreamResponse:
+        cp, schedules = self._cp_schedules(request)
+        schedule = schedules.get(request.match_info["sched"])
+        if schedule is None:
+            return _error(404, f"no schedule {request.match_info['sched']} on {cp.id}")
+        return web.json_response(schedule)
+
+    async def _create_schedule(self, request: web.Request) -> web.StreamResponse:
+        cp, schedules = self._cp_schedules(request)
+        body = await _required_body(request)
+        if not isinstance(body, dict):
+            return _error(400, "Schedule: the body must be a JSON object")
+        self._schedule_serial += 1
+        schedule = {**body, "id": self._schedule_serial, "chargePointId": cp.id}
+        schedules[str(self._schedule_serial)] = schedule
+        return web.json_response(schedule)
+
+    async def _update_schedule(self, request: web.Request) -> web.StreamResponse:
+        cp, schedules = self._cp_schedules(request)
+        body = await _required_body(request)
+        if not isinstance(body, dict) or body.get("id") is None:
+            return _error(400, "Schedule: the body must be a JSON object with its id")
+        key = str(body["id"])
+        if key not in schedules:
+            return _error(404, f"no schedule {key} on {cp.id}")
+        schedules[key] = {**body, "id": schedules[key]["id"], "chargePointId": cp.id}
+        return web.json_response(schedules[key])
+
+    async def _delete_schedule(self, request: web.Request) -> web.StreamResponse:
+        cp, schedules = self._cp_schedules(request)
+        if schedules.pop(request.match_info["sched"], None) is None:
+            return _error(404, f"no schedule {request.match_info['sched']} on {cp.id}")
+        return web.Response(status=200)
+
+    # ------------------------------------------------------------------ look-ups
+
+    def _cp(self, request: web.Request) -> ChargePoint:
+        cp = self.fleet.get(request.match_info["cp"])
+        if cp is None:
+            raise _http_error(web.HTTPNotFound, f"unknown charge point {request.match_info['cp']}")
+        return cp
+
+    def _connector(self, request: web.Request) -> Connector:
+        cp = self._cp(request)
+        raw = request.match_info["cid"]
+        connector = cp.connector(int(raw)) if raw.isdigit() else None
+        if connector is None:
+            raise _http_error(web.HTTPNotFound, f"charge point {cp.id} has no connector {raw}")
+        return connector
+
+
+# ---------------------------------------------------------------------- helpers
+
+_NO_BODY = object()
+
+
+async def _json_body(request: web.Request) -> Any:
+    """The parsed JSON body, ``_NO_BODY`` if there is none, or raise 400 if it is not JSON."""
+    raw = await request.read()
+    if not raw.strip():
+        return _NO_BODY
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise _http_error(web.HTTPBadRequest, "the body is not valid JSON") from None
+
+
+async def _required_body(request: web.Request) -> Any:
+    # The vendor answers a PUT/POST without a body with 403.
+    body = await _json_body(request)
+    if body is _NO_BODY:
+        raise _http_error(web.HTTPForbidden, "this request needs a JSON body (send {} if empty)")
+    return body
+
+
+def _error_body(message: str) -> str:
+    return json.dumps({"error": message, "messageCode": "InvalidInput"})
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=_error_body(message), content_type="application/json")
+
+
+def _http_error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
+    return kind(text=_error_body(message), content_type="application/json")
+
+
+def _refresh_error(message: str) -> web.Response:
+    return web.json_response({"error": message, "messageCode": "InvalidRefreshToken"}, status=400)
+
+
+def _query_time(request: web.Request, key: str) -> float | None:
+    raw = request.query.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace(" ", "+"))
+    except ValueError:
+        raise BadRequest(f"{key}: {raw!r} is not an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # no offset means UTC, as the vendor sends it
+    return parsed.timestamp()
+
+
+def _query_count(request: web.Request) -> int | None:
+    raw = request.query.get("maxCount")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise BadRequest(f"maxCount: {raw!r} is not a non-negative integer")
+    return int(raw)
