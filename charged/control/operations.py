@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from charged.chargeamps.errors import ApiError, ChargeAmpsError
+from charged.chargeamps.errors import ChargeAmpsError
 from charged.chargeamps.models import (
     ChargePoint,
     ChargePointSettings,
@@ -122,6 +122,7 @@ class ChangeResult:
     outcome: Outcome
     error: str | None = None
     audit_error: str | None = None  # the audit row could not be written
+    unknown_target: bool = False  # rejected because the charger or connector is not ours
 
     @property
     def ok(self) -> bool:
@@ -379,12 +380,15 @@ class Controller:
         try:
             async with self._target_lock(cp_id, connector_id):
                 changes, outcome, error = await attempt()
-        except (InvalidValue, UnknownTarget) as exc:
+        except UnknownTarget as exc:
+            result = ChangeResult(
+                cp_id, connector_id, action, asked, Outcome.REJECTED, _reason(exc), None, True
+            )
+            return await self._record(result)
+        except InvalidValue as exc:
             changes, outcome, error = asked, Outcome.REJECTED, _reason(exc)
-        except ApiError as exc:
-            # A vendor 400 is a value it refused; a 404 a charger it does not know.
-            changes, outcome, error = asked, Outcome.FAILED, str(exc)
         except ChargeAmpsError as exc:
+            # Refused (4xx), unreachable, or an answer we cannot read: the vendor's word.
             changes, outcome, error = asked, Outcome.FAILED, str(exc)
         except asyncio.CancelledError:
             # The request may or may not have reached the charger: say so, then stop.

@@ -1,0 +1,213 @@
+"""The control API: the CLI's operations as JSON endpoints on the daemon's ops server.
+
+Mounted under ``/api/control`` only when ``control.enabled`` is true; every route wants
+``Authorization: Bearer <control.token>`` (compared in constant time) and answers 401
+otherwise, before looking at anything else in the request.  Errors are JSON ``{"error": …}``:
+400 invalid value or unknown field, 404 unknown charger or connector, 502 the vendor failed
+or the change did not stick, 503 the controller (or the audit table) is not available.
+``docs/control-api.yaml`` describes the same routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from charged.chargeamps.errors import ApiError, ChargeAmpsError
+from charged.control.operations import (
+    ChangeResult,
+    Controller,
+    Outcome,
+    UnknownTarget,
+    chargepoint_settings_json,
+    connector_settings_json,
+)
+from charged.control.validation import (
+    InvalidValue,
+    chargepoint_change_from_json,
+    connector_change_from_json,
+    empty_body,
+    parse_charger_id,
+    parse_connector_id,
+    remote_start_from_json,
+)
+
+PREFIX = "/api/control"
+MIN_TOKEN_CHARS = 16
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ControllerFactory = Callable[[], Controller]
+
+
+class ControllerUnavailable(Exception):
+    """Raised by a controller factory while the daemon cannot serve control requests yet."""
+
+
+class _HttpProblem(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def install_control_routes(
+    app: web.Application,
+    *,
+    controller_factory: ControllerFactory,
+    token: str,
+    prefix: str = PREFIX,
+) -> None:
+    """Add the control routes to ``app``; ``token`` is the bearer token clients must send."""
+    if len(token) < MIN_TOKEN_CHARS:
+        # config.py refuses this already; a second guard costs nothing and fails closed.
+        raise ValueError(f"the control token must be at least {MIN_TOKEN_CHARS} characters")
+    api = _ControlApi(controller_factory, token)
+    routes: list[tuple[str, str, Handler]] = [
+        ("GET", "/chargers", api.chargers),
+        ("GET", "/chargers/{cp}/settings", api.show_chargepoint),
+        ("PATCH", "/chargers/{cp}/settings", api.set_chargepoint),
+        ("POST", "/chargers/{cp}/reboot", api.reboot),
+        ("GET", "/chargers/{cp}/connectors/{connector}/settings", api.show_connector),
+        ("PATCH", "/chargers/{cp}/connectors/{connector}/settings", api.set_connector),
+        ("POST", "/chargers/{cp}/connectors/{connector}/start", api.start),
+        ("POST", "/chargers/{cp}/connectors/{connector}/stop", api.stop),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, prefix + path, api.guard(handler))
+
+
+class _ControlApi:
+    def __init__(self, controller_factory: ControllerFactory, token: str) -> None:
+        self._factory = controller_factory
+        self._expected = f"Bearer {token}".encode()
+
+    def guard(self, handler: Handler) -> Handler:
+        """Token first, then the handler; expected problems become JSON errors."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if not self._authorized(request):
+                return _error(
+                    401,
+                    "missing or wrong bearer token",
+                    headers={"WWW-Authenticate": 'Bearer realm="charged-control"'},
+                )
+            try:
+                return await handler(request)
+            except _HttpProblem as exc:
+                return _error(exc.status, str(exc))
+            except InvalidValue as exc:
+                return _error(400, str(exc))
+            except UnknownTarget as exc:
+                return _error(404, str(exc.args[0]))
+            except ControllerUnavailable as exc:
+                return _error(503, f"control is not available yet: {exc}")
+            except ApiError as exc:
+                status = 404 if exc.status == 404 else 502
+                return _error(status, str(exc))
+            except ChargeAmpsError as exc:
+                return _error(502, str(exc))
+
+        return guarded
+
+    def _authorized(self, request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        # compare_digest takes as long for a near miss as for a wild guess
+        return hmac.compare_digest(given, self._expected)
+
+    # ------------------------------------------------------------ reading
+
+    async def chargers(self, request: web.Request) -> web.StreamResponse:
+        await _no_query(request)
+        overview = await self._controller().overview()
+        return web.json_response({"chargers": [o.to_json() for o in overview]})
+
+    async def show_chargepoint(self, request: web.Request) -> web.StreamResponse:
+        cp = parse_charger_id(request.match_info["cp"])
+        controller = self._controller()
+        settings = await controller.chargepoint_settings(cp)
+        ids = await controller.connector_ids(cp)
+        connectors = await asyncio.gather(*(controller.connector_settings(cp, n) for n in ids))
+        return web.json_response(
+            {
+                "charger": chargepoint_settings_json(settings),
+                "connectors": [connector_settings_json(c) for c in connectors],
+            }
+        )
+
+    async def show_connector(self, request: web.Request) -> web.StreamResponse:
+        cp, connector = _connector_target(request)
+        settings = await self._controller().connector_settings(cp, connector)
+        return web.json_response(connector_settings_json(settings))
+
+    # ------------------------------------------------------------ changing
+
+    async def set_chargepoint(self, request: web.Request) -> web.StreamResponse:
+        cp = parse_charger_id(request.match_info["cp"])
+        change = chargepoint_change_from_json(await _json_body(request))
+        return _result(await self._controller().set_chargepoint(cp, change))
+
+    async def set_connector(self, request: web.Request) -> web.StreamResponse:
+        cp, connector = _connector_target(request)
+        change = connector_change_from_json(await _json_body(request))
+        return _result(await self._controller().set_connector(cp, connector, change))
+
+    async def start(self, request: web.Request) -> web.StreamResponse:
+        cp, connector = _connector_target(request)
+        start = remote_start_from_json(await _json_body(request))
+        return _result(await self._controller().remote_start(cp, connector, start))
+
+    async def stop(self, request: web.Request) -> web.StreamResponse:
+        cp, connector = _connector_target(request)
+        empty_body(await _json_body(request, optional=True))
+        return _result(await self._controller().remote_stop(cp, connector))
+
+    async def reboot(self, request: web.Request) -> web.StreamResponse:
+        cp = parse_charger_id(request.match_info["cp"])
+        empty_body(await _json_body(request, optional=True))
+        return _result(await self._controller().reboot(cp))
+
+    def _controller(self) -> Controller:
+        return self._factory()
+
+
+def _connector_target(request: web.Request) -> tuple[str, int]:
+    return (
+        parse_charger_id(request.match_info["cp"]),
+        parse_connector_id(request.match_info["connector"]),
+    )
+
+
+async def _no_query(request: web.Request) -> None:
+    if request.query:
+        raise InvalidValue(f"unknown query parameter(s): {', '.join(sorted(request.query))}")
+
+
+async def _json_body(request: web.Request, *, optional: bool = False) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        if optional:
+            return None
+        raise InvalidValue("the request needs a JSON object body")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidValue("the body is not valid JSON") from None
+
+
+def _result(result: ChangeResult) -> web.Response:
+    if result.outcome is Outcome.REJECTED:
+        status = 404 if result.unknown_target else 400
+    elif result.outcome is Outcome.FAILED:
+        status = 502
+    elif result.audit_error is not None:
+        status = 503  # the change went through but could not be audited: someone must look
+    else:
+        status = 200
+    return web.json_response(result.to_json(), status=status)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)

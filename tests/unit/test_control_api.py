@@ -1,0 +1,225 @@
+"""The control API over a real socket on 127.0.0.1, with an in-memory vendor behind it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from test_control_operations import FakeVendor  # the in-memory vendor of the Controller tests
+
+from charged.clock import FakeClock
+from charged.control.api import ControllerUnavailable, install_control_routes
+from charged.control.audit import MemoryAuditSink
+from charged.control.operations import Controller
+
+TOKEN = "control-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class Api:
+    def __init__(self, server: TestServer, session: aiohttp.ClientSession) -> None:
+        self.server = server
+        self.session = session
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        data = raw if raw is not None else (None if body is None else aiohttp.JsonPayload(body))
+        async with self.session.request(
+            method,
+            self.server.make_url("/api/control" + path),
+            data=data,
+            headers=AUTH if headers is None else headers,
+        ) as response:
+            return response.status, await response.json()
+
+
+@pytest.fixture
+def vendor() -> FakeVendor:
+    return FakeVendor("CP1", "CP2")
+
+
+@pytest.fixture
+def audit() -> MemoryAuditSink:
+    return MemoryAuditSink()
+
+
+@pytest.fixture
+async def api(
+    vendor: FakeVendor, audit: MemoryAuditSink, fake_clock: FakeClock
+) -> AsyncIterator[Api]:
+    controller = Controller(vendor, audit, actor="api", clock=fake_clock)
+    app = web.Application()
+    install_control_routes(app, controller_factory=lambda: controller, token=TOKEN)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        yield Api(server, session)
+    await server.close()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong-token-0123456789abcdef"},
+        {"Authorization": TOKEN},  # no scheme
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+        {"Authorization": f"Bearer {TOKEN[:-1]}"},
+    ],
+)
+async def test_anything_but_the_exact_token_is_401_and_sends_nothing(
+    api: Api, vendor: FakeVendor, audit: MemoryAuditSink, headers: dict[str, str]
+) -> None:
+    status, body = await api.call(
+        "PATCH", "/chargers/CP1/connectors/1/settings", body={"mode": "Off"}, headers=headers
+    )
+    assert status == 401
+    assert body == {"error": "missing or wrong bearer token"}
+    assert vendor.writes == [] and vendor.owned_calls == 0 and audit.records == []
+    status, _ = await api.call("GET", "/chargers", headers=headers)
+    assert status == 401
+
+
+async def test_a_change_through_the_api_is_verified_and_audited_as_api(
+    api: Api, vendor: FakeVendor, audit: MemoryAuditSink
+) -> None:
+    status, body = await api.call(
+        "PATCH", "/chargers/CP1/connectors/2/settings", body={"maxCurrent": 10, "mode": "On"}
+    )
+    assert status == 200, body
+    assert body["ok"] is True and body["result"] == "ok"
+    assert body["changes"] == [
+        {"field": "mode", "old": "On", "new": "On"},
+        {"field": "maxCurrent", "old": None, "new": 10},
+    ]
+    assert vendor.connectors[("CP1", 2)].max_current == 10
+    assert {(r.actor, r.field, r.result) for r in audit.records} == {
+        ("api", "maxCurrent", "ok"),
+        ("api", "mode", "ok"),
+    }
+    status, shown = await api.call("GET", "/chargers/CP1/connectors/2/settings")
+    assert status == 200 and shown["maxCurrent"] == 10 and shown["installationCurrent"] == 32
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"maxCurrent": 3}, "maxCurrent must be"),
+        ({"maxCurrent": 40}, "maxCurrent must be"),
+        ({"maxCurrent": "abc"}, "maxCurrent must be"),
+        ({"mode": "Turbo"}, "mode must be one of"),
+        ({"mode": "On", "power": 11}, "unknown field(s) power"),
+        ({}, "nothing to change"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+async def test_invalid_values_are_400_with_a_reason_and_send_nothing(
+    api: Api, vendor: FakeVendor, audit: MemoryAuditSink, body: Any, reason: str
+) -> None:
+    status, answer = await api.call("PATCH", "/chargers/CP1/connectors/1/settings", body=body)
+    assert status == 400
+    assert reason in answer["error"]
+    assert vendor.writes == []
+
+
+async def test_malformed_requests_are_400_never_500(api: Api, vendor: FakeVendor) -> None:
+    for method, path, raw in [
+        ("PATCH", "/chargers/CP1/connectors/1/settings", b"{not json"),
+        ("PATCH", "/chargers/CP1/connectors/1/settings", b"\xff\xfe"),
+        ("PATCH", "/chargers/CP1/connectors/1/settings", b""),
+        ("PATCH", "/chargers/CP1/connectors/x/settings", b'{"mode": "On"}'),
+        ("PATCH", "/chargers/CP1/connectors/0/settings", b'{"mode": "On"}'),
+        ("POST", "/chargers/CP1/connectors/1/start", b'{"rfid": "zz"}'),
+        ("POST", "/chargers/CP1/connectors/1/stop", b'{"now": true}'),
+        ("POST", "/chargers/CP1/reboot", b"[]"),
+        ("PATCH", "/chargers/CP1/settings", b'{"dimmer": "Blinding"}'),
+        ("GET", "/chargers/%20/settings", b""),
+    ]:
+        status, answer = await api.call(method, path, raw=raw)
+        assert status == 400, (method, path, raw, answer)
+        assert isinstance(answer["error"], str) and "\n" not in answer["error"]
+    assert vendor.writes == []
+
+
+async def test_unknown_charger_or_connector_is_404_and_audited(
+    api: Api, vendor: FakeVendor, audit: MemoryAuditSink
+) -> None:
+    status, answer = await api.call("POST", "/chargers/NOPE/reboot")
+    assert status == 404 and answer["error"] == "charger NOPE is not one of this account's chargers"
+    status, answer = await api.call(
+        "PATCH", "/chargers/CP1/connectors/7/settings", body={"mode": "Off"}
+    )
+    assert status == 404
+    status, answer = await api.call("GET", "/chargers/NOPE/settings")
+    assert status == 404
+    assert vendor.writes == []
+    assert [(r.charge_point_id, r.result) for r in audit.records] == [
+        ("NOPE", "rejected"),
+        ("CP1", "rejected"),
+    ]
+
+
+async def test_a_change_that_does_not_stick_is_502_failed(
+    api: Api, vendor: FakeVendor, audit: MemoryAuditSink
+) -> None:
+    vendor.ignore_writes.add("CP2")
+    status, answer = await api.call(
+        "PATCH", "/chargers/CP2/connectors/1/settings", body={"mode": "Off"}
+    )
+    assert status == 502
+    assert answer["ok"] is False and answer["error"].startswith("did not stick: mode reads back")
+    assert audit.records[-1].result == "failed"
+
+
+async def test_commands_and_listing(api: Api, vendor: FakeVendor) -> None:
+    status, answer = await api.call(
+        "POST", "/chargers/CP1/connectors/1/start", body={"rfid": "0A1B2C3D"}
+    )
+    assert status == 200 and answer["action"] == "remote_start"
+    assert (await api.call("POST", "/chargers/CP1/connectors/1/stop"))[0] == 200
+    assert (await api.call("POST", "/chargers/CP2/reboot", body={}))[0] == 200
+    assert [w[0] for w in vendor.writes] == ["start", "stop", "reboot"]
+    status, listing = await api.call("GET", "/chargers")
+    assert status == 200
+    assert [c["id"] for c in listing["chargers"]] == ["CP1", "CP2"]
+    assert listing["chargers"][0]["connectors"][0]["current"] == 14.8
+    status, both = await api.call("GET", "/chargers/CP1/settings")
+    assert status == 200
+    assert both["charger"]["dimmer"] == "Medium"
+    assert [c["connectorId"] for c in both["connectors"]] == [1, 2]
+
+
+async def test_controller_not_ready_is_503() -> None:
+    def not_ready() -> Controller:
+        raise ControllerUnavailable("the collector is still starting")
+
+    app = web.Application()
+    install_control_routes(app, controller_factory=not_ready, token=TOKEN)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with (
+            aiohttp.ClientSession(headers=AUTH) as session,
+            session.get(server.make_url("/api/control/chargers")) as response,
+        ):
+            assert response.status == 503
+            assert "still starting" in (await response.json())["error"]
+    finally:
+        await server.close()
+
+
+def test_a_short_token_is_refused_at_install() -> None:
+    with pytest.raises(ValueError, match="at least 16"):
+        install_control_routes(web.Application(), controller_factory=lambda: None, token="short")  # type: ignore[arg-type,return-value]
