@@ -136,7 +136,7 @@ class Connector:
         self._slots = slots
         self._rng = random.Random(f"{seed}/{charge_point.id}/{connector_id}")
         self._base_voltage = NOMINAL_VOLTAGE + self._rng.uniform(-1.5, 1.5)
-        self._voltages = (self._base_voltage,) * 3
+        self._voltages: tuple[float, float, float] = (self._base_voltage,) * 3
         self._draw: tuple[float, float, float] = (0.0, 0.0, 0.0)  # wanted A, next step
         self._sessions_started = 0
         self.vehicle: Vehicle | None = None
@@ -218,8 +218,12 @@ class Connector:
 
     def _choose_draw(self) -> None:
         """Voltages and the vehicle's wanted current for the coming step."""
-        self._voltages = tuple(  # type: ignore[assignment]
-            round(self._base_voltage + self._rng.gauss(0.0, 0.5), 1) for _ in range(3)
+        rand, base = self._rng.random, self._base_voltage - 0.6
+        # ±0.6 V of flicker around the connector's own level (this runs every step: keep cheap)
+        self._voltages = (
+            round(base + 1.2 * rand(), 1),
+            round(base + 1.2 * rand(), 1),
+            round(base + 1.2 * rand(), 1),
         )
         vehicle, session = self.vehicle, self.session
         if vehicle is None or session is None or self.full:
