@@ -1,0 +1,552 @@
+"""The control commands of `charged`: chargers, settings, chargepoint, start, stop, reboot.
+
+They read the daemon's config file and share its token cache (no extra login that would log
+the owner's phone out).  Values are checked before the config is even read; a bad one is one
+line and exit 2 with nothing sent.  Several targets run concurrently; the exit code is 0 when
+every change is ok, 1 when any failed (or could not be audited), 2 when any was refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TextIO
+
+from charged.control.operations import ChangeResult, ChargerOverview, Controller, Outcome
+from charged.control.validation import (
+    UNSET,
+    ChargePointChange,
+    ConnectorChange,
+    InvalidValue,
+    MaxCurrent,
+    Unset,
+    parse_charger_list,
+    parse_connector_list,
+    parse_dimmer,
+    parse_max_current,
+    parse_mode,
+    parse_switch,
+    remote_start,
+)
+
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+DEFAULT_CONFIG = "/etc/charged/config.yaml"
+
+
+def add_control_commands(subparsers: Any) -> dict[str, Handler]:
+    """Add the control sub-commands to ``charged``'s sub-parsers; returns name → handler."""
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "-c",
+            "--config",
+            default=os.environ.get("CHARGED_CONFIG", DEFAULT_CONFIG),
+            help=f"YAML config file (default: $CHARGED_CONFIG or {DEFAULT_CONFIG})",
+        )
+        parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    def chargers_arg(parser: argparse.ArgumentParser, *, connector: str | None) -> None:
+        parser.add_argument(
+            "charger", nargs="?", metavar="CP", help="charge point id(s), comma-separated"
+        )
+        if connector is not None:
+            parser.add_argument("connector", nargs="?", metavar="CONNECTOR", help=connector)
+        parser.add_argument("--all", action="store_true", help="every charger the account owns")
+
+    chargers = subparsers.add_parser("chargers", help="owned chargers with their live status")
+    common(chargers)
+
+    settings = subparsers.add_parser("settings", help="show or change connector settings")
+    settings_sub = settings.add_subparsers(dest="settings_command", required=True, metavar="ACTION")
+    show = settings_sub.add_parser("show", help="charge point and connector settings")
+    common(show)
+    chargers_arg(show, connector="connector id(s), comma-separated (default: all)")
+    change = settings_sub.add_parser(
+        "set", help="change connector settings (read, change, write, read back)"
+    )
+    common(change)
+    chargers_arg(change, connector="connector id(s), comma-separated (with --all: optional)")
+    change.add_argument("--mode", help="On, Off or Schedule")
+    change.add_argument(
+        "--max-current", metavar="A", help="none (no limit), 0 (pause) or 6–32 amperes"
+    )
+    change.add_argument("--rfid-lock", metavar="on|off")
+    change.add_argument("--cable-lock", metavar="on|off")
+
+    point = subparsers.add_parser("chargepoint", help="change charge point settings")
+    point_sub = point.add_subparsers(dest="chargepoint_command", required=True, metavar="ACTION")
+    point_set = point_sub.add_parser("set", help="dimmer, down light, max current")
+    common(point_set)
+    chargers_arg(point_set, connector=None)
+    point_set.add_argument("--dimmer", help="Off, Low, Medium or High")
+    point_set.add_argument("--down-light", metavar="on|off")
+    point_set.add_argument("--max-current", metavar="A", help="none (no limit) or 6–32 amperes")
+
+    start = subparsers.add_parser("start", help="start charging remotely for an RFID tag")
+    common(start)
+    chargers_arg(start, connector="connector id(s), comma-separated")
+    start.add_argument("--rfid", required=True, help="the tag id the session is started for")
+    start.add_argument("--rfid-format", default="Hex", help="Hex (default), Dec or ReverseDec")
+    start.add_argument("--rfid-length", help="tag length in bytes (default: from a Hex id)")
+
+    stop = subparsers.add_parser("stop", help="stop charging remotely")
+    common(stop)
+    chargers_arg(stop, connector="connector id(s), comma-separated (with --all: optional)")
+
+    reboot = subparsers.add_parser("reboot", help="reboot a charger")
+    common(reboot)
+    chargers_arg(reboot, connector=None)
+
+    handlers: dict[str, Handler] = {
+        "chargers": cmd_chargers,
+        "settings": cmd_settings,
+        "chargepoint": cmd_chargepoint,
+        "start": cmd_start,
+        "stop": cmd_stop,
+        "reboot": cmd_reboot,
+    }
+    for name, parser in (
+        ("chargers", chargers),
+        ("settings", settings),
+        ("chargepoint", point),
+        ("start", start),
+        ("stop", stop),
+        ("reboot", reboot),
+    ):
+        parser.set_defaults(control_handler=handlers[name])
+    return handlers
+
+
+# ---------------------------------------------------------------- handlers
+
+
+async def cmd_chargers(args: argparse.Namespace) -> int:
+    async with _controller(args, audited=False) as controller:
+        overview = await controller.overview()
+    if args.json:
+        _print_json({"chargers": [o.to_json() for o in overview]})
+    else:
+        _print_table(_overview_rows(overview))
+    return EXIT_OK
+
+
+async def cmd_settings(args: argparse.Namespace) -> int:
+    if args.settings_command == "show":
+        return await _show_settings(args)
+    change = ConnectorChange(
+        mode=_value(parse_mode, args.mode),
+        max_current=_max_current(args.max_current, allow_pause=True),
+        rfid_lock=_switch(args.rfid_lock, "rfidLock"),
+        cable_lock=_switch(args.cable_lock, "cableLock"),
+    )
+    if not change.wanted():
+        raise _usage("nothing to change: give --mode, --max-current, --rfid-lock or --cable-lock")
+    selection = _selection(args, connectors_required=True)
+
+    async def run(controller: Controller) -> list[ChangeResult]:
+        targets = await selection.connectors(controller)
+        return list(
+            await asyncio.gather(*(controller.set_connector(cp, n, change) for cp, n in targets))
+        )
+
+    return await _run_changes(args, run)
+
+
+async def cmd_chargepoint(args: argparse.Namespace) -> int:
+    change = ChargePointChange(
+        dimmer=_value(parse_dimmer, args.dimmer),
+        down_light=_switch(args.down_light, "downLight"),
+        max_current=_max_current(args.max_current, allow_pause=False),
+    )
+    if not change.wanted():
+        raise _usage("nothing to change: give --dimmer, --down-light or --max-current")
+    selection = _selection(args, connectors_required=False)
+
+    async def run(controller: Controller) -> list[ChangeResult]:
+        cps = await selection.chargers(controller)
+        return list(await asyncio.gather(*(controller.set_chargepoint(cp, change) for cp in cps)))
+
+    return await _run_changes(args, run)
+
+
+async def cmd_start(args: argparse.Namespace) -> int:
+    try:
+        start = remote_start(args.rfid, args.rfid_format, args.rfid_length)
+    except InvalidValue as exc:
+        raise _usage(str(exc)) from None
+    selection = _selection(args, connectors_required=True)
+
+    async def run(controller: Controller) -> list[ChangeResult]:
+        targets = await selection.connectors(controller)
+        return list(
+            await asyncio.gather(*(controller.remote_start(cp, n, start) for cp, n in targets))
+        )
+
+    return await _run_changes(args, run)
+
+
+async def cmd_stop(args: argparse.Namespace) -> int:
+    selection = _selection(args, connectors_required=True)
+
+    async def run(controller: Controller) -> list[ChangeResult]:
+        targets = await selection.connectors(controller)
+        return list(await asyncio.gather(*(controller.remote_stop(cp, n) for cp, n in targets)))
+
+    return await _run_changes(args, run)
+
+
+async def cmd_reboot(args: argparse.Namespace) -> int:
+    selection = _selection(args, connectors_required=False)
+
+    async def run(controller: Controller) -> list[ChangeResult]:
+        cps = await selection.chargers(controller)
+        return list(await asyncio.gather(*(controller.reboot(cp) for cp in cps)))
+
+    return await _run_changes(args, run)
+
+
+async def _show_settings(args: argparse.Namespace) -> int:
+    from charged.control.operations import (
+        UnknownTarget,
+        chargepoint_settings_json,
+        connector_settings_json,
+    )
+
+    selection = _selection(args, connectors_required=False)
+    async with _controller(args, audited=False) as controller:
+        try:
+            cps = await selection.chargers(controller)
+            points = await asyncio.gather(*(controller.chargepoint_settings(cp) for cp in cps))
+            targets = await selection.connectors(controller)
+            connectors = await asyncio.gather(
+                *(controller.connector_settings(cp, n) for cp, n in targets)
+            )
+        except UnknownTarget as exc:
+            raise _usage(str(exc.args[0])) from None
+    point_rows = [chargepoint_settings_json(p) for p in points]
+    connector_rows = [connector_settings_json(c) for c in connectors]
+    if args.json:
+        _print_json({"chargers": point_rows, "connectors": connector_rows})
+        return EXIT_OK
+    if selection.connector_ids is None:
+        _print_table(
+            [["CHARGER", "DIMMER", "DOWN LIGHT", "MAX CURRENT", "INSTALLATION"]]
+            + [
+                [
+                    str(p["id"]),
+                    str(p["dimmer"]),
+                    _on_off(p["downLight"]),
+                    _amps_text(p["maxCurrent"]),
+                    _amps_text(p["installationCurrent"], none="-"),
+                ]
+                for p in point_rows
+            ]
+        )
+        print()
+    _print_table(
+        [["CHARGER", "CONNECTOR", "MODE", "MAX CURRENT", "RFID LOCK", "CABLE LOCK"]]
+        + [
+            [
+                str(c["chargePointId"]),
+                str(c["connectorId"]),
+                str(c["mode"]),
+                _amps_text(c["maxCurrent"]),
+                _on_off(c["rfidLock"]),
+                _on_off(c["cableLock"]),
+            ]
+            for c in connector_rows
+        ]
+    )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- targets
+
+
+class _Selection:
+    """Which chargers and connectors a command is for, resolved against the owned list."""
+
+    def __init__(
+        self, charger_ids: tuple[str, ...] | None, connector_ids: tuple[int, ...] | None
+    ) -> None:
+        self.charger_ids = charger_ids  # None: every owned charger
+        self.connector_ids = connector_ids  # None: every connector of each charger
+
+    async def chargers(self, controller: Controller) -> tuple[str, ...]:
+        if self.charger_ids is None:
+            return await controller.charger_ids()
+        return self.charger_ids
+
+    async def connectors(self, controller: Controller) -> list[tuple[str, int]]:
+        targets: list[tuple[str, int]] = []
+        for cp in await self.chargers(controller):
+            if self.connector_ids is not None:
+                targets.extend((cp, n) for n in self.connector_ids)
+            else:
+                targets.extend((cp, n) for n in await controller.connector_ids(cp))
+        return targets
+
+
+def _selection(args: argparse.Namespace, *, connectors_required: bool) -> _Selection:
+    cp_text: str | None = args.charger
+    connector_text: str | None = getattr(args, "connector", None)
+    try:
+        if args.all:
+            if cp_text is not None and connector_text is None and hasattr(args, "connector"):
+                # `--all 1`: the one positional given is the connector list
+                cp_text, connector_text = None, cp_text
+            if cp_text is not None:
+                raise _usage("give either --all or charger ids, not both")
+            connectors = None if connector_text is None else parse_connector_list(connector_text)
+            return _Selection(None, connectors)
+        if cp_text is None:
+            raise _usage("give the charger id(s) (e.g. 2003000123A or CP1,CP2) or --all")
+        chargers = parse_charger_list(cp_text)
+        if connector_text is None and connectors_required:
+            raise _usage("give the connector id(s) (e.g. 1 or 1,2)")
+        connectors = None if connector_text is None else parse_connector_list(connector_text)
+        return _Selection(chargers, connectors)
+    except InvalidValue as exc:
+        raise _usage(str(exc)) from None
+
+
+# ---------------------------------------------------------------- running
+
+
+@contextlib.asynccontextmanager
+async def _controller(args: argparse.Namespace, *, audited: bool) -> AsyncIterator[Controller]:
+    """Settings → client (shared token cache) [→ database for the audit] → Controller."""
+    import aiohttp
+
+    from charged.chargeamps.auth import TokenStore
+    from charged.chargeamps.client import ChargeAmpsClient
+    from charged.cli import Fatal, translate_errors
+    from charged.clock import SystemClock
+    from charged.config import ConfigError, load_settings
+    from charged.control.audit import AuditSink, MemoryAuditSink, SqlAuditSink
+    from charged.log import configure_logging
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        raise Fatal(str(exc), 78) from None
+    # The command prints its own results; log lines only for trouble, on stderr.
+    configure_logging("warning", "console")
+    clock = SystemClock()
+    engine = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            sink: AuditSink = MemoryAuditSink()
+            if audited:
+                engine = await _audit_engine(settings.database)
+                sink = SqlAuditSink(engine)
+            client = ChargeAmpsClient(
+                session,
+                base_url=settings.api.base_url,
+                api_version=settings.api.version,
+                email=settings.email,
+                password=settings.password,
+                api_key=settings.api_key,
+                clock=clock,
+                max_concurrency=settings.api.max_concurrency,
+                max_requests_per_second=settings.api.max_requests_per_second,
+                request_timeout=settings.api.request_timeout,
+                max_attempts=settings.api.max_attempts,
+                token_store=TokenStore(settings.api.token_cache)
+                if settings.api.token_cache
+                else None,
+            )
+            await client.login()  # a refused login stops here, before any change
+            yield Controller(client, sink, actor=_actor(), clock=clock)
+    except Fatal:
+        raise
+    except Exception as exc:
+        fatal = translate_errors(exc)
+        if fatal is None:
+            raise
+        raise fatal from None
+    finally:
+        if engine is not None:
+            await engine.dispose()
+
+
+async def _audit_engine(database: Any) -> Any:
+    """The database for audit rows, migrated like the daemon does, checked before any change."""
+    from charged.storage.engine import check_database, create_engine
+    from charged.storage.migrate import upgrade
+
+    if database.migrate_on_start:
+        await upgrade(database.url)
+    engine = create_engine(database.url)
+    try:
+        await check_database(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
+
+
+async def _run_changes(
+    args: argparse.Namespace, run: Callable[[Controller], Awaitable[list[ChangeResult]]]
+) -> int:
+    from charged.control.operations import UnknownTarget
+
+    async with _controller(args, audited=True) as controller:
+        try:
+            results = await run(controller)
+        except UnknownTarget as exc:
+            raise _usage(str(exc.args[0])) from None
+    print_results(results, as_json=args.json)
+    return exit_code(results)
+
+
+def exit_code(results: Sequence[ChangeResult]) -> int:
+    if any(r.outcome is Outcome.FAILED or r.audit_error for r in results):
+        return EXIT_FAILED
+    if any(r.outcome is Outcome.REJECTED for r in results):
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def print_results(
+    results: Sequence[ChangeResult], *, as_json: bool, out: TextIO | None = None
+) -> None:
+    stream = out if out is not None else sys.stdout
+    if as_json:
+        _print_json(
+            {"ok": exit_code(results) == EXIT_OK, "results": [r.to_json() for r in results]},
+            stream,
+        )
+        return
+    rows = [["CHARGER", "CONNECTOR", "FIELD", "OLD", "NEW", "RESULT"]]
+    for r in results:
+        for change in r.changes:
+            old = "?" if isinstance(change.old, Unset) else _text(change.old)
+            rows.append(
+                [
+                    r.charger,
+                    "-" if r.connector is None else str(r.connector),
+                    change.field,
+                    old,
+                    _text(change.new),
+                    r.outcome.value,
+                ]
+            )
+    _print_table(rows, stream)
+    for r in results:
+        where = r.charger if r.connector is None else f"{r.charger} connector {r.connector}"
+        if r.error:
+            print(f"{where}: {r.outcome.value}: {r.error}", file=stream)
+        if r.audit_error:
+            print(f"{where}: {r.audit_error}", file=stream)
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def _usage(message: str) -> Exception:
+    from charged.cli import Fatal
+
+    return Fatal(message, EXIT_USAGE)
+
+
+def _value(parse: Callable[[object], str], text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except InvalidValue as exc:
+        raise _usage(str(exc)) from None
+
+
+def _switch(text: str | None, what: str) -> bool | None:
+    if text is None:
+        return None
+    try:
+        return parse_switch(text, what)
+    except InvalidValue as exc:
+        raise _usage(str(exc)) from None
+
+
+def _max_current(text: str | None, *, allow_pause: bool) -> MaxCurrent | Unset:
+    if text is None:
+        return UNSET
+    try:
+        return parse_max_current(text, allow_pause=allow_pause)
+    except InvalidValue as exc:
+        raise _usage(str(exc)) from None
+
+
+def _actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers): the uid still says who
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}"
+
+
+def _overview_rows(overview: Sequence[ChargerOverview]) -> list[list[str]]:
+    rows = [
+        ["CHARGER", "NAME", "TYPE", "STATUS", "CONNECTOR", "STATE", "CURRENT", "POWER", "ENERGY"]
+    ]
+    for cp in overview:
+        if not cp.connectors:
+            rows.append([cp.id, cp.name or "-", cp.type or "-", cp.status, "-", "-", "-", "-", "-"])
+        for c in cp.connectors:
+            rows.append(
+                [
+                    cp.id,
+                    cp.name or "-",
+                    cp.type or "-",
+                    cp.status,
+                    str(c.connector_id),
+                    c.status,
+                    "-" if c.current is None else f"{c.current:.1f} A",
+                    "-" if c.power_kw is None else f"{c.power_kw:.1f} kW",
+                    "-" if c.energy_kwh is None else f"{c.energy_kwh:.2f} kWh",
+                ]
+            )
+    return rows
+
+
+def _amps_text(value: object, *, none: str = "none") -> str:
+    if value is None:
+        return none
+    return f"{value:g} A" if isinstance(value, int | float) else str(value)
+
+
+def _on_off(value: object) -> str:
+    if value is None:
+        return "-"
+    return "on" if value else "off"
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _print_table(rows: Sequence[Sequence[str]], out: TextIO | None = None) -> None:
+    stream = out if out is not None else sys.stdout
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(),
+            file=stream,
+        )
+
+
+def _print_json(data: object, out: TextIO | None = None) -> None:
+    print(json.dumps(data, indent=2), file=out if out is not None else sys.stdout)
