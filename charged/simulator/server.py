@@ -28,8 +28,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REBOOT_SECONDS = 30.0  # fleet seconds a rebooting charger reports Offline
 SERVED_LIMIT = 1_000_000  # recorded status bodies kept at most (oldest dropped)
 
-_EMAIL_KEY = "charged.simulator.email"  # request key: the account the bearer token is for
-
 
 @dataclass(frozen=True)
 class ServedStatus:
@@ -65,6 +63,8 @@ class Simulator:
         self._schedule_serial = 0
         self.callbacks_enabled: set[str] = set()
         self._stopping = asyncio.Event()
+        self.hung_requests = 0  # requests the timeout fault is holding (tests wait on this)
+        self._hung_changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -142,14 +142,16 @@ class Simulator:
             await self.clock.sleep(delay)
         if "/auth/" in request.path:
             return await handler(request)
-        email = self._bearer_email(request)
-        if email is None:
+        if self._bearer_email(request) is None:
             return web.Response(status=401)
-        request[_EMAIL_KEY] = email
         decision = self._dice.decide()
         if decision == "timeout":
             # No answer until the server stops; the client gives up on its own deadline.
-            await self._stopping.wait()
+            await self._set_hung(+1)
+            try:
+                await self._stopping.wait()
+            finally:
+                await self._set_hung(-1)
             return web.Response(status=503)
         if decision == "rate_limit":
             return web.json_response(
@@ -160,6 +162,16 @@ class Simulator:
         if decision == "error":
             return web.Response(status=self._dice.error_status(), text="simulated server error")
         return await handler(request)
+
+    async def _set_hung(self, delta: int) -> None:
+        async with self._hung_changed:
+            self.hung_requests += delta
+            self._hung_changed.notify_all()
+
+    async def wait_hung(self, count: int) -> None:
+        """Return once at least ``count`` requests are being held by the timeout fault."""
+        async with self._hung_changed:
+            await self._hung_changed.wait_for(lambda: self.hung_requests >= count)
 
     def _bearer_email(self, request: web.Request) -> str | None:
         header = request.headers.get("Authorization", "")
@@ -286,7 +298,7 @@ class Simulator:
         sessions.sort(key=lambda s: (s.start, s.id), reverse=True)  # newest first
         if max_count is not None:
             sessions = sessions[:max_count]
-        email = request[_EMAIL_KEY]
+        email = self.account.email  # the only account: the one the bearer token is for
         return web.json_response([payloads.session_json(s, email) for s in sessions])
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
@@ -295,7 +307,7 @@ class Simulator:
         for c in cp.connectors:
             for s in c.sessions():
                 if str(s.id) == wanted:
-                    return web.json_response(payloads.session_json(s, request[_EMAIL_KEY]))
+                    return web.json_response(payloads.session_json(s, self.account.email))
         return _error(404, f"no charging session {wanted} on charge point {cp.id}")
 
     # ------------------------------------------------------------------ commands
