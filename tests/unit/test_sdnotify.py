@@ -1,0 +1,133 @@
+"""sd_notify against a real unix datagram socket standing in for systemd."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from charged.ops.sdnotify import SystemdNotifier
+
+
+class RecordingLogger:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def info(self, event: str, **kw: Any) -> None:
+        self.calls.append(("info", event))
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self.calls.append(("warning", event))
+
+
+@pytest.fixture
+def listener(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(2)
+    yield sock, str(path)
+    sock.close()
+
+
+def test_states_arrive_as_datagrams(listener: tuple[socket.socket, str]) -> None:
+    sock, path = listener
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": path})
+    assert notifier.enabled
+    assert notifier.ready()
+    assert sock.recv(4096) == b"READY=1"
+    assert notifier.watchdog()
+    assert sock.recv(4096) == b"WATCHDOG=1"
+    assert notifier.status("3 chargers, last tick ok")
+    assert sock.recv(4096) == b"STATUS=3 chargers, last tick ok"
+    assert notifier.stopping()
+    assert sock.recv(4096) == b"STOPPING=1"
+    assert notifier.notify("RELOADING=1", "MONOTONIC_USEC=5")
+    assert sock.recv(4096) == b"RELOADING=1\nMONOTONIC_USEC=5"
+    notifier.close()
+
+
+def test_ready_with_status_and_no_injected_lines(listener: tuple[socket.socket, str]) -> None:
+    sock, path = listener
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": path})
+    notifier.ready(status="first tick\nREADY=1 stored")
+    assert sock.recv(4096) == b"READY=1\nSTATUS=first tick READY=1 stored"
+    notifier.close()
+
+
+def test_abstract_socket_name() -> None:
+    name = f"charged-test-{uuid.uuid4().hex}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.settimeout(2)
+    try:
+        notifier = SystemdNotifier({"NOTIFY_SOCKET": "@" + name})
+        assert notifier.ready()
+        assert sock.recv(4096) == b"READY=1"
+        notifier.close()
+    finally:
+        sock.close()
+
+
+def test_no_op_without_systemd() -> None:
+    notifier = SystemdNotifier({})
+    assert not notifier.enabled
+    assert notifier.ready() is False
+    assert notifier.watchdog() is False
+    assert notifier.stopping() is False
+    assert notifier.watchdog_interval() is None
+
+
+def test_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    monkeypatch.setenv("WATCHDOG_USEC", "4000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    notifier = SystemdNotifier()
+    assert not notifier.enabled
+    assert notifier.watchdog_interval() == 2.0
+
+
+def test_unsupported_address_is_reported_once_and_ignored() -> None:
+    log = RecordingLogger()
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": "vsock:2:1234"}, logger=log)
+    assert not notifier.enabled and notifier.ready() is False
+    assert [lvl for lvl, _ in log.calls] == ["warning"]
+
+
+def test_vanished_socket_never_raises_and_logs_transitions(tmp_path: Path) -> None:
+    path = tmp_path / "gone"
+    log = RecordingLogger()
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(path)}, logger=log)
+    assert notifier.watchdog() is False
+    assert notifier.watchdog() is False
+    assert log.calls == [("warning", "cannot notify systemd")]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(2)
+    try:
+        assert notifier.watchdog()
+        assert sock.recv(4096) == b"WATCHDOG=1"
+        assert log.calls[-1] == ("info", "systemd notifications delivered again")
+    finally:
+        sock.close()
+        notifier.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"WATCHDOG_USEC": "2000000"}, 1.0),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": str(os.getpid())}, 15.0),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}, None),  # meant for another pid
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_watchdog_interval(env: dict[str, str], expected: float | None) -> None:
+    assert SystemdNotifier(env).watchdog_interval() == expected
