@@ -1,0 +1,138 @@
+"""`charged simulate`'s pieces: options → config, and serving until cancelled."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import aiohttp
+import pytest
+
+from charged.simulator import Account, add_simulate_arguments, config_from_args, run_simulator
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="charged simulate")
+    add_simulate_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults_are_the_documented_account_and_no_faults() -> None:
+    config = config_from_args(parse())
+    assert (config.chargers, config.seed, config.speed) == (30, 1, 1.0)
+    assert config.account == Account()
+    assert config.account.email == "demo@charged.invalid"
+    f = config.faults
+    assert (f.latency, f.error_rate, f.rate_limit_rate, f.timeout_rate) == (0, 0, 0, 0)
+    assert not (f.malformed or f.offline or f.no_measurements or f.ignore_writes)
+
+
+def test_every_option_reaches_the_config() -> None:
+    config = config_from_args(
+        parse(
+            "--chargers",
+            "5",
+            "--seed",
+            "9",
+            "--speed",
+            "60",
+            "--email",
+            "a@b.invalid",
+            "--password",
+            "pw",
+            "--api-key",
+            "key",
+            "--latency",
+            "0.2",
+            "--jitter",
+            "0.1",
+            "--error-rate",
+            "0.1",
+            "--rate-limit-rate",
+            "0.05",
+            "--retry-after",
+            "3",
+            "--timeout-rate",
+            "0.01",
+            "--malformed",
+            "1903000191A",
+            "--offline",
+            "X1",
+            "--offline",
+            "X2",
+            "--no-measurements",
+            "--token-lifetime",
+            "60",
+            "--token-exp-claim",
+            "7200",
+            "--ignore-writes",
+            "X3",
+        )
+    )
+    assert (config.chargers, config.seed, config.speed) == (5, 9, 60.0)
+    assert config.account == Account("a@b.invalid", "pw", "key")
+    f = config.faults
+    assert (f.latency, f.latency_jitter, f.error_rate, f.rate_limit_rate) == (0.2, 0.1, 0.1, 0.05)
+    assert (f.retry_after, f.timeout_rate, f.token_lifetime, f.token_exp_claim) == (
+        3.0,
+        0.01,
+        60.0,
+        7200.0,
+    )
+    assert f.malformed == {"1903000191A"} and f.offline == {"X1", "X2"}
+    assert f.no_measurements and f.ignore_writes == {"X3"}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("--chargers", "-1"), "negative"),
+        (("--error-rate", "1.5"), "from 0 to 1"),
+        (("--speed", "0"), "positive"),
+        (("--latency", "soon"), "not a number"),
+    ],
+)
+def test_bad_options_say_what_is_wrong(
+    argv: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse(*argv)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in err and argv[0] in err
+
+
+def test_shares_that_add_up_to_more_than_all_requests_are_refused() -> None:
+    with pytest.raises(ValueError, match="must not exceed 1"):
+        config_from_args(parse("--error-rate", "0.6", "--rate-limit-rate", "0.6"))
+
+
+async def test_run_simulator_prints_where_and_who_then_serves_until_cancelled() -> None:
+    lines: list[str] = []
+    ready = asyncio.Event()
+
+    def out(line: str) -> None:
+        lines.append(line)
+        if line.startswith("faults:"):
+            ready.set()
+
+    config = config_from_args(parse("--chargers", "3", "--port", "0"))
+    task = asyncio.create_task(run_simulator(config, "127.0.0.1", 0, out=out))
+    await asyncio.wait_for(ready.wait(), timeout=10)
+    url = lines[0].split(" at ")[1].split()[0]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/api/v5")
+    assert "3 Aura chargers" in lines[0]
+    assert "demo@charged.invalid" in lines[1] and "demo-password" in lines[1]
+    assert "demo-api-key" in lines[1]
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{url}/auth/login",
+            headers={"apiKey": "demo-api-key"},
+            json={"email": "demo@charged.invalid", "password": "demo-password"},
+        ) as resp:
+            assert resp.status == 200
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task  # cancellation is not swallowed
+        with pytest.raises(aiohttp.ClientConnectionError):
+            async with http.get(f"{url}/chargepoints/owned"):
+                pass  # the port is closed again
