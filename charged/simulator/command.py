@@ -47,6 +47,9 @@ def _share(text: str) -> float:
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Account()
+    # Options that clash only together (shares adding up to more than 1) are found after
+    # parsing; config_from_args reports them through the parser as a usage error.
+    parser.set_defaults(simulate_usage_error=parser.error)
     parser.add_argument(
         "--chargers",
         type=_non_negative_int,
@@ -148,7 +151,11 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
-    """The config the parsed options describe; ValueError with one line if they clash."""
+    """The config the parsed options describe.
+
+    Options that clash are a usage error of the parser they came from (one line, exit 2);
+    a namespace built by hand gets a ValueError instead.
+    """
     faults = Faults(
         latency=ns.latency,
         latency_jitter=ns.jitter,
@@ -170,7 +177,14 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         account=Account(email=ns.email, password=ns.password, api_key=ns.api_key),
         faults=faults,
     )
-    config.validate()
+    try:
+        config.validate()
+    except ValueError as exc:
+        usage_error = getattr(ns, "simulate_usage_error", None)
+        if usage_error is None:
+            raise
+        usage_error(f"{exc}; lower one of them")  # prints one line, exits 2
+        raise  # not reached: argparse's error() exits
     return config
 
 

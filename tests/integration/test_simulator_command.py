@@ -101,9 +101,17 @@ def test_bad_options_say_what_is_wrong(
     assert message in err and argv[0] in err
 
 
-def test_shares_that_add_up_to_more_than_all_requests_are_refused() -> None:
-    with pytest.raises(ValueError, match="must not exceed 1"):
+def test_shares_that_add_up_to_more_than_all_requests_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
         config_from_args(parse("--error-rate", "0.6", "--rate-limit-rate", "0.6"))
+    assert exited.value.code == 2
+    assert "must not exceed 1; lower one of them" in capsys.readouterr().err.splitlines()[-1]
+    by_hand = argparse.Namespace(**{**vars(parse()), "simulate_usage_error": None})
+    by_hand.error_rate = by_hand.timeout_rate = 0.6
+    with pytest.raises(ValueError, match="must not exceed 1"):
+        config_from_args(by_hand)
 
 
 async def test_run_simulator_prints_where_and_who_then_serves_until_cancelled() -> None:
