@@ -1,1 +1,16 @@
+"""Operations: health, readiness and metrics over HTTP, and systemd notifications."""
 
+from __future__ import annotations
+
+from charged.ops.health import Readiness, ReadinessState, evaluate_readiness
+from charged.ops.sdnotify import SystemdNotifier
+from charged.ops.server import OpsServer, OpsServerError
+
+__all__ = [
+    "OpsServer",
+    "OpsServerError",
+    "Readiness",
+    "ReadinessState",
+    "SystemdNotifier",
+    "evaluate_readiness",
+]
