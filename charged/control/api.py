@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from charged.chargeamps.errors import ApiError, ChargeAmpsError
+from charged.config import ControlSettings
 from charged.control.operations import (
     ChangeResult,
     Controller,
@@ -41,6 +42,23 @@ PREFIX = "/api/control"
 MIN_TOKEN_CHARS = 16
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ControllerFactory = Callable[[], Controller]
+
+
+def control_routes(
+    control: ControlSettings, controller_factory: ControllerFactory
+) -> Callable[[web.Application], None] | None:
+    """The ``OpsServer(extra_routes=…)`` hook: None (no routes at all) unless enabled."""
+    if not control.enabled:
+        return None
+    if not control.token:
+        # config.py refuses enabled-without-token; never serve the routes open
+        raise ValueError("control.enabled is true but control.token is missing")
+    token = control.token
+
+    def install(app: web.Application) -> None:
+        install_control_routes(app, controller_factory=controller_factory, token=token)
+
+    return install
 
 
 class ControllerUnavailable(Exception):
