@@ -34,8 +34,8 @@ def not_asked() -> ReadinessState:
 
 async def serve(control: ControlSettings, fake_clock: FakeClock) -> OpsServer:
     controller = Controller(
-        OneCharger(),
-        MemoryAuditSink(),  # type: ignore[arg-type]
+        OneCharger(),  # type: ignore[arg-type]
+        MemoryAuditSink(),
         actor="api",
         clock=fake_clock,
     )
