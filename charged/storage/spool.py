@@ -237,6 +237,7 @@ class Spool:
         self._full = False
         self._rejected_size = 0  # size of the record that made the spool full
         self._dropped_since_full = 0
+        self._ack_failing = False  # warn once while the ack file cannot be written
 
     # ---------------------------------------------------------------- state
 
@@ -424,6 +425,8 @@ class Spool:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+            # if opening the next segment fails, the next append tries to roll again
+            self._active = None
         seq = self._next_seq
         path = self._dir / _segment_name(seq)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
@@ -560,8 +563,19 @@ class Spool:
         # Written (not fsynced) on every ack so a killed process does not replay what it
         # already stored; flush() makes it durable.  os.replace keeps it all-or-nothing.
         tmp = self._dir / (_ACK_FILE + ".tmp")
-        tmp.write_bytes(json.dumps({"segment": seq, "offset": offset}).encode())
-        os.replace(tmp, self._dir / _ACK_FILE)
+        try:
+            tmp.write_bytes(json.dumps({"segment": seq, "offset": offset}).encode())
+            os.replace(tmp, self._dir / _ACK_FILE)
+        except OSError as exc:
+            # Not fatal: the rows are in the database; at worst a restart replays them.
+            if not self._ack_failing:
+                self._log.warning(
+                    "cannot record spool progress; a restart may replay stored rows",
+                    error=exc.strerror,
+                )
+                self._ack_failing = True
+            return
+        self._ack_failing = False
         self._dirty = True
 
     # ---------------------------------------------------------------- durability

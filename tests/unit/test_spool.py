@@ -7,6 +7,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -330,6 +331,50 @@ def test_disk_error_drops_the_batch_and_leaves_no_half_record(
     assert log.events("warning") == log.events("warning")[:1]  # no corruption reported
 
 
+def test_failing_segment_creation_drops_and_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool, _, _ = make(tmp_path, segment_bytes=1)  # every append opens a segment
+    assert spool.append(batch_of(1, 0))
+    real_open = os.open
+
+    def no_more_files(path: Any, *args: Any, **kw: Any) -> int:
+        if str(path).endswith(".spool"):
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, *args, **kw)
+
+    monkeypatch.setattr(os, "open", no_more_files)
+    assert spool.append(batch_of(1, 1)) is False
+    monkeypatch.setattr(os, "open", real_open)
+    assert spool.append(batch_of(1, 2))
+    assert [b["connector_status"][0]["tick"] for b in drain(spool)] == [0, 2]
+
+
+def test_failing_ack_file_is_a_warning_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool, _, log = make(tmp_path)
+    for tick in range(3):
+        spool.append(batch_of(1, tick))
+    real_replace = os.replace
+
+    def disk_full(*args: Any, **kw: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    for _ in range(2):
+        item = spool.peek()
+        assert item is not None
+        spool.ack(item[0])
+    assert log.events("warning") == [
+        "cannot record spool progress; a restart may replay stored rows"
+    ]
+    monkeypatch.setattr(os, "replace", real_replace)
+    # killed now: the unrecorded acks mean a harmless replay, never a lost record
+    again, _, _ = make(tmp_path)
+    assert [b["connector_status"][0]["tick"] for b in drain(again)] == [0, 1, 2]
+
+
 def test_unreadable_ack_file_replays_everything(tmp_path: Path) -> None:
     spool, _, _ = make(tmp_path)
     for tick in range(2):
@@ -413,3 +458,41 @@ async def test_run_fsync_syncs_when_dirty_and_on_cancel(
         await task
     assert synced  # shutdown made the last append durable before letting go
     spool.close()
+
+
+def test_a_tick_of_ten_thousand_chargers_appends_in_well_under_a_second(tmp_path: Path) -> None:
+    when = datetime(2026, 1, 1)
+    tick = {
+        "measurement": [
+            {
+                "phase": f"L{p}",
+                "current": 6.0 + i % 10,
+                "voltage": 229.5,
+                "connector_id": c,
+                "charge_point_id": f"CP{i:06d}",
+                "comment": None,
+                "session_id": 100_000 + i,
+                "date_created": when,
+            }
+            for i in range(10_000)
+            for c in (1, 2)
+            for p in (1, 2, 3)
+        ],
+        "connector_status": [
+            {
+                "charge_point_id": f"CP{i:06d}",
+                "connector_id": c,
+                "status": "Charging",
+                "end_time": None,
+                "date_created": when,
+            }
+            for i in range(10_000)
+            for c in (1, 2)
+        ],
+    }
+    spool, _, _ = make(tmp_path)
+    started = time.perf_counter()
+    assert spool.append(tick)
+    assert time.perf_counter() - started < 1.0
+    assert spool.bytes < 2 * 1024**2  # compact: a few bytes a row, not a few hundred
+    assert drain(spool) == [tick]
