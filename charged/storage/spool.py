@@ -289,8 +289,15 @@ class Spool:
                     "give this one its own spool.directory"
                 ) from exc
             raise
+        try:
+            self._scan()
+        except OSError as exc:
+            lock.close()
+            raise SpoolError(
+                f"cannot read the spool in {self._dir} ({exc.strerror}); fix the permissions "
+                "of its files (the service user must own them)"
+            ) from exc
         self._lock = lock
-        self._scan()
         self._metrics.spool_bytes.set(self.bytes)
         if self._records:
             self._log.info(

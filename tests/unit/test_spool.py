@@ -16,7 +16,7 @@ import pytest
 
 from charged.clock import FakeClock
 from charged.metrics import Metrics
-from charged.storage.spool import HEADER_SIZE, RecordId, Spool
+from charged.storage.spool import HEADER_SIZE, RecordId, Spool, SpoolError
 
 
 class RecordingLogger:
@@ -406,6 +406,14 @@ def test_misuse_gives_clear_errors(tmp_path: Path) -> None:
         spool.append({"t": [{"x": 1j}]})
     with pytest.raises(ValueError, match="max_bytes must be positive"):
         Spool(tmp_path, max_bytes=0)
+
+
+def test_unreadable_spool_is_one_clear_error(tmp_path: Path) -> None:
+    # a directory where a segment should be: unreadable as a file even for root
+    (tmp_path / "000000000001.spool").mkdir()
+    (tmp_path / "000000000001.spool" / "x").write_bytes(b"x")
+    with pytest.raises(SpoolError, match=r"cannot read the spool in .*fix the permissions"):
+        Spool(tmp_path, metrics=Metrics()).open()
 
 
 def test_second_process_on_the_same_directory_is_refused(tmp_path: Path) -> None:
