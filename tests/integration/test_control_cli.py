@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from charged.cli import Fatal
 from charged.control.cli import add_control_commands
@@ -24,6 +25,14 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="charged")
     add_control_commands(top.add_subparsers(dest="command", required=True))
     return top
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    # The commands point structlog at this test's (captured) stderr, as `charged` would at
+    # the real one; later tests must not write to a stream pytest has closed.
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
