@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from charged.ops.health import Readiness, ReadinessState, evaluate_readiness
-from charged.ops.sdnotify import SystemdNotifier
+from charged.ops.sdnotify import SystemdNotifier, TickNotifier
 from charged.ops.server import OpsServer, OpsServerError
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "Readiness",
     "ReadinessState",
     "SystemdNotifier",
+    "TickNotifier",
     "evaluate_readiness",
 ]

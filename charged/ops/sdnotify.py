@@ -105,3 +105,30 @@ class SystemdNotifier:
 def _status_line(text: str) -> str:
     # a newline would start another assignment (e.g. a forged READY=1)
     return "STATUS=" + " ".join(text.split())
+
+
+class TickNotifier:
+    """The daemon's side of the contract: READY=1 once the first tick is stored, WATCHDOG=1
+    with every stored tick after it (so a stuck collector stops feeding the watchdog even
+    though the process is alive), STOPPING=1 at shutdown."""
+
+    def __init__(self, notifier: SystemdNotifier) -> None:
+        self._notifier = notifier
+        self._ready = False
+
+    @property
+    def ready_sent(self) -> bool:
+        return self._ready
+
+    def tick_stored(self, status: str | None = None) -> None:
+        if not self._ready:
+            self._notifier.ready(status)
+            self._ready = True
+            return
+        states = ["WATCHDOG=1"]
+        if status is not None:
+            states.append(_status_line(status))
+        self._notifier.notify(*states)
+
+    def stopping(self) -> None:
+        self._notifier.stopping()

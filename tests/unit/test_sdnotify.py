@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from charged.ops.sdnotify import SystemdNotifier
+from charged.ops.sdnotify import SystemdNotifier, TickNotifier
 
 
 class RecordingLogger:
@@ -131,3 +131,28 @@ def test_vanished_socket_never_raises_and_logs_transitions(tmp_path: Path) -> No
 )
 def test_watchdog_interval(env: dict[str, str], expected: float | None) -> None:
     assert SystemdNotifier(env).watchdog_interval() == expected
+
+
+def test_tick_notifier_ready_once_then_watchdog(listener: tuple[socket.socket, str]) -> None:
+    sock, path = listener
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": path})
+    ticks = TickNotifier(notifier)
+    assert not ticks.ready_sent
+    ticks.tick_stored("30 chargers")
+    assert ticks.ready_sent
+    assert sock.recv(4096) == b"READY=1\nSTATUS=30 chargers"
+    ticks.tick_stored()
+    assert sock.recv(4096) == b"WATCHDOG=1"
+    ticks.tick_stored("29 chargers, 1 failed")
+    assert sock.recv(4096) == b"WATCHDOG=1\nSTATUS=29 chargers, 1 failed"
+    ticks.stopping()
+    assert sock.recv(4096) == b"STOPPING=1"
+    notifier.close()
+
+
+def test_tick_notifier_without_systemd_is_silent() -> None:
+    ticks = TickNotifier(SystemdNotifier({}))
+    ticks.tick_stored()
+    ticks.tick_stored()
+    ticks.stopping()
+    assert ticks.ready_sent
