@@ -1,0 +1,1 @@
+"""Alembic migrations of the charged schema (run through charged.storage.migrate)."""

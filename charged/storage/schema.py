@@ -1,0 +1,137 @@
+"""The database tables, as SQLAlchemy Core metadata (the target the migrations must reach).
+
+The original scripts' table and column names are kept so existing databases and queries carry
+over.  Every timestamp is a naive UTC ``DATETIME`` at whole seconds.  Each table that grows
+with every tick has a *natural key* (unique constraint) so that writing the same tick twice
+leaves one copy; :data:`NATURAL_KEYS` names them for the writer.
+
+Adding a table: define it here, add a migration under ``migrations/versions`` that creates it
+exactly like this, and (if rows for it go through the BatchWriter) give it a natural key below.
+Constraints and indexes carry explicit names so migrations can address them on every backend.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Double,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+charge_point_status = Table(
+    "charge_point_status",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("status", String(128)),
+    Column("name", String(256)),
+    Column("type", String(32)),
+    Column("firmware_version", String(64)),
+    Column("hardware_version", String(64)),
+    Column("last_seen", DateTime),
+)
+
+connector_status = Table(
+    "connector_status",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(128)),
+    Column("connector_id", Integer),
+    # The original NUMERIC (DECIMAL(10,0) on MySQL) cut the decimals off; DOUBLE keeps them.
+    Column("total_consumption_kwh", Double),
+    Column("session_type", String(128)),
+    Column("status", String(128)),
+    # ISO 8601 text, as the original scripts stored it
+    Column("start_time", String(256)),
+    Column("end_time", String(256)),
+    Column("session_id", BigInteger),
+    Column("date_created", DateTime),
+    Column("charging_power_kw", Float),
+    UniqueConstraint(
+        "charge_point_id", "connector_id", "date_created", name="uq_connector_status_natural"
+    ),
+    Index("ix_connector_status_date_created", "date_created"),
+)
+
+measurement = Table(
+    "measurement",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("phase", String(128)),
+    Column("current", Float),
+    Column("voltage", Float),
+    Column("connector_id", Integer),
+    Column("charge_point_id", String(128)),
+    Column("comment", String(15000)),
+    Column("session_id", BigInteger),
+    Column("date_created", DateTime),
+    UniqueConstraint(
+        "charge_point_id",
+        "connector_id",
+        "phase",
+        "date_created",
+        name="uq_measurement_natural",
+    ),
+    Index("ix_measurement_date_created", "date_created"),
+)
+
+poll_cycle = Table(
+    "poll_cycle",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tick_time", DateTime, nullable=False),
+    Column("chargers_asked", Integer, nullable=False),
+    Column("chargers_ok", Integer, nullable=False),
+    Column("chargers_failed", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    # grid ticks skipped (because the previous tick overran) just before this one
+    Column("skipped_ticks", Integer, nullable=False, server_default=text("0")),
+    UniqueConstraint("tick_time", name="uq_poll_cycle_tick_time"),
+)
+
+poll_gap = Table(
+    "poll_gap",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tick_time", DateTime, nullable=False),
+    Column("charge_point_id", String(128), nullable=False),
+    # an error class name or short text; never a secret
+    Column("reason", String(256)),
+    UniqueConstraint("tick_time", "charge_point_id", name="uq_poll_gap_natural"),
+    Index("ix_poll_gap_charge_point_id_tick_time", "charge_point_id", "tick_time"),
+)
+
+# Table name -> columns whose values identify a row; a second insert with the same values
+# is a no-op.  charge_point_status is keyed by its primary key and upserted instead.
+NATURAL_KEYS: dict[str, tuple[str, ...]] = {
+    "connector_status": ("charge_point_id", "connector_id", "date_created"),
+    "measurement": ("charge_point_id", "connector_id", "phase", "date_created"),
+    "poll_cycle": ("tick_time",),
+    "poll_gap": ("tick_time", "charge_point_id"),
+}
+
+# Tables whose rows update the existing row with the same primary key.
+UPSERT_KEYS: dict[str, tuple[str, ...]] = {
+    "charge_point_status": ("id",),
+}
+
+# Within one transaction the charge points go first, so readers never see a connector row
+# whose charger is unknown.
+WRITE_ORDER: tuple[str, ...] = (
+    "charge_point_status",
+    "connector_status",
+    "measurement",
+    "poll_cycle",
+    "poll_gap",
+)
