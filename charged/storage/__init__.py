@@ -1,1 +1,1 @@
-
+"""Storage: the schema, migrations, idempotent bulk writes and the batch writer."""
