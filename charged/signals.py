@@ -8,7 +8,7 @@ import signal
 from collections.abc import Callable
 
 
-def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None]) -> None:
+def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], object]) -> None:
     """First SIGINT/SIGTERM sets ``stop``; a second one calls ``on_second``."""
     loop = asyncio.get_running_loop()
 

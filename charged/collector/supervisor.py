@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -21,6 +21,7 @@ from charged.chargeamps.models import ChargePoint, ChargePointStatus
 from charged.clock import Clock, SystemClock
 from charged.collector.rows import charge_point_rows, count_rows, db_time, status_rows
 from charged.metrics import Metrics
+from charged.storage.writes import RowBatch
 
 
 class StatusSource(Protocol):
@@ -29,9 +30,6 @@ class StatusSource(Protocol):
     async def owned_chargepoints(self, *, deadline: float | None = None) -> list[ChargePoint]: ...
 
     async def status(self, cp_id: str, *, deadline: float | None = None) -> ChargePointStatus: ...
-
-
-RowBatch = dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,15 +224,15 @@ class Supervisor:
         power = sum(c.charging_power_kw or 0.0 for c in status.connector_statuses)
         return count_rows(batch), charging, power
 
-    async def _put(self, batch: RowBatch) -> None:
+    async def _put(self, batch: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         # A full queue makes us wait here: backpressure, never a silent drop.
         await self._queue.put(batch)
         for table, rows in batch.items():
             self._metrics.rows_queued.labels(table).inc(len(rows))
         self._metrics.queue_depth.set(self._queue.qsize())
 
-    def _cycle_rows(self, result: TickResult) -> RowBatch:
-        batch: RowBatch = {
+    def _cycle_rows(self, result: TickResult) -> dict[str, list[dict[str, Any]]]:
+        batch: dict[str, list[dict[str, Any]]] = {
             "poll_cycle": [
                 {
                     "tick_time": result.tick_time,

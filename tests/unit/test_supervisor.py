@@ -17,8 +17,9 @@ from charged.chargeamps.models import (
     Measurement,
 )
 from charged.clock import FakeClock
-from charged.collector.supervisor import NoChargersError, RowBatch, Supervisor
+from charged.collector.supervisor import NoChargersError, Supervisor
 from charged.metrics import Metrics
+from charged.storage.writes import RowBatch
 
 
 def charge_point(cp_id: str) -> ChargePoint:

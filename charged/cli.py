@@ -1,0 +1,267 @@
+"""The `charged` command.
+
+Exit codes: 0 success; 1 unexpected error; 2 bad usage; 69 database or vendor API
+unreachable; 77 login refused (wrong email, password or apiKey); 78 bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from charged import __version__
+
+DEFAULT_CONFIG = "/etc/charged/config.yaml"
+
+EXIT_ERROR = 1
+EXIT_UNAVAILABLE = 69
+EXIT_NOPERM = 77
+EXIT_CONFIG = 78
+
+
+class Fatal(Exception):
+    """An expected failure: printed as one line, exits with ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="charged",
+        description="Collect data from and control Charge Amps EV chargers through the "
+        "vendor cloud API; store it in MySQL/MariaDB or SQLite.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 69 database/API unreachable, "
+        "77 login refused, 78 bad configuration.",
+    )
+    parser.add_argument("--version", action="version", version=f"charged {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def config_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "-c",
+            "--config",
+            default=os.environ.get("CHARGED_CONFIG", DEFAULT_CONFIG),
+            help=f"YAML config file (default: $CHARGED_CONFIG or {DEFAULT_CONFIG})",
+        )
+
+    run = sub.add_parser("run", help="run the collector daemon")
+    config_arg(run)
+    run.add_argument(
+        "--no-migrate", action="store_true", help="do not apply database migrations at start"
+    )
+
+    demo = sub.add_parser(
+        "demo", help="simulator + collector + SQLite in one process; no config needed"
+    )
+    demo.add_argument(
+        "--db",
+        type=Path,
+        default=Path("charged-demo.db"),
+        help="SQLite file to store into (default: charged-demo.db)",
+    )
+    demo.add_argument(
+        "--chargers", type=_positive_int, default=30, help="simulated chargers (default: 30)"
+    )
+    demo.add_argument(
+        "--interval", type=_positive_float, default=5.0, help="seconds between polls (default: 5)"
+    )
+    demo.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=None,
+        help="stop after this many seconds (default: until Ctrl-C)",
+    )
+    demo.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=60.0,
+        help="simulated seconds per real second (default: 60)",
+    )
+    demo.add_argument("--seed", type=int, default=1, help="fleet random seed (default: 1)")
+
+    from charged.simulator import add_simulate_arguments
+
+    simulate = sub.add_parser("simulate", help="serve a simulated Charge Amps API")
+    add_simulate_arguments(simulate)
+
+    db = sub.add_parser("db", help="database schema: upgrade, current")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    for name, text in (
+        ("upgrade", "apply all migrations"),
+        ("current", "print the applied migration"),
+    ):
+        action = db_sub.add_parser(name, help=text)
+        config_arg(action)
+        action.add_argument("--url", help="database URL (instead of the config's database.url)")
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+        "run": _cmd_run,
+        "demo": _cmd_demo,
+        "simulate": _cmd_simulate,
+        "db": _cmd_db,
+    }
+    try:
+        return asyncio.run(handlers[args.command](args))
+    except Fatal as exc:
+        print(f"charged: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(path: str, *, require_secrets: bool = True) -> Any:
+    from charged.config import ConfigError, load_settings
+
+    try:
+        return load_settings(path, require_secrets=require_secrets)
+    except ConfigError as exc:
+        raise Fatal(str(exc), EXIT_CONFIG) from None
+
+
+def translate_errors(exc: BaseException) -> Fatal | None:
+    """Expected failures → one line and an exit code; anything else is a bug."""
+    from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
+    from charged.collector.supervisor import NoChargersError
+    from charged.storage.engine import StorageError
+
+    if isinstance(exc, AuthenticationError):
+        return Fatal(str(exc), EXIT_NOPERM)
+    if isinstance(exc, ApiUnavailable | StorageError):
+        return Fatal(str(exc), EXIT_UNAVAILABLE)
+    if isinstance(exc, NoChargersError | ChargeAmpsError):
+        return Fatal(str(exc), EXIT_ERROR)
+    return None
+
+
+async def _cmd_run(args: argparse.Namespace) -> int:
+    from charged.collector.service import Collector
+    from charged.log import configure_logging
+    from charged.signals import install_stop_signals
+
+    settings = _load(args.config)
+    if args.no_migrate:
+        settings = settings.model_copy(
+            update={"database": settings.database.model_copy(update={"migrate_on_start": False})}
+        )
+    configure_logging(settings.log.level, settings.log.format)
+    log = structlog.get_logger("charged")
+    for warning in settings.warnings:
+        log.warning(warning)
+    stop = asyncio.Event()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    install_stop_signals(stop, main_task.cancel)
+    collector = Collector(settings)
+    try:
+        log.info(
+            "starting",
+            version=__version__,
+            config=settings.source,
+            api=settings.api.base_url,
+            interval=settings.collector.interval,
+        )
+        await collector.start()
+        await collector.run(stop)
+    except Exception as exc:
+        fatal = translate_errors(exc)
+        if fatal is None:
+            raise
+        raise fatal from None
+    finally:
+        await collector.close()
+        log.info("stopped")
+    return 0
+
+
+async def _cmd_demo(args: argparse.Namespace) -> int:
+    from charged.demo import DemoOptions, run_demo
+    from charged.log import configure_logging
+    from charged.signals import install_stop_signals
+
+    # The demo prints its own progress; keep the service's log lines to warnings.
+    configure_logging("warning", "console")
+    stop = asyncio.Event()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    install_stop_signals(stop, main_task.cancel)
+    options = DemoOptions(
+        db=args.db,
+        chargers=args.chargers,
+        interval=args.interval,
+        duration=args.duration,
+        speed=args.speed,
+        seed=args.seed,
+    )
+    try:
+        await run_demo(options, stop=stop)
+    except Exception as exc:
+        fatal = translate_errors(exc)
+        if fatal is None:
+            raise
+        raise fatal from None
+    return 0
+
+
+async def _cmd_simulate(args: argparse.Namespace) -> int:
+    from charged.log import configure_logging
+    from charged.simulator import config_from_args, run_simulator
+
+    configure_logging("info", "auto")
+    try:
+        await run_simulator(config_from_args(args), args.host, args.port)
+    except OSError as exc:
+        raise Fatal(
+            f"cannot serve on {args.host}:{args.port}: {exc.strerror}", EXIT_UNAVAILABLE
+        ) from None
+    except asyncio.CancelledError:
+        pass
+    return 0
+
+
+async def _cmd_db(args: argparse.Namespace) -> int:
+    from charged.storage.migrate import current, upgrade
+
+    url = args.url or _load(args.config, require_secrets=False).database.url
+    try:
+        if args.db_command == "upgrade":
+            applied = await upgrade(url)
+            print("applied: " + ", ".join(applied) if applied else "already up to date")
+        else:
+            print(await current(url) or "no migration applied (empty database)")
+    except Exception as exc:
+        fatal = translate_errors(exc)
+        if fatal is None:
+            raise
+        raise fatal from None
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

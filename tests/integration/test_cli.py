@@ -1,0 +1,119 @@
+"""`charged` as a user runs it: bad input gives one line and the documented exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from charged.cli import EXIT_CONFIG, EXIT_NOPERM, EXIT_UNAVAILABLE
+from charged.simulator import Simulator, SimulatorConfig
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGED_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "charged.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        check=False,
+    )
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("charged: ")]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    sim = Simulator(SimulatorConfig(chargers=2, seed=3))
+    await sim.start("127.0.0.1", 0)
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+def config_file(
+    tmp_path: Path,
+    sim: Simulator | None,
+    *,
+    password: str | None = None,
+    db_url: str | None = None,
+    extra: str = "",
+) -> Path:
+    base = sim.base_url if sim else "http://127.0.0.1:9"
+    pw = password if password is not None else (sim.account.password if sim else "pw")
+    email = sim.account.email if sim else "e@x"
+    key = sim.account.api_key if sim else "k"
+    url = db_url or f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"api:\n  base_url: {base}\n  email: {email}\n  password: {pw}\n  api_key: {key}\n"
+        f"database:\n  url: {url}\n{extra}"
+    )
+    path.chmod(0o600)
+    return path
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    proc = run_cli("run", "-c", str(tmp_path / "absent.yaml"))
+    assert proc.returncode == EXIT_CONFIG
+    assert "config file not found" in one_line_error(proc)
+
+
+def test_yaml_syntax_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("api:\n  email: [oops\n")
+    proc = run_cli("run", "-c", str(path))
+    assert proc.returncode == EXIT_CONFIG
+    assert "YAML syntax error at line" in one_line_error(proc)
+
+
+def test_unknown_key(tmp_path: Path) -> None:
+    path = config_file(tmp_path, None, extra="collector:\n  intervall: 30\n")
+    proc = run_cli("run", "-c", str(path))
+    assert proc.returncode == EXIT_CONFIG
+    assert "unknown key 'collector.intervall'" in one_line_error(proc)
+
+
+def test_missing_password(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("api:\n  email: e@x\n  api_key: k\n")
+    proc = run_cli("run", "-c", str(path))
+    assert proc.returncode == EXIT_CONFIG
+    assert "api.password is missing" in one_line_error(proc)
+
+
+async def test_wrong_password_is_one_line_and_one_login(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    path = config_file(tmp_path, simulator, password="not-the-password")
+    proc = await asyncio.to_thread(run_cli, "run", "-c", str(path))
+    assert proc.returncode == EXIT_NOPERM
+    line = one_line_error(proc)
+    assert "login refused" in line and "not-the-password" not in proc.stderr
+    assert simulator.login_attempts == 1  # no retry storm
+
+
+async def test_database_unreachable_at_start(tmp_path: Path, simulator: Simulator) -> None:
+    path = config_file(
+        tmp_path, simulator, db_url="mysql+asyncmy://charged:s3cret@127.0.0.1:1/charged"
+    )
+    proc = await asyncio.to_thread(run_cli, "run", "-c", str(path))
+    assert proc.returncode == EXIT_UNAVAILABLE
+    line = one_line_error(proc)
+    assert "127.0.0.1:1" in line and "s3cret" not in proc.stderr
