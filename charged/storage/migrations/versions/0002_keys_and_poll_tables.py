@@ -19,6 +19,8 @@ Create Date: 2026-01-01
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -57,10 +59,19 @@ def _refuse_duplicates() -> None:
             )
 
 
+def _id_not_null(batch: Any, table: str, type_: sa.types.TypeEngine[Any]) -> None:
+    # The original scripts' key columns, made on SQLite, carry no NOT NULL (SQLite lets a
+    # primary key hold NULL unless told otherwise); say it, so both backends end the same.
+    columns = sa.inspect(op.get_bind()).get_columns(table)
+    if any(c["name"] == "id" and c["nullable"] for c in columns):
+        batch.alter_column("id", existing_type=type_, nullable=False, existing_nullable=True)
+
+
 def upgrade() -> None:
     _refuse_duplicates()
 
     with op.batch_alter_table("charge_point_status") as batch:
+        _id_not_null(batch, "charge_point_status", sa.String(128))
         batch.add_column(sa.Column("name", sa.String(256)))
         batch.add_column(sa.Column("type", sa.String(32)))
         batch.add_column(sa.Column("firmware_version", sa.String(64)))
@@ -68,6 +79,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("last_seen", sa.DateTime))
 
     with op.batch_alter_table("connector_status") as batch:
+        _id_not_null(batch, "connector_status", sa.Integer())
         batch.alter_column(
             "connector_id", type_=sa.Integer, existing_type=sa.Numeric, existing_nullable=True
         )
@@ -85,6 +97,7 @@ def upgrade() -> None:
         batch.create_index("ix_connector_status_date_created", ["date_created"])
 
     with op.batch_alter_table("measurement") as batch:
+        _id_not_null(batch, "measurement", sa.Integer())
         batch.alter_column(
             "connector_id", type_=sa.Integer, existing_type=sa.Numeric, existing_nullable=True
         )
