@@ -135,3 +135,23 @@ WRITE_ORDER: tuple[str, ...] = (
     "poll_cycle",
     "poll_gap",
 )
+
+# Control actions (charged/control): one row per field a CLI or API request tried to change,
+# written after the attempt with its outcome, also when it failed or was refused.  Values are
+# JSON text: "null" is a value (no current limit), SQL NULL an old value never read.
+control_action = Table(
+    "control_action",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created", DateTime, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("charge_point_id", String(128), nullable=False),
+    Column("connector_id", Integer),
+    Column("action", String(32), nullable=False),
+    Column("field", String(32)),
+    Column("old_value", String(255)),
+    Column("new_value", String(255)),
+    Column("result", String(16), nullable=False),
+    Column("error", String(1000)),
+    Index("ix_control_action_charge_point_id_created", "charge_point_id", "created"),
+)
