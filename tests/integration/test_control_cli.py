@@ -133,3 +133,77 @@ async def test_invalid_values_are_one_line_exit_2_nothing_sent(
     assert caught.value.code == 2
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert sim.requests == 0  # not even a login
+
+
+def database_url(config: Path) -> str:
+    return str(json.loads(config.read_text())["database"]["url"])
+
+
+async def audit_rows(config: Path) -> list[dict[str, object]]:
+    from sqlalchemy import select
+
+    from charged.storage.engine import create_engine
+    from charged.storage.schema import control_action
+
+    engine = create_engine(database_url(config))
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(select(control_action).order_by(control_action.c.id))
+            return [dict(row._mapping) for row in result]
+    finally:
+        await engine.dispose()
+
+
+async def test_settings_set_on_several_connectors_is_verified_and_audited_in_the_database(
+    sim: Simulator, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cp_id = sim.charge_point_ids()[0]
+    code = await run(
+        config,
+        "settings",
+        "set",
+        cp_id,
+        "1,2",
+        "--max-current",
+        "10",
+        "--rfid-lock",
+        "on",
+        "--json",
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is True
+    assert [(r["connector"], r["result"]) for r in out["results"]] == [(1, "ok"), (2, "ok")]
+    rows = await audit_rows(config)
+    assert sorted((r["connector_id"], r["field"], r["new_value"], r["result"]) for r in rows) == [
+        (1, "maxCurrent", "10", "ok"),
+        (1, "rfidLock", "true", "ok"),
+        (2, "maxCurrent", "10", "ok"),
+        (2, "rfidLock", "true", "ok"),
+    ]
+    assert {r["actor"] for r in rows} == {rows[0]["actor"]}
+    assert str(rows[0]["actor"]).startswith("cli:")
+
+
+async def test_a_change_that_does_not_stick_exits_1_and_is_audited_failed(
+    sim: Simulator, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ignored, fine = sim.charge_point_ids()[:2]
+    sim.faults.ignore_writes.add(ignored)
+    code = await run(config, "chargepoint", "set", f"{ignored},{fine}", "--dimmer", "low")
+    assert code == 1
+    out = capsys.readouterr().out
+    assert f'{ignored}: failed: did not stick: dimmer reads back "Medium" (asked "Low")' in out
+    rows = {r["charge_point_id"]: r for r in await audit_rows(config)}
+    assert rows[ignored]["result"] == "failed" and rows[fine]["result"] == "ok"
+    assert rows[ignored]["old_value"] == '"Medium"' and rows[ignored]["new_value"] == '"Low"'
+
+
+async def test_stop_all_reaches_every_connector_and_unknown_charger_is_exit_2(
+    sim: Simulator, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run(config, "stop", "--all", "--json") == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert len(results) == 2 * len(sim.charge_point_ids())
+    assert await run(config, "reboot", "0000000000Z") == 2
+    assert "not one of this account's chargers" in capsys.readouterr().out
