@@ -161,17 +161,15 @@ class BatchWriter:
     async def _next_item(self, wait_s: float | None) -> RowBatch | None:
         """The next queue item, or None when the timeout passed or someone woke us up."""
         try:
-            item = self._queue.get_nowait()
+            return self._get_nowait()
         except asyncio.QueueEmpty:
             pass
-        else:
-            return item
         if self._stopping or self._flush_due_by_request():
             return None
         if wait_s is not None and wait_s <= 0:
             return None
         self._wakeup.clear()
-        getter = asyncio.ensure_future(self._queue.get())
+        getter = asyncio.ensure_future(self._get())
         waiters: set[asyncio.Future[Any]] = {getter, asyncio.ensure_future(self._wakeup.wait())}
         if wait_s is not None:
             waiters.add(asyncio.ensure_future(self._clock.sleep(wait_s)))
@@ -185,20 +183,31 @@ class BatchWriter:
             return getter.result()
         return None
 
+    # _taken counts in the same step that removes the item from the queue, so wait_flushed()
+    # never misses an item that left the queue but was not yet added to the pending batch.
+    def _get_nowait(self) -> RowBatch:
+        item = self._queue.get_nowait()
+        self._taken += 1
+        return item
+
+    async def _get(self) -> RowBatch:
+        item = await self._queue.get()
+        self._taken += 1
+        return item
+
     def _take(self, item: RowBatch) -> None:
         for table, rows in item.items():
             if rows:
                 self._pending.setdefault(table, []).extend(rows)
                 self._pending_rows += len(rows)
         self._pending_items += 1
-        self._taken += 1
         self._metrics.queue_depth.set(self._queue.qsize())
 
     def _drain_ready(self) -> None:
         """Take what is already queued, up to the batch size, without waiting."""
         while self._pending_rows < self._batch_size:
             try:
-                item = self._queue.get_nowait()
+                item = self._get_nowait()
             except asyncio.QueueEmpty:
                 return
             self._take(item)
