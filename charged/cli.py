@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         action = db_sub.add_parser(name, help=text)
         config_arg(action)
         action.add_argument("--url", help="database URL (instead of the config's database.url)")
+    from charged.control.cli import add_control_commands
+
+    add_control_commands(sub)
     return parser
 
 
@@ -128,7 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "db": _cmd_db,
     }
     try:
-        return asyncio.run(handlers[args.command](args))
+        handler: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = (
+            getattr(args, "control_handler", None) or handlers[args.command]
+        )
+        return asyncio.run(handler(args))
     except Fatal as exc:
         print(f"charged: {exc}", file=sys.stderr)
         return exc.code

@@ -99,12 +99,42 @@ class LogSettings(_Section):
     format: Literal["auto", "console", "json"] = "auto"
 
 
+class SpoolSettings(_Section):
+    # batches the database cannot take wait here, on disk, until it answers again
+    directory: Path = Path("spool")
+    max_bytes: PositiveInt = 512 * 1024 * 1024
+    fsync_interval: PositiveFloat = 1.0
+
+
+class OpsSettings(_Section):
+    # /healthz, /readyz, /metrics (and the control API when enabled)
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+
+
+class ShutdownSettings(_Section):
+    # on SIGTERM: seconds to write what is queued before the rest goes to the spool
+    drain_timeout: PositiveFloat = 30.0
+
+
+class ControlSettings(_Section):
+    # the HTTP control API on the ops server; off unless enabled, always needs the token
+    enabled: bool = False
+    token: str | None = Field(default=None, repr=False)
+    token_file: Path | None = None
+
+
 class Settings(_Section):
     api: ApiSettings = Field(default_factory=ApiSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     writer: WriterSettings = Field(default_factory=WriterSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+    shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+    control: ControlSettings = Field(default_factory=ControlSettings)
     # where this file came from (for messages); not a YAML key
     source: str = Field(default="<defaults>", exclude=True)
     # problems worth a warning but not fatal (e.g. file readable by others)
@@ -197,6 +227,7 @@ def settings_from_mapping(
             )
         except ValidationError as exc:
             raise ConfigError(f"{DATABASE_URL_ENV}: {_describe(exc)}") from None
+    updates["control"] = _resolve_control(settings.control, source, env)
     settings = settings.model_copy(update=updates)
     if require_secrets:
         for name in SECRET_FIELDS:
@@ -242,6 +273,31 @@ def _resolve_secrets(api: ApiSettings, source: str, env: Mapping[str, str]) -> A
             value = from_env
         updates[name] = value
     return api.model_copy(update=updates)
+
+
+CONTROL_TOKEN_ENV = "CHARGED_CONTROL_TOKEN"
+MIN_CONTROL_TOKEN = 16
+
+
+def _resolve_control(
+    control: ControlSettings, source: str, env: Mapping[str, str]
+) -> ControlSettings:
+    token = control.token
+    if control.token_file is not None:
+        try:
+            token = control.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{source}: control.token_file: cannot read {control.token_file}: {exc.strerror}"
+            ) from None
+    token = env.get(CONTROL_TOKEN_ENV) or token
+    if control.enabled and (not token or len(token) < MIN_CONTROL_TOKEN):
+        raise ConfigError(
+            f"{source}: control.enabled is true but control.token is missing or shorter than "
+            f"{MIN_CONTROL_TOKEN} characters: set control.token, control.token_file or "
+            f"{CONTROL_TOKEN_ENV} (e.g. from: openssl rand -hex 32)"
+        )
+    return control.model_copy(update={"token": token})
 
 
 def _permission_warnings(file: Path) -> tuple[str, ...]:
