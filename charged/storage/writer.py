@@ -5,7 +5,14 @@ they wait there (backpressure), so nothing is dropped.  The writer takes items, 
 rows by table and flushes when ``batch_size`` rows are pending or ``flush_interval`` seconds
 after the first pending row arrived.  A failed write keeps the rows in memory and retries with
 capped exponential backoff and full jitter; the outage and the recovery are logged once each.
-The write itself is isolated in :meth:`BatchWriter._write_batch`, where a disk spool can plug in.
+
+With a :class:`~charged.storage.spool.Spool`, a flush the database cannot take goes to disk
+instead of waiting in memory, so the queue keeps moving and a killed process loses nothing.
+Order is kept by one rule: while anything is spooled, every new flush is spooled behind it.
+The spool is replayed record by record (peek, write, ack) with the same capped, jittered
+backoff between failed attempts, and it drains before newer rows reach the database.  Rows
+written twice (a replay after a crash between commit and ack) are harmless: inserts are
+idempotent by natural key.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from charged.clock import Clock, SystemClock
 from charged.metrics import Metrics
 from charged.storage.engine import StorageError
+from charged.storage.spool import Spool
 from charged.storage.writes import RowBatch, ordered_tables, write_rows
 
 GroupedRows = dict[str, list[Mapping[str, Any]]]
@@ -43,6 +51,7 @@ class BatchWriter:
         retry_backoff_max: float = 30.0,
         logger: Any = None,
         rng: random.Random | None = None,
+        spool: Spool | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -73,20 +82,30 @@ class BatchWriter:
         self._progress = asyncio.Condition()
         self._run_task: asyncio.Task[None] | None = None
         self._finished = False
+        self._spool = spool
+        self._replay_attempt = 0  # failed replay attempts since the last success
+        self._replay_at = 0.0  # monotonic time of the next replay attempt
+        self.rows_replayed = 0
 
     # -- the task ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Write until :meth:`stop`; everything taken from the queue is committed first."""
+        """Write until :meth:`stop`; everything taken from the queue is committed (or spooled)."""
         if self._run_task is not None:
             raise RuntimeError("BatchWriter.run() is already running; start it once")
         self._run_task = asyncio.current_task()
         try:
             while True:
+                if self._replay_due():
+                    await self._replay_one()
+                    self._drain_ready()
+                    if self._pending and self._should_flush():
+                        await self._flush()
+                    continue
                 if not self._pending:
                     if self._stopping and self._queue.empty():
                         return
-                    item = await self._next_item(wait_s=None)
+                    item = await self._next_item(wait_s=self._until_replay())
                     if item is None:
                         continue
                     self._take(item)
@@ -95,7 +114,11 @@ class BatchWriter:
                 if self._should_flush():
                     await self._flush()
                     continue
-                item = await self._next_item(wait_s=self._deadline - self._clock.monotonic())
+                wait_s = self._deadline - self._clock.monotonic()
+                until_replay = self._until_replay()
+                if until_replay is not None:
+                    wait_s = min(wait_s, until_replay)
+                item = await self._next_item(wait_s=wait_s)
                 if item is not None:
                     self._take(item)
         finally:
@@ -108,7 +131,8 @@ class BatchWriter:
         """Drain the queue, flush and end :meth:`run`; give up after ``timeout`` seconds.
 
         Stop the producers first: items put after this call may not be written.  Rows still
-        unwritten at the deadline (database down) are counted in ``rows_dropped`` and logged.
+        unwritten at the deadline (database down) go to the spool; without one (or when it is
+        full) they are counted in ``rows_dropped`` and logged.  ``timeout=0`` spools at once.
         """
         self._stopping = True
         self._wakeup.set()
@@ -124,10 +148,14 @@ class BatchWriter:
                 timer.cancel()
         if task.done():
             return  # its failure, if any, belongs to whoever awaits the run() task
-        lost = self._count_unwritten()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        # A write cut short by the cancel rolled back (or committed: spooling it again is
+        # harmless), so everything still pending or queued is unwritten.
+        if self._spool_what_is_left():
+            return
+        lost = self._count_unwritten()
         for table, rows in lost.items():
             self._metrics.rows_dropped.labels(table).inc(rows)
         self._log.error(
@@ -155,6 +183,16 @@ class BatchWriter:
     def db_down(self) -> bool:
         """True between a failed write and the next successful one."""
         return self._db_down
+
+    @property
+    def spool_full(self) -> bool:
+        return self._spool is not None and self._spool.full
+
+    @property
+    def backlog(self) -> bool:
+        """True while rows wait for the database: pending, queued or spooled."""
+        spooled = self._spool is not None and self._spool.pending()
+        return spooled or bool(self._pending) or not self._queue.empty()
 
     # -- taking items -----------------------------------------------------------------------
 
@@ -228,14 +266,155 @@ class BatchWriter:
 
     async def _flush(self) -> None:
         grouped, items = self._pending, self._pending_items
-        await self._write_with_retry(grouped)
+        if self._spool is None:
+            await self._write_with_retry(grouped)
+            self._count_written(grouped)
+        elif not await self._write_or_spool(grouped):
+            pass  # spooled (or dropped by a full spool, counted there): done for the producers
         self._pending, self._pending_rows, self._pending_items = {}, 0, 0
-        for table, rows in grouped.items():
-            self.rows_written[table] = self.rows_written.get(table, 0) + len(rows)
-            self._metrics.rows_written.labels(table).inc(len(rows))
         async with self._progress:
             self._committed += items
             self._progress.notify_all()
+
+    def _count_written(self, grouped: GroupedRows) -> None:
+        for table, rows in grouped.items():
+            self.rows_written[table] = self.rows_written.get(table, 0) + len(rows)
+            self._metrics.rows_written.labels(table).inc(len(rows))
+
+    async def _write_or_spool(self, grouped: GroupedRows) -> bool:
+        """Write ``grouped`` now if nothing is spooled and the database answers; else spool it.
+
+        True when written.  While the spool holds anything, new rows go behind it (order).
+        """
+        assert self._spool is not None
+        if not self._spool.pending():
+            try:
+                await self._write_once(grouped)
+            except _TransientWriteError:
+                pass
+            else:
+                self._count_written(grouped)
+                return True
+        self._spool_batch(grouped)
+        return False
+
+    def _spool_batch(self, grouped: GroupedRows) -> None:
+        assert self._spool is not None
+        try:
+            self._spool.append(grouped)
+        except Exception as exc:
+            # the spool counts a full or failing disk itself; this is a closed or broken spool
+            self._count_dropped(grouped, f"spool unusable ({type(exc).__name__})")
+        if self._replay_at < self._clock.monotonic():
+            self._schedule_replay()
+
+    def _spool_what_is_left(self) -> bool:
+        """At shutdown: pending and queued rows go to the spool.  False without a spool."""
+        if self._spool is None:
+            return False
+        grouped = dict(self._pending)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            for table, rows in item.items():
+                if rows:
+                    grouped.setdefault(table, []).extend(rows)
+        self._pending, self._pending_rows, self._pending_items = {}, 0, 0
+        total = sum(len(r) for r in grouped.values())
+        if total:
+            self._spool_batch(grouped)
+            self._log.warning(
+                "writer stopped at its deadline; unwritten rows are in the spool for the next "
+                "start",
+                rows=total,
+                spool=str(self._spool.directory),
+            )
+        return True
+
+    def _count_dropped(self, grouped: GroupedRows, reason: str) -> None:
+        for table, rows in grouped.items():
+            if rows:
+                self._metrics.rows_dropped.labels(table).inc(len(rows))
+        self._log.error("rows dropped", reason=reason, rows=sum(len(r) for r in grouped.values()))
+
+    # -- replaying the spool ----------------------------------------------------------------
+
+    def _replay_due(self) -> bool:
+        return (
+            self._spool is not None
+            and self._spool.pending()
+            and self._clock.monotonic() >= self._replay_at
+        )
+
+    def _until_replay(self) -> float | None:
+        """Seconds until the next replay attempt; None when nothing is spooled."""
+        if self._spool is None or not self._spool.pending():
+            return None
+        return max(0.0, self._replay_at - self._clock.monotonic())
+
+    def _schedule_replay(self) -> None:
+        delay = self._rng.uniform(
+            0.0, min(self._backoff_max, RETRY_BACKOFF_BASE * 2.0**self._replay_attempt)
+        )
+        self._replay_attempt += 1
+        self._replay_at = self._clock.monotonic() + delay
+
+    async def _replay_one(self) -> None:
+        """Write the oldest spooled record; on a transient failure wait (backoff) and retry."""
+        assert self._spool is not None
+        record = self._spool.peek()
+        if record is None:
+            return  # only corrupt records were left; peek() skipped them with a warning
+        record_id, batch = record
+        grouped: GroupedRows = {table: list(rows) for table, rows in batch.items()}
+        try:
+            await self._write_once(grouped)
+        except _TransientWriteError:
+            self._schedule_replay()
+            return
+        self._spool.ack(record_id)
+        self._replay_attempt = 0
+        self._replay_at = 0.0
+        self._count_written(grouped)
+        self.rows_replayed += sum(len(r) for r in grouped.values())
+        if not self._spool.pending():
+            self._log.info("spool replayed into the database", rows=self.rows_replayed)
+
+    async def _write_once(self, grouped: GroupedRows) -> None:
+        """One attempt.  Transient failures → :class:`_TransientWriteError` (logged once per
+        outage); anything else stops the writer (see :meth:`_refused`)."""
+        started = self._clock.monotonic()
+        try:
+            await self._write_batch(grouped)
+        except Exception as exc:
+            if not _is_transient(exc):
+                raise self._refused(exc, grouped) from exc
+            self._metrics.db_errors.inc()
+            if not self._db_down:
+                self._db_down = True
+                self._log.warning(
+                    "database write failed; spooling rows to disk until it answers",
+                    error=_short(exc),
+                    rows=sum(len(r) for r in grouped.values()),
+                )
+            raise _TransientWriteError from exc
+        self._metrics.db_write_latency.observe(self._clock.monotonic() - started)
+        if self._db_down:
+            self._db_down = False
+            self._log.info("database writes succeed again")
+
+    def _refused(self, exc: BaseException, grouped: GroupedRows) -> StorageError:
+        self._log.error(
+            "database refused a batch; the writer stops",
+            error=_short(exc),
+            rows=sum(len(r) for r in grouped.values()),
+        )
+        return StorageError(
+            f"the database refused a batch ({_short(exc)}); this is a bug or a "
+            "schema mismatch: run `charged db upgrade` and report it if it persists"
+        )
 
     async def _write_with_retry(self, grouped: GroupedRows) -> None:
         attempt = 0
@@ -245,15 +424,7 @@ class BatchWriter:
                 await self._write_batch(grouped)
             except Exception as exc:
                 if not _is_transient(exc):
-                    self._log.error(
-                        "database refused a batch; the writer stops",
-                        error=_short(exc),
-                        rows=sum(len(r) for r in grouped.values()),
-                    )
-                    raise StorageError(
-                        f"the database refused a batch ({_short(exc)}); this is a bug or a "
-                        "schema mismatch: run `charged db upgrade` and report it if it persists"
-                    ) from exc
+                    raise self._refused(exc, grouped) from exc
                 self._metrics.db_errors.inc()
                 if not self._db_down:
                     self._db_down = True
@@ -290,6 +461,10 @@ class BatchWriter:
             for table, rows in item.items():
                 lost[table] = lost.get(table, 0) + len(rows)
         return {table: n for table, n in lost.items() if n}
+
+
+class _TransientWriteError(Exception):
+    """A write failed in a way a retry can fix (already counted and logged)."""
 
 
 def _is_transient(exc: BaseException) -> bool:

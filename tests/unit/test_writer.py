@@ -1,7 +1,7 @@
 """BatchWriter logic on a fake clock, with the database write replaced at its seam (no I/O).
 
 The engine given to the writer is never connected: ``_write_batch`` — the one method that
-touches the database, and where the disk spool plugs in later — records what it was asked
+touches the database (test_writer_spool.py adds the disk spool) — records what it was asked
 to write, or fails on demand.
 """
 
