@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from charged.clock import FakeClock
 from charged.metrics import Metrics
 from charged.storage.engine import StorageError, create_engine
-from charged.storage.spool import Spool
+from charged.storage.spool import _HEADER, Spool
 from charged.storage.writer import BatchWriter, GroupedRows
 from charged.storage.writes import RowBatch
 from tests.unit.test_writer import RecordingLog, item, settle
@@ -109,7 +109,8 @@ async def test_outage_spools_keeps_the_queue_moving_and_replays_in_order(tmp_pat
     h.writer.up = False
     # wait_flushed returns during the outage: spooled rows are safe on disk
     await asyncio.wait_for(h.put_ticks(3, 12), timeout=5)
-    assert h.writer.db_down and h.spool.pending()
+    down_during_outage = h.writer.db_down
+    assert down_during_outage and h.spool.pending()
     assert h.metric("rows_spooled", "charge_point_status") == 9
     assert h.metric("rows_spooled", "connector_status") == 18
     warnings = [e for lvl, e, _ in h.log.lines if lvl == "warning"]
@@ -202,6 +203,15 @@ async def test_stop_deadline_spools_what_is_left_instead_of_dropping(tmp_path: P
     await again.close()
 
 
+def corrupt_second_record(directory: Path) -> None:
+    """Flip a byte inside the payload of the second record of the only segment."""
+    (segment,) = sorted(directory.glob("*.spool"))
+    data = bytearray(segment.read_bytes())
+    first_len = _HEADER.unpack_from(data, 0)[2] + _HEADER.size
+    data[first_len + _HEADER.size + 2] ^= 0xFF
+    segment.write_bytes(bytes(data))
+
+
 async def test_a_corrupt_record_is_skipped_with_a_warning(tmp_path: Path) -> None:
     h = Harness(tmp_path, batch_size=1)
     h.start()
@@ -209,14 +219,7 @@ async def test_a_corrupt_record_is_skipped_with_a_warning(tmp_path: Path) -> Non
     await h.put_ticks(0, 3)
     await h.writer.stop(timeout=0)
     h.spool.close()
-    # flip a byte inside the second record's payload
-    (segment,) = sorted(tmp_path.glob("*.spool"))
-    data = bytearray(segment.read_bytes())
-    from charged.storage.spool import _HEADER
-
-    first_len = _HEADER.unpack_from(data, 0)[2] + _HEADER.size
-    data[first_len + _HEADER.size + 2] ^= 0xFF
-    segment.write_bytes(bytes(data))
+    corrupt_second_record(tmp_path)
 
     again = Harness(tmp_path)
     again.start()
