@@ -1,0 +1,382 @@
+"""`charged check`: the pre-flight checks an operator runs before enabling the service.
+
+Each check gives :class:`CheckResult` lines (ok, warn, FAIL or skip; for a failure the exit
+code it stands for); printing them is the CLI's job (``charged.check_cli``).  The checks
+leave the service's state alone: the database is only read (its schema revision), a missing
+SQLite file is not created, paths are tested for writability without creating anything, and
+the vendor login is made exactly once with no retry (each login mints a token and the vendor
+logs out the oldest of an account's ten) and its token is not written to the token cache.
+
+Every check has its own time limit on the injected clock, so an unreachable host costs at
+most that long and tests drive the limit by advancing a fake clock instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy.engine import URL
+
+from charged.chargeamps.client import ChargeAmpsClient
+from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
+from charged.cli import EXIT_CONFIG, EXIT_ERROR, EXIT_NOPERM, EXIT_UNAVAILABLE
+from charged.clock import Clock, SystemClock
+from charged.config import ConfigError, Settings, load_settings
+from charged.storage.engine import (
+    StorageError,
+    check_database,
+    create_engine,
+    parse_url,
+    unavailable,
+)
+from charged.storage.migrate import alembic_config
+
+T = TypeVar("T")
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class Status(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "FAIL"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    check: str  # what was checked: config, database, api, spool, token cache
+    status: Status
+    message: str  # one line; never a password, apiKey or token
+    exit_code: int = 0  # for a failure: the exit code it stands for
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "status": self.status.value.lower(),
+            "message": self.message,
+            "exit_code": self.exit_code,
+        }
+
+
+class CheckTimeout(Exception):
+    """A check did not finish within its time limit."""
+
+
+async def run_checks(
+    config_path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    time_limit: float,
+) -> list[CheckResult]:
+    """Every check, in report order: config, database, api, then the paths charged writes."""
+    clock = clock or SystemClock()
+    results, settings = check_config(config_path, environ=environ)
+    if settings is None:
+        reason = "not checked: the config could not be loaded"
+        return [
+            *results,
+            CheckResult("database", Status.SKIP, reason),
+            CheckResult("api", Status.SKIP, reason),
+        ]
+    # Database and API are independent: check them side by side, report them in order.
+    database, api = await asyncio.gather(
+        check_database_ready(settings, clock=clock, time_limit=time_limit),
+        check_api_login(settings, clock=clock, time_limit=time_limit),
+    )
+    return [*results, *database, *api, *check_paths(settings)]
+
+
+def exit_code(results: Sequence[CheckResult]) -> int:
+    """0 when nothing failed, otherwise the exit code of the first failure."""
+    for result in results:
+        if result.status is Status.FAIL:
+            return result.exit_code or EXIT_ERROR
+    return 0
+
+
+# ---------------------------------------------------------------- config
+
+
+def check_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> tuple[list[CheckResult], Settings | None]:
+    try:
+        settings = load_settings(path, environ=environ)
+    except ConfigError as exc:
+        return [CheckResult("config", Status.FAIL, mask_urls(str(exc)), EXIT_CONFIG)], None
+    summary = (
+        f"{settings.source} (log level {settings.log.level}, "
+        f"{settings.collector.interval:g} s interval)"
+    )
+    warnings = [CheckResult("config", Status.WARN, text) for text in settings.warnings]
+    return [CheckResult("config", Status.OK, summary), *warnings], settings
+
+
+# ---------------------------------------------------------------- database
+
+
+async def check_database_ready(
+    settings: Settings, *, clock: Clock, time_limit: float
+) -> list[CheckResult]:
+    """Reachable, and at which schema revision compared with this version's newest."""
+    raw = settings.database.url
+    try:
+        url = parse_url(raw)
+    except (StorageError, ValueError):
+        # make_url raises ValueError for e.g. a port that is not a number.
+        return [
+            _db_fail(
+                f"database.url {mask_urls(raw)} is not a valid URL; fix database.url "
+                "(mysql+asyncmy://USER:PASSWORD@HOST:3306/DB or sqlite+aiosqlite:///PATH)",
+                EXIT_CONFIG,
+            )
+        ]
+    shown = url.render_as_string(hide_password=True)
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        return [_sqlite_not_created(shown, missing, settings.source)]
+    started = clock.monotonic()
+    try:
+        revision = await within(clock, time_limit, _schema_revision(raw))
+    except CheckTimeout:
+        return [
+            _db_fail(
+                f"{shown} — no answer within {time_limit:g} s; check that the server is running "
+                "and the host and port in database.url"
+            )
+        ]
+    except StorageError as exc:
+        return [_db_fail(str(exc))]
+    took = clock.monotonic() - started
+    return [_revision_result(shown, revision, took, settings)]
+
+
+def _db_fail(message: str, code: int = EXIT_UNAVAILABLE) -> CheckResult:
+    return CheckResult("database", Status.FAIL, message, code)
+
+
+def _missing_sqlite_file(url: URL) -> Path | None:
+    """The SQLite file, when it does not exist yet (connecting would create it)."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    path = Path(database).expanduser()
+    return None if path.exists() else path
+
+
+def _sqlite_not_created(shown: str, path: Path, source: str) -> CheckResult:
+    blocker = _unwritable_reason(path.parent)
+    if blocker is not None:
+        return _db_fail(
+            f"{shown} — the SQLite file cannot be created: {blocker}; "
+            "choose a writable path in database.url"
+        )
+    return CheckResult(
+        "database",
+        Status.WARN,
+        f"{shown} — the SQLite file does not exist yet (its directory is writable): "
+        f"run charged db upgrade -c {source}",
+    )
+
+
+async def _schema_revision(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        await check_database(engine)
+        try:
+            async with engine.connect() as conn:
+                revision: str | None = await conn.run_sync(_current_revision)
+        except (Exception, OSError) as exc:
+            raise unavailable(engine.url, exc) from None
+        return revision
+    finally:
+        await engine.dispose()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _revision_result(
+    shown: str, revision: str | None, took: float, settings: Settings
+) -> CheckResult:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    head = scripts.get_current_head()
+    known = {script.revision for script in scripts.walk_revisions()}
+    upgrade = f"run charged db upgrade -c {settings.source}"
+    reachable = f"{shown} — reachable in {took:.2f} s"
+    if revision == head:
+        return CheckResult(
+            "database", Status.OK, f"{reachable}, schema at revision {head} (up to date)"
+        )
+    if revision is None:
+        return CheckResult("database", Status.WARN, f"{reachable}, but it has no schema: {upgrade}")
+    if revision in known:
+        return CheckResult(
+            "database",
+            Status.WARN,
+            f"{reachable}, schema at revision {revision}, not up to date (newest {head}): "
+            f"{upgrade}",
+        )
+    return _db_fail(
+        f"{reachable}, but its schema revision {revision} is unknown to this version of "
+        f"charged (newest {head}): install the charged version that migrated it",
+        EXIT_ERROR,
+    )
+
+
+# ---------------------------------------------------------------- vendor API
+
+
+async def check_api_login(
+    settings: Settings, *, clock: Clock, time_limit: float
+) -> list[CheckResult]:
+    """One fresh login with the configured account (no retry, no cached token)."""
+    api = settings.api
+    where = f"{api.base_url} ({api.version})"
+    started = clock.monotonic()
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = ChargeAmpsClient(
+                session,
+                base_url=api.base_url,
+                api_version=api.version,
+                email=settings.email,
+                password=settings.password,
+                api_key=settings.api_key,
+                clock=clock,
+                request_timeout=min(api.request_timeout, time_limit),
+                max_attempts=1,
+                # the outcome is this check's line; the client's own log lines would repeat it
+                logger=structlog.wrap_logger(structlog.ReturnLogger()),
+            )
+            await within(clock, time_limit, client.login(force=True, deadline=started + time_limit))
+    except CheckTimeout:
+        return [_api_fail(f"{where} — no answer within {time_limit:g} s; {_NETWORK_HINT}")]
+    except AuthenticationError as exc:
+        return [_api_fail(str(exc), EXIT_NOPERM)]
+    except ApiUnavailable as exc:
+        return [_api_fail(f"cannot reach {where}: {exc}; {_NETWORK_HINT}")]
+    except ChargeAmpsError as exc:
+        return [
+            _api_fail(
+                f"{where} does not answer as the Charge Amps API does ({exc}); "
+                "check api.base_url and api.version"
+            )
+        ]
+    took = clock.monotonic() - started
+    results = [CheckResult("api", Status.OK, f"{where} — login accepted in {took:.2f} s")]
+    parts = urlsplit(api.base_url)
+    if parts.scheme == "http" and (parts.hostname or "") not in LOOPBACK_HOSTS:
+        results.append(
+            CheckResult(
+                "api",
+                Status.WARN,
+                f"api.base_url {api.base_url} is plain http: the password and apiKey cross the "
+                "network unencrypted; use https://",
+            )
+        )
+    return results
+
+
+_NETWORK_HINT = "check api.base_url and the network (DNS, firewall, proxy)"
+
+
+def _api_fail(message: str, code: int = EXIT_UNAVAILABLE) -> CheckResult:
+    return CheckResult("api", Status.FAIL, message, code)
+
+
+# ---------------------------------------------------------------- paths
+
+
+def check_paths(settings: Settings) -> list[CheckResult]:
+    """The directories charged writes at run time, as seen by the user running the check."""
+    results = [_writable_directory("spool", settings.spool.directory, "spool.directory")]
+    cache = settings.api.token_cache
+    if cache is not None:
+        results.append(
+            _writable_directory("token cache", cache.parent, "api.token_cache", shown=cache)
+        )
+    return results
+
+
+def _writable_directory(
+    check: str, directory: Path, key: str, *, shown: Path | None = None
+) -> CheckResult:
+    display = (shown or directory).expanduser().absolute()
+    blocker = _unwritable_reason(directory)
+    if blocker is not None:
+        return CheckResult(
+            check,
+            Status.WARN,
+            f"{display}: {blocker}; fix the owner (the service's user must write there) "
+            f"or set {key}",
+        )
+    exists = os.path.isdir(directory.expanduser())
+    return CheckResult(
+        check, Status.OK, f"{display} ({'writable' if exists else 'can be created'})"
+    )
+
+
+def _unwritable_reason(directory: Path) -> str | None:
+    """Why this user could not create files in ``directory`` (creating it first), or None."""
+    path = directory.expanduser().absolute()
+    existing = path
+    # os.path.exists is False for any error (missing, or a file where a directory should be).
+    while not os.path.exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not os.path.isdir(existing):
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable by uid {os.geteuid()}"
+    return None
+
+
+# ---------------------------------------------------------------- helpers
+
+
+async def within(clock: Clock, seconds: float, work: Awaitable[T]) -> T:
+    """``work``'s result, or :class:`CheckTimeout` once ``seconds`` pass on ``clock``."""
+    task = asyncio.ensure_future(work)
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # we are being cancelled: take the work down with us
+        task.cancel()
+        timer.cancel()
+        raise
+    timer.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    # asyncio.wait never raises the task's CancelledError, so our own cancellation still works
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved: it is replaced by the timeout
+    raise CheckTimeout
+
+
+# user:password@ — the password runs to the last @ of the URL (an unescaped @ in it is common)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^\s/]*@", re.IGNORECASE)
+
+
+def mask_urls(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ***."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}***@", text)
