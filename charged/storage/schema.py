@@ -155,3 +155,49 @@ control_action = Table(
     Column("error", String(1000)),
     Index("ix_control_action_charge_point_id_created", "charge_point_id", "created"),
 )
+
+# Charging sessions (charged/analysis): one row per vendor session, derived from the
+# connector_status and measurement rows by the SessionTracker and reconciled with the vendor's
+# chargingsessions endpoint.  start_time, end_time and energy_kwh are the best values known:
+# the vendor's (vendor_* columns) once reconciled, else what the polls showed.  Durations are
+# seconds; time the polls did not see (collector down, charger unreachable) is gap_s, never
+# counted as charging or idle.
+charging_session = Table(
+    "charging_session",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(128), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("session_id", BigInteger, nullable=False),
+    Column("session_type", String(32)),
+    Column("start_time", DateTime),
+    # NULL while the session runs
+    Column("end_time", DateTime),
+    Column("energy_kwh", Double),
+    # the cross-check: ∑ current × voltage × Δt between the first and last poll, and what the
+    # vendor's energy counter moved over the same polls
+    Column("energy_from_power_kwh", Double),
+    Column("observed_energy_kwh", Double),
+    Column("peak_power_w", Float),
+    Column("mean_power_w", Float),
+    Column("phases", Integer),
+    Column("connected_s", Float),
+    Column("charging_s", Float),
+    Column("idle_after_s", Float),
+    Column("polls", Integer, nullable=False),
+    Column("gap_count", Integer, nullable=False),
+    Column("gap_s", Float, nullable=False),
+    Column("first_poll", DateTime),
+    Column("last_poll", DateTime),
+    # the highest connector_status.id folded in: where the tracker resumes after a restart
+    Column("last_status_id", Integer),
+    Column("vendor_start", DateTime),
+    Column("vendor_end", DateTime),
+    Column("vendor_energy_kwh", Double),
+    Column("reconciled_at", DateTime),
+    Column("updated", DateTime, nullable=False),
+    UniqueConstraint(
+        "charge_point_id", "connector_id", "session_id", name="uq_charging_session_natural"
+    ),
+    Index("ix_charging_session_start_time", "start_time"),
+)
