@@ -1,0 +1,118 @@
+"""One collector run, measured tick by tick: the real :class:`Collector` (client, supervisor,
+queue, BatchWriter) against a running simulator and the benchmark database.
+
+Like ``charged demo``, the tick callback asks the writer to flush now (``wait_flushed``) and
+waits for it, so "committed" is measured, not guessed: a tick's commit time runs from the
+start of the tick to the moment its last row (the ``poll_cycle`` row) is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from prometheus_client import Counter
+
+from bench.measure import cpu_seconds, peak_rss_mb, rss_mb
+from charged.collector.service import Collector
+from charged.collector.supervisor import TickResult
+from charged.config import settings_from_mapping
+from charged.simulator import Account
+
+
+@dataclass
+class TickFigures:
+    tick: int
+    fetch_s: float  # tick start → every status fetched, parsed and queued
+    commit_s: float  # tick start → last row of the tick committed
+    requests: int
+    rows: int
+    cpu_s: float  # CPU of this process since the previous tick was committed
+    rss_mb: float
+    ok: int
+    failed: int
+
+
+def counter_total(counter: Counter) -> float:
+    return sum(
+        sample.value
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
+async def run_collector(
+    *,
+    base_url: str,
+    db_url: str,
+    ticks: int,
+    interval: float,
+    concurrency: int,
+    batch_size: int = 5000,
+    flush_interval: float = 1.0,
+) -> dict[str, Any]:
+    account = Account()
+    settings = settings_from_mapping(
+        {
+            "api": {
+                "base_url": base_url,
+                "email": account.email,
+                "password": account.password,
+                "api_key": account.api_key,
+                "max_concurrency": concurrency,
+                "max_requests_per_second": None,
+            },
+            "collector": {"interval": interval},
+            "database": {"url": db_url, "migrate_on_start": False},
+            "writer": {"batch_size": batch_size, "flush_interval": flush_interval},
+        },
+        source="<bench>",
+        environ={},  # nothing from this shell (CHARGED_DATABASE_URL…) changes the run
+    )
+    stop = asyncio.Event()
+    figures: list[TickFigures] = []
+    last = {"cpu": cpu_seconds(), "requests": 0.0, "rows": 0}
+    collector: Collector
+
+    async def on_tick(result: TickResult) -> None:
+        queued_at = time.monotonic()
+        assert collector.writer is not None
+        await collector.writer.wait_flushed()
+        committed_at = time.monotonic()
+        started = queued_at - result.duration
+        requests = counter_total(collector.metrics.api_requests)
+        rows = sum(collector.writer.rows_written.values())
+        cpu = cpu_seconds()
+        figures.append(
+            TickFigures(
+                tick=len(figures) + 1,
+                fetch_s=result.duration,
+                commit_s=committed_at - started,
+                requests=int(requests - last["requests"]),
+                rows=rows - int(last["rows"]),
+                cpu_s=cpu - last["cpu"],
+                rss_mb=rss_mb(),
+                ok=result.ok,
+                failed=result.failed,
+            )
+        )
+        last.update(cpu=cpu, requests=requests, rows=rows)
+        if len(figures) >= ticks:
+            stop.set()
+
+    collector = Collector(settings, on_tick=on_tick)
+    try:
+        await collector.start()
+        last.update(cpu=cpu_seconds(), requests=counter_total(collector.metrics.api_requests))
+        await collector.run(stop)
+    finally:
+        await collector.close()
+    return {
+        "ticks": [asdict(f) for f in figures],
+        "peak_rss_mb": peak_rss_mb(),
+        "interval": interval,
+        "concurrency": concurrency,
+    }

@@ -1,0 +1,146 @@
+"""Figures → text: one table per fleet size, the targets of issue 7 checked, the README."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+README = Path(__file__).with_name("README.md")
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _steady(ticks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # The first tick also lists the owned chargers (and warms caches): not a steady tick.
+    return ticks[1:] if len(ticks) > 1 else ticks
+
+
+def summary(scale: dict[str, Any]) -> dict[str, Any]:
+    col = scale["collector"]
+    steady = _steady(col["ticks"])
+    n, latency, conc = scale["chargers"], scale["latency"], scale["concurrency"]
+    floor = max(latency, n * latency / conc)
+    commit = statistics.median(t["commit_s"] for t in steady)
+    out: dict[str, Any] = {
+        "floor_s": floor,
+        "commit_median_s": commit,
+        "commit_max_s": max(t["commit_s"] for t in steady),
+        "vs_floor": commit / floor,
+        "requests_s": statistics.median(t["requests"] / t["fetch_s"] for t in steady),
+        "rows_s": statistics.median(t["rows"] / t["commit_s"] for t in steady),
+        "rows_tick": statistics.median(t["rows"] for t in steady),
+        "cpu_s": statistics.mean(t["cpu_s"] for t in steady),
+        "cpu_share": statistics.mean(t["cpu_s"] for t in steady) / col["interval"],
+        "peak_rss_mb": col["peak_rss_mb"],
+        "rss_first_mb": steady[0]["rss_mb"],
+        "rss_last_mb": steady[-1]["rss_mb"],
+        "failed": sum(t["failed"] for t in col["ticks"]),
+    }
+    base = scale.get("baseline")
+    if base:
+        tick = statistics.median(t["extrapolated_s"] for t in base["ticks"])
+        out["baseline_s"] = tick
+        out["baseline_sampled"] = base["sampled"]
+        out["baseline_polled"] = base["ticks"][0]["polled"]
+        out["speedup"] = tick / commit
+    return out
+
+
+def targets(scale: dict[str, Any], s: dict[str, Any]) -> list[str]:
+    """The issue's targets that apply to this run, each with its measured value."""
+    checks: list[tuple[str, bool]] = []
+    if scale["chargers"] <= scale["concurrency"]:
+        floor_ok = s["vs_floor"] <= 2
+        checks.append((f"tick committed within 2× the floor: {s['vs_floor']:.2f}×", floor_ok))
+        if "speedup" in s:
+            fast = s["speedup"] >= 20
+            checks.append((f"≥ 20× faster than the baseline: {s['speedup']:.0f}×", fast))
+    else:
+        checks.append(
+            (f"tick committed within 1.5× the floor: {s['vs_floor']:.2f}×", s["vs_floor"] <= 1.5)
+        )
+        checks.append(
+            (f"CPU < 50 % of one core over the tick: {s['cpu_share']:.0%}", s["cpu_share"] < 0.5)
+        )
+        checks.append((f"peak RSS < 250 MB: {s['peak_rss_mb']:.0f} MB", s["peak_rss_mb"] < 250))
+        ticks = len(scale["collector"]["ticks"])
+        growth = s["rss_last_mb"] - s["rss_first_mb"]
+        checks.append(
+            (
+                f"memory flat over {ticks} ticks: {growth:+.1f} MB from tick 2 to {ticks}",
+                growth < max(10.0, 0.05 * s["rss_first_mb"]),
+            )
+        )
+    return [f"  {'PASS' if ok else 'FAIL'}  {text}" for text, ok in checks]
+
+
+def scale_text(scale: dict[str, Any]) -> str:
+    s = summary(scale)
+    n = scale["chargers"]
+    lines = [
+        f"{n} chargers, {scale['latency'] * 1000:.0f} ms per request, concurrency "
+        f"{scale['concurrency']}, {len(scale['collector']['ticks'])} ticks of "
+        f"{scale['collector']['interval']:g} s (first tick, which lists the chargers, left out)",
+        "  tick  fetch s  commit s  requests  rows    CPU s  RSS MB",
+    ]
+    for t in scale["collector"]["ticks"]:
+        lines.append(
+            f"  {t['tick']:4d}  {t['fetch_s']:7.3f}  {t['commit_s']:8.3f}  {t['requests']:8d}  "
+            f"{t['rows']:6d}  {t['cpu_s']:6.2f}  {t['rss_mb']:6.1f}"
+        )
+    lines.append(
+        f"  commit: median {s['commit_median_s']:.3f} s, max {s['commit_max_s']:.3f} s; "
+        f"latency floor {s['floor_s']:.3f} s ({s['vs_floor']:.2f}×)"
+    )
+    lines.append(
+        f"  {s['requests_s']:.0f} requests/s, {s['rows_s']:.0f} rows/s, "
+        f"CPU {s['cpu_s']:.2f} s per tick ({s['cpu_share']:.1%} of one core), "
+        f"peak RSS {s['peak_rss_mb']:.0f} MB"
+    )
+    if s["failed"]:
+        lines.append(f"  {s['failed']} charger polls failed")
+    if "speedup" in s:
+        how = (
+            f"measured on {s['baseline_polled']} of {n} chargers and extrapolated"
+            if s["baseline_sampled"]
+            else "measured on every charger"
+        )
+        lines.append(
+            f"  baseline (login per tick, one charger after another, ORM commit per row): "
+            f"{s['baseline_s']:.2f} s per tick ({how}); collector is {s['speedup']:.0f}× faster"
+        )
+    sim = scale.get("simulator") or {}
+    if sim:
+        lines.append(f"  simulator process: {sim['requests']} requests, {sim['cpu_s']:.1f} s CPU")
+    lines.extend(targets(scale, s))
+    return "\n".join(lines)
+
+
+def writer_text(w: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"{w['rows']} measurement rows, batches of {w['batch_size']}, median of "
+            f"{w['repeats']} runs each",
+            f"  BatchWriter:              {w['writer_rows_s']:8.0f} rows/s  "
+            f"(runs: {', '.join(f'{r:.0f}' for r in w['writer_runs'])})",
+            f"  plain asyncmy executemany: {w['plain_rows_s']:8.0f} rows/s  "
+            f"(runs: {', '.join(f'{r:.0f}' for r in w['plain_runs'])})",
+            f"  ratio {w['ratio']:.2f}×",
+            f"  {'PASS' if w['ratio'] >= 0.9 else 'FAIL'}  ≥ 0.9× plain executemany: "
+            f"{w['ratio']:.2f}×",
+        ]
+    )
+
+
+def write_readme(
+    machine: list[str], scales: list[dict[str, Any]], writer: dict[str, Any] | None
+) -> None:
+    parts = ["Machine:", "", *(f"- {line}" for line in machine), ""]
+    for scale in scales:
+        parts += ["```", scale_text(scale), "```", ""]
+    if writer is not None:
+        parts += ["Writer micro-benchmark:", "", "```", writer_text(writer), "```", ""]
+    text = README.read_text(encoding="utf-8")
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    README.write_text(f"{head}{START}\n{chr(10).join(parts)}{END}{tail}", encoding="utf-8")
