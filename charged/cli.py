@@ -157,14 +157,18 @@ def translate_errors(exc: BaseException) -> Fatal | None:
     """Expected failures → one line and an exit code; anything else is a bug."""
     from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
     from charged.collector.supervisor import NoChargersError
+    from charged.ops.server import OpsServerError
     from charged.storage.engine import StorageError
+    from charged.storage.spool import SpoolError
 
     if isinstance(exc, AuthenticationError):
         return Fatal(str(exc), EXIT_NOPERM)
     if isinstance(exc, ApiUnavailable | StorageError):
         return Fatal(str(exc), EXIT_UNAVAILABLE)
-    if isinstance(exc, NoChargersError | ChargeAmpsError):
+    if isinstance(exc, NoChargersError | ChargeAmpsError | SpoolError):
         return Fatal(str(exc), EXIT_ERROR)
+    if isinstance(exc, OpsServerError):
+        return Fatal(str(exc), EXIT_UNAVAILABLE)
     return None
 
 
@@ -185,8 +189,16 @@ async def _cmd_run(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     main_task = asyncio.current_task()
     assert main_task is not None
-    install_stop_signals(stop, main_task.cancel)
     collector = Collector(settings)
+
+    def second_signal() -> None:
+        # running: cut the tick short and spool what is left; still starting: just go
+        if collector.supervisor is not None:
+            collector.abort()
+        else:
+            main_task.cancel()
+
+    install_stop_signals(stop, second_signal)
     try:
         log.info(
             "starting",

@@ -8,7 +8,9 @@ the vendor cloud.  One line per tick tells what happened; the end tells where th
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +62,7 @@ async def run_demo(
     )
     await simulator.start("127.0.0.1", 0)
     db_path = options.db.resolve()
+    spool_dir = tempfile.mkdtemp(prefix="charged-demo-spool-")
     settings = settings_from_mapping(
         {
             "api": {
@@ -73,6 +76,9 @@ async def run_demo(
             "collector": {"interval": options.interval},
             "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
             "writer": {"flush_interval": 0.5},
+            # the demo's spool lives and dies with the run; no ops server to collide on a port
+            "spool": {"directory": spool_dir},
+            "ops": {"enabled": False},
         },
         source="demo",
     )
@@ -127,6 +133,7 @@ async def run_demo(
         if collector.writer is not None:
             summary.rows_stored = sum(collector.writer.rows_written.values())
         await simulator.stop()
+        shutil.rmtree(spool_dir, ignore_errors=True)
     _print_epilogue(stream, db_path, summary)
     return summary
 

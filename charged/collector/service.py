@@ -1,5 +1,12 @@
-"""One collector process: vendor client + supervisor + queue + batch writer, started and
-stopped in the right order.  ``charged run`` and ``charged demo`` both use it."""
+"""One collector process: vendor client, supervisor, queue, batch writer, disk spool, ops
+server and systemd notifications, started and stopped in the right order.  ``charged run``
+and ``charged demo`` both use it.
+
+Shutdown (:meth:`Collector.close`): STOPPING=1, the supervisor has finished its tick, the
+writer drains the queue to the database for up to ``shutdown.drain_timeout`` seconds and
+spools the rest, the spool is fsynced and closed, then the HTTP sessions and the engine.
+:meth:`Collector.abort` (a second signal) cuts the tick short and spools at once.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +22,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from charged.chargeamps.auth import TokenStore
 from charged.chargeamps.client import ChargeAmpsClient
 from charged.clock import Clock, SystemClock
-from charged.collector.supervisor import Supervisor, TickCallback
+from charged.collector.supervisor import Supervisor, TickCallback, TickResult
 from charged.config import Settings
+from charged.control.api import ControllerUnavailable, control_routes
+from charged.control.audit import SqlAuditSink
+from charged.control.operations import Controller
 from charged.metrics import Metrics
+from charged.ops.health import ReadinessState
+from charged.ops.sdnotify import SystemdNotifier, TickNotifier
+from charged.ops.server import OpsServer
 from charged.storage.engine import check_database, create_engine
 from charged.storage.migrate import upgrade
+from charged.storage.spool import Spool
 from charged.storage.writer import BatchWriter
 from charged.storage.writes import RowBatch
+
+# who the audit table names for changes made through the control API
+CONTROL_API_ACTOR = "control-api"
 
 
 class Collector:
@@ -32,6 +49,7 @@ class Collector:
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         on_tick: TickCallback | None = None,
+        notifier: SystemdNotifier | None = None,
         logger: Any = None,
     ) -> None:
         self.settings = settings
@@ -44,7 +62,17 @@ class Collector:
         self.client: ChargeAmpsClient | None = None
         self.writer: BatchWriter | None = None
         self.supervisor: Supervisor | None = None
+        self.spool: Spool | None = None
+        self.ops: OpsServer | None = None
+        self.readiness = ReadinessState(interval=settings.collector.interval)
+        self._notifier = notifier if notifier is not None else SystemdNotifier()
+        self._ticks = TickNotifier(self._notifier)
+        self._controller: Controller | None = None
         self._writer_task: asyncio.Task[None] | None = None
+        self._fsync_task: asyncio.Task[None] | None = None
+        self._stored_tasks: set[asyncio.Task[None]] = set()
+        self._abort = asyncio.Event()
+        self._closed = False
         self.queue: asyncio.Queue[RowBatch] = asyncio.Queue(maxsize=settings.writer.queue_size)
 
     async def __aenter__(self) -> Collector:
@@ -60,7 +88,8 @@ class Collector:
         await self.close()
 
     async def start(self) -> None:
-        """Database first (migrate, check), then log in: a bad URL or password fails fast."""
+        """Database first (migrate, check), then the spool, then log in: a bad URL, a spool
+        in use or a wrong password fails fast.  The ops server answers from here on."""
         s = self.settings
         if s.database.migrate_on_start:
             applied = await upgrade(s.database.url)
@@ -68,6 +97,15 @@ class Collector:
                 self._log.info("database migrated", revisions=applied)
         self.engine = create_engine(s.database.url)
         await check_database(self.engine)
+        self.spool = Spool(
+            s.spool.directory,
+            max_bytes=s.spool.max_bytes,
+            fsync_interval=s.spool.fsync_interval,
+            clock=self.clock,
+            metrics=self.metrics,
+        )
+        self.spool.open()
+        self._fsync_task = asyncio.create_task(self.spool.run_fsync(), name="charged-spool-fsync")
         self._session = aiohttp.ClientSession()
         self.client = ChargeAmpsClient(
             self._session,
@@ -84,7 +122,6 @@ class Collector:
             token_store=TokenStore(s.api.token_cache) if s.api.token_cache else None,
             metrics=self.metrics,
         )
-        await self.client.login()
         self.writer = BatchWriter(
             self.engine,
             self.queue,
@@ -92,8 +129,21 @@ class Collector:
             flush_interval=s.writer.flush_interval,
             clock=self.clock,
             metrics=self.metrics,
+            spool=self.spool,
         )
+        # the writer starts before the login: what an earlier run spooled is replayed now
         self._writer_task = asyncio.create_task(self.writer.run(), name="charged-writer")
+        if s.ops.enabled:
+            self.ops = OpsServer(
+                metrics=self.metrics,
+                readiness=self._readiness_state,
+                clock=self.clock,
+                host=s.ops.host,
+                port=s.ops.port,
+                extra_routes=control_routes(s.control, self._control_api_controller),
+            )
+            await self.ops.start()
+        await self.client.login()
         self.supervisor = Supervisor(
             self.client,
             self.queue,
@@ -103,34 +153,113 @@ class Collector:
             deadline_fraction=s.collector.deadline_fraction,
             clock=self.clock,
             metrics=self.metrics,
-            on_tick=self._on_tick,
+            on_tick=self._tick_done,
+        )
+
+    def _readiness_state(self) -> ReadinessState:
+        if self.writer is not None:
+            self.readiness.db_writable = not self.writer.db_down
+            self.readiness.spool_full = self.writer.spool_full
+        return self.readiness
+
+    def _control_api_controller(self) -> Controller:
+        if self.client is None or self.engine is None or self._closed:
+            raise ControllerUnavailable("the collector is starting or stopping; try again")
+        if self._controller is None:
+            self._controller = Controller(
+                self.client, SqlAuditSink(self.engine), actor=CONTROL_API_ACTOR, clock=self.clock
+            )
+        return self._controller
+
+    async def _tick_done(self, result: TickResult) -> None:
+        """A tick is queued: once its rows are stored (or spooled), it counts as successful
+        for /readyz and systemd — if any charger answered."""
+        if result.ok > 0:
+            task = asyncio.create_task(self._mark_stored(result), name="charged-tick-stored")
+            self._stored_tasks.add(task)
+            task.add_done_callback(self._stored_tasks.discard)
+        if self._on_tick is not None:
+            maybe = self._on_tick(result)
+            if maybe is not None:
+                await maybe
+
+    async def _mark_stored(self, result: TickResult) -> None:
+        assert self.writer is not None
+        await self.writer.wait_flushed()
+        self.readiness.last_tick_ok = self.clock.time()
+        self._ticks.tick_stored(
+            f"tick {result.tick_time:%H:%M:%S}: {result.ok}/{result.asked} chargers, "
+            f"{result.rows} rows"
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick until ``stop`` is set.  A dead writer stops the loop instead of filling RAM."""
+        """Tick until ``stop`` is set (the tick in flight finishes) or :meth:`abort` (it is
+        cut short).  A dead writer stops the loop instead of filling RAM."""
         assert self.supervisor is not None and self._writer_task is not None
         ticking = asyncio.create_task(self.supervisor.run(stop), name="charged-supervisor")
-        done, _ = await asyncio.wait(
-            {ticking, self._writer_task}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if self._writer_task in done and ticking not in done:
+        aborted = asyncio.create_task(self._abort.wait(), name="charged-abort")
+        try:
+            done, _ = await asyncio.wait(
+                {ticking, self._writer_task, aborted}, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            aborted.cancel()
+        if ticking not in done:
             ticking.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticking
-            self._writer_task.result()  # re-raise the writer's failure
-            raise RuntimeError("the database writer stopped unexpectedly")
+            if self._writer_task in done:
+                self._writer_task.result()  # re-raise the writer's failure
+                raise RuntimeError("the database writer stopped unexpectedly")
+            return
         ticking.result()
 
-    async def close(self, drain_timeout: float = 30.0) -> None:
-        """Flush what is queued (bounded by ``drain_timeout``), then release everything."""
+    def abort(self) -> None:
+        """Stop now: cut the tick short, spool what is not written (a second signal)."""
+        self._abort.set()
+
+    async def close(self, drain_timeout: float | None = None) -> None:
+        """Drain what is queued to the database (up to ``drain_timeout``, default from the
+        config), spool the rest, then release everything.  Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        if drain_timeout is None:
+            drain_timeout = self.settings.shutdown.drain_timeout
+        self._ticks.stopping()
         try:
-            task = self._writer_task
-            if self.writer is not None and task is not None and not task.done():
-                await self.writer.stop(timeout=drain_timeout)
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await self._stop_writer(drain_timeout)
         finally:
+            for task in list(self._stored_tasks):
+                task.cancel()
+            if self._fsync_task is not None:
+                self._fsync_task.cancel()  # it fsyncs once more on its way out
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._fsync_task
+            if self.spool is not None:
+                self.spool.close()
+            if self.ops is not None:
+                await self.ops.stop()
             if self._session is not None:
                 await self._session.close()
             if self.engine is not None:
                 await self.engine.dispose()
+            self._notifier.close()
+
+    async def _stop_writer(self, drain_timeout: float) -> None:
+        task, writer = self._writer_task, self.writer
+        if writer is None or task is None or task.done():
+            return
+        draining = asyncio.ensure_future(writer.stop(timeout=drain_timeout))
+        aborted = asyncio.ensure_future(self._abort.wait())
+        try:
+            await asyncio.wait({draining, aborted}, return_when=asyncio.FIRST_COMPLETED)
+            if not draining.done():
+                # a second signal while draining: spool the rest now
+                await writer.stop(timeout=0)
+            await draining
+        finally:
+            aborted.cancel()
+        # a failure of the writer was raised by run() already; here only the end matters
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

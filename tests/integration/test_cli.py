@@ -63,7 +63,8 @@ def config_file(
     path = tmp_path / "config.yaml"
     path.write_text(
         f"api:\n  base_url: {base}\n  email: {email}\n  password: {pw}\n  api_key: {key}\n"
-        f"database:\n  url: {url}\n{extra}"
+        f"database:\n  url: {url}\n"
+        f"spool:\n  directory: {tmp_path / 'spool'}\nops:\n  port: 0\n{extra}"
     )
     path.chmod(0o600)
     return path

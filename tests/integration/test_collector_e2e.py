@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +30,7 @@ async def simulator() -> AsyncIterator[Simulator]:
 
 
 def settings_for(sim: Simulator, db_url: str, **collector: Any) -> Settings:
+    spool = tempfile.mkdtemp(prefix="charged-test-spool-")
     return settings_from_mapping(
         {
             "api": {
@@ -42,6 +44,8 @@ def settings_for(sim: Simulator, db_url: str, **collector: Any) -> Settings:
             "collector": {"interval": 5, **collector},
             "database": {"url": db_url},
             "writer": {"flush_interval": 0.2},
+            "spool": {"directory": str(spool)},
+            "ops": {"enabled": False},
         },
         source="test",
     )

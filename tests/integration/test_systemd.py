@@ -262,12 +262,6 @@ def daemon() -> Iterator[Daemon]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs the daemon's sd_notify wiring (READY=1 after the first stored tick, "
-    "WATCHDOG=1 while ticks succeed), the simulator and the ops server, which were not in "
-    "the tree when this test was written",
-)
 def test_charged_run_notifies_ready_and_watchdog_and_stops_on_sigterm(daemon: Daemon) -> None:
     deadline = time.monotonic() + STARTUP_DEADLINE
     daemon.receive_until("READY=1", 1, deadline)
