@@ -1,0 +1,260 @@
+"""Reads a session's polls from connector_status/measurement; writes charging_session rows.
+
+Writes are upserts on the natural key (charge_point_id, connector_id, session_id), so folding
+the same polls in twice, or two processes doing it, leaves one row with the same figures.
+The derived columns and the vendor's columns are written by separate statements: a
+re-derivation never overwrites what the vendor said, and a reconciliation never overwrites
+what the polls showed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charged.analysis.derive import Poll, SessionFacts, VendorSession
+from charged.storage.engine import StorageError
+from charged.storage.schema import charging_session, connector_status, measurement
+
+SessionKey = tuple[str, int, int]  # charge_point_id, connector_id, session_id
+KEY_COLUMNS = ("charge_point_id", "connector_id", "session_id")
+VENDOR_COLUMNS = ("vendor_start", "vendor_end", "vendor_energy_kwh", "reconciled_at")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRef:
+    """Just enough of a connector_status row to know which session it touches."""
+
+    id: int
+    charge_point_id: str
+    connector_id: int
+    session_id: int | None
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    first_poll: datetime | None
+    end_time: datetime | None
+    vendor: VendorSession | None
+
+
+def naive_utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.replace(microsecond=0)
+
+
+def parse_stored_time(text: str | None) -> datetime | None:
+    """connector_status keeps the vendor's times as ISO text; unreadable text is no time."""
+    if not text:
+        return None
+    try:
+        return naive_utc(datetime.fromisoformat(text.strip()))
+    except ValueError:
+        return None
+
+
+async def resume_after(conn: AsyncConnection) -> int:
+    """The connector_status id up to which every row has been folded into sessions."""
+    value = await conn.scalar(select(func.max(charging_session.c.last_status_id)))
+    return int(value or 0)
+
+
+async def status_rows_after(conn: AsyncConnection, after_id: int, limit: int) -> list[StatusRef]:
+    cs = connector_status
+    result = await conn.execute(
+        select(cs.c.id, cs.c.charge_point_id, cs.c.connector_id, cs.c.session_id, cs.c.date_created)
+        .where(cs.c.id > after_id)
+        .order_by(cs.c.id)
+        .limit(limit)
+    )
+    return [
+        StatusRef(
+            int(r.id), r.charge_point_id, int(r.connector_id), _int(r.session_id), r.date_created
+        )
+        for r in result
+        if r.charge_point_id is not None and r.connector_id is not None
+    ]
+
+
+async def open_sessions(conn: AsyncConnection) -> list[SessionKey]:
+    cs = charging_session
+    result = await conn.execute(
+        select(cs.c.charge_point_id, cs.c.connector_id, cs.c.session_id).where(
+            cs.c.end_time.is_(None)
+        )
+    )
+    return [(r.charge_point_id, int(r.connector_id), int(r.session_id)) for r in result]
+
+
+async def stored_sessions(
+    conn: AsyncConnection, keys: Iterable[SessionKey]
+) -> dict[SessionKey, StoredSession]:
+    cs = charging_session
+    found: dict[SessionKey, StoredSession] = {}
+    wanted = sorted(set(keys))
+    for i in range(0, len(wanted), 200):  # bounded IN lists
+        chunk = wanted[i : i + 200]
+        result = await conn.execute(
+            select(
+                cs.c.charge_point_id,
+                cs.c.connector_id,
+                cs.c.session_id,
+                cs.c.first_poll,
+                cs.c.end_time,
+                cs.c.session_type,
+                *(cs.c[c] for c in VENDOR_COLUMNS),
+            ).where(
+                or_(
+                    *(
+                        and_(
+                            cs.c.charge_point_id == cp,
+                            cs.c.connector_id == connector,
+                            cs.c.session_id == sid,
+                        )
+                        for cp, connector, sid in chunk
+                    )
+                )
+            )
+        )
+        for r in result:
+            vendor = None
+            if r.reconciled_at is not None:
+                vendor = VendorSession(
+                    start=r.vendor_start,
+                    end=r.vendor_end,
+                    energy_kwh=r.vendor_energy_kwh,
+                    session_type=r.session_type,
+                )
+            key = (r.charge_point_id, int(r.connector_id), int(r.session_id))
+            found[key] = StoredSession(r.first_poll, r.end_time, vendor)
+    return found
+
+
+async def load_polls(conn: AsyncConnection, key: SessionKey, since: datetime | None) -> list[Poll]:
+    """The session's polls from ``since`` on (every one if None), oldest first."""
+    cp, connector, sid = key
+    cs = connector_status
+    query = select(
+        cs.c.id,
+        cs.c.date_created,
+        cs.c.status,
+        cs.c.total_consumption_kwh,
+        cs.c.charging_power_kw,
+        cs.c.session_type,
+        cs.c.start_time,
+        cs.c.end_time,
+    ).where(cs.c.charge_point_id == cp, cs.c.connector_id == connector, cs.c.session_id == sid)
+    if since is not None:
+        query = query.where(cs.c.date_created >= since)
+    rows = (await conn.execute(query.order_by(cs.c.date_created))).all()
+    rows = [r for r in rows if r.date_created is not None]
+    if not rows:
+        return []
+    phases = await _phases(conn, cp, connector, rows[0].date_created, rows[-1].date_created)
+    return [
+        Poll(
+            time=r.date_created,
+            status=r.status or "",
+            energy_kwh=_float(r.total_consumption_kwh),
+            power_kw=_float(r.charging_power_kw),
+            phases=phases.get(r.date_created, {}),
+            row_id=int(r.id),
+            session_type=r.session_type,
+            start_time=parse_stored_time(r.start_time),
+            end_time=parse_stored_time(r.end_time),
+        )
+        for r in rows
+    ]
+
+
+async def _phases(
+    conn: AsyncConnection, cp: str, connector: int, first: datetime, last: datetime
+) -> dict[datetime, dict[str, tuple[float, float]]]:
+    m = measurement
+    result = await conn.execute(
+        select(m.c.date_created, m.c.phase, m.c.current, m.c.voltage).where(
+            m.c.charge_point_id == cp,
+            m.c.connector_id == connector,
+            m.c.date_created >= first,
+            m.c.date_created <= last,
+        )
+    )
+    by_time: dict[datetime, dict[str, tuple[float, float]]] = {}
+    for r in result:
+        if r.phase is None or r.current is None or r.voltage is None:
+            continue
+        by_time.setdefault(r.date_created, {})[r.phase] = (float(r.current), float(r.voltage))
+    return by_time
+
+
+async def next_poll_after(
+    conn: AsyncConnection, cp: str, connector: int, moment: datetime
+) -> datetime | None:
+    """The connector's first poll after ``moment`` (the session's last), if any."""
+    cs = connector_status
+    value: datetime | None = await conn.scalar(
+        select(func.min(cs.c.date_created)).where(
+            cs.c.charge_point_id == cp, cs.c.connector_id == connector, cs.c.date_created > moment
+        )
+    )
+    return value
+
+
+async def upsert_facts(
+    conn: AsyncConnection, key: SessionKey, facts: SessionFacts, updated: datetime
+) -> None:
+    row = {**dict(zip(KEY_COLUMNS, key, strict=True)), **facts.columns(), "updated": updated}
+    await _upsert(conn, row, [c for c in row if c not in KEY_COLUMNS])
+
+
+async def upsert_vendor(
+    conn: AsyncConnection, key: SessionKey, vendor: VendorSession, reconciled_at: datetime
+) -> None:
+    """Store the vendor's start, end and energy; a session the polls never saw gets a row."""
+    row: dict[str, Any] = {
+        **dict(zip(KEY_COLUMNS, key, strict=True)),
+        "vendor_start": naive_utc(vendor.start),
+        "vendor_end": naive_utc(vendor.end),
+        "vendor_energy_kwh": vendor.energy_kwh,
+        "reconciled_at": reconciled_at,
+        "session_type": vendor.session_type,
+        "polls": 0,
+        "gap_count": 0,
+        "gap_s": 0.0,
+        "updated": reconciled_at,
+    }
+    await _upsert(conn, row, [*VENDOR_COLUMNS, "updated"])
+
+
+async def _upsert(conn: AsyncConnection, row: Mapping[str, Any], update: list[str]) -> None:
+    dialect = conn.dialect.name
+    if dialect in ("mysql", "mariadb"):
+        my = mysql.insert(charging_session).values(**row)
+        await conn.execute(my.on_duplicate_key_update({c: my.inserted[c] for c in update}))
+    elif dialect == "sqlite":
+        lite = sqlite.insert(charging_session).values(**row)
+        await conn.execute(
+            lite.on_conflict_do_update(
+                index_elements=list(KEY_COLUMNS), set_={c: lite.excluded[c] for c in update}
+            )
+        )
+    else:
+        raise StorageError(f"unsupported database dialect {dialect!r}; use MySQL/MariaDB or SQLite")
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
