@@ -124,6 +124,16 @@ def check_config(
         f"{settings.collector.interval:g} s interval)"
     )
     warnings = [CheckResult("config", Status.WARN, text) for text in settings.warnings]
+    parts = urlsplit(settings.api.base_url)
+    if parts.scheme == "http" and (parts.hostname or "") not in LOOPBACK_HOSTS:
+        warnings.append(
+            CheckResult(
+                "config",
+                Status.WARN,
+                f"api.base_url {settings.api.base_url} is plain http: the password and apiKey "
+                "would cross the network unencrypted; use https://",
+            )
+        )
     return [CheckResult("config", Status.OK, summary), *warnings], settings
 
 
@@ -282,18 +292,7 @@ async def check_api_login(
             )
         ]
     took = clock.monotonic() - started
-    results = [CheckResult("api", Status.OK, f"{where} — login accepted in {took:.2f} s")]
-    parts = urlsplit(api.base_url)
-    if parts.scheme == "http" and (parts.hostname or "") not in LOOPBACK_HOSTS:
-        results.append(
-            CheckResult(
-                "api",
-                Status.WARN,
-                f"api.base_url {api.base_url} is plain http: the password and apiKey cross the "
-                "network unencrypted; use https://",
-            )
-        )
-    return results
+    return [CheckResult("api", Status.OK, f"{where} — login accepted in {took:.2f} s")]
 
 
 _NETWORK_HINT = "check api.base_url and the network (DNS, firewall, proxy)"
