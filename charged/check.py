@@ -159,7 +159,7 @@ async def check_database_ready(
     shown = url.render_as_string(hide_password=True)
     missing = _missing_sqlite_file(url)
     if missing is not None:
-        return [_sqlite_not_created(shown, missing, settings.source)]
+        return [_sqlite_not_created(shown, missing, settings)]
     started = clock.monotonic()
     try:
         revision = await within(clock, time_limit, _schema_revision(raw))
@@ -191,7 +191,7 @@ def _missing_sqlite_file(url: URL) -> Path | None:
     return None if path.exists() else path
 
 
-def _sqlite_not_created(shown: str, path: Path, source: str) -> CheckResult:
+def _sqlite_not_created(shown: str, path: Path, settings: Settings) -> CheckResult:
     blocker = _unwritable_reason(path.parent)
     if blocker is not None:
         return _db_fail(
@@ -202,8 +202,16 @@ def _sqlite_not_created(shown: str, path: Path, source: str) -> CheckResult:
         "database",
         Status.WARN,
         f"{shown} — the SQLite file does not exist yet (its directory is writable): "
-        f"run charged db upgrade -c {source}",
+        f"{_upgrade_hint(settings)}",
     )
+
+
+def _upgrade_hint(settings: Settings) -> str:
+    hint = f"run charged db upgrade -c {settings.source}"
+    if settings.database.migrate_on_start:
+        # a first install is fine as it is: `charged run` migrates before its first tick
+        hint += " (or let charged run do it at start: database.migrate_on_start is on)"
+    return hint
 
 
 async def _schema_revision(url: str) -> str | None:
@@ -230,7 +238,7 @@ def _revision_result(
     scripts = ScriptDirectory.from_config(alembic_config())
     head = scripts.get_current_head()
     known = {script.revision for script in scripts.walk_revisions()}
-    upgrade = f"run charged db upgrade -c {settings.source}"
+    upgrade = _upgrade_hint(settings)
     reachable = f"{shown} — reachable in {took:.2f} s"
     if revision == head:
         return CheckResult(

@@ -374,7 +374,10 @@ async def test_schema_behind_warns_to_upgrade(
     assert f"schema at revision 0002, not up to date (newest {head_revision()})" in (
         database.message
     )
-    assert database.message.endswith(f"run charged db upgrade -c {path}")
+    assert database.message.endswith(
+        f"run charged db upgrade -c {path} (or let charged run do it at start: "
+        "database.migrate_on_start is on)"
+    )
     assert exit_code(results) == 0
 
 
