@@ -13,8 +13,6 @@ import sys
 import warnings
 from typing import Any
 
-from asyncmy.errors import Warning as asyncmy_warning
-
 from bench import report
 from bench.database import BENCH_DATABASE, DEFAULT_SERVER, Server
 from bench.machine import describe, mariadb_version
@@ -248,7 +246,7 @@ async def _main(args: argparse.Namespace) -> int:
 def main() -> None:
     args = _parser().parse_args()
     # MariaDB notes such as "database doesn't exist" on DROP … IF EXISTS are expected here.
-    warnings.filterwarnings("ignore", category=asyncmy_warning)
+    warnings.filterwarnings("ignore", module="asyncmy")
     try:
         sys.exit(asyncio.run(_main(args)))
     except KeyboardInterrupt:
