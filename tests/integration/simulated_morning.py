@@ -1,0 +1,95 @@
+"""A morning of the simulated garage collected into a database, on a fake clock.
+
+The simulator and the collector share one FakeClock (fleet speed 1), so the poll times on the
+rows and the fleet's session times are on the same time line, and a morning of 30-s ticks runs
+in seconds.  The SessionTracker folds the rows in as the collector would have it do, every
+``update_every`` ticks.  The simulator's own record of its sessions (the truth) is taken at the
+last tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from charged.analysis.tracker import SessionTracker
+from charged.clock import FakeClock
+from charged.collector.service import Collector
+from charged.config import settings_from_mapping
+from charged.metrics import Metrics
+from charged.simulator import SessionTruth, Simulator, SimulatorConfig
+
+MORNING = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
+INTERVAL = 30.0
+
+
+@dataclass
+class Morning:
+    db_url: str
+    start: datetime
+    ticks: int
+    charge_point_ids: list[str]
+    truth: dict[tuple[str, int, int], SessionTruth] = field(default_factory=dict)
+    reconciled: int = 0
+
+
+async def collect_morning(
+    db_url: str,
+    *,
+    chargers: int = 5,
+    ticks: int = 420,
+    seed: int = 3,
+    update_every: int = 20,
+    reconcile: bool = True,
+    during: Callable[[int, Simulator], None] | None = None,
+) -> Morning:
+    """Collect ``ticks`` ticks from 07:00; ``during(k, sim)`` runs before tick k (faults)."""
+    clock = FakeClock(MORNING.timestamp(), auto_advance=False)
+    sim = Simulator(
+        SimulatorConfig(chargers=chargers, seed=seed, speed=1.0, start_time=MORNING.timestamp()),
+        clock=clock,
+    )
+    await sim.start("127.0.0.1", 0)
+    settings = settings_from_mapping(
+        {
+            "api": {
+                "base_url": sim.base_url,
+                "email": sim.account.email,
+                "password": sim.account.password,
+                "api_key": sim.account.api_key,
+                "max_requests_per_second": None,
+            },
+            "collector": {"interval": INTERVAL},
+            "database": {"url": db_url},
+            "writer": {"flush_interval": 0.2},
+        },
+        source="test",
+    )
+    morning = Morning(db_url, MORNING, ticks, sim.charge_point_ids())
+    try:
+        async with Collector(settings, clock=clock, metrics=Metrics()) as collector:
+            assert collector.engine and collector.supervisor and collector.writer
+            tracker = SessionTracker(
+                collector.engine, collector.client, clock=clock, interval=INTERVAL
+            )
+            for k in range(ticks):
+                if during is not None:
+                    during(k, sim)
+                await collector.supervisor.tick()
+                await collector.writer.wait_flushed()
+                if k % update_every == update_every - 1:
+                    await tracker.update()
+                if k + 1 < ticks:
+                    await clock.advance(INTERVAL)
+            await tracker.update()
+            morning.truth = {
+                (t.charge_point_id, t.connector_id, t.session_id): t
+                for cp in sim.charge_point_ids()
+                for t in sim.fleet.sessions(cp)
+            }
+            if reconcile:
+                morning.reconciled = await tracker.reconcile()
+    finally:
+        await sim.stop()
+    return morning
