@@ -91,6 +91,8 @@ class WriterSettings(_Section):
     flush_interval: PositiveFloat = 1.0
     # items (one per charger per tick) waiting for the writer before producers wait
     queue_size: PositiveInt = 20000
+    # longest wait between attempts to reach a database that failed (jittered, doubling)
+    retry_backoff_max: PositiveFloat = 30.0
 
 
 class LogSettings(_Section):

@@ -129,6 +129,7 @@ class Collector:
             flush_interval=s.writer.flush_interval,
             clock=self.clock,
             metrics=self.metrics,
+            retry_backoff_max=s.writer.retry_backoff_max,
             spool=self.spool,
         )
         # the writer starts before the login: what an earlier run spooled is replayed now
@@ -172,8 +173,9 @@ class Collector:
         return self._controller
 
     async def _tick_done(self, result: TickResult) -> None:
-        """A tick is queued: once its rows are stored (or spooled), it counts as successful
-        for /readyz and systemd — if any charger answered."""
+        """A tick is queued.  If any charger answered: once its rows are safe (committed or
+        spooled) systemd's watchdog is fed — the process does its job; /readyz counts it only
+        when the rows are in the database, so it turns 503 during a database outage."""
         if result.ok > 0:
             task = asyncio.create_task(self._mark_stored(result), name="charged-tick-stored")
             self._stored_tasks.add(task)
@@ -186,7 +188,8 @@ class Collector:
     async def _mark_stored(self, result: TickResult) -> None:
         assert self.writer is not None
         await self.writer.wait_flushed()
-        self.readiness.last_tick_ok = self.clock.time()
+        if self.writer.caught_up:
+            self.readiness.last_tick_ok = self.clock.time()
         self._ticks.tick_stored(
             f"tick {result.tick_time:%H:%M:%S}: {result.ok}/{result.asked} chargers, "
             f"{result.rows} rows"
@@ -216,6 +219,8 @@ class Collector:
 
     def abort(self) -> None:
         """Stop now: cut the tick short, spool what is not written (a second signal)."""
+        if not self._abort.is_set():
+            self._log.warning("stopping now: what is not written goes to the spool")
         self._abort.set()
 
     async def close(self, drain_timeout: float | None = None) -> None:
@@ -227,6 +232,8 @@ class Collector:
         if drain_timeout is None:
             drain_timeout = self.settings.shutdown.drain_timeout
         self._ticks.stopping()
+        if self.writer is not None:
+            self._log.info("stopping: writing what is queued", drain_timeout_s=drain_timeout)
         try:
             await self._stop_writer(drain_timeout)
         finally:

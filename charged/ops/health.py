@@ -14,7 +14,7 @@ class ReadinessState:
     """What the supervisor and the writer report; read by ``/readyz``."""
 
     interval: float  # seconds between ticks
-    last_tick_ok: float | None = None  # clock.time() when a tick's rows were last stored
+    last_tick_ok: float | None = None  # clock.time() a tick's rows were last in the database
     db_writable: bool = True
     spool_full: bool = False
 

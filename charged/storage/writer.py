@@ -189,6 +189,11 @@ class BatchWriter:
         return self._spool is not None and self._spool.full
 
     @property
+    def caught_up(self) -> bool:
+        """True when the last write succeeded and nothing waits in the spool."""
+        return not self._db_down and (self._spool is None or not self._spool.pending())
+
+    @property
     def backlog(self) -> bool:
         """True while rows wait for the database: pending, queued or spooled."""
         spooled = self._spool is not None and self._spool.pending()
