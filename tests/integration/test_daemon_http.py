@@ -1,0 +1,132 @@
+"""The collector's own HTTP server, as `charged run` wires it: readiness after the first
+stored tick, Prometheus metrics of real work, and the control API changing a simulated
+charger through the same client and audit table as the daemon."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+
+from charged.collector.service import CONTROL_API_ACTOR, Collector
+from charged.config import settings_from_mapping
+from charged.simulator import Simulator, SimulatorConfig
+from charged.storage.schema import control_action
+
+TOKEN = "daemon-control-token-0123456789"
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    sim = Simulator(SimulatorConfig(chargers=3, seed=5, speed=1.0))
+    await sim.start("127.0.0.1", 0)
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+def collector_for(sim: Simulator, db_url: str, *, control: bool) -> Collector:
+    settings = settings_from_mapping(
+        {
+            "api": {
+                "base_url": sim.base_url,
+                "email": sim.account.email,
+                "password": sim.account.password,
+                "api_key": sim.account.api_key,
+                "max_requests_per_second": None,
+            },
+            "collector": {"interval": 5},
+            "database": {"url": db_url},
+            "writer": {"flush_interval": 0.2},
+            "spool": {"directory": tempfile.mkdtemp(prefix="charged-test-spool-")},
+            "ops": {"host": "127.0.0.1", "port": 0},
+            "control": {"enabled": control, "token": TOKEN if control else None},
+        },
+        source="test",
+    )
+    return Collector(settings)
+
+
+async def get(http: aiohttp.ClientSession, url: str, **kw: Any) -> tuple[int, Any]:
+    async with http.get(url, **kw) as r:
+        if r.content_type == "application/json":
+            return r.status, await r.json()
+        return r.status, await r.text()
+
+
+async def test_readyz_turns_200_once_a_tick_is_stored_and_metrics_count_it(
+    simulator: Simulator, sqlite_url: str
+) -> None:
+    collector = collector_for(simulator, sqlite_url, control=False)
+    try:
+        await collector.start()
+        assert collector.ops is not None and collector.supervisor is not None
+        base = f"http://127.0.0.1:{collector.ops.port}"
+        async with aiohttp.ClientSession() as http:
+            assert (await get(http, f"{base}/healthz"))[0] == 200
+            status, body = await get(http, f"{base}/readyz")
+            assert status == 503 and body["reasons"] == ["no tick stored yet"]
+
+            await collector.supervisor.tick()
+            # the readiness mark follows the write: wait for the task the tick started
+            for task in list(collector._stored_tasks):
+                await task
+            status, body = await get(http, f"{base}/readyz")
+            assert status == 200 and body["db_writable"] is True
+
+            _, text = await get(http, f"{base}/metrics")
+            samples = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+            }
+            assert samples[("charged_ticks_total", (("result", "ok"),))] == 1
+            assert samples[("charged_rows_written_total", (("table", "connector_status"),))] == 6
+            assert samples[("charged_token_logins_total", ())] == 1
+            assert samples[("charged_spool_bytes", ())] == 0
+            # the control API is off unless enabled
+            status, _ = await get(http, f"{base}/api/control/chargers")
+            assert status == 404
+    finally:
+        await collector.close()
+
+
+async def test_control_api_on_the_daemon_changes_a_charger_and_audits_it(
+    simulator: Simulator, sqlite_url: str
+) -> None:
+    collector = collector_for(simulator, sqlite_url, control=True)
+    cp = simulator.charge_point_ids()[0]
+    try:
+        await collector.start()
+        assert collector.ops is not None
+        base = f"http://127.0.0.1:{collector.ops.port}/api/control"
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession() as http:
+            assert (await get(http, f"{base}/chargers"))[0] == 401
+            wrong = {"Authorization": "Bearer " + "x" * len(TOKEN)}
+            assert (await get(http, f"{base}/chargers", headers=wrong))[0] == 401
+            status, body = await get(http, f"{base}/chargers", headers=auth)
+            assert status == 200 and {c["id"] for c in body["chargers"]} == set(
+                simulator.charge_point_ids()
+            )
+            url = f"{base}/chargers/{cp}/connectors/1/settings"
+            async with http.patch(url, json={"maxCurrent": 10}, headers=auth) as r:
+                assert r.status == 200, await r.text()
+            status, body = await get(http, url, headers=auth)
+            assert status == 200 and body["maxCurrent"] == 10
+            async with http.patch(url, json={"maxCurrent": 40}, headers=auth) as r:
+                assert r.status == 400
+        assert collector.engine is not None
+        async with collector.engine.connect() as conn:
+            rows = (await conn.execute(select(control_action))).mappings().all()
+        assert [(r["actor"], r["charge_point_id"], r["field"], r["result"]) for r in rows] == [
+            (CONTROL_API_ACTOR, cp, "maxCurrent", "ok")
+        ]
+    finally:
+        await collector.close()
