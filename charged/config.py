@@ -245,13 +245,26 @@ def _describe(exc: ValidationError) -> str:
         return f"unknown key '{key}'; check its spelling against config.example.yaml"
     message = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
-    shown = (
-        ""
-        if key.split(".")[-1] in SECRET_FIELDS or isinstance(value, dict)
-        else f" (got {value!r})"
-    )
+    leaf = key.split(".")[-1]
+    if leaf in SECRET_FIELDS or leaf == "token" or isinstance(value, dict):
+        shown = ""
+    elif leaf == "url" and isinstance(value, str):
+        shown = f" (got {_mask_url(value)!r})"  # a database URL may hold its password
+    else:
+        shown = f" (got {value!r})"
     more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
     return f"{key}: {message}{shown}{more}"
+
+
+def _mask_url(url: str) -> str:
+    """``url`` with any password replaced by ***; unparsable URLs are not shown at all."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(not shown: it may hold a password)"
 
 
 def _resolve_secrets(api: ApiSettings, source: str, env: Mapping[str, str]) -> ApiSettings:

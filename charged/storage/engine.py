@@ -32,7 +32,7 @@ class MigrationError(StorageError):
 def parse_url(url: str) -> URL:
     try:
         return make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise StorageError(
             "the database URL is not valid; use mysql+asyncmy://USER:PASSWORD@HOST:3306/DB "
             "or sqlite+aiosqlite:///PATH"

@@ -129,3 +129,20 @@ def test_world_readable_file_warns(tmp_path: Path) -> None:
     assert any("readable by other users" in w for w in settings.warnings)
     os.chmod(path, 0o600)
     assert load_settings(path, environ=SECRETS_ENV).warnings == ()
+
+
+def test_a_refused_database_url_is_shown_without_its_password(tmp_path: Path) -> None:
+    path = write(tmp_path, "database:\n  url: postgresql://charged:s3cret-pw@db/charged\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ=SECRETS_ENV)
+    message = str(err.value)
+    assert "s3cret-pw" not in message
+    assert "database.url" in message and "postgresql://charged:***@db/charged" in message
+
+
+def test_a_port_that_is_not_a_number_is_one_clear_line() -> None:
+    from charged.storage.engine import StorageError, create_engine
+
+    with pytest.raises(StorageError, match="database URL is not valid") as err:
+        create_engine("mysql+asyncmy://charged:s3cret-pw@db:33o6/charged")
+    assert "s3cret-pw" not in str(err.value)
