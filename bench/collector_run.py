@@ -9,6 +9,8 @@ start of the tick to the moment its last row (the ``poll_cycle`` row) is committ
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -55,6 +57,7 @@ async def run_collector(
     flush_interval: float = 1.0,
 ) -> dict[str, Any]:
     account = Account()
+    spool_dir = tempfile.mkdtemp(prefix="charged-bench-spool-")
     settings = settings_from_mapping(
         {
             "api": {
@@ -68,6 +71,8 @@ async def run_collector(
             "collector": {"interval": interval},
             "database": {"url": db_url, "migrate_on_start": False},
             "writer": {"batch_size": batch_size, "flush_interval": flush_interval},
+            "spool": {"directory": spool_dir},
+            "ops": {"enabled": False},
         },
         source="<bench>",
         environ={},  # nothing from this shell (CHARGED_DATABASE_URL…) changes the run
@@ -110,6 +115,7 @@ async def run_collector(
         await collector.run(stop)
     finally:
         await collector.close()
+        shutil.rmtree(spool_dir, ignore_errors=True)
     return {
         "ticks": [asdict(f) for f in figures],
         "peak_rss_mb": peak_rss_mb(),
