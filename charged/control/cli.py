@@ -430,7 +430,8 @@ def print_results(
     rows = [["CHARGER", "CONNECTOR", "FIELD", "OLD", "NEW", "RESULT"]]
     for r in results:
         for change in r.changes:
-            old = "?" if isinstance(change.old, Unset) else _text(change.old)
+            # commands (start, stop, reboot) have no old value
+            old = "-" if isinstance(change.old, Unset) else _text(change.old)
             rows.append(
                 [
                     r.charger,
