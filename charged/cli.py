@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_check_command(sub)
     add_control_commands(sub)
+    from charged.analysis.cli import add_analysis_commands
+
+    add_analysis_commands(sub)
     return parser
 
 

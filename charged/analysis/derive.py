@@ -99,9 +99,14 @@ class SessionFacts:
 
 def usual_spacing(polls: Sequence[Poll], interval: float) -> float:
     """The normal time between two polls: their median spacing, ``interval`` if too few."""
-    spacings = [(b.time - a.time).total_seconds() for a, b in itertools.pairwise(polls)]
+    return usual_spacing_of([p.time for p in polls], interval)
+
+
+def usual_spacing_of(times: Sequence[datetime], default: float = 30.0) -> float:
+    """The median spacing of the times (seconds), ``default`` when there are fewer than 4."""
+    spacings = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     if len(spacings) < 3:
-        return interval
+        return default
     return max(1.0, statistics.median(spacings))
 
 

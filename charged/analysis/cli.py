@@ -1,0 +1,409 @@
+"""The analysis commands of `charged`: sessions, export, plot.
+
+They read the database named by the config file (``-c``), by ``--db-url``, or by ``--db`` for
+an SQLite file such as the demo's ``charged-demo.db``.  ``sessions``, ``export sessions`` and
+``plot`` first fold the polls stored since the last pass into charging_session (no vendor
+call; the collector's tracker does the same and the result is identical), so they also work
+on a database whose collector does not run a tracker.  ``--no-update`` reads only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+DEFAULT_CONFIG = "/etc/charged/config.yaml"
+EXIT_USAGE = 2
+
+
+def parse_when(text: str) -> datetime:
+    """ISO date or date-time → naive UTC; without an offset it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date or time; write e.g. 2026-01-05 or 2026-01-05T07:30 (UTC)"
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def parse_day(text: str) -> datetime:
+    day = parse_when(text)
+    if day.time() != datetime.min.time():
+        raise argparse.ArgumentTypeError(f"--date takes a day (e.g. 2026-01-05), got {text!r}")
+    return day
+
+
+def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
+    """Add sessions, export and plot to ``charged``'s sub-parsers; returns name → handler."""
+
+    def database(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "-c",
+            "--config",
+            default=os.environ.get("CHARGED_CONFIG", DEFAULT_CONFIG),
+            help=f"YAML config file whose database.url is read "
+            f"(default: $CHARGED_CONFIG or {DEFAULT_CONFIG})",
+        )
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument("--db-url", metavar="URL", help="database URL instead of the config's")
+        where.add_argument(
+            "--db", type=Path, metavar="FILE", help="an SQLite file, e.g. charged-demo.db"
+        )
+
+    def time_range(parser: argparse.ArgumentParser, *, day: bool = False) -> None:
+        if day:
+            parser.add_argument(
+                "--date", type=parse_day, metavar="DAY", help="one UTC day, e.g. 2026-01-05"
+            )
+        parser.add_argument(
+            "--since", type=parse_when, metavar="TIME", help="from this UTC date/time on"
+        )
+        parser.add_argument(
+            "--until", type=parse_when, metavar="TIME", help="before this UTC date/time"
+        )
+
+    def no_update(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--no-update",
+            action="store_true",
+            help="read charging_session as stored, without folding in new polls first",
+        )
+
+    sessions = subparsers.add_parser(
+        "sessions", help="charging sessions: energy, power, phases, connected/charging/idle time"
+    )
+    database(sessions)
+    sessions.add_argument("--charger", metavar="CP", help="only this charge point")
+    sessions.add_argument("--connector", type=int, metavar="N", help="only this connector")
+    time_range(sessions)
+    sessions.add_argument("--json", action="store_true", help="print JSON for scripts")
+    no_update(sessions)
+
+    export = subparsers.add_parser(
+        "export", help="a table or the sessions as CSV, JSON Lines or Parquet (streamed)"
+    )
+    export.add_argument(
+        "table",
+        metavar="TABLE",
+        help="sessions, or a table: connector_status, measurement, poll_cycle, poll_gap, "
+        "charge_point_status, control_action, charging_session",
+    )
+    database(export)
+    time_range(export)
+    export.add_argument(
+        "--format",
+        choices=("csv", "jsonl", "parquet"),
+        help="default: from the -o file's extension, else csv",
+    )
+    export.add_argument(
+        "-o", "--output", metavar="FILE", help="write here (default: standard output)"
+    )
+    no_update(export)
+
+    plot = subparsers.add_parser(
+        "plot", help="PNG/SVG figures: energy and power per session, phase currents, garage"
+    )
+    plot.add_argument(
+        "kind",
+        choices=("energy", "phases", "garage"),
+        help="energy: energy (kWh) and power (W) of a charger's sessions or of one session; "
+        "phases: L1-L3 currents of one session with the max-current limit; "
+        "garage: total power and phase currents of all chargers",
+    )
+    database(plot)
+    plot.add_argument("--charger", metavar="CP", help="the charge point (energy, phases)")
+    plot.add_argument("--connector", type=int, metavar="N", help="only this connector")
+    plot.add_argument("--session", type=int, metavar="ID", help="one session (energy, phases)")
+    time_range(plot, day=True)
+    plot.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="FILE", help="a .png or .svg file"
+    )
+    no_update(plot)
+
+    handlers: dict[str, Handler] = {
+        "sessions": cmd_sessions,
+        "export": cmd_export,
+        "plot": cmd_plot,
+    }
+    for name, parser in (("sessions", sessions), ("export", export), ("plot", plot)):
+        parser.set_defaults(control_handler=handlers[name])
+    return handlers
+
+
+# ---------------------------------------------------------------- shared
+
+
+def _fatal(message: str, code: int = 1) -> Exception:
+    from charged.cli import Fatal
+
+    return Fatal(message, code)
+
+
+def database_url(args: argparse.Namespace) -> str:
+    if args.db_url:
+        return str(args.db_url)
+    if args.db is not None:
+        path: Path = args.db
+        if not path.is_file():
+            raise _fatal(
+                f"no SQLite file at {path}; give an existing file (the demo writes "
+                "charged-demo.db) or --db-url",
+                EXIT_USAGE,
+            )
+        return f"sqlite+aiosqlite:///{path.resolve()}"
+    from charged.config import ConfigError, load_settings
+
+    try:
+        return load_settings(args.config, require_secrets=False).database.url
+    except ConfigError as exc:
+        raise _fatal(f"{exc} (or give --db FILE / --db-url URL)", 78) from None
+
+
+@asynccontextmanager
+async def opened(args: argparse.Namespace, *tables: str) -> AsyncIterator[AsyncEngine]:
+    """The engine for the command's database, checked to hold ``tables``."""
+    from charged.cli import translate_errors
+    from charged.storage.engine import StorageError, check_database, create_engine
+
+    try:
+        engine = create_engine(database_url(args))
+    except StorageError as exc:
+        raise _fatal(str(exc), EXIT_USAGE) from None
+    try:
+        try:
+            await check_database(engine)
+        except StorageError as exc:
+            fatal = translate_errors(exc)
+            raise (fatal or exc) from None
+        async with engine.connect() as conn:
+            present = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        missing = [t for t in tables if t not in present]
+        if missing:
+            raise _fatal(
+                f"the database has no {', '.join(missing)} table; run `charged db upgrade` "
+                "on it first (same -c, or --url)"
+            )
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _update_sessions(engine: AsyncEngine, args: argparse.Namespace) -> None:
+    if args.no_update:
+        return
+    from charged.analysis.tracker import SessionTracker
+
+    try:
+        await SessionTracker(engine, None).update()
+    except Exception as exc:  # e.g. a read-only database user: show what is stored
+        print(
+            f"charged: sessions not brought up to date ({type(exc).__name__}); showing what is "
+            "stored (use --no-update to skip this step)",
+            file=sys.stderr,
+        )
+
+
+def _range(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    since, until = args.since, args.until
+    day: datetime | None = getattr(args, "date", None)
+    if day is not None:
+        if since is not None or until is not None:
+            raise _fatal("give either --date or --since/--until, not both", EXIT_USAGE)
+        since, until = day, day + timedelta(days=1)
+    if since is not None and until is not None and until <= since:
+        raise _fatal("--until must be after --since", EXIT_USAGE)
+    return since, until
+
+
+# ---------------------------------------------------------------- sessions
+
+
+async def cmd_sessions(args: argparse.Namespace) -> int:
+    from charged.analysis.plot_data import find_sessions
+    from charged.analysis.session_table import print_sessions, sessions_json
+
+    since, until = _range(args)
+    async with opened(args, "charging_session", "connector_status") as engine:
+        await _update_sessions(engine, args)
+        async with engine.connect() as conn:
+            rows = await find_sessions(
+                conn, charger=args.charger, connector=args.connector, since=since, until=until
+            )
+    if args.json:
+        json.dump(sessions_json(rows), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_sessions(rows, sys.stdout)
+    return 0
+
+
+# ---------------------------------------------------------------- export
+
+
+async def cmd_export(args: argparse.Namespace) -> int:
+    from charged.analysis.export import ExportError, export_table, guess_format, table_named
+
+    since, until = _range(args)
+    try:
+        table = table_named(args.table)
+    except ExportError as exc:
+        raise _fatal(str(exc), EXIT_USAGE) from None
+    fmt = guess_format(args.output, args.format)
+    to_stdout = args.output in (None, "-")
+    async with opened(args, table.name) as engine:
+        if table.name == "charging_session":
+            await _update_sessions(engine, args)
+        try:
+            if fmt == "parquet":
+                path = None if to_stdout else Path(args.output)
+                count = await export_table(
+                    engine, table, fmt=fmt, out=None, path=path, since=since, until=until
+                )
+            elif to_stdout:
+                count = await export_table(
+                    engine, table, fmt=fmt, out=sys.stdout, path=None, since=since, until=until
+                )
+            else:
+                # a one-shot command with nothing else on its loop: plain file writes are fine
+                with open(args.output, "w", encoding="utf-8", newline="") as out:  # noqa: ASYNC230
+                    count = await export_table(
+                        engine, table, fmt=fmt, out=out, path=None, since=since, until=until
+                    )
+        except ExportError as exc:
+            raise _fatal(str(exc)) from None
+        except OSError as exc:
+            raise _fatal(
+                f"cannot write {args.output}: {exc.strerror}; choose a writable path"
+            ) from None
+    where = "standard output" if to_stdout else args.output
+    print(f"exported {count} rows of {table.name} ({fmt}) to {where}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- plot
+
+
+async def cmd_plot(args: argparse.Namespace) -> int:
+    from charged.analysis.plots import PlotError, save
+
+    try:
+        import matplotlib  # noqa: F401  (checked first: nothing is read without it)
+    except ImportError:
+        from charged.analysis.plots import MATPLOTLIB_MISSING
+
+        raise _fatal(MATPLOTLIB_MISSING) from None
+    since, until = _range(args)
+    tables = ["charging_session", "connector_status", "measurement"]
+    if args.kind == "phases":
+        tables.append("control_action")
+    async with opened(args, *tables) as engine:
+        if args.kind != "garage":
+            await _update_sessions(engine, args)
+        try:
+            async with engine.connect() as conn:
+                if args.kind == "garage":
+                    figure = await _garage(conn, args, since, until)
+                elif args.kind == "phases":
+                    figure = await _phases(conn, args)
+                else:
+                    figure = await _energy(conn, args, since, until)
+            save(figure, args.output)
+        except PlotError as exc:
+            raise _fatal(str(exc)) from None
+    width, height = (int(v) for v in figure.get_size_inches() * figure.dpi)
+    print(f"wrote {args.output} ({width}×{height} px)")
+    return 0
+
+
+def _span(since: datetime | None, until: datetime | None) -> str:
+    if since is not None and until is not None and until - since == timedelta(days=1):
+        return f"{since:%Y-%m-%d} (UTC)"
+    parts = [
+        f"from {since:%Y-%m-%d %H:%M}" if since else "",
+        f"to {until:%Y-%m-%d %H:%M}" if until else "",
+    ]
+    return " ".join(p for p in parts if p) + " (UTC)" if any(parts) else "all stored (UTC)"
+
+
+async def _one_session(conn: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from charged.analysis.plot_data import find_sessions
+
+    found = await find_sessions(
+        conn, charger=args.charger, connector=args.connector, session_id=args.session
+    )
+    if not found:
+        raise _fatal(f"no session {args.session} stored; list them with `charged sessions`")
+    if len(found) > 1:
+        raise _fatal(f"session {args.session} is on several chargers; add --charger CP")
+    return found[0]
+
+
+async def _energy(
+    conn: Any, args: argparse.Namespace, since: datetime | None, until: datetime | None
+) -> Any:
+    from charged.analysis.plot_data import find_sessions, session_series
+    from charged.analysis.plots import energy_power_figure
+
+    if args.session is not None:
+        rows = [await _one_session(conn, args)]
+        row = rows[0]
+        title = (
+            f"Charger {row['charge_point_id']} connector {row['connector_id']}, "
+            f"session {row['session_id']}: energy and power"
+        )
+    elif args.charger is not None:
+        if since is None and until is None:
+            raise _fatal("say which time: --date DAY or --since/--until", EXIT_USAGE)
+        rows = await find_sessions(
+            conn, charger=args.charger, connector=args.connector, since=since, until=until
+        )
+        title = f"Charger {args.charger}: energy and power per session, {_span(since, until)}"
+    else:
+        raise _fatal("plot energy needs --charger CP (with --date) or --session ID", EXIT_USAGE)
+    series = [await session_series(conn, row) for row in rows]
+    return energy_power_figure(series, title)
+
+
+async def _phases(conn: Any, args: argparse.Namespace) -> Any:
+    from charged.analysis.plot_data import current_limits, session_series
+    from charged.analysis.plots import phase_currents_figure
+
+    if args.session is None:
+        raise _fatal("plot phases needs --session ID (see `charged sessions`)", EXIT_USAGE)
+    row = await _one_session(conn, args)
+    series = await session_series(conn, row)
+    until = row["last_poll"] or row["end_time"] or datetime.max
+    limits = await current_limits(conn, row["charge_point_id"], row["connector_id"], until)
+    phases = {1: "one phase", 2: "two phases", 3: "three phases"}.get(row["phases"] or 0, "")
+    title = (
+        f"Charger {row['charge_point_id']} connector {row['connector_id']}, session "
+        f"{row['session_id']}: current per phase" + (f" (charged on {phases})" if phases else "")
+    )
+    return phase_currents_figure(series, limits, title)
+
+
+async def _garage(
+    conn: Any, args: argparse.Namespace, since: datetime | None, until: datetime | None
+) -> Any:
+    from charged.analysis.plot_data import garage_series
+    from charged.analysis.plots import garage_figure
+
+    if since is None or until is None:
+        raise _fatal("plot garage needs --date DAY (or both --since and --until)", EXIT_USAGE)
+    garage = await garage_series(conn, since, until)
+    title = f"Garage: total power and current per phase, {_span(since, until)}"
+    return garage_figure(garage, title)

@@ -1,0 +1,193 @@
+"""Streaming export of a table (or the sessions) for a time range: CSV, JSON Lines, Parquet.
+
+Rows are read with a server-side cursor (``stream`` + ``yield_per``) and written chunk by
+chunk, so exporting a year of measurements holds one chunk in memory, not the year.  Times
+are naive UTC and written as ISO 8601 (``2026-01-05T07:00:00``); NULL is an empty CSV field,
+``null`` in JSON and a null in Parquet.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from sqlalchemy import BigInteger, DateTime, Float, Integer, Select, Table, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from charged.storage.schema import charging_session, metadata
+
+FORMATS = ("csv", "jsonl", "parquet")
+CHUNK_ROWS = 10_000
+PYARROW_MISSING = (
+    "Parquet export needs pyarrow: pip install 'charged[parquet]' (or choose --format csv/jsonl)"
+)
+
+# The column a time range filters on, per table.
+TIME_COLUMNS = {
+    "charge_point_status": "last_seen",
+    "connector_status": "date_created",
+    "measurement": "date_created",
+    "poll_cycle": "tick_time",
+    "poll_gap": "tick_time",
+    "control_action": "created",
+    "charging_session": "start_time",
+}
+ALIASES = {"sessions": "charging_session"}
+
+
+class ExportError(Exception):
+    """A bad export request: one line saying what to do."""
+
+
+def table_named(name: str) -> Table:
+    real = ALIASES.get(name, name)
+    if real not in metadata.tables:
+        known = ", ".join(sorted([*ALIASES, *metadata.tables]))
+        raise ExportError(f"no table named {name!r}; choose one of: {known}")
+    return metadata.tables[real]
+
+
+def export_query(table: Table, since: datetime | None, until: datetime | None) -> Select[Any]:
+    """The table's rows in [since, until) of its time column, oldest first.
+
+    Sessions are taken when they overlap the range (started before ``until`` and not ended
+    before ``since``), so a session running at midnight belongs to both days.
+    """
+    query = select(table)
+    if table is charging_session:
+        if until is not None:
+            query = query.where(table.c.start_time < until)
+        if since is not None:
+            query = query.where((table.c.end_time.is_(None)) | (table.c.end_time >= since))
+        return query.order_by(table.c.start_time, table.c.id)
+    column = table.c[TIME_COLUMNS[table.name]]
+    if since is not None:
+        query = query.where(column >= since)
+    if until is not None:
+        query = query.where(column < until)
+    order = [column, *([table.c.id] if "id" in table.c and column.name != "id" else [])]
+    return query.order_by(*order)
+
+
+class Sink(Protocol):
+    def write(self, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return value
+
+
+class CsvSink:
+    def __init__(self, out: IO[str], columns: Sequence[str]) -> None:
+        self._writer = csv.writer(out, lineterminator="\n")
+        self._writer.writerow(columns)
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        # csv writes None as an empty field and floats in their shortest exact form
+        self._writer.writerows([[_text(v) for v in row] for row in rows])
+
+    def close(self) -> None:
+        pass
+
+
+class JsonLinesSink:
+    def __init__(self, out: IO[str], columns: Sequence[str]) -> None:
+        self._out = out
+        self._columns = list(columns)
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        self._out.writelines(
+            json.dumps(dict(zip(self._columns, map(_text, row), strict=True))) + "\n"
+            for row in rows
+        )
+
+    def close(self) -> None:
+        pass
+
+
+class ParquetSink:
+    """One row group per chunk, with a schema taken from the table's column types."""
+
+    def __init__(self, path: Path, table: Table) -> None:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ExportError(PYARROW_MISSING) from None
+        self._pa = pa
+        self._columns = [c.name for c in table.columns]
+        self._schema = pa.schema([(c.name, _arrow_type(pa, c.type)) for c in table.columns])
+        self._writer = pq.ParquetWriter(str(path), self._schema)
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        arrays = [
+            self._pa.array(list(column), type=field.type)
+            for column, field in zip(zip(*rows, strict=True), self._schema, strict=True)
+        ]
+        self._writer.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _arrow_type(pa: Any, column_type: Any) -> Any:
+    if isinstance(column_type, DateTime):
+        return pa.timestamp("s")  # naive: UTC, as everywhere in charged
+    if isinstance(column_type, Integer | BigInteger):
+        return pa.int64()
+    if isinstance(column_type, Float):  # Double is a Float
+        return pa.float64()
+    return pa.string()
+
+
+def guess_format(path: str | None, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    suffix = Path(path).suffix.lower() if path and path != "-" else ""
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}.get(suffix, "csv")
+
+
+async def export_table(
+    engine: AsyncEngine,
+    table: Table,
+    *,
+    fmt: str,
+    out: IO[str] | None,
+    path: Path | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> int:
+    """Write the table's rows in the range to ``out`` (CSV/JSON Lines) or ``path``; → rows."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    columns = [c.name for c in table.columns]
+    sink: Sink
+    if fmt == "parquet":
+        if path is None:
+            raise ExportError("Parquet is binary: give a file with -o FILE.parquet")
+        sink = ParquetSink(path, table)
+    else:
+        assert out is not None
+        sink = CsvSink(out, columns) if fmt == "csv" else JsonLinesSink(out, columns)
+    rows = 0
+    try:
+        query = export_query(table, since, until).execution_options(yield_per=chunk_rows)
+        async with engine.connect() as conn:
+            result = await conn.stream(query)
+            async for chunk in result.partitions(chunk_rows):
+                sink.write([tuple(r) for r in chunk])
+                rows += len(chunk)
+    finally:
+        sink.close()
+    return rows

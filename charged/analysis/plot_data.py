@@ -1,0 +1,214 @@
+"""The numbers behind the figures, read from the database (no matplotlib here).
+
+Every series is a list of naive-UTC poll times with one value per time; ``None`` is a value
+that was not measured.  Power is ∑ current × voltage over the phases of a poll, as in the
+sessions.  A day of the whole garage is aggregated by the database (one row per tick and
+phase), not in Python.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charged.analysis.derive import PHASES
+from charged.storage.schema import (
+    charging_session,
+    connector_status,
+    control_action,
+    measurement,
+    poll_cycle,
+)
+
+Row = dict[str, Any]
+LIMIT_FIELD = "maxCurrent"
+
+
+@dataclass
+class SessionSeries:
+    session: Row  # the charging_session row
+    times: list[datetime] = field(default_factory=list)
+    energy_kwh: list[float | None] = field(default_factory=list)
+    power_w: list[float | None] = field(default_factory=list)
+    phase_currents: dict[str, list[float | None]] = field(default_factory=dict)
+
+
+@dataclass
+class GarageSeries:
+    times: list[datetime]
+    power_w: list[float]
+    phase_currents: dict[str, list[float]]
+    failed_ticks: list[datetime]  # ticks where at least one charger was not read
+
+
+async def find_sessions(
+    conn: AsyncConnection,
+    *,
+    charger: str | None = None,
+    connector: int | None = None,
+    session_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Row]:
+    """charging_session rows matching the filters, overlapping [since, until), oldest first."""
+    cs = charging_session
+    query = select(cs)
+    if charger is not None:
+        query = query.where(cs.c.charge_point_id == charger)
+    if connector is not None:
+        query = query.where(cs.c.connector_id == connector)
+    if session_id is not None:
+        query = query.where(cs.c.session_id == session_id)
+    if until is not None:
+        query = query.where(cs.c.start_time < until)
+    if since is not None:
+        query = query.where(or_(cs.c.end_time.is_(None), cs.c.end_time >= since))
+    result = await conn.execute(query.order_by(cs.c.start_time, cs.c.id))
+    return [dict(r._mapping) for r in result]
+
+
+async def session_series(conn: AsyncConnection, session: Row) -> SessionSeries:
+    """The session's polls: energy counter, power and per-phase currents at each."""
+    series = SessionSeries(session)
+    first, last = session["first_poll"], session["last_poll"]
+    if first is None or last is None:
+        return series
+    cp, connector = session["charge_point_id"], session["connector_id"]
+    cs = connector_status
+    polls = await conn.execute(
+        select(cs.c.date_created, cs.c.total_consumption_kwh)
+        .where(
+            cs.c.charge_point_id == cp,
+            cs.c.connector_id == connector,
+            cs.c.session_id == session["session_id"],
+            cs.c.date_created >= first,
+            cs.c.date_created <= last,
+        )
+        .order_by(cs.c.date_created)
+    )
+    m = measurement
+    phases: dict[datetime, dict[str, tuple[float, float]]] = {}
+    for r in await conn.execute(
+        select(m.c.date_created, m.c.phase, m.c.current, m.c.voltage).where(
+            m.c.charge_point_id == cp,
+            m.c.connector_id == connector,
+            m.c.date_created >= first,
+            m.c.date_created <= last,
+        )
+    ):
+        if r.phase is not None and r.current is not None and r.voltage is not None:
+            phases.setdefault(r.date_created, {})[r.phase] = (float(r.current), float(r.voltage))
+    series.phase_currents = {p: [] for p in PHASES}
+    for poll in polls:
+        measured = phases.get(poll.date_created, {})
+        series.times.append(poll.date_created)
+        kwh = poll.total_consumption_kwh
+        series.energy_kwh.append(None if kwh is None else float(kwh))
+        # no measurements on a poll: nothing flowed (the vendor sends them only while charging)
+        series.power_w.append(sum(i * v for i, v in measured.values()))
+        for p in PHASES:
+            series.phase_currents[p].append(measured[p][0] if p in measured else 0.0)
+    return series
+
+
+async def current_limits(
+    conn: AsyncConnection, charger: str, connector: int, until: datetime
+) -> list[tuple[datetime | None, float | None]]:
+    """The max-current limit on the connector as the control_action audit tells it.
+
+    Returns (time the limit took effect, amperes or None for "no limit") in time order; the
+    first entry's time is None when it is the state before the first audited change (read
+    from that change's old value).  The charge point's own limit caps every connector, so the
+    effective limit is the lower of the two.  Empty: no change was ever audited.
+    """
+    ca = control_action
+    result = await conn.execute(
+        select(ca.c.created, ca.c.action, ca.c.old_value, ca.c.new_value)
+        .where(
+            ca.c.charge_point_id == charger,
+            ca.c.field == LIMIT_FIELD,
+            ca.c.result.in_(("ok", "unchanged")),
+            ca.c.created <= until,
+            or_(
+                and_(ca.c.action == "connector_settings", ca.c.connector_id == connector),
+                ca.c.action == "chargepoint_settings",
+            ),
+        )
+        .order_by(ca.c.created, ca.c.id)
+    )
+    rows = list(result)
+    if not rows:
+        return []
+    state: dict[str, float | None] = {"connector_settings": None, "chargepoint_settings": None}
+    for action in state:
+        before = next((r.old_value for r in rows if r.action == action), None)
+        state[action] = _amperes(before)
+    steps: list[tuple[datetime | None, float | None]] = [(None, _effective(state))]
+    for r in rows:
+        state[r.action] = _amperes(r.new_value)
+        steps.append((r.created, _effective(state)))
+    return steps
+
+
+def _amperes(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _effective(state: dict[str, float | None]) -> float | None:
+    limits = [v for v in state.values() if v is not None]
+    return min(limits) if limits else None
+
+
+async def garage_series(conn: AsyncConnection, since: datetime, until: datetime) -> GarageSeries:
+    """Total power and per-phase current of every connector at every tick in [since, until)."""
+    m = measurement
+    sums = await conn.execute(
+        select(
+            m.c.date_created,
+            m.c.phase,
+            func.sum(m.c.current).label("amps"),
+            func.sum(m.c.current * m.c.voltage).label("watts"),
+        )
+        .where(m.c.date_created >= since, m.c.date_created < until)
+        .group_by(m.c.date_created, m.c.phase)
+    )
+    watts: dict[datetime, float] = {}
+    amps: dict[datetime, dict[str, float]] = {}
+    for r in sums:
+        watts[r.date_created] = watts.get(r.date_created, 0.0) + float(r.watts or 0.0)
+        amps.setdefault(r.date_created, {})[r.phase] = float(r.amps or 0.0)
+    # Ticks where nothing charged have no measurement rows: the tick list says they happened.
+    pc = poll_cycle
+    ticks = await conn.execute(
+        select(pc.c.tick_time, pc.c.chargers_failed)
+        .where(pc.c.tick_time >= since, pc.c.tick_time < until)
+        .order_by(pc.c.tick_time)
+    )
+    tick_rows = list(ticks)
+    times = sorted({r.tick_time for r in tick_rows} | set(watts))
+    if not tick_rows:
+        # a database from the original scripts has no poll_cycle: its status rows tell
+        cs = connector_status
+        polled = await conn.execute(
+            select(cs.c.date_created)
+            .where(cs.c.date_created >= since, cs.c.date_created < until)
+            .distinct()
+        )
+        times = sorted({r.date_created for r in polled} | set(watts))
+    return GarageSeries(
+        times=times,
+        power_w=[watts.get(t, 0.0) for t in times],
+        phase_currents={p: [amps.get(t, {}).get(p, 0.0) for t in times] for p in PHASES},
+        failed_ticks=[r.tick_time for r in tick_rows if r.chargers_failed],
+    )

@@ -1,0 +1,297 @@
+"""The figures, drawn with matplotlib's object API (no pyplot: no global figure state).
+
+(a) :func:`energy_power_figure` — sessions of a charger (or one session): energy in kWh on the
+    left axis, power in W on the right, one colour per session, start ▲ and end ■ marked.
+(b) :func:`phase_currents_figure` — L1/L2/L3 currents of one session with the max-current
+    limit from the control_action audit overlaid.
+(c) :func:`garage_figure` — the whole garage over a day: total power and per-phase current.
+
+Lines are broken where polling had a gap (never drawn across it), and gaps are shaded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from charged.analysis.derive import GAP_FACTOR, PHASES, gap_spans, usual_spacing_of
+from charged.analysis.plot_data import GarageSeries, SessionSeries
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+FORMATS = (".png", ".svg")
+EPOCH = datetime(1970, 1, 1)
+MATPLOTLIB_MISSING = "charged plot needs matplotlib: pip install 'charged[plot]'"
+PHASE_COLOURS = {"L1": "#8c564b", "L2": "#222222", "L3": "#8f8f8f"}  # IEC brown, black, grey
+# A three-phase car draws the same on each phase: widths and dashes keep all three visible.
+PHASE_STYLES = {"L1": ("-", 2.6), "L2": ("--", 1.6), "L3": (":", 1.4)}
+HEADROOM = 1.3  # room above the data for the legend
+GAP_COLOUR = "#d62728"
+SIZE = (10.0, 5.4)
+DPI = 100
+
+
+class PlotError(Exception):
+    """A figure that cannot be drawn: one line saying what to do."""
+
+
+def _figure(rows: int = 1) -> tuple[Figure, list[Axes]]:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotError(MATPLOTLIB_MISSING) from None
+    fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    return fig, list(axes)
+
+
+def _time_axis(ax: Axes) -> None:
+    import matplotlib.dates as mdates
+
+    # x values are date numbers (see x()); these read them as times.  Untyped in matplotlib.
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    ax.set_xlabel("time (UTC)")
+    ax.grid(True, alpha=0.3)
+
+
+def x(moment: datetime) -> float:
+    """A time as matplotlib's date number (days since 1970-01-01)."""
+    return (moment - EPOCH).total_seconds() / 86400.0
+
+
+def broken(
+    times: Sequence[datetime], values: Sequence[float | None], spacing: float
+) -> tuple[list[float], list[float]]:
+    """The series with a NaN put into every gap, so no line is drawn across it."""
+    out_t: list[float] = []
+    out_v: list[float] = []
+    for i, (t, v) in enumerate(zip(times, values, strict=True)):
+        if i and (t - times[i - 1]).total_seconds() > GAP_FACTOR * spacing:
+            out_t.append(x(times[i - 1] + (t - times[i - 1]) / 2))
+            out_v.append(math.nan)
+        out_t.append(x(t))
+        out_v.append(math.nan if v is None else v)
+    return out_t, out_v
+
+
+def _shade_gaps(ax: Axes, times: Sequence[datetime], spacing: float, labelled: bool) -> bool:
+    for a, b in gap_spans(times, spacing):
+        ax.axvspan(
+            x(a),
+            x(b),
+            color=GAP_COLOUR,
+            alpha=0.12,
+            lw=0,
+            label=None if labelled else "polling gap",
+        )
+        labelled = True
+    return labelled
+
+
+def _session_label(row: dict[str, Any]) -> str:
+    phases = {1: "1-phase", 2: "2-phase", 3: "3-phase"}.get(row["phases"] or 0, "phases ?")
+    energy = row["energy_kwh"]
+    kwh = "?" if energy is None else f"{energy:.2f}"
+    return f"session {row['session_id']} (conn. {row['connector_id']}, {phases}): {kwh} kWh"
+
+
+def energy_power_figure(series: Sequence[SessionSeries], title: str) -> Figure:
+    """(a) Energy (kWh, left, solid) and power (W, right, dashed), one colour per session."""
+    if not series:
+        raise PlotError(
+            "no sessions in that range; widen --date or --since/--until, check --charger"
+        )
+    fig, (ax,) = _figure()
+    power_ax = ax.twinx()
+    colours = _colours(len(series))
+    gap_labelled = False
+    for s, colour in zip(series, colours, strict=True):
+        row = s.session
+        spacing = usual_spacing_of(s.times)
+        t, e = broken(s.times, s.energy_kwh, spacing)
+        ax.plot(t, e, color=colour, lw=2, label=_session_label(row))
+        t, p = broken(s.times, s.power_w, spacing)
+        power_ax.step(t, p, where="post", color=colour, lw=1, ls="--", alpha=0.8)
+        gap_labelled = _shade_gaps(ax, s.times, spacing, gap_labelled)
+        start, end = row["start_time"], row["end_time"]
+        if start is not None:
+            ax.plot([x(start)], [0.0], marker="^", ms=9, color=colour, ls="none")
+        if end is not None:
+            final = row["energy_kwh"] if row["energy_kwh"] is not None else _last(s.energy_kwh)
+            ax.plot([x(end)], [final or 0.0], marker="s", ms=8, color=colour, ls="none")
+    ax.set_ylabel("energy of the session (kWh)")
+    power_ax.set_ylabel("power, ∑ current × voltage (W)")
+    ax.set_ylim(0, HEADROOM * _top(v for s in series for v in s.energy_kwh))
+    power_ax.set_ylim(0, HEADROOM * _top(v for s in series for v in s.power_w))
+    _time_axis(ax)
+    _legend_with_styles(ax)
+    ax.set_title(title)
+    return fig
+
+
+def phase_currents_figure(
+    series: SessionSeries,
+    limits: Sequence[tuple[datetime | None, float | None]],
+    title: str,
+) -> Figure:
+    """(b) L1/L2/L3 currents of one session, the audited max-current limit overlaid."""
+    if not series.times:
+        raise PlotError(
+            f"session {series.session['session_id']} has no polls stored (only the vendor "
+            "knows it); pick another session"
+        )
+    fig, (ax,) = _figure()
+    spacing = usual_spacing_of(series.times)
+    for phase in PHASES:
+        t, i = broken(series.times, series.phase_currents[phase], spacing)
+        dashes, width = PHASE_STYLES[phase]
+        ax.step(
+            t,
+            i,
+            where="post",
+            color=PHASE_COLOURS[phase],
+            ls=dashes,
+            lw=width,
+            label=f"{phase} (A)",
+        )
+    _shade_gaps(ax, series.times, spacing, False)
+    begin, end = series.times[0], series.times[-1]
+    steps = _limit_steps(limits, begin, end)
+    if steps:
+        t = [x(s[0]) for s in steps]
+        v = [math.nan if s[1] is None else s[1] for s in steps]
+        ax.step(t, v, where="post", color=GAP_COLOUR, lw=2, ls=":", label="max-current limit (A)")
+        if all(math.isnan(x) for x in v):
+            ax.text(0.01, 0.97, "no max-current limit set", transform=ax.transAxes, va="top")
+    else:
+        ax.text(
+            0.01,
+            0.97,
+            "max-current limit: no change audited (control_action)",
+            transform=ax.transAxes,
+            va="top",
+        )
+    row = series.session
+    for moment, mark in ((row["start_time"], "session start"), (row["end_time"], "session end")):
+        if moment is not None:
+            ax.axvline(x(moment), color="#1f77b4", lw=1, ls="--")
+            ax.annotate(
+                mark,
+                (x(moment), 0.5),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                ha="right",
+                va="center",
+                color="#1f77b4",
+            )
+    ax.set_ylabel("current per phase (A)")
+    limit_values = [v for _, v in steps if v is not None]
+    ax.set_ylim(
+        0,
+        HEADROOM * _top([*(v for c in series.phase_currents.values() for v in c), *limit_values]),
+    )
+    _time_axis(ax)
+    ax.legend(loc="upper right")
+    ax.set_title(title)
+    return fig
+
+
+def garage_figure(garage: GarageSeries, title: str) -> Figure:
+    """(c) Total power (kW) of every connector and the current on each phase (A)."""
+    if not garage.times:
+        raise PlotError("no polls in that range; check --date (UTC) against the data")
+    fig, (power_ax, amps_ax) = _figure(rows=2)
+    spacing = usual_spacing_of(garage.times)
+    t, p = broken(garage.times, [w / 1000.0 for w in garage.power_w], spacing)
+    power_ax.plot(t, p, color="#1f77b4", lw=1.5, label="total power (kW)")
+    power_ax.fill_between(t, p, color="#1f77b4", alpha=0.15)
+    power_ax.set_ylabel("total power (kW)")
+    power_ax.set_ylim(bottom=0)
+    for phase in PHASES:
+        t, a = broken(garage.times, list(garage.phase_currents[phase]), spacing)
+        amps_ax.plot(t, a, color=PHASE_COLOURS[phase], lw=1.2, label=f"{phase} total (A)")
+    amps_ax.set_ylabel("current per phase,\nall connectors (A)")
+    amps_ax.set_ylim(bottom=0)
+    labelled = False
+    for ax in (power_ax, amps_ax):
+        labelled = _shade_gaps(ax, garage.times, spacing, labelled and ax is amps_ax)
+    if garage.failed_ticks:
+        power_ax.plot(
+            [x(t) for t in garage.failed_ticks],
+            [0.0] * len(garage.failed_ticks),
+            marker="|",
+            ms=10,
+            color=GAP_COLOUR,
+            ls="none",
+            label="tick with a charger not read",
+        )
+    for ax in (power_ax, amps_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right")
+    _time_axis(amps_ax)
+    power_ax.set_title(title)
+    return fig
+
+
+def save(fig: Figure, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise PlotError(f"cannot write {path.name}: name the file .png or .svg")
+    try:
+        fig.savefig(path, format=suffix[1:])
+    except OSError as exc:
+        raise PlotError(f"cannot write {path}: {exc.strerror}; choose a writable path") from None
+
+
+def _limit_steps(
+    limits: Sequence[tuple[datetime | None, float | None]], begin: datetime, end: datetime
+) -> list[tuple[datetime, float | None]]:
+    """The limit as steps over [begin, end]: the value in force at begin, then each change."""
+    if not limits:
+        return []
+    current = limits[0][1]
+    steps: list[tuple[datetime, float | None]] = []
+    for when, value in limits[1:]:
+        assert when is not None
+        if when <= begin:
+            current = value
+        elif when <= end:
+            steps.append((when, value))
+    return [(begin, current), *steps, (end, steps[-1][1] if steps else current)]
+
+
+def _colours(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _top(values: Iterable[float | None]) -> float:
+    """The largest value (1 when there is none), for the axis range."""
+    found = [v for v in values if v is not None and not math.isnan(v)]
+    return max(found) if found and max(found) > 0 else 1.0
+
+
+def _last(values: Sequence[float | None]) -> float | None:
+    return next((v for v in reversed(values) if v is not None), None)
+
+
+def _legend_with_styles(ax: Axes) -> None:
+    from matplotlib.lines import Line2D
+
+    handles, _ = ax.get_legend_handles_labels()
+    keys = [
+        Line2D([], [], color="black", lw=2, label="energy (kWh, left)"),
+        Line2D([], [], color="black", lw=1, ls="--", label="power (W, right)"),
+        Line2D([], [], color="black", marker="^", ls="none", label="start"),
+        Line2D([], [], color="black", marker="s", ls="none", label="end"),
+    ]
+    ax.legend(handles=[*handles, *keys], loc="upper left", fontsize="small")
