@@ -9,7 +9,7 @@ last tick.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,6 +17,8 @@ from charged.analysis.tracker import SessionTracker
 from charged.clock import FakeClock
 from charged.collector.service import Collector
 from charged.config import settings_from_mapping
+from charged.control.audit import SqlAuditSink
+from charged.control.operations import Controller
 from charged.metrics import Metrics
 from charged.simulator import SessionTruth, Simulator, SimulatorConfig
 
@@ -43,8 +45,10 @@ async def collect_morning(
     update_every: int = 20,
     reconcile: bool = True,
     during: Callable[[int, Simulator], None] | None = None,
+    control: Callable[[int, Controller, Simulator], Awaitable[None]] | None = None,
 ) -> Morning:
-    """Collect ``ticks`` ticks from 07:00; ``during(k, sim)`` runs before tick k (faults)."""
+    """Collect ``ticks`` ticks from 07:00; ``during(k, sim)`` runs before tick k (faults),
+    ``control(k, controller, sim)`` too (settings changes, audited in control_action)."""
     clock = FakeClock(MORNING.timestamp(), auto_advance=False)
     sim = Simulator(
         SimulatorConfig(chargers=chargers, seed=seed, speed=1.0, start_time=MORNING.timestamp()),
@@ -70,12 +74,21 @@ async def collect_morning(
     try:
         async with Collector(settings, clock=clock, metrics=Metrics()) as collector:
             assert collector.engine and collector.supervisor and collector.writer
+            assert collector.client is not None
             tracker = SessionTracker(
                 collector.engine, collector.client, clock=clock, interval=INTERVAL
+            )
+            controller = Controller(
+                collector.client,
+                SqlAuditSink(collector.engine),
+                actor="test",
+                clock=clock,
             )
             for k in range(ticks):
                 if during is not None:
                     during(k, sim)
+                if control is not None:
+                    await control(k, controller, sim)
                 await collector.supervisor.tick()
                 await collector.writer.wait_flushed()
                 if k % update_every == update_every - 1:

@@ -1,0 +1,379 @@
+"""`charged sessions`, `charged export` and `charged plot` on a simulated morning's database.
+
+The morning is collected once (fake clock, simulator over real sockets, SQLite); a connector's
+max current is lowered to 10 A through the audited control path for a while, so the phase
+plot has a limit to overlay.  Commands run in-process through ``charged.cli.main``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sqlite3
+import struct
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from simulated_morning import INTERVAL, MORNING, Morning, collect_morning
+from sqlalchemy import DateTime, Float, Integer, select
+
+from charged.analysis.plot_data import current_limits, find_sessions, session_series
+from charged.analysis.plots import phase_currents_figure
+from charged.cli import main
+from charged.control.operations import Controller
+from charged.control.validation import ConnectorChange
+from charged.simulator import Simulator
+from charged.storage.engine import create_engine
+from charged.storage.schema import charging_session, connector_status, metadata
+
+LIMIT_FROM, LIMIT_TICKS = 40, 60  # the limited connector has 10 A for 60 ticks from ~40
+DAY = MORNING.strftime("%Y-%m-%d")
+
+
+class Limited:
+    """Lowers the max current of a charging connector (three-phase if one charges) to 10 A
+    from tick LIMIT_FROM on, and lifts the limit LIMIT_TICKS later."""
+
+    target: tuple[str, int] | None = None
+    since_tick: int = -1
+
+    async def __call__(self, k: int, controller: Controller, sim: Simulator) -> None:
+        if self.target is None and k >= LIMIT_FROM:
+            charging = [
+                (c.vehicle.phases if c.vehicle else 0, cp.id, c.connector_id)
+                for cp in (sim.fleet.get(i) for i in sim.charge_point_ids())
+                if cp is not None
+                for c in cp.connectors
+                if c.reading().status == "Charging"
+            ]
+            if not charging:
+                return
+            _, cp_id, connector = max(charging)
+            self.target, self.since_tick = (cp_id, connector), k
+            result = await controller.set_connector(
+                cp_id, connector, ConnectorChange(max_current=10)
+            )
+            assert result.ok, result.error
+        elif self.target is not None and k == self.since_tick + LIMIT_TICKS:
+            result = await controller.set_connector(*self.target, ConnectorChange(max_current=None))
+            assert result.ok, result.error
+
+
+LIMITED = Limited()
+
+
+@pytest.fixture(scope="module")
+def morning(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Morning]:
+    db = tmp_path_factory.mktemp("cli") / "morning.db"
+    yield asyncio.run(
+        collect_morning(f"sqlite+aiosqlite:///{db}", chargers=6, ticks=240, seed=5, control=LIMITED)
+    )
+
+
+@pytest.fixture
+def db(morning: Morning) -> str:
+    return morning.db_url.removeprefix("sqlite+aiosqlite:///")
+
+
+def tick_time(k: int) -> datetime:
+    return MORNING.replace(tzinfo=None) + timedelta(seconds=INTERVAL * k)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def test_sessions_json_lists_every_stored_session_and_filters(
+    db: str, morning: Morning, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "sessions", "--db", db, "--json")
+    assert code == 0, err
+    listed = json.loads(out)["sessions"]
+    assert {(s["charge_point_id"], s["connector_id"], s["session_id"]) for s in listed} == set(
+        morning.truth
+    )
+    cp = morning.charge_point_ids[0]
+    code, out, _ = run(
+        capsys, "sessions", "--db", db, "--json", "--charger", cp, "--connector", "2"
+    )
+    assert code == 0
+    chosen = json.loads(out)["sessions"]
+    assert chosen == [s for s in listed if s["charge_point_id"] == cp and s["connector_id"] == 2]
+    strict_subsets = 0
+    for since, until in (
+        ("2026-01-05T07:00", "2026-01-05T07:20"),
+        ("2026-01-05T08:45", "2026-01-06"),
+    ):
+        code, out, _ = run(
+            capsys, "sessions", "--db", db, "--json", "--since", since, "--until", until
+        )
+        overlapping = [
+            s
+            for s in listed
+            if s["start_time"] < datetime.fromisoformat(until).isoformat() + "Z"
+            and (s["end_time"] is None or s["end_time"] >= since)
+        ]
+        assert code == 0 and json.loads(out)["sessions"] == overlapping
+        strict_subsets += 0 < len(overlapping) < len(listed)
+    assert strict_subsets >= 1
+
+
+def test_sessions_table_has_a_line_per_session_and_a_total(
+    db: str, morning: Morning, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "sessions", "--db", db)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["charger", "conn", "session"]
+    assert len(lines) == len(morning.truth) + 2
+    total = sum(t.energy_kwh for t in morning.truth.values())
+    assert lines[-1] == f"{len(morning.truth)} sessions, {total:.2f} kWh"
+
+
+# ---------------------------------------------------------------- export
+
+
+def _typed(value: str, column: Any) -> Any:
+    """A CSV field back to the column's Python value."""
+    if value == "":
+        return None
+    if isinstance(column.type, DateTime):
+        return datetime.fromisoformat(value)
+    if isinstance(column.type, Integer):
+        return int(value)
+    if isinstance(column.type, Float):
+        return float(value)
+    return value
+
+
+async def _table_rows(url: str, table_name: str, since: Any = None, until: Any = None) -> list:
+    table = metadata.tables[table_name]
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            query = select(table).order_by(table.c.id)
+            if since is not None:
+                query = query.where(table.c.date_created >= since, table.c.date_created < until)
+            return [tuple(r) for r in await conn.execute(query)]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("table", ["connector_status", "measurement", "sessions"])
+def test_csv_export_reads_back_equal_to_the_table(
+    table: str, db: str, morning: Morning, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / f"{table}.csv"
+    code, _, err = run(capsys, "export", table, "--db", db, "-o", str(target))
+    assert code == 0, err
+    real = charging_session if table == "sessions" else metadata.tables[table]
+    with target.open(newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        back = [
+            tuple(_typed(v, real.c[h]) for h, v in zip(header, row, strict=True)) for row in reader
+        ]
+    assert header == [c.name for c in real.columns]
+    stored = asyncio.run(_table_rows(morning.db_url, real.name))
+    assert sorted(back, key=lambda r: r[0]) == stored
+    assert f"exported {len(stored)} rows of {real.name} (csv)" in err
+
+
+def test_jsonl_export_of_a_time_range_holds_exactly_the_rows_in_it(
+    db: str, morning: Morning, capsys: pytest.CaptureFixture[str]
+) -> None:
+    since = MORNING.replace(tzinfo=None) + timedelta(minutes=30)
+    until = since + timedelta(minutes=10)
+    code, out, _ = run(
+        capsys, "export", "measurement", "--db", db, "--format", "jsonl",
+        "--since", since.isoformat(), "--until", until.isoformat(),
+    )  # fmt: skip
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    stored = asyncio.run(_table_rows(morning.db_url, "measurement", since, until))
+    assert [line["id"] for line in lines] == [r[0] for r in stored] and stored
+    assert {line["date_created"] for line in lines} == {
+        (since + timedelta(seconds=INTERVAL * k)).isoformat() for k in range(20)
+    }
+
+
+def test_parquet_export_reads_back_equal_to_the_table(
+    db: str, morning: Morning, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    target = tmp_path / "status.parquet"
+    code, _, err = run(capsys, "export", "connector_status", "--db", db, "-o", str(target))
+    assert code == 0, err
+    back = pq.read_table(target).to_pylist()
+    stored = asyncio.run(_table_rows(morning.db_url, "connector_status"))
+    names = [c.name for c in connector_status.columns]
+    assert [tuple(r[n] for n in names) for r in back] == stored
+
+
+def test_parquet_without_pyarrow_is_one_line(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # an import of it now fails
+    code, out, err = run(
+        capsys, "export", "measurement", "--db", db, "-o", str(tmp_path / "m.parquet")
+    )
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == [
+        "charged: Parquet export needs pyarrow: pip install 'charged[parquet]' "
+        "(or choose --format csv/jsonl)"
+    ]
+
+
+# ---------------------------------------------------------------- plot
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_plot_energy_of_a_chargers_morning(
+    db: str, morning: Morning, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cp = max(morning.charge_point_ids, key=lambda c: sum(k[0] == c for k in morning.truth))
+    png, svg = tmp_path / "energy.png", tmp_path / "energy.svg"
+    for target in (png, svg):
+        code, out, err = run(capsys, "plot", "energy", "--db", db, "--charger", cp, "--date", DAY,
+                             "-o", str(target))  # fmt: skip
+        assert code == 0, err
+        assert out.strip() == f"wrote {target} (1000×540 px)"
+    assert png_size(png) == (1000, 540) and png.stat().st_size > 20_000
+    text = svg.read_text()
+    for label in ("energy of the session (kWh)", "time (UTC)", f"Charger {cp}", "start", "end"):
+        assert label in text
+    assert "power, ∑ current × voltage (W)" in text
+    for key in (k for k in morning.truth if k[0] == cp):
+        assert f"session {key[2]} (conn. {key[1]}" in text  # one legend entry per session
+
+
+async def test_phase_plot_overlays_the_audited_limit(morning: Morning) -> None:
+    assert LIMITED.target is not None
+    cp, connector = LIMITED.target
+    engine = create_engine(morning.db_url)
+    try:
+        async with engine.connect() as conn:
+            (row,) = [
+                r
+                for r in await find_sessions(conn, charger=cp, connector=connector)
+                if r["first_poll"]
+                <= MORNING.replace(tzinfo=None) + timedelta(seconds=INTERVAL * LIMIT_FROM)
+            ][-1:]
+            series = await session_series(conn, row)
+            limits = await current_limits(conn, cp, connector, row["last_poll"])
+    finally:
+        await engine.dispose()
+    assert [v for _, v in limits] == [None, 10.0, None]
+    figure = phase_currents_figure(series, limits, "t")
+    (ax,) = figure.axes
+    assert ax.get_ylabel() == "current per phase (A)" and ax.get_xlabel() == "time (UTC)"
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert {"L1 (A)", "L2 (A)", "L3 (A)", "max-current limit (A)"} <= set(lines)
+    assert 10.0 in list(lines["max-current limit (A)"].get_ydata())
+    # while limited the car drew under 10 A on every phase
+    limited_from = tick_time(LIMITED.since_tick + 2)  # the car follows within a poll or two
+    limited_until = tick_time(LIMITED.since_tick + LIMIT_TICKS)
+    during = [i for i, t in enumerate(series.times) if limited_from <= t < limited_until]
+    assert during and all(series.phase_currents["L1"][i] < 10.0 for i in during)
+
+
+def test_plot_phases_and_garage_through_the_cli(
+    db: str, morning: Morning, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert LIMITED.target is not None
+    sid = max(k[2] for k in morning.truth if k[:2] == LIMITED.target)
+    phases = tmp_path / "phases.svg"
+    code, _, err = run(capsys, "plot", "phases", "--db", db, "--session", str(sid),
+                       "--charger", LIMITED.target[0], "-o", str(phases))  # fmt: skip
+    assert code == 0, err
+    assert "max-current limit (A)" in phases.read_text()
+    garage = tmp_path / "garage.png"
+    code, _, err = run(capsys, "plot", "garage", "--db", db, "--date", DAY, "-o", str(garage))
+    assert code == 0, err
+    assert png_size(garage) == (1000, 540) and garage.stat().st_size > 20_000
+    garage_svg = tmp_path / "garage.svg"
+    assert run(capsys, "plot", "garage", "--db", db, "--date", DAY, "-o", str(garage_svg))[0] == 0
+    text = garage_svg.read_text()
+    for label in ("total power (kW)", "L1 total (A)", "L3 total (A)", "time (UTC)"):
+        assert label in text
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = run(
+        capsys, "plot", "garage", "--db", db, "--date", DAY, "-o", str(tmp_path / "g.png")
+    )
+    assert code == 1
+    assert err.strip().splitlines() == [
+        "charged: charged plot needs matplotlib: pip install 'charged[plot]'"
+    ]
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        (["sessions", "--db", "/nonexistent/x.db"], 2, "no SQLite file at /nonexistent/x.db"),
+        (["export", "nosuchtable", "--db", "{db}"], 2, "no table named 'nosuchtable'"),
+        (["export", "measurement", "--db", "{db}", "--format", "parquet"], 1, "-o FILE.parquet"),
+        (["plot", "energy", "--db", "{db}", "-o", "{tmp}/x.png"], 2, "needs --charger"),
+        (["plot", "garage", "--db", "{db}", "-o", "{tmp}/x.gif", "--date", DAY], 1, ".png or .svg"),
+        (["plot", "phases", "--db", "{db}", "--session", "999999", "-o", "{tmp}/x.png"], 1,
+         "no session 999999"),
+        (["sessions", "--db", "{db}", "--since", "2026-01-06", "--until", "2026-01-05"], 2,
+         "--until must be after --since"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_a_nonzero_exit(
+    argv: list[str], code: int, says: str, db: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    got, _, err = run(capsys, *(a.format(db=db, tmp=tmp_path) for a in argv))
+    assert got == code
+    assert len(err.strip().splitlines()) == 1 and says in err, err
+
+
+def test_a_database_without_the_sessions_table_says_to_upgrade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    legacy = tmp_path / "legacy.db"
+    with sqlite3.connect(legacy) as conn:
+        conn.execute("CREATE TABLE connector_status (id INTEGER PRIMARY KEY, status TEXT)")
+    code, _, err = run(capsys, "sessions", "--db", str(legacy))
+    assert code == 1
+    assert err.strip() == (
+        "charged: the database has no charging_session table; run `charged db upgrade` on it "
+        "first (same -c, or --url)"
+    )
+
+
+def test_sessions_reads_the_database_named_in_the_config(
+    db: str, morning: Morning, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{db}\n")
+    config.chmod(0o600)
+    code, out, err = run(capsys, "sessions", "-c", str(config), "--json", "--no-update")
+    assert code == 0, err
+    assert len(json.loads(out)["sessions"]) == len(morning.truth)
