@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from bench import report
@@ -72,7 +73,12 @@ def _parser() -> argparse.ArgumentParser:
         help="chargers the baseline asks per tick, extrapolated to the fleet (default: 100)",
     )
     col.add_argument("--no-baseline", action="store_true", help="measure the collector only")
-    col.add_argument("--profile", metavar="HTML", help="pyinstrument profile of the collector")
+    col.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="pyinstrument profile of the collector: FILE.txt where the CPU goes, "
+        "FILE.html async wall time",
+    )
 
     wr = sub.add_parser("writer", help="BatchWriter vs plain asyncmy executemany")
     wr.add_argument("--rows", type=_positive_int, default=200_000)
@@ -99,6 +105,13 @@ async def _in_worker(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _save_profile(profiler: Any, path: str) -> None:
+    if path.endswith(".txt"):
+        Path(path).write_text(profiler.output_text(unicode=False, color=False), encoding="utf-8")
+    else:
+        profiler.write_html(path)
+
+
 async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     from charged.log import configure_logging
 
@@ -119,9 +132,11 @@ async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
             return await measured()
         from pyinstrument import Profiler
 
-        with Profiler(async_mode="enabled") as profiler:
+        # .txt: where the CPU goes (time blocked in epoll is idle); .html: async wall time
+        text = spec["profile"].endswith(".txt")
+        with Profiler(async_mode="disabled" if text else "enabled") as profiler:
             result = await measured()
-        profiler.write_html(spec["profile"])
+        _save_profile(profiler, spec["profile"])
         return result
     if spec["kind"] == "baseline":
         from bench.baseline import run_baseline

@@ -7,8 +7,6 @@ tests drive it with a fake clock.  Waiters are served in arrival order.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from charged.chargeamps.errors import DeadlineExceeded
 from charged.clock import Clock
@@ -66,10 +64,32 @@ class RateLimiter:
             else None
         )
 
-    @asynccontextmanager
-    async def slot(self, deadline: float | None = None) -> AsyncIterator[None]:
-        async with self._semaphore:
-            # Take the rate token after the concurrency slot so the rate measures real sends.
-            if self._bucket is not None:
-                await self._bucket.acquire(deadline)
-            yield
+    def slot(self, deadline: float | None = None) -> _Slot:
+        """``async with limiter.slot(deadline):`` one request's turn.
+
+        A small class rather than ``@asynccontextmanager``: every request passes here, and
+        profiling a 10,000-charger tick showed the generator machinery in the top ten.
+        """
+        return _Slot(self, deadline)
+
+
+class _Slot:
+    __slots__ = ("_deadline", "_limiter")
+
+    def __init__(self, limiter: RateLimiter, deadline: float | None) -> None:
+        self._limiter = limiter
+        self._deadline = deadline
+
+    async def __aenter__(self) -> None:
+        limiter = self._limiter
+        await limiter._semaphore.acquire()
+        # Take the rate token after the concurrency slot so the rate measures real sends.
+        if limiter._bucket is not None:
+            try:
+                await limiter._bucket.acquire(self._deadline)
+            except BaseException:
+                limiter._semaphore.release()
+                raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._limiter._semaphore.release()
