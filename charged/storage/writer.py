@@ -36,6 +36,8 @@ from charged.storage.writes import RowBatch, ordered_tables, write_rows
 GroupedRows = dict[str, list[Mapping[str, Any]]]
 
 RETRY_BACKOFF_BASE = 0.5
+OUTAGE_WITH_SPOOL = "database write failed; spooling rows to disk until it answers"
+OUTAGE_WITHOUT_SPOOL = "database write failed; keeping the rows and retrying"
 
 
 class BatchWriter:
@@ -360,11 +362,8 @@ class BatchWriter:
         return max(0.0, self._replay_at - self._clock.monotonic())
 
     def _schedule_replay(self) -> None:
-        delay = self._rng.uniform(
-            0.0, min(self._backoff_max, RETRY_BACKOFF_BASE * 2.0**self._replay_attempt)
-        )
+        self._replay_at = self._clock.monotonic() + self._backoff(self._replay_attempt)
         self._replay_attempt += 1
-        self._replay_at = self._clock.monotonic() + delay
 
     async def _replay_one(self) -> None:
         """Write the oldest spooled record; on a transient failure wait (backoff) and retry."""
@@ -387,9 +386,9 @@ class BatchWriter:
         if not self._spool.pending():
             self._log.info("spool replayed into the database", rows=self.rows_replayed)
 
-    async def _write_once(self, grouped: GroupedRows) -> None:
-        """One attempt.  Transient failures → :class:`_TransientWriteError` (logged once per
-        outage); anything else stops the writer (see :meth:`_refused`)."""
+    async def _write_once(self, grouped: GroupedRows, outage: str = OUTAGE_WITH_SPOOL) -> None:
+        """One attempt.  Transient failures → :class:`_TransientWriteError` (``outage`` is
+        logged once per outage); anything else stops the writer (see :meth:`_refused`)."""
         started = self._clock.monotonic()
         try:
             await self._write_batch(grouped)
@@ -400,7 +399,7 @@ class BatchWriter:
             if not self._db_down:
                 self._db_down = True
                 self._log.warning(
-                    "database write failed; spooling rows to disk until it answers",
+                    outage,
                     error=_short(exc),
                     rows=sum(len(r) for r in grouped.values()),
                 )
@@ -422,33 +421,20 @@ class BatchWriter:
         )
 
     async def _write_with_retry(self, grouped: GroupedRows) -> None:
+        """Without a spool: keep ``grouped`` in memory and retry until it is written."""
         attempt = 0
         while True:
-            started = self._clock.monotonic()
             try:
-                await self._write_batch(grouped)
-            except Exception as exc:
-                if not _is_transient(exc):
-                    raise self._refused(exc, grouped) from exc
-                self._metrics.db_errors.inc()
-                if not self._db_down:
-                    self._db_down = True
-                    self._log.warning(
-                        "database write failed; keeping the rows and retrying",
-                        error=_short(exc),
-                        rows=sum(len(r) for r in grouped.values()),
-                    )
-                delay = self._rng.uniform(
-                    0.0, min(self._backoff_max, RETRY_BACKOFF_BASE * 2.0**attempt)
-                )
+                await self._write_once(grouped, OUTAGE_WITHOUT_SPOOL)
+            except _TransientWriteError:
+                await self._clock.sleep(self._backoff(attempt))
                 attempt += 1
-                await self._clock.sleep(delay)
                 continue
-            self._metrics.db_write_latency.observe(self._clock.monotonic() - started)
-            if self._db_down:
-                self._db_down = False
-                self._log.info("database writes succeed again", failed_attempts=attempt)
             return
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter over a doubling window, capped at ``retry_backoff_max``."""
+        return self._rng.uniform(0.0, min(self._backoff_max, RETRY_BACKOFF_BASE * 2.0**attempt))
 
     async def _write_batch(self, grouped: GroupedRows) -> None:
         """Write all tables of one flush in one transaction, charge points first."""

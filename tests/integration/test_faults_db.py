@@ -186,6 +186,17 @@ class Scenario:
         self.config.write_text(json.dumps(doc))  # JSON is YAML
         self.config.chmod(0o600)
 
+    async def slow_database_behind_a_tick(self, d: Daemon, *, delay: float) -> None:
+        """Slow every packet to the database by ``delay`` s; return once a tick's rows are
+        queued behind it (so a flush is in progress)."""
+        self.proxy.delay = delay
+        ticks = await d.metric("charged_ticks_total{result=ok}")
+
+        async def next_tick_queued() -> bool:
+            return await d.metric("charged_ticks_total{result=ok}") > ticks
+
+        await d.wait_for("a tick queued behind the slow database", next_tick_queued)
+
     async def daemon(self) -> Daemon:
         d = Daemon(self.workdir, self.config, self.ops_port, f"daemon{len(self.daemons)}")
         self.daemons.append(d)
@@ -361,13 +372,7 @@ async def test_sigterm_in_the_middle_of_a_slow_flush_spools_the_rest_and_exits_0
     d = await scenario.daemon()
     await d.wait_ticks_in_db(1)
     # A slow database: every packet to the server waits 0.5 s, so one flush takes seconds.
-    scenario.proxy.delay = 0.5
-    ticks = await d.metric("charged_ticks_total{result=ok}")
-
-    async def next_tick_queued() -> bool:
-        return await d.metric("charged_ticks_total{result=ok}") > ticks
-
-    await d.wait_for("a tick queued behind the slow database", next_tick_queued)
+    await scenario.slow_database_behind_a_tick(d, delay=0.5)
     await d.signal(signal.SIGTERM)
     assert await d.exit_code() == 0, d.output()[-4000:]
     log = d.output()
@@ -388,13 +393,7 @@ async def test_a_second_signal_spools_at_once_and_exits_0(scenario: Scenario) ->
     d = await scenario.daemon()
     await d.wait_ticks_in_db(1)
     # so slow a database that the drain would take minutes: only a second signal ends it
-    scenario.proxy.delay = 3.0
-    ticks = await d.metric("charged_ticks_total{result=ok}")
-
-    async def next_tick_queued() -> bool:
-        return await d.metric("charged_ticks_total{result=ok}") > ticks
-
-    await d.wait_for("a tick queued behind the slow database", next_tick_queued)
+    await scenario.slow_database_behind_a_tick(d, delay=3.0)
     await d.signal(signal.SIGTERM)
 
     async def draining() -> bool:
