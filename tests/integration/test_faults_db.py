@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from sqlalchemy.engine import make_url
 from charged.simulator import Simulator, SimulatorConfig
 from charged.storage.engine import create_engine
 from charged.storage.schema import metadata
+from charged.storage.spool import HEADER_SIZE, _read_record
 from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.mysql
@@ -186,6 +188,20 @@ class Scenario:
         self.config.write_text(json.dumps(doc))  # JSON is YAML
         self.config.chmod(0o600)
 
+    def assert_no_secret_in(self, *texts: str | bytes) -> None:
+        """Neither the account's secrets nor the tokens the daemon holds appear in ``texts``."""
+        cached = json.loads((self.workdir / "token.json").read_text())
+        secrets = [
+            self.sim.account.password,
+            self.sim.account.api_key,
+            cached["token"],
+            cached["refreshToken"],
+        ]
+        for text in texts:
+            blob = text.encode() if isinstance(text, str) else text
+            for secret in secrets:
+                assert secret.encode() not in blob, "a secret leaked"
+
     async def slow_database_behind_a_tick(self, d: Daemon, *, delay: float) -> None:
         """Slow every packet to the database by ``delay`` s; return once a tick's rows are
         queued behind it (so a flush is in progress)."""
@@ -229,6 +245,20 @@ async def scenario(mysql_url: str, tmp_path: Path) -> AsyncIterator[Scenario]:
         await sim.stop()
 
 
+def spooled_payloads(segment: Path) -> bytes:
+    """The decompressed payloads of every record in a spool segment, concatenated."""
+    out = []
+    size = segment.stat().st_size
+    with segment.open("rb") as f:
+        pos = 0
+        while (record := _read_record(f, pos, size)) is not None:
+            flags, payload = record
+            out.append(zlib.decompress(payload) if flags & 1 else payload)
+            pos += HEADER_SIZE + len(payload)
+    assert out, f"no readable record in {segment}"
+    return b"".join(out)
+
+
 # ------------------------------------------------------------------ the comparison
 
 
@@ -269,11 +299,11 @@ async def assert_database_holds_exactly_what_was_served(sim: Simulator, db_url: 
             (round(row["current"], 3), round(row["voltage"], 1))
         )
     assert set(stored_connectors) == set(served_connectors)
-    for key, served in served_connectors.items():
-        assert stored_connectors[key] == served, f"connector {key} differs"
+    for connector, served in served_connectors.items():
+        assert stored_connectors[connector] == served, f"connector {connector} differs"
     assert set(stored_phases) == set(served_phases)
-    for key, served_values in served_phases.items():
-        assert stored_phases[key] == served_values, f"measurements of {key} differ"
+    for phase, served_values in served_phases.items():
+        assert stored_phases[phase] == served_values, f"measurements of {phase} differ"
     return sum(len(v) for v in stored_connectors.values())
 
 
@@ -304,6 +334,11 @@ async def test_database_outage_spools_readyz_503_then_replays_everything(
     await d.wait_for("rows counted as spooled", several_ticks_spooled)
     assert await d.metric("charged_spool_bytes") > 0
     assert await d.metric("charged_db_errors_total") > 0
+    # no secret in what the service writes: the spool, the metrics (the log is checked below)
+    spool_files = sorted((scenario.workdir / "spool").glob("*.spool"))
+    assert spool_files
+    _, metrics_text = await d._get("/metrics")
+    scenario.assert_no_secret_in(metrics_text, *(spooled_payloads(f) for f in spool_files))
 
     await scenario.proxy.restore()
     await d.wait_spool_empty()
@@ -322,6 +357,7 @@ async def test_database_outage_spools_readyz_503_then_replays_everything(
     assert rows >= 6 * 2 * 6  # at least six ticks of twelve connectors
     assert "database write failed; spooling rows to disk" in d.output()
     assert "spool replayed into the database" in d.output()
+    scenario.assert_no_secret_in(d.output())
 
 
 async def test_killed_while_database_down_replays_its_spool_after_restart(
