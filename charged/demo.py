@@ -20,6 +20,7 @@ from charged.collector.service import Collector
 from charged.collector.supervisor import TickResult
 from charged.config import settings_from_mapping
 from charged.simulator import Account, Simulator, SimulatorConfig
+from charged.simulator.fleet_clock import FleetClock
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,18 @@ async def run_demo(
     summary = DemoSummary()
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     account = Account()
+    start_time = today.timestamp() + options.start_hour * 3600
+    # one time line for the fleet and the rows: poll times are fleet times (see FleetClock)
+    clock = FleetClock(start_time, options.speed)
     simulator = Simulator(
         SimulatorConfig(
             chargers=options.chargers,
             seed=options.seed,
             speed=options.speed,
             account=account,
-            start_time=today.timestamp() + options.start_hour * 3600,
-        )
+            start_time=start_time,
+        ),
+        clock=clock,
     )
     await simulator.start("127.0.0.1", 0)
     db_path = options.db.resolve()
@@ -119,7 +124,7 @@ async def run_demo(
             flush=True,
         )
 
-    collector = Collector(settings, on_tick=on_tick)
+    collector = Collector(settings, on_tick=on_tick, clock=clock)
     timer: asyncio.TimerHandle | None = None
     try:
         await collector.start()
