@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from bench.measure import cpu_seconds, peak_rss_mb, rss_mb
+from charged.clock import Clock
 from charged.collector.service import Collector
 from charged.collector.supervisor import TickResult
 from charged.config import settings_from_mapping
@@ -55,6 +56,7 @@ async def run_collector(
     concurrency: int,
     batch_size: int = 5000,
     flush_interval: float = 1.0,
+    clock: Clock | None = None,
 ) -> dict[str, Any]:
     account = Account()
     spool_dir = tempfile.mkdtemp(prefix="charged-bench-spool-")
@@ -108,7 +110,7 @@ async def run_collector(
         if len(figures) >= ticks:
             stop.set()
 
-    collector = Collector(settings, on_tick=on_tick)
+    collector = Collector(settings, clock=clock, on_tick=on_tick)
     try:
         await collector.start()
         last.update(cpu=cpu_seconds(), requests=counter_total(collector.metrics.api_requests))

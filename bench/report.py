@@ -26,7 +26,7 @@ def summary(scale: dict[str, Any]) -> dict[str, Any]:
         "commit_median_s": commit,
         "commit_max_s": max(t["commit_s"] for t in steady),
         "vs_floor": commit / floor,
-        "requests_s": statistics.median(t["requests"] / t["fetch_s"] for t in steady),
+        "requests_s": statistics.median(t["requests"] / max(t["fetch_s"], 1e-9) for t in steady),
         "rows_s": statistics.median(t["rows"] / t["commit_s"] for t in steady),
         "rows_tick": statistics.median(t["rows"] for t in steady),
         "cpu_s": statistics.mean(t["cpu_s"] for t in steady),

@@ -1,0 +1,78 @@
+"""The benchmark harness (bench/, not part of the suite) still runs: a 5-charger collector run
+and the original-scripts baseline against the simulator and MariaDB, and their report."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+
+from bench import report
+from bench.baseline import run_baseline
+from bench.collector_run import run_collector
+from charged.clock import FakeClock
+from charged.simulator import Simulator, SimulatorConfig
+from charged.storage.engine import create_engine
+from charged.storage.migrate import upgrade
+from charged.storage.schema import metadata
+
+pytestmark = pytest.mark.mysql
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    sim = Simulator(SimulatorConfig(chargers=5, seed=3))
+    await sim.start("127.0.0.1", 0)
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+async def stored(db_url: str, table: str) -> int:
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            query = select(func.count()).select_from(metadata.tables[table])
+            return int((await conn.execute(query)).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def test_harness_measures_collector_and_baseline(
+    simulator: Simulator, mysql_url: str
+) -> None:
+    await upgrade(mysql_url)
+    # the fake clock makes the 30-s wait between the two ticks take no real time
+    collected = await run_collector(
+        base_url=simulator.base_url,
+        db_url=mysql_url,
+        ticks=2,
+        interval=30.0,
+        concurrency=10,
+        clock=FakeClock(),
+    )
+    ticks = collected["ticks"]
+    assert [t["ok"] for t in ticks] == [5, 5]
+    assert [t["requests"] for t in ticks] == [6, 5]  # the first tick also lists the chargers
+    # fetch_s is on the collector's (here fake) clock; commit_s is real time
+    assert all(t["commit_s"] > 0 and t["rows"] > 0 and t["cpu_s"] > 0 for t in ticks)
+    assert await stored(mysql_url, "connector_status") == 2 * 5 * 2  # 2 ticks × 5 × 2
+    assert await stored(mysql_url, "poll_cycle") == 2
+
+    base = await run_baseline(base_url=simulator.base_url, db_url=mysql_url, ticks=1, sample=2)
+    assert base["sampled"] and base["ticks"][0]["polled"] == 2
+    assert base["ticks"][0]["requests"] == 3  # a login, then the two chargers one by one
+    assert await stored(mysql_url, "connector_status") == 2 * 5 * 2 + 2 * 2
+
+    text = report.scale_text(
+        {
+            "chargers": 5,
+            "latency": 0.1,
+            "concurrency": 10,
+            "collector": collected,
+            "baseline": base,
+        }
+    )
+    assert "5 chargers" in text and "measured on 2 of 5 chargers and extrapolated" in text
