@@ -89,7 +89,7 @@ def _shade_gaps(ax: Axes, times: Sequence[datetime], spacing: float, labelled: b
             color=GAP_COLOUR,
             alpha=0.12,
             lw=0,
-            label=None if labelled else "polling gap",
+            label=None if labelled else "not polled (gap)",
         )
         labelled = True
     return labelled
@@ -121,6 +121,14 @@ def energy_power_figure(series: Sequence[SessionSeries], title: str) -> Figure:
         power_ax.step(t, p, where="post", color=colour, lw=1, ls="--", alpha=0.8)
         gap_labelled = _shade_gaps(ax, s.times, spacing, gap_labelled)
         start, end = row["start_time"], row["end_time"]
+        if start is not None and s.times:
+            unseen = (s.times[0] - start).total_seconds() > GAP_FACTOR * spacing
+            if unseen:  # begun before the collector saw it: marked like any other gap
+                ax.axvspan(
+                    x(start), x(s.times[0]), color=GAP_COLOUR, alpha=0.12, lw=0,
+                    label=None if gap_labelled else "not polled (gap)",
+                )  # fmt: skip
+                gap_labelled = True
         if start is not None:
             ax.plot([x(start)], [0.0], marker="^", ms=9, color=colour, ls="none")
         if end is not None:
@@ -128,8 +136,8 @@ def energy_power_figure(series: Sequence[SessionSeries], title: str) -> Figure:
             ax.plot([x(end)], [final or 0.0], marker="s", ms=8, color=colour, ls="none")
     ax.set_ylabel("energy of the session (kWh)")
     power_ax.set_ylabel("power, ∑ current × voltage (W)")
-    ax.set_ylim(0, HEADROOM * _top(v for s in series for v in s.energy_kwh))
-    power_ax.set_ylim(0, HEADROOM * _top(v for s in series for v in s.power_w))
+    ax.set_ylim(0, 1.05 * _top(v for s in series for v in s.energy_kwh))
+    power_ax.set_ylim(0, 1.05 * _top(v for s in series for v in s.power_w))
     _time_axis(ax)
     _legend_with_styles(ax)
     ax.set_title(title)
@@ -216,7 +224,10 @@ def garage_figure(garage: GarageSeries, title: str) -> Figure:
     power_ax.set_ylim(bottom=0)
     for phase in PHASES:
         t, a = broken(garage.times, list(garage.phase_currents[phase]), spacing)
-        amps_ax.plot(t, a, color=PHASE_COLOURS[phase], lw=1.2, label=f"{phase} total (A)")
+        dashes, width = PHASE_STYLES[phase]
+        amps_ax.plot(
+            t, a, color=PHASE_COLOURS[phase], ls=dashes, lw=width * 0.7, label=f"{phase} total (A)"
+        )
     amps_ax.set_ylabel("current per phase,\nall connectors (A)")
     amps_ax.set_ylim(bottom=0)
     labelled = False
@@ -294,4 +305,7 @@ def _legend_with_styles(ax: Axes) -> None:
         Line2D([], [], color="black", marker="^", ls="none", label="start"),
         Line2D([], [], color="black", marker="s", ls="none", label="end"),
     ]
-    ax.legend(handles=[*handles, *keys], loc="upper left", fontsize="small")
+    # below the axes: inside, it would hide the lines of a busy morning
+    ax.figure.legend(
+        handles=[*handles, *keys], loc="outside lower center", ncols=3, fontsize="small"
+    )
