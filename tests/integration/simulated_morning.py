@@ -9,6 +9,7 @@ last tick.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +68,9 @@ async def collect_morning(
             "collector": {"interval": INTERVAL},
             "database": {"url": db_url},
             "writer": {"flush_interval": 0.2},
+            # nothing in the working directory, no fixed port
+            "spool": {"directory": tempfile.mkdtemp(prefix="charged-test-spool-")},
+            "ops": {"enabled": False},
         },
         source="test",
     )
