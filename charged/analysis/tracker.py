@@ -140,6 +140,7 @@ class SessionTracker:
         self._after: int | None = None  # connector_status.id folded in so far
         self._reconciled_until: dict[str, datetime] = {}
         self._failing: set[str] = set()
+        self._chargers_known = 0  # chargers the last reconciliation found stored
 
     # ---------------------------------------------------------------- the loop
 
@@ -155,7 +156,8 @@ class SessionTracker:
             await self._guarded("update", self.update)
             if self._client is not None and self._clock.monotonic() >= next_reconcile:
                 await self._guarded("reconcile", self.reconcile)
-                next_reconcile = self._clock.monotonic() + self._reconcile_every
+                if self._chargers_known:  # else no charger is stored yet: try next pass
+                    next_reconcile = self._clock.monotonic() + self._reconcile_every
             await self._wait(stop, self._interval - (self._clock.monotonic() - started))
 
     async def _guarded(self, what: str, step: Callable[[], Awaitable[int]]) -> None:
@@ -288,6 +290,7 @@ class SessionTracker:
                     .group_by(cs.c.charge_point_id)
                 )
             }
+        self._chargers_known = len(chargers)
         margin = timedelta(seconds=4 * self._interval)
         reconciled = 0
         for cp in chargers:

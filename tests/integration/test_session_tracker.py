@@ -248,3 +248,37 @@ async def test_cancelling_run_is_not_swallowed(sqlite_url: str) -> None:
             await task
     finally:
         await engine.dispose()
+
+
+async def test_reconciliation_waits_for_the_first_stored_charger(sqlite_url: str) -> None:
+    from charged.storage.migrate import upgrade
+    from charged.storage.schema import charge_point_status
+
+    await upgrade(sqlite_url)
+    asked: list[str] = []
+
+    class Vendor:
+        async def charging_sessions(self, cp_id: str, *args: Any, **kwargs: Any) -> list[Any]:
+            asked.append(cp_id)
+            return []
+
+    clock = FakeClock(MORNING.timestamp(), auto_advance=False)
+    engine = create_engine(sqlite_url)
+    try:
+        tracker = SessionTracker(engine, Vendor(), clock=clock, interval=30, reconcile_every=900)
+        stop = asyncio.Event()
+        task = asyncio.create_task(tracker.run(stop))
+        await clock.advance(60)  # passes with an empty database: nobody to ask
+        assert asked == []
+        async with engine.begin() as conn:
+            await conn.execute(charge_point_status.insert(), [{"id": "2301000001A"}])
+        await clock.advance(30)  # the next pass asks at once, not 15 minutes later
+        for _ in range(50):
+            if asked:
+                break
+            await asyncio.sleep(0.01)
+        assert asked == ["2301000001A"]
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+    finally:
+        await engine.dispose()
