@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -226,8 +227,11 @@ async def run_collector(
 ) -> int:
     weather = Weather(args, env, ticks)
     samples: list[Sample] = []
+    snapshots: list[tracemalloc.Snapshot] = []
     stop = asyncio.Event()
     began = time.monotonic()
+    if args.tracemalloc:
+        tracemalloc.start(8)
     collector: Collector
 
     async def on_tick(result: TickResult) -> None:
@@ -250,6 +254,8 @@ async def run_collector(
         )
         if n % max(1, ticks // 24) == 0 or n == 1:
             print(row(samples[-1]), flush=True)
+        if args.tracemalloc and n in (ticks // 4, ticks):
+            snapshots.append(tracemalloc.take_snapshot())
         if n >= ticks:
             stop.set()
             return
@@ -266,7 +272,17 @@ async def run_collector(
         await collector.close()
     wall = time.monotonic() - began
     stored = await count_rows(direct_url)
+    if len(snapshots) == 2:
+        print_growth(*snapshots)
     return report(args, samples, collector.metrics, weather, catch_up, wall, stored)
+
+
+def print_growth(first: tracemalloc.Snapshot, last: tracemalloc.Snapshot) -> None:
+    """Where Python memory grew between the end of Q1 and the last tick (--tracemalloc)."""
+    print("\ntracemalloc: largest growth from the end of Q1 to the last tick")
+    for stat in last.compare_to(first, "traceback")[:8]:
+        frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in stat.traceback[:4])
+        print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  {frames}")
 
 
 def header() -> str:
@@ -386,6 +402,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mysql-url", default=DEFAULT_SERVER)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--log", help="collector log (JSON lines, warnings up; default: a temp file)")
+    p.add_argument(
+        "--tracemalloc", action="store_true", help="show where Python memory grew (slower)"
+    )
     p.add_argument("--keep", action="store_true", help=f"keep the `{SOAK_DATABASE}` database")
     return p
 
