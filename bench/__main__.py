@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +82,15 @@ def _parser() -> argparse.ArgumentParser:
 
     wr = sub.add_parser("writer", help="BatchWriter vs plain asyncmy executemany")
     wr.add_argument("--rows", type=_positive_int, default=200_000)
-    wr.add_argument("--repeats", type=_positive_int, default=3)
+    wr.add_argument("--repeats", type=_positive_int, default=5)
 
     full = sub.add_parser("all", help="everything, as recorded in bench/README.md")
-    full.add_argument("--write-readme", action="store_true", help="replace the results there")
+    full.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="replace the results in bench/README.md and keep the figures in bench/results.json",
+    )
+    sub.add_parser("report", help="rebuild bench/README.md's results from bench/results.json")
 
     worker = sub.add_parser("_worker", help=argparse.SUPPRESS)
     worker.add_argument("spec", help="JSON: what to run")
@@ -200,15 +205,28 @@ async def _main(args: argparse.Namespace) -> int:
     if args.command == "_worker":
         print(json.dumps(await _worker(json.loads(args.spec))), flush=True)
         return 0
+    if args.command == "report":
+        try:
+            saved = report.load()
+        except (OSError, ValueError, KeyError) as exc:
+            print(
+                f"bench: cannot read {report.RESULTS} ({exc}); run "
+                "`python -m bench all --write-readme` first",
+                file=sys.stderr,
+            )
+            return 1
+        report.write_readme(*saved)
+        print("bench/README.md rebuilt from bench/results.json")
+        return 0
     try:
         server = Server.from_url(args.mysql_url)
         version = await mariadb_version(server.host, server.port, server.user, server.password)
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except Exception as exc:  # refused, unknown user, …: any of them means "cannot use it"
         print(
-            f"bench: cannot reach MariaDB at {server.host}:{server.port} ({exc}); start it "
+            f"bench: cannot use MariaDB at {server.host}:{server.port} ({exc}); start it "
             "or pass --mysql-url",
             file=sys.stderr,
         )
@@ -247,21 +265,22 @@ async def _main(args: argparse.Namespace) -> int:
                 server,
                 BENCH_DATABASE,
                 rows=getattr(args, "rows", 200_000),
-                repeats=getattr(args, "repeats", 3),
+                repeats=getattr(args, "repeats", 5),
             )
             print(report.writer_text(writer), flush=True)
     finally:
         await server.drop_database()
     if args.command == "all" and args.write_readme:
+        report.save(machine, scales, writer)
         report.write_readme(machine, scales, writer)
-        print("\nbench/README.md updated", flush=True)
+        print("\nbench/README.md and bench/results.json updated", flush=True)
     return 0
 
 
 def main() -> None:
     args = _parser().parse_args()
     # MariaDB notes such as "database doesn't exist" on DROP … IF EXISTS are expected here.
-    warnings.filterwarnings("ignore", module="asyncmy")
+    logging.getLogger("asyncmy").setLevel(logging.ERROR)
     try:
         sys.exit(asyncio.run(_main(args)))
     except KeyboardInterrupt:
