@@ -19,6 +19,7 @@ import aiohttp
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from charged.analysis.tracker import SessionTracker
 from charged.chargeamps.auth import TokenStore
 from charged.chargeamps.client import ChargeAmpsClient
 from charged.clock import Clock, SystemClock
@@ -69,6 +70,9 @@ class Collector:
         self._ticks = TickNotifier(self._notifier)
         self._controller: Controller | None = None
         self._writer_task: asyncio.Task[None] | None = None
+        self.sessions: SessionTracker | None = None
+        self._sessions_stop = asyncio.Event()
+        self._sessions_task: asyncio.Task[None] | None = None
         self._fsync_task: asyncio.Task[None] | None = None
         self._stored_tasks: set[asyncio.Task[None]] = set()
         self._abort = asyncio.Event()
@@ -156,6 +160,17 @@ class Collector:
             metrics=self.metrics,
             on_tick=self._tick_done,
         )
+        # charging_session, derived from the stored polls and reconciled with the vendor
+        self.sessions = SessionTracker(
+            self.engine,
+            self.client,
+            clock=self.clock,
+            metrics=self.metrics,
+            interval=s.collector.interval,
+        )
+        self._sessions_task = asyncio.create_task(
+            self.sessions.run(self._sessions_stop), name="charged-sessions"
+        )
 
     def _readiness_state(self) -> ReadinessState:
         if self.writer is not None:
@@ -239,6 +254,11 @@ class Collector:
         finally:
             for task in list(self._stored_tasks):
                 task.cancel()
+            if self._sessions_task is not None:
+                self._sessions_stop.set()
+                self._sessions_task.cancel()  # a pass cut short is redone at the next start
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._sessions_task
             if self._fsync_task is not None:
                 self._fsync_task.cancel()  # it fsyncs once more on its way out
                 with contextlib.suppress(asyncio.CancelledError):

@@ -35,6 +35,8 @@ class Morning:
     charge_point_ids: list[str]
     truth: dict[tuple[str, int, int], SessionTruth] = field(default_factory=dict)
     reconciled: int = 0
+    # chargingsessions reads by the collector's own tracker (the one `charged run` starts)
+    collector_reconciles: float = 0.0
 
 
 async def collect_morning(
@@ -100,6 +102,12 @@ async def collect_morning(
                 if k + 1 < ticks:
                     await clock.advance(INTERVAL)
             await tracker.update()
+            morning.collector_reconciles = (
+                collector.metrics.registry.get_sample_value(
+                    "charged_session_reconciles_total", {"result": "ok"}
+                )
+                or 0.0
+            )
             morning.truth = {
                 (t.charge_point_id, t.connector_id, t.session_id): t
                 for cp in sim.charge_point_ids()

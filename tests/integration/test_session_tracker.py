@@ -72,7 +72,9 @@ async def test_every_simulated_session_is_a_row_with_the_vendors_start_end_and_e
 ) -> None:
     rows = await sessions(morning.db_url)
     assert {key(r) for r in rows} == set(morning.truth)
-    assert morning.reconciled >= len(rows)
+    # the collector's own tracker reconciles too (every 15 fleet minutes), so the test's
+    # last pass may find little left to do: what counts is every row's vendor values, below
+    assert morning.collector_reconciles >= len(morning.charge_point_ids)
     for row in rows:
         truth = morning.truth[key(row)]
         assert row["start_time"] == naive(truth.start)
