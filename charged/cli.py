@@ -72,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--chargers", type=_positive_int, default=30, help="simulated chargers (default: 30)"
     )
     demo.add_argument(
-        "--interval", type=_positive_float, default=5.0, help="seconds between polls (default: 5)"
+        "--interval",
+        type=_interval,
+        default=5.0,
+        help="seconds between polls, at least 1 (default: 5)",
     )
     demo.add_argument(
         "--duration",
@@ -117,6 +120,14 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _interval(text: str) -> float:
+    # rows are stamped with whole-second poll times: two polls a second would collide
+    value = float(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 second, got {text}")
     return value
 
 

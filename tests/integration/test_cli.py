@@ -118,3 +118,10 @@ async def test_database_unreachable_at_start(tmp_path: Path, simulator: Simulato
     assert proc.returncode == EXIT_UNAVAILABLE
     line = one_line_error(proc)
     assert "127.0.0.1:1" in line and "s3cret" not in proc.stderr
+
+
+def test_demo_interval_below_a_second_is_a_usage_error() -> None:
+    proc = run_cli("demo", "--interval", "0.5", "--duration", "1")
+    assert proc.returncode == 2
+    assert "--interval: must be at least 1 second, got 0.5" in proc.stderr
+    assert "Traceback" not in proc.stderr
