@@ -425,7 +425,12 @@ _NO_BODY = object()
 
 async def _json_body(request: web.Request) -> Any:
     """The parsed JSON body, ``_NO_BODY`` if there is none, or raise 400 if it is not JSON."""
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except ConnectionResetError:
+        # the client hung up mid-body (it timed out): nobody is left to answer, and an
+        # unhandled error here would print a traceback for a normal event
+        raise _http_error(web.HTTPBadRequest, "the client closed the connection") from None
     if not raw.strip():
         return _NO_BODY
     try:
