@@ -254,11 +254,7 @@ class Collector:
         finally:
             for task in list(self._stored_tasks):
                 task.cancel()
-            if self._sessions_task is not None:
-                self._sessions_stop.set()
-                self._sessions_task.cancel()  # a pass cut short is redone at the next start
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._sessions_task
+            await self.stop_session_tracker()
             if self._fsync_task is not None:
                 self._fsync_task.cancel()  # it fsyncs once more on its way out
                 with contextlib.suppress(asyncio.CancelledError):
@@ -272,6 +268,16 @@ class Collector:
             if self.engine is not None:
                 await self.engine.dispose()
             self._notifier.close()
+
+    async def stop_session_tracker(self) -> None:
+        """End the tracker's background passes (at close, or for a caller that wants to run
+        update/reconcile itself without a second pass racing it)."""
+        task, self._sessions_task = self._sessions_task, None
+        if task is not None:
+            self._sessions_stop.set()
+            task.cancel()  # a pass cut short is redone at the next start
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _stop_writer(self, drain_timeout: float) -> None:
         task, writer = self._writer_task, self.writer

@@ -101,13 +101,15 @@ async def collect_morning(
                     await tracker.update()
                 if k + 1 < ticks:
                     await clock.advance(INTERVAL)
-            await tracker.update()
+            # the collector's tracker has done its part; the last passes are ours, unraced
+            await collector.stop_session_tracker()
             morning.collector_reconciles = (
                 collector.metrics.registry.get_sample_value(
                     "charged_session_reconciles_total", {"result": "ok"}
                 )
                 or 0.0
             )
+            await tracker.update()
             morning.truth = {
                 (t.charge_point_id, t.connector_id, t.session_id): t
                 for cp in sim.charge_point_ids()
