@@ -10,7 +10,6 @@ columns the rows carry, so a status row does not null the name an owned-list row
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -109,6 +108,8 @@ def _make_plan(dialect: Dialect, table_name: str, columns: tuple[str, ...]) -> _
     if any(name in compiled._bind_processors for name in order):
         return None
     sql = str(compiled)
+    if "%%" in sql:  # the text goes to the driver unformatted, so an escaped % would stay %%
+        return None
     placeholders = "(" + ", ".join(["%s"] * len(order)) + ")"
     if sql.count(placeholders) != 1:
         return None
@@ -143,8 +144,10 @@ async def _write_pipelined(
     finally:
         if sending is not None:  # leaving with an error: do not leave the statement running
             sending.cancel()
-            with contextlib.suppress(BaseException):
-                await sending
+            # wait() neither raises its outcome nor swallows a cancellation of this task
+            await asyncio.wait({sending})
+            if not sending.cancelled():
+                sending.exception()  # retrieved: the error we are leaving with tells the story
 
 
 def ordered_tables(table_names: Sequence[str] | set[str]) -> list[str]:

@@ -106,3 +106,22 @@ async def test_a_refused_statement_is_a_sqlalchemy_error_and_rolls_back(
             await write_rows(conn, "poll_gap", rows)
     async with engine.connect() as conn:
         assert (await conn.execute(select(metadata.tables["poll_gap"]))).all() == []
+
+
+async def test_a_row_that_cannot_be_rendered_stops_the_write_and_leaves_a_usable_engine(
+    engine: AsyncEngine,
+) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text for this value")
+
+    rows = gap_rows(MYSQL_ROWS_PER_STATEMENT + 1)
+    # rendered while the first statement is in flight: that one is stopped and rolled back
+    rows[-1]["reason"] = Unprintable()
+    with pytest.raises(RuntimeError, match="no text for this value"):
+        async with engine.begin() as conn:
+            await write_rows(conn, "poll_gap", rows)
+    async with engine.begin() as conn:
+        await write_rows(conn, "poll_gap", gap_rows(3))
+    async with engine.connect() as conn:
+        assert len((await conn.execute(select(metadata.tables["poll_gap"]))).all()) == 3
