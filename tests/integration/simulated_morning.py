@@ -2,9 +2,10 @@
 
 The simulator and the collector share one FakeClock (fleet speed 1), so the poll times on the
 rows and the fleet's session times are on the same time line, and a morning of 30-s ticks runs
-in seconds.  The SessionTracker folds the rows in as the collector would have it do, every
-``update_every`` ticks.  The simulator's own record of its sessions (the truth) is taken at the
-last tick.
+in seconds.  The collector's own SessionTracker (the one `charged run` starts) folds the rows
+in as the fake clock moves; after the last tick it is stopped and one final update and
+reconciliation run unraced.  The simulator's own record of its sessions (the truth) is taken
+at the last tick.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from charged.analysis.tracker import SessionTracker
 from charged.clock import FakeClock
 from charged.collector.service import Collector
 from charged.config import settings_from_mapping
@@ -45,7 +45,6 @@ async def collect_morning(
     chargers: int = 5,
     ticks: int = 420,
     seed: int = 3,
-    update_every: int = 20,
     reconcile: bool = True,
     during: Callable[[int, Simulator], None] | None = None,
     control: Callable[[int, Controller, Simulator], Awaitable[None]] | None = None,
@@ -81,9 +80,8 @@ async def collect_morning(
         async with Collector(settings, clock=clock, metrics=Metrics()) as collector:
             assert collector.engine and collector.supervisor and collector.writer
             assert collector.client is not None
-            tracker = SessionTracker(
-                collector.engine, collector.client, clock=clock, interval=INTERVAL
-            )
+            tracker = collector.sessions
+            assert tracker is not None
             controller = Controller(
                 collector.client,
                 SqlAuditSink(collector.engine),
@@ -97,11 +95,9 @@ async def collect_morning(
                     await control(k, controller, sim)
                 await collector.supervisor.tick()
                 await collector.writer.wait_flushed()
-                if k % update_every == update_every - 1:
-                    await tracker.update()
                 if k + 1 < ticks:
                     await clock.advance(INTERVAL)
-            # the collector's tracker has done its part; the last passes are ours, unraced
+            # the background passes have done their part; the last ones are ours, unraced
             await collector.stop_session_tracker()
             morning.collector_reconciles = (
                 collector.metrics.registry.get_sample_value(

@@ -185,7 +185,7 @@ def _figures(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_sessions_on_sqlite_and_mariadb(db_url: str) -> None:
-    morning = await collect_morning(db_url, chargers=3, ticks=120, update_every=7)
+    morning = await collect_morning(db_url, chargers=3, ticks=120)
     rows = await sessions(db_url)
     assert {key(r) for r in rows} == set(morning.truth)
     for row in rows:
