@@ -120,6 +120,13 @@ class ShutdownSettings(_Section):
     drain_timeout: PositiveFloat = 30.0
 
 
+class SessionSettings(_Section):
+    # charging_session: derived from the stored polls, reconciled with the vendor's sessions
+    enabled: bool = True
+    update_interval: PositiveFloat = 300.0  # seconds between passes over the new polls
+    reconcile_interval: PositiveFloat = 900.0  # seconds between chargingsessions reads
+
+
 class ControlSettings(_Section):
     # the HTTP control API on the ops server; off unless enabled, always needs the token
     enabled: bool = False
@@ -137,6 +144,7 @@ class Settings(_Section):
     ops: OpsSettings = Field(default_factory=OpsSettings)
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
     control: ControlSettings = Field(default_factory=ControlSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
     # where this file came from (for messages); not a YAML key
     source: str = Field(default="<defaults>", exclude=True)
     # problems worth a warning but not fatal (e.g. file readable by others)

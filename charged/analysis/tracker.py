@@ -119,13 +119,19 @@ class SessionTracker:
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         interval: float = 30.0,
+        update_every: float | None = None,
         reconcile_every: float = 900.0,
         lookback: float = 7 * 86400.0,
         batch_rows: int = 5000,
         logger: Any = None,
     ) -> None:
-        if interval <= 0 or reconcile_every <= 0 or lookback <= 0:
-            raise ValueError("interval, reconcile_every and lookback must be positive")
+        """``interval`` is the collector's poll interval (what a gap is measured against);
+        ``update_every`` how often :meth:`run` folds new polls in (default: every poll)."""
+        update_every = interval if update_every is None else update_every
+        if interval <= 0 or update_every <= 0 or reconcile_every <= 0 or lookback <= 0:
+            raise ValueError(
+                "interval, update_every, reconcile_every and lookback must be positive"
+            )
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
         self._engine = engine
@@ -133,6 +139,7 @@ class SessionTracker:
         self._clock = clock or SystemClock()
         self._metrics = session_metrics(metrics or Metrics())
         self._interval = interval
+        self._update_every = update_every
         self._reconcile_every = reconcile_every
         self._lookback = timedelta(seconds=lookback)
         self._batch_rows = batch_rows
@@ -145,7 +152,7 @@ class SessionTracker:
     # ---------------------------------------------------------------- the loop
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Update every ``interval`` s and reconcile every ``reconcile_every`` s until ``stop``.
+        """Update every ``update_every`` s, reconcile every ``reconcile_every`` s, until ``stop``.
 
         A failing database or vendor API is logged once when it starts failing and once when
         it recovers; the loop goes on.  Cancellation is never swallowed.
@@ -158,7 +165,7 @@ class SessionTracker:
                 await self._guarded("reconcile", self.reconcile)
                 if self._chargers_known:  # else no charger is stored yet: try next pass
                     next_reconcile = self._clock.monotonic() + self._reconcile_every
-            await self._wait(stop, self._interval - (self._clock.monotonic() - started))
+            await self._wait(stop, self._update_every - (self._clock.monotonic() - started))
 
     async def _guarded(self, what: str, step: Callable[[], Awaitable[int]]) -> None:
         try:

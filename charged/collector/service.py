@@ -160,17 +160,20 @@ class Collector:
             metrics=self.metrics,
             on_tick=self._tick_done,
         )
-        # charging_session, derived from the stored polls and reconciled with the vendor
-        self.sessions = SessionTracker(
-            self.engine,
-            self.client,
-            clock=self.clock,
-            metrics=self.metrics,
-            interval=s.collector.interval,
-        )
-        self._sessions_task = asyncio.create_task(
-            self.sessions.run(self._sessions_stop), name="charged-sessions"
-        )
+        if s.sessions.enabled:
+            # charging_session, derived from the stored polls and reconciled with the vendor
+            self.sessions = SessionTracker(
+                self.engine,
+                self.client,
+                clock=self.clock,
+                metrics=self.metrics,
+                interval=s.collector.interval,
+                update_every=s.sessions.update_interval,
+                reconcile_every=s.sessions.reconcile_interval,
+            )
+            self._sessions_task = asyncio.create_task(
+                self.sessions.run(self._sessions_stop), name="charged-sessions"
+            )
 
     def _readiness_state(self) -> ReadinessState:
         if self.writer is not None:
