@@ -608,6 +608,15 @@ class ChargeAmpsClient:
                 raise ApiUnavailable(
                     f"{what}: no answer within {timeout:g} s", endpoint=template
                 ) from None
+            except aiohttp.ClientConnectorCertificateError as exc:
+                self._metrics.api_requests.labels(template, "tls_error").inc()
+                # verification stays on: say what to fix rather than offer to skip it
+                raise ApiUnavailable(
+                    f"{what}: the server's TLS certificate is not trusted "
+                    f"({exc.certificate_error.__class__.__name__}); check api.base_url and "
+                    "the system's CA certificates",
+                    endpoint=template,
+                ) from None
             except aiohttp.ClientError as exc:
                 self._metrics.api_requests.labels(template, "connection_error").inc()
                 raise ApiUnavailable(
