@@ -17,6 +17,12 @@ def _steady(ticks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ticks[1:] if len(ticks) > 1 else ticks
 
 
+def ticks_late(scale: dict[str, Any]) -> list[dict[str, Any]]:
+    """The second half of the run's ticks (at least the last one)."""
+    ticks: list[dict[str, Any]] = scale["collector"]["ticks"]
+    return ticks[len(ticks) // 2 :] or ticks[-1:]
+
+
 def summary(scale: dict[str, Any]) -> dict[str, Any]:
     col = scale["collector"]
     steady = _steady(col["ticks"])
@@ -59,8 +65,17 @@ def targets(scale: dict[str, Any], s: dict[str, Any]) -> list[str]:
         checks.append(
             (f"tick committed within 1.5× the floor: {s['vs_floor']:.2f}×", s["vs_floor"] <= 1.5)
         )
+        # judged on the second half too: work that starts late (a background pass) must count
+        second_half = ticks_late(scale)
+        late_cpu = statistics.mean(t["cpu_s"] for t in second_half)
+        late_share = late_cpu / scale["collector"]["interval"]
+        worst = max(s["cpu_share"], late_share)
         checks.append(
-            (f"CPU < 50 % of one core over the tick: {s['cpu_share']:.0%}", s["cpu_share"] < 0.5)
+            (
+                f"CPU < 50 % of one core over the tick: {s['cpu_share']:.0%} on average, "
+                f"{late_share:.0%} over the second half of the run",
+                worst < 0.5,
+            )
         )
         checks.append((f"peak RSS < 250 MB: {s['peak_rss_mb']:.0f} MB", s["peak_rss_mb"] < 250))
         # Allocator arenas and caches fill during the first ticks; a leak keeps growing, so
@@ -68,12 +83,12 @@ def targets(scale: dict[str, Any], s: dict[str, Any]) -> list[str]:
         ticks = scale["collector"]["ticks"]
         half = len(ticks) // 2
         warm = ticks[half - 1]["rss_mb"] - ticks[1]["rss_mb"] if half >= 2 else 0.0
-        late = ticks[-1]["rss_mb"] - ticks[half - 1]["rss_mb"] if half >= 1 else 0.0
+        grown = ticks[-1]["rss_mb"] - ticks[half - 1]["rss_mb"] if half >= 1 else 0.0
         checks.append(
             (
-                f"memory flat over {len(ticks)} ticks: {late:+.1f} MB from tick {half} to "
+                f"memory flat over {len(ticks)} ticks: {grown:+.1f} MB from tick {half} to "
                 f"{len(ticks)} (warm-up {warm:+.1f} MB from tick 2 to {half})",
-                late < max(5.0, 0.02 * ticks[-1]["rss_mb"]),
+                grown < max(5.0, 0.02 * ticks[-1]["rss_mb"]),
             )
         )
     return [f"  {'PASS' if ok else 'FAIL'}  {text}" for text, ok in checks]
