@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
 
 from charged.analysis.derive import Poll, SessionFacts, VendorSession
 from charged.storage.engine import StorageError
@@ -237,19 +239,23 @@ async def upsert_vendor(
 
 
 async def _upsert(conn: AsyncConnection, row: Mapping[str, Any], update: list[str]) -> None:
-    dialect = conn.dialect.name
+    statement = _upsert_statement(conn.dialect.name, tuple(row), tuple(update))
+    await conn.execute(statement, dict(row))
+
+
+# One statement per (dialect, columns, updated columns), values bound at execution: building
+# the INSERT … ON DUPLICATE KEY UPDATE anew for every session was a sixth of a pass's time.
+@lru_cache(maxsize=64)
+def _upsert_statement(dialect: str, columns: tuple[str, ...], update: tuple[str, ...]) -> Insert:
     if dialect in ("mysql", "mariadb"):
-        my = mysql.insert(charging_session).values(**row)
-        await conn.execute(my.on_duplicate_key_update({c: my.inserted[c] for c in update}))
-    elif dialect == "sqlite":
-        lite = sqlite.insert(charging_session).values(**row)
-        await conn.execute(
-            lite.on_conflict_do_update(
-                index_elements=list(KEY_COLUMNS), set_={c: lite.excluded[c] for c in update}
-            )
+        my = mysql.insert(charging_session)
+        return my.on_duplicate_key_update({c: my.inserted[c] for c in update})
+    if dialect == "sqlite":
+        lite = sqlite.insert(charging_session)
+        return lite.on_conflict_do_update(
+            index_elements=list(KEY_COLUMNS), set_={c: lite.excluded[c] for c in update}
         )
-    else:
-        raise StorageError(f"unsupported database dialect {dialect!r}; use MySQL/MariaDB or SQLite")
+    raise StorageError(f"unsupported database dialect {dialect!r}; use MySQL/MariaDB or SQLite")
 
 
 def _int(value: Any) -> int | None:
