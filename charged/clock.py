@@ -120,3 +120,18 @@ async def _settle(rounds: int = 20) -> None:
     """Let every ready task run until the loop has (nearly) nothing left to do."""
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+async def sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
+    """Sleep ``seconds`` on ``clock``, or less if ``stop`` is set meanwhile."""
+    if seconds <= 0 or stop.is_set():
+        return
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sleeper, stopper):
+            task.cancel()
+        # let the cancelled waiters finish here rather than leak past the caller
+        await asyncio.gather(sleeper, stopper, return_exceptions=True)

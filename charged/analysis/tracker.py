@@ -16,7 +16,6 @@ after it are folded in again, which changes nothing (upserts on the natural key)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from charged.analysis.session_store import (
 )
 from charged.chargeamps.errors import ChargeAmpsError
 from charged.chargeamps.models import ChargingSession
-from charged.clock import Clock, SystemClock
+from charged.clock import Clock, SystemClock, sleep_or_stop
 from charged.metrics import Metrics
 from charged.storage.schema import charge_point_status, charging_session
 
@@ -165,7 +164,9 @@ class SessionTracker:
                 await self._guarded("reconcile", self.reconcile)
                 if self._chargers_known:  # else no charger is stored yet: try next pass
                     next_reconcile = self._clock.monotonic() + self._reconcile_every
-            await self._wait(stop, self._update_every - (self._clock.monotonic() - started))
+            await sleep_or_stop(
+                self._clock, self._update_every - (self._clock.monotonic() - started), stop
+            )
 
     async def _guarded(self, what: str, step: Callable[[], Awaitable[int]]) -> None:
         try:
@@ -181,17 +182,6 @@ class SessionTracker:
         if what in self._failing:
             self._failing.discard(what)
             self._log.info(f"session {what} recovered")
-
-    async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, stopper):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     # ---------------------------------------------------------------- from the polls
 

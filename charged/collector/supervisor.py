@@ -18,7 +18,7 @@ import structlog
 
 from charged.chargeamps.errors import AuthenticationError, ChargeAmpsError, PayloadError
 from charged.chargeamps.models import ChargePoint, ChargePointStatus
-from charged.clock import Clock, SystemClock
+from charged.clock import Clock, SystemClock, sleep_or_stop
 from charged.collector.rows import charge_point_rows, count_rows, db_time, status_rows
 from charged.metrics import Metrics
 from charged.storage.writes import RowBatch
@@ -106,18 +106,9 @@ class Supervisor:
                     "tick overran its interval; skipping", skipped=skipped, interval=self._interval
                 )
             k = next_k
-            await self._wait(anchor + k * self._interval - self._clock.monotonic(), stop)
-
-    async def _wait(self, seconds: float, stop: asyncio.Event) -> None:
-        if seconds <= 0:
-            return
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, stopper):
-                task.cancel()
+            await sleep_or_stop(
+                self._clock, anchor + k * self._interval - self._clock.monotonic(), stop
+            )
 
     async def tick(self, *, deadline: float | None = None) -> TickResult:
         """One poll cycle: refresh the charger list when due, then every status at once."""
