@@ -12,12 +12,14 @@ import asyncio
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from prometheus_client import Counter
 
 from bench.measure import cpu_seconds, peak_rss_mb, rss_mb
+from charged.chargeamps.client import CONNECTOR_SESSIONS, SESSIONS
 from charged.clock import Clock
 from charged.collector.service import Collector
 from charged.collector.supervisor import TickResult
@@ -30,7 +32,8 @@ class TickFigures:
     tick: int
     fetch_s: float  # tick start → every status fetched, parsed and queued
     commit_s: float  # tick start → last row of the tick committed
-    requests: int
+    requests: int  # the tick's own: the owned list, statuses, auth
+    session_requests: int  # the session tracker's chargingsessions reads in the same window
     rows: int
     cpu_s: float  # CPU of this process since the previous tick was committed
     rss_mb: float
@@ -38,13 +41,27 @@ class TickFigures:
     failed: int
 
 
-def counter_total(counter: Counter) -> float:
+def counter_total(counter: Counter, keep: Callable[[dict[str, str]], bool] | None = None) -> float:
+    """The sum of a counter's samples, or of those whose labels ``keep`` accepts."""
     return sum(
         sample.value
         for metric in counter.collect()
         for sample in metric.samples
-        if sample.name.endswith("_total")
+        if sample.name.endswith("_total") and (keep is None or keep(sample.labels))
     )
+
+
+def is_session_read(labels: dict[str, str]) -> bool:
+    # The SessionTracker runs beside the ticks on its own schedule; its reads land in
+    # whichever tick's window they happen to fall, so they are counted apart.
+    return labels.get("endpoint") in (SESSIONS, CONNECTOR_SESSIONS)
+
+
+def api_requests(collector: Collector) -> tuple[float, float]:
+    """(requests of the ticks, chargingsessions reads of the tracker) so far."""
+    counter = collector.metrics.api_requests
+    sessions = counter_total(counter, is_session_read)
+    return counter_total(counter) - sessions, sessions
 
 
 async def run_collector(
@@ -81,7 +98,7 @@ async def run_collector(
     )
     stop = asyncio.Event()
     figures: list[TickFigures] = []
-    last = {"cpu": cpu_seconds(), "requests": 0.0, "rows": 0}
+    last = {"cpu": cpu_seconds(), "requests": 0.0, "session_requests": 0.0, "rows": 0}
     collector: Collector
 
     async def on_tick(result: TickResult) -> None:
@@ -90,7 +107,7 @@ async def run_collector(
         await collector.writer.wait_flushed()
         committed_at = time.monotonic()
         started = queued_at - result.duration
-        requests = counter_total(collector.metrics.api_requests)
+        requests, session_requests = api_requests(collector)
         rows = sum(collector.writer.rows_written.values())
         cpu = cpu_seconds()
         figures.append(
@@ -99,6 +116,7 @@ async def run_collector(
                 fetch_s=result.duration,
                 commit_s=committed_at - started,
                 requests=int(requests - last["requests"]),
+                session_requests=int(session_requests - last["session_requests"]),
                 rows=rows - int(last["rows"]),
                 cpu_s=cpu - last["cpu"],
                 rss_mb=rss_mb(),
@@ -106,14 +124,15 @@ async def run_collector(
                 failed=result.failed,
             )
         )
-        last.update(cpu=cpu, requests=requests, rows=rows)
+        last.update(cpu=cpu, requests=requests, session_requests=session_requests, rows=rows)
         if len(figures) >= ticks:
             stop.set()
 
     collector = Collector(settings, clock=clock, on_tick=on_tick)
     try:
         await collector.start()
-        last.update(cpu=cpu_seconds(), requests=counter_total(collector.metrics.api_requests))
+        requests, session_requests = api_requests(collector)
+        last.update(cpu=cpu_seconds(), requests=requests, session_requests=session_requests)
         await collector.run(stop)
     finally:
         await collector.close()

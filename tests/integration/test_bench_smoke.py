@@ -56,6 +56,9 @@ async def test_harness_measures_collector_and_baseline(
     ticks = collected["ticks"]
     assert [t["ok"] for t in ticks] == [5, 5]
     assert [t["requests"] for t in ticks] == [6, 5]  # the first tick also lists the chargers
+    # the session tracker, on its own schedule, reads each stored charger's sessions once;
+    # whichever tick's window they fall in, they are counted apart from the tick's requests
+    assert sum(t["session_requests"] for t in ticks) <= 5
     # fetch_s is on the collector's (here fake) clock; commit_s is real time
     assert all(t["commit_s"] > 0 and t["rows"] > 0 and t["cpu_s"] > 0 for t in ticks)
     assert await stored(mysql_url, "connector_status") == 2 * 5 * 2  # 2 ticks × 5 × 2
