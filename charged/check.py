@@ -36,6 +36,7 @@ from charged.cli import EXIT_CONFIG, EXIT_ERROR, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.clock import Clock, SystemClock
 from charged.config import ConfigError, Settings, load_settings
 from charged.storage.engine import (
+    DatabaseAccessDenied,
     StorageError,
     check_database,
     create_engine,
@@ -170,6 +171,8 @@ async def check_database_ready(
                 "and the host and port in database.url"
             )
         ]
+    except DatabaseAccessDenied as exc:
+        return [_db_fail(str(exc), EXIT_NOPERM)]
     except StorageError as exc:
         return [_db_fail(str(exc))]
     took = clock.monotonic() - started

@@ -30,7 +30,8 @@ def add_check_command(subparsers: Any) -> None:
         help="pre-flight check: config, database, vendor login",
         description="Validate the config, reach the database and log in to the vendor API "
         "once; print one line per check. Exit 0 when nothing failed, else the code of the "
-        "first failure (78 config, 69 database/API unreachable, 77 login refused).",
+        "first failure (78 config, 69 database/API unreachable, 77 vendor login or database "
+        "user/password refused).",
     )
     check.add_argument(
         "-c",

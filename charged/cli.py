@@ -172,10 +172,10 @@ def translate_errors(exc: BaseException) -> Fatal | None:
     from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
     from charged.collector.supervisor import NoChargersError
     from charged.ops.server import OpsServerError
-    from charged.storage.engine import StorageError
+    from charged.storage.engine import DatabaseAccessDenied, StorageError
     from charged.storage.spool import SpoolError
 
-    if isinstance(exc, AuthenticationError):
+    if isinstance(exc, AuthenticationError | DatabaseAccessDenied):
         return Fatal(str(exc), EXIT_NOPERM)
     if isinstance(exc, ApiUnavailable | StorageError):
         return Fatal(str(exc), EXIT_UNAVAILABLE)

@@ -20,8 +20,10 @@ class Metrics:
         # collector
         self.ticks = Counter("charged_ticks", "Poll ticks run", ["result"], registry=r)
         self.tick_duration = Histogram(
-            "charged_tick_duration_seconds", "Time from tick start to the last status parsed",
-            buckets=TICK_BUCKETS, registry=r,
+            "charged_tick_duration_seconds",
+            "Time from tick start to the last status parsed",
+            buckets=TICK_BUCKETS,
+            registry=r,
         )
         self.ticks_skipped = Counter(
             "charged_ticks_skipped", "Ticks skipped because the previous one overran", registry=r
@@ -30,42 +32,54 @@ class Metrics:
             "charged_chargers_polled", "Charger status polls by outcome", ["result"], registry=r
         )
         self.payload_errors = Counter(
-            "charged_payload_errors", "API payloads that could not be parsed", ["endpoint"],
+            "charged_payload_errors",
+            "API payloads that could not be parsed",
+            ["endpoint"],
             registry=r,
         )
         self.last_tick_success = Gauge(
             "charged_last_successful_tick_timestamp_seconds",
-            "Unix time of the last tick whose rows were all queued", registry=r,
+            "Unix time of the last tick whose rows were all queued",
+            registry=r,
         )
         # vendor API client
         self.api_requests = Counter(
-            "charged_api_requests", "Vendor API requests by endpoint and HTTP status",
-            ["endpoint", "status"], registry=r,
+            "charged_api_requests",
+            "Vendor API requests by endpoint and HTTP status",
+            ["endpoint", "status"],
+            registry=r,
         )
         self.api_retries = Counter(
             "charged_api_retries", "Vendor API request retries", ["endpoint"], registry=r
         )
-        self.token_logins = Counter("charged_token_logins", "Logins with email/password",
-                                    registry=r)
+        self.token_logins = Counter(
+            "charged_token_logins", "Logins with email/password", registry=r
+        )
         self.token_refreshes = Counter(
             "charged_token_refreshes", "Token refreshes", ["result"], registry=r
         )
         # storage
-        self.rows_queued = Counter("charged_rows_queued", "Rows put on the write queue",
-                                   ["table"], registry=r)
-        self.rows_written = Counter("charged_rows_written", "Rows written to the database",
-                                    ["table"], registry=r)
-        self.rows_spooled = Counter("charged_rows_spooled", "Rows written to the disk spool",
-                                    ["table"], registry=r)
-        self.rows_dropped = Counter("charged_rows_dropped", "Rows dropped (spool full)",
-                                    ["table"], registry=r)
-        self.queue_depth = Gauge("charged_queue_depth", "Items waiting on the write queue",
-                                 registry=r)
-        self.spool_bytes = Gauge("charged_spool_bytes", "Bytes held in the disk spool",
-                                 registry=r)
+        self.rows_queued = Counter(
+            "charged_rows_queued", "Rows put on the write queue", ["table"], registry=r
+        )
+        self.rows_written = Counter(
+            "charged_rows_written", "Rows written to the database", ["table"], registry=r
+        )
+        self.rows_spooled = Counter(
+            "charged_rows_spooled", "Rows written to the disk spool", ["table"], registry=r
+        )
+        self.rows_dropped = Counter(
+            "charged_rows_dropped", "Rows dropped (spool full)", ["table"], registry=r
+        )
+        self.queue_depth = Gauge(
+            "charged_queue_depth", "Items waiting on the write queue", registry=r
+        )
+        self.spool_bytes = Gauge("charged_spool_bytes", "Bytes held in the disk spool", registry=r)
         self.db_write_latency = Histogram(
-            "charged_db_write_seconds", "Time to write and commit one batch",
-            buckets=DB_BUCKETS, registry=r,
+            "charged_db_write_seconds",
+            "Time to write and commit one batch",
+            buckets=DB_BUCKETS,
+            registry=r,
         )
         self.db_errors = Counter("charged_db_errors", "Failed database writes", registry=r)
 

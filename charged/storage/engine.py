@@ -25,6 +25,10 @@ class DatabaseUnavailable(StorageError):
     """The database cannot be reached or refuses the connection."""
 
 
+class DatabaseAccessDenied(DatabaseUnavailable):
+    """The server answers but refuses the user, the password or the database."""
+
+
 class MigrationError(StorageError):
     """The schema cannot be upgraded (nothing was changed)."""
 
@@ -92,14 +96,32 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     return engine
 
 
+# MySQL/MariaDB error codes of a login the server refuses: wrong user or password (1045), no
+# right to the database (1044), a user that must use another way in (1698).
+ACCESS_DENIED_CODES = frozenset({1044, 1045, 1698})
+
+
 def unavailable(url: URL, exc: BaseException) -> DatabaseUnavailable:
     """One line naming where we tried and why it failed, without the password."""
     reason = _reason(exc, url.password)
+    where = f"cannot use the database ({describe(url)}): {reason}"
     if url.get_backend_name() == "sqlite":
-        hint = "check that the directory exists and is writable"
-    else:
-        hint = "check that the server is running and database.url (host, port, user) is right"
-    return DatabaseUnavailable(f"cannot use the database ({describe(url)}): {reason}; {hint}")
+        return DatabaseUnavailable(f"{where}; check that the directory exists and is writable")
+    if _mysql_code(exc) in ACCESS_DENIED_CODES:
+        # Retrying cannot help: a person has to fix the credentials or the grants.
+        return DatabaseAccessDenied(
+            f"{where}; check the user and password in database.url (or CHARGED_DATABASE_URL) "
+            "and that the user has rights on the database"
+        )
+    return DatabaseUnavailable(
+        f"{where}; check that the server is running and database.url (host, port, user) is right"
+    )
+
+
+def _mysql_code(exc: BaseException) -> int | None:
+    inner: BaseException = getattr(exc, "orig", None) or exc
+    code = inner.args[0] if inner.args else None
+    return code if isinstance(code, int) else None
 
 
 def _reason(exc: BaseException, password: str | None) -> str:

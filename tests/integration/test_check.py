@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -273,6 +274,22 @@ async def test_database_port_closed_exit_69(tmp_path: Path, simulator: Simulator
     assert proc.stdout.splitlines()[-1].startswith("not ready: 1 check failed")
 
 
+async def test_database_password_refused_exit_77(
+    tmp_path: Path, simulator: Simulator, mysql_user: str
+) -> None:
+    await upgrade(mysql_user)
+    db_url = make_url(mysql_user).set(password=WRONG_PASSWORD).render_as_string(False)
+    path = write_config(tmp_path, base_url=simulator.base_url, sim=simulator, db_url=db_url)
+    proc = await asyncio.to_thread(run_cli, "check", "-c", str(path))
+    # not 69: retrying cannot help, and the systemd unit does not restart on 77
+    assert proc.returncode == EXIT_NOPERM, proc.stdout + proc.stderr
+    line = report_line(proc, "FAIL", "database")
+    assert "Access denied for user" in line
+    assert "check the user and password in database.url" in line
+    report_line(proc, "ok", "api")
+    assert WRONG_PASSWORD not in proc.stdout + proc.stderr and DB_PASSWORD not in proc.stdout
+
+
 async def test_malformed_database_url_exit_78(tmp_path: Path, simulator: Simulator) -> None:
     db_url = f"mysql+asyncmy://charged:{DB_PASSWORD}@127.0.0.1:33o6/charged"
     path = write_config(tmp_path, base_url=simulator.base_url, sim=simulator, db_url=db_url)
@@ -330,12 +347,23 @@ async def test_config_that_is_a_directory_exit_78(tmp_path: Path) -> None:
     assert exit_code(results) == EXIT_CONFIG
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file anyway")
-async def test_unreadable_config_exit_78(tmp_path: Path) -> None:
+def test_unreadable_config_exit_78(tmp_path: Path) -> None:
     path = write_config(tmp_path, base_url="https://eapi.charge.space", mode=0o000)
-    results = await run_checks(path, environ={}, time_limit=5)
-    assert "cannot read the config file: Permission denied" in results[0].message
-    assert exit_code(results) == EXIT_CONFIG
+    command = [sys.executable, "-m", "charged.cli", "check", "-c", str(path)]
+    if os.geteuid() == 0:
+        # root reads a mode-000 file anyway: run without the capabilities that let it
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            if os.environ.get("CI"):
+                pytest.fail("setpriv (util-linux) is needed to test an unreadable config as root")
+            pytest.skip("running as root without setpriv: a mode-000 file is readable")
+        command = [setpriv, "--bounding-set=-dac_override,-dac_read_search", *command]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGED_")}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == EXIT_CONFIG, proc.stdout + proc.stderr
+    line = report_line(proc, "FAIL", "config")
+    assert "cannot read the config file: Permission denied" in line
+    assert "Traceback" not in proc.stderr
 
 
 def test_bad_url_in_config_is_masked(tmp_path: Path) -> None:

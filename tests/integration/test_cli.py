@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from charged.cli import EXIT_CONFIG, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.simulator import Simulator, SimulatorConfig
@@ -118,6 +119,20 @@ async def test_database_unreachable_at_start(tmp_path: Path, simulator: Simulato
     assert proc.returncode == EXIT_UNAVAILABLE
     line = one_line_error(proc)
     assert "127.0.0.1:1" in line and "s3cret" not in proc.stderr
+
+
+@pytest.mark.mysql
+async def test_database_password_refused_at_start(
+    tmp_path: Path, simulator: Simulator, mysql_url: str
+) -> None:
+    # the server answers but refuses the login: exit 77 (no restart loop), not 69
+    db_url = make_url(mysql_url).set(password="wrong-db-pw-3141").render_as_string(False)
+    path = config_file(tmp_path, simulator, db_url=db_url)
+    proc = await asyncio.to_thread(run_cli, "run", "-c", str(path))
+    assert proc.returncode == EXIT_NOPERM
+    line = one_line_error(proc)
+    assert "Access denied" in line and "check the user and password" in line
+    assert "wrong-db-pw-3141" not in proc.stderr + proc.stdout
 
 
 def test_demo_interval_below_a_second_is_a_usage_error() -> None:
