@@ -59,6 +59,14 @@ LOGIN_REFUSED = (
     "login refused: wrong email, password or apiKey (HTTP {status}); "
     "check api.email / api.password / api.api_key in the config"
 )
+AUTH_NOT_FOUND = (
+    "{what}: HTTP 404: the vendor API has no such endpoint under {root}; check api.base_url "
+    "(the host only, e.g. https://eapi.charge.space, without /api/v5) and api.version"
+)
+# Why a command that may have been carried out is not sent a second time.
+NOT_REPEATED = (
+    "not repeated: the charger may have carried it out; check its status before trying again"
+)
 RFID_FORMATS = ("Hex", "Dec", "ReverseDec")
 
 # Path templates: the metric label and the `endpoint` of errors.
@@ -350,18 +358,22 @@ class ChargeAmpsClient:
         body: dict[str, Any] = {"rfidLength": rfid_length, "rfidFormat": rfid_format, "rfid": rfid}
         if external_transaction_id is not None:
             body["externalTransactionId"] = external_transaction_id
+        # Not idempotent: a start that reached the charger must not be sent twice.
         await self._request(
             "PUT",
             REMOTE_START,
             path={"id": cp_id, "connector": connector_id},
             body=body,
             deadline=deadline,
+            idempotent=False,
         )
 
     async def remote_stop(
         self, cp_id: str, connector_id: int, *, deadline: float | None = None
     ) -> None:
-        # The vendor answers 403 to a PUT without a body: always send {}.
+        # The vendor answers 403 to a PUT without a body: always send {}.  Retried like any
+        # PUT: a second stop of a connector that has stopped changes nothing, and a stop
+        # that gets through matters more than one request too many.
         await self._request(
             "PUT",
             REMOTE_STOP,
@@ -371,7 +383,10 @@ class ChargeAmpsClient:
         )
 
     async def reboot(self, cp_id: str, *, deadline: float | None = None) -> None:
-        await self._request("PUT", REBOOT, path={"id": cp_id}, body={}, deadline=deadline)
+        # Not idempotent: a second reboot would interrupt the charger again.
+        await self._request(
+            "PUT", REBOOT, path={"id": cp_id}, body={}, deadline=deadline, idempotent=False
+        )
 
     async def set_callbacks(
         self, cp_ids: list[str], *, enabled: bool, deadline: float | None = None
@@ -498,8 +513,14 @@ class ChargeAmpsClient:
         body: Mapping[str, Any] | None = None,
         auth: AuthMode = "bearer",
         deadline: float | None = None,
+        idempotent: bool = True,
     ) -> Any:
-        """One logical call: JSON in, decoded JSON (or None for an empty body) out."""
+        """One logical call: JSON in, decoded JSON (or None for an empty body) out.
+
+        A call that is not ``idempotent`` (remote start, reboot) is repeated only when the
+        first attempt certainly did not reach the vendor (no connection, or a 429); after a
+        5xx, 408, timeout or a connection lost mid-request it fails with the reason instead.
+        """
         filled = template.format(**{k: quote(str(v), safe="") for k, v in (path or {}).items()})
         url = self._root + filled
         what = f"{method} {filled}"
@@ -533,6 +554,19 @@ class ChargeAmpsClient:
                     continue
                 return self._interpret(status, raw, retry_after, template, what, auth)
 
+        async def attempt_once() -> Any:
+            try:
+                return await attempt()
+            except ApiUnavailable as exc:
+                if idempotent or not exc.retryable or not exc.sent:
+                    raise
+                raise ApiUnavailable(
+                    f"{exc}; {NOT_REPEATED}",
+                    endpoint=exc.endpoint,
+                    status=exc.status,
+                    retryable=False,
+                ) from exc
+
         def count_retry() -> None:
             self._metrics.api_retries.labels(template).inc()
 
@@ -542,14 +576,14 @@ class ChargeAmpsClient:
         # backoff and the attempt count stay exactly the retry policy's.
         failed_first: list[Exception] = []
         try:
-            result = await attempt()
+            result = await attempt_once()
         except Exception as exc:
             failed_first.append(exc)
 
         async def again() -> Any:
             if failed_first:
                 raise failed_first.pop()  # the first attempt, already made above
-            return await attempt()
+            return await attempt_once()
 
         try:
             if failed_first:
@@ -617,6 +651,14 @@ class ChargeAmpsClient:
                     "the system's CA certificates",
                     endpoint=template,
                 ) from None
+            except aiohttp.ClientConnectorError as exc:
+                # no connection was made: the request certainly did not reach the vendor
+                self._metrics.api_requests.labels(template, "connection_error").inc()
+                raise ApiUnavailable(
+                    f"{what}: connection failed ({type(exc).__name__})",
+                    endpoint=template,
+                    sent=False,
+                ) from None
             except aiohttp.ClientError as exc:
                 self._metrics.api_requests.labels(template, "connection_error").inc()
                 raise ApiUnavailable(
@@ -648,10 +690,19 @@ class ChargeAmpsClient:
         if status == 429:
             wait = self._retry_after(retry_after)
             raise ApiUnavailable(
-                f"{what}: HTTP 429 (rate limited)", endpoint=template, status=429, retry_after=wait
+                f"{what}: HTTP 429 (rate limited)",
+                endpoint=template,
+                status=429,
+                retry_after=wait,
+                sent=False,  # refused before being carried out
             )
         if status >= 500 or status == 408:
             raise ApiUnavailable(f"{what}: HTTP {status}", endpoint=template, status=status)
+        if status == 404 and auth != "bearer":
+            # The auth endpoints always exist: a 404 means the URL is built wrong.
+            raise ApiError(
+                AUTH_NOT_FOUND.format(what=what, root=self._root), status=404, endpoint=template
+            )
         if auth == "refresh":
             raise ApiError(
                 f"token refresh refused (HTTP {status})", status=status, endpoint=template

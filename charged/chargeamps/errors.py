@@ -32,6 +32,8 @@ class ApiUnavailable(ChargeAmpsError):
     ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
     ``retryable`` is False for a failure that already went through its own retries (e.g.
     renewing the token), so an outer retry loop does not multiply them.
+    ``sent`` is False when the request certainly never reached the server (no connection
+    could be made, or a 429 refused it): only then may a non-idempotent command be repeated.
     """
 
     def __init__(
@@ -42,12 +44,14 @@ class ApiUnavailable(ChargeAmpsError):
         status: int | None = None,
         retry_after: float | None = None,
         retryable: bool = True,
+        sent: bool = True,
     ) -> None:
         super().__init__(message)
         self.endpoint = endpoint
         self.status = status
         self.retry_after = retry_after
         self.retryable = retryable
+        self.sent = sent
 
 
 class DeadlineExceeded(ApiUnavailable):

@@ -483,6 +483,98 @@ async def test_connection_errors_are_retried(client: ChargeAmpsClient, vendor: F
     assert vendor.count("data") == 2
 
 
+def connect_refused() -> aiohttp.ClientConnectorError:
+    from aiohttp.client_reqrep import ConnectionKey
+
+    key = ConnectionKey("127.0.0.1", 9, False, True, None, None, None, None)
+    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))
+
+
+START = "/chargepoints/CP1/connectors/1/remotestart"
+REBOOT_PATH = "/chargepoints/CP1/reboot"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        CallbackResult(status=503, body="busy"),
+        CallbackResult(status=502, body=""),
+        CallbackResult(status=408, body=""),
+        TimeoutError(),
+        aiohttp.ServerDisconnectedError(),  # the request went out, the answer never came
+    ],
+)
+async def test_start_and_reboot_are_not_repeated_when_they_may_have_been_carried_out(
+    client: ChargeAmpsClient, vendor: FakeVendor, metrics: Metrics, failure: Script
+) -> None:
+    await client.login()
+    vendor.script(START, failure)
+    vendor.script(REBOOT_PATH, failure)
+    with pytest.raises(ApiUnavailable) as started:
+        await client.remote_start("CP1", 1, rfid="0A1B2C3D")
+    with pytest.raises(ApiUnavailable) as rebooted:
+        await client.reboot("CP1")
+    for caught in (started, rebooted):
+        assert "not repeated: the charger may have carried it out" in str(caught.value)
+        assert "\n" not in str(caught.value)
+    assert vendor.count("data", START) == 1
+    assert vendor.count("data", REBOOT_PATH) == 1
+    assert sample(metrics, "charged_api_retries_total", endpoint=REBOOT_PATH) == 0
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        CallbackResult(status=429, body="", headers={"Retry-After": "1"}),
+        connect_refused(),  # no connection: the request never reached the vendor
+    ],
+)
+async def test_start_and_reboot_are_repeated_when_they_certainly_did_not_arrive(
+    client: ChargeAmpsClient, vendor: FakeVendor, failure: Script
+) -> None:
+    await client.login()
+    vendor.script(START, failure)
+    vendor.script(REBOOT_PATH, failure)
+    await client.remote_start("CP1", 1, rfid="0A1B2C3D")
+    await client.reboot("CP1")
+    assert vendor.count("data", START) == 2
+    assert vendor.count("data", REBOOT_PATH) == 2
+
+
+async def test_stop_and_whole_settings_writes_are_retried_after_a_5xx(
+    client: ChargeAmpsClient, vendor: FakeVendor
+) -> None:
+    # Writing the whole settings object twice, or stopping a stopped connector, changes
+    # nothing more than doing it once.
+    await client.login()
+    stop = "/chargepoints/CP1/connectors/1/remotestop"
+    put = "/chargepoints/CP1/connectors/1/settings"
+    vendor.script(stop, CallbackResult(status=503, body=""), TimeoutError())
+    vendor.script(put, CallbackResult(status=502, body=""))
+    await client.remote_stop("CP1", 1)
+    await client.set_connector_settings(ConnectorSettings("CP1", 1, 10.0, False, "On", False))
+    assert vendor.count("data", stop) == 3
+    assert vendor.count("data", put) == 2
+
+
+async def test_a_404_from_the_login_endpoint_points_at_the_base_url(
+    mock: aioresponses, http: aiohttp.ClientSession, fake_clock: FakeClock, metrics: Metrics
+) -> None:
+    # api.base_url wrongly ending in /api/v5: the client asks for /api/v5/api/v5/auth/login
+    mock.post(f"{BASE}/api/v5/api/v5/auth/login", status=404, body="")
+    log = RecordingLogger()
+    client = make_client(http, fake_clock, metrics, log, base_url=f"{BASE}/api/v5")
+    with pytest.raises(ApiError) as caught:
+        await client.login()
+    message = str(caught.value)
+    assert message == (
+        f"POST /auth/login: HTTP 404: the vendor API has no such endpoint under "
+        f"{BASE}/api/v5/api/v5; check api.base_url (the host only, e.g. "
+        "https://eapi.charge.space, without /api/v5) and api.version"
+    )
+    assert "check the id" not in message
+
+
 @pytest.mark.parametrize("code", [400, 403, 404, 409])
 async def test_other_4xx_are_not_retried(
     client: ChargeAmpsClient, vendor: FakeVendor, metrics: Metrics, code: int
