@@ -71,7 +71,21 @@ async def resume_after(conn: AsyncConnection) -> int:
     return int(value or 0)
 
 
-async def status_rows_after(conn: AsyncConnection, after_id: int, limit: int) -> list[StatusRef]:
+@dataclass(frozen=True, slots=True)
+class StatusBatch:
+    """Up to ``limit`` connector_status rows after an id, and how far they reached.
+
+    ``refs`` leaves out rows naming no charger or connector (a hand-made or damaged row): they
+    belong to no session.  ``read`` and ``last_id`` count every row read, those too, so a
+    caller pages on the ids themselves and never stops at (or sticks on) a batch of them.
+    """
+
+    refs: list[StatusRef]
+    read: int
+    last_id: int | None
+
+
+async def status_rows_after(conn: AsyncConnection, after_id: int, limit: int) -> StatusBatch:
     cs = connector_status
     result = await conn.execute(
         select(cs.c.id, cs.c.charge_point_id, cs.c.connector_id, cs.c.session_id, cs.c.date_created)
@@ -79,13 +93,15 @@ async def status_rows_after(conn: AsyncConnection, after_id: int, limit: int) ->
         .order_by(cs.c.id)
         .limit(limit)
     )
-    return [
+    rows = result.all()
+    refs = [
         StatusRef(
             int(r.id), r.charge_point_id, int(r.connector_id), _int(r.session_id), r.date_created
         )
-        for r in result
+        for r in rows
         if r.charge_point_id is not None and r.connector_id is not None
     ]
+    return StatusBatch(refs, len(rows), int(rows[-1].id) if rows else None)
 
 
 async def open_sessions(conn: AsyncConnection) -> list[SessionKey]:

@@ -201,17 +201,19 @@ class SessionTracker:
         last_id = self._after
         async with self._engine.connect() as conn:
             while True:
-                refs = await status_rows_after(conn, last_id, self._batch_rows)
-                for ref in refs:
+                batch = await status_rows_after(conn, last_id, self._batch_rows)
+                for ref in batch.refs:
                     connectors.add((ref.charge_point_id, ref.connector_id))
                     if ref.session_id is None:
                         continue
                     key = (ref.charge_point_id, ref.connector_id, ref.session_id)
                     if key not in earliest or ref.time < earliest[key]:
                         earliest[key] = ref.time
-                if refs:
-                    last_id = refs[-1].id
-                if len(refs) < self._batch_rows:
+                # paged on the ids read, not on the rows kept: a batch of rows that name no
+                # connector neither ends the pass early nor holds it at the same place
+                if batch.last_id is not None:
+                    last_id = batch.last_id
+                if batch.read < self._batch_rows:
                     break
         if last_id == self._after:
             return 0
