@@ -37,6 +37,8 @@ class Morning:
     reconciled: int = 0
     # chargingsessions reads by the collector's own tracker (the one `charged run` starts)
     collector_reconciles: float = 0.0
+    # finished sessions whose ∑ I×V×Δt and energy counter disagreed (the tracker's warning)
+    energy_mismatches: float = 0.0
 
 
 async def collect_morning(
@@ -113,6 +115,12 @@ async def collect_morning(
             }
             if reconcile:
                 morning.reconciled = await tracker.reconcile()
+            morning.energy_mismatches = (
+                collector.metrics.registry.get_sample_value(
+                    "charged_session_energy_mismatches_total"
+                )
+                or 0.0
+            )
     finally:
         await sim.stop()
     return morning

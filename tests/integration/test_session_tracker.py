@@ -120,6 +120,23 @@ async def test_energy_from_the_polls_alone_is_within_two_percent_of_the_truth(
     assert checked >= 3
 
 
+async def test_no_session_of_the_simulated_morning_fails_the_energy_cross_check(
+    morning: Morning,
+) -> None:
+    # the simulator's voltages are right, so ∑ I×V×Δt agrees with its energy counter on every
+    # session the check applies to (finished, without gaps); a wrong voltage is in
+    # test_session_rows.py
+    rows = await sessions(morning.db_url)
+    checked = [r for r in rows if r["end_time"] is not None and r["gap_count"] == 0]
+    assert checked and all(r["energy_from_power_kwh"] for r in checked)
+    assert morning.energy_mismatches == 0.0
+    # and the two figures agree on every session both exist for, not just the checked ones
+    both = [r for r in rows if r["energy_from_power_kwh"] and r["observed_energy_kwh"]]
+    assert len(both) >= 5
+    for row in both:
+        assert row["energy_from_power_kwh"] == pytest.approx(row["observed_energy_kwh"], rel=0.1)
+
+
 async def test_phases_are_right_for_one_and_three_phase_vehicles(morning: Morning) -> None:
     rows = await sessions(morning.db_url)
     polled = [r for r in rows if r["polls"] > 0]
