@@ -16,6 +16,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -208,7 +209,7 @@ def load_settings(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of sections (api, database, …)")
-    warnings = _permission_warnings(file)
+    warnings = _permission_warnings(file, data)
     return settings_from_mapping(
         data, source=str(file), environ=env, require_secrets=require_secrets, warnings=warnings
     )
@@ -238,6 +239,13 @@ def settings_from_mapping(
         except ValidationError as exc:
             raise ConfigError(f"{DATABASE_URL_ENV}: {_describe(exc)}") from None
     updates["control"] = _resolve_control(settings.control, source, env)
+    if settings.control.enabled and not settings.ops.enabled:
+        # The control API lives on the ops HTTP server: without it there would be no API
+        # at all, silently.
+        raise ConfigError(
+            f"{source}: control.enabled is true but ops.enabled is false: the control API is "
+            "served by the ops HTTP server; set ops.enabled: true (or control.enabled: false)"
+        )
     settings = settings.model_copy(update=updates)
     if require_secrets:
         for name in SECRET_FIELDS:
@@ -323,14 +331,52 @@ def _resolve_control(
     return control.model_copy(update={"token": token})
 
 
-def _permission_warnings(file: Path) -> tuple[str, ...]:
+# Secrets that may be written in the config file itself, and where else each can come from.
+_INLINE_SECRETS = (
+    ("api", "password", f"api.password_file or {env_name('password')}"),
+    ("api", "api_key", f"api.api_key_file or {env_name('api_key')}"),
+    ("control", "token", f"control.token_file or {CONTROL_TOKEN_ENV}"),
+)
+
+
+def _inline_secrets(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, where else it can come from) of every secret written in the file's own text."""
+    found: list[tuple[str, str]] = []
+    for section, name, elsewhere in _INLINE_SECRETS:
+        part = data.get(section)
+        if isinstance(part, Mapping) and part.get(name):
+            found.append((f"{section}.{name}", elsewhere))
+    database = data.get("database")
+    url = database.get("url") if isinstance(database, Mapping) else None
+    if isinstance(url, str):
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+        if password:
+            found.append(("the password in database.url", DATABASE_URL_ENV))
+    return found
+
+
+def _permission_warnings(file: Path, data: Mapping[str, Any]) -> tuple[str, ...]:
+    """A warning when others can read the file and it holds a secret itself.
+
+    A file with no secret in it (they come from the environment or from *_file) may stay
+    world-readable: the compose config is mounted read-only for the container's own uid,
+    and chmod 600 on the host would lock that uid out.
+    """
     try:
         mode = file.stat().st_mode
     except OSError:
         return ()
-    if mode & stat.S_IROTH:
-        return (
-            f"{file} is readable by other users and may hold secrets; "
-            f"run: chmod 600 {file} (or 640 with a dedicated group)",
-        )
-    return ()
+    secrets = _inline_secrets(data)
+    if not (mode & stat.S_IROTH and secrets):
+        return ()
+    keys = ", ".join(key for key, _ in secrets)
+    elsewhere = "; ".join(
+        f"{key.removeprefix('the password in ')} → {where}" for key, where in secrets
+    )
+    return (
+        f"{file} is readable by other users and holds {keys}: run chmod 600 {file} (or 640 "
+        f"with the service's group), or move the secret out of it ({elsewhere})",
+    )

@@ -122,13 +122,44 @@ def test_secret_value_never_echoed_in_errors(tmp_path: Path) -> None:
     assert "api.password" in str(err.value)
 
 
-def test_world_readable_file_warns(tmp_path: Path) -> None:
-    path = write(tmp_path, "{}\n")
+def test_world_readable_file_with_an_inline_secret_warns(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "api:\n  password: hunter2-inline\n  api_key: k-inline\n"
+        "database:\n  url: mysql+asyncmy://charged:db-pw-inline@db:3306/charged\n"
+        "control:\n  token: t0k3n-inline-0123456789\n",
+    )
     os.chmod(path, 0o644)
-    settings = load_settings(path, environ=SECRETS_ENV)
-    assert any("readable by other users" in w for w in settings.warnings)
-    os.chmod(path, 0o600)
+    (warning,) = load_settings(path, environ=SECRETS_ENV).warnings
+    assert warning.startswith(
+        f"{path} is readable by other users and holds api.password, api.api_key, "
+        "control.token, the password in database.url: "
+        f"run chmod 600 {path} (or 640 with the service's group), or move the secret out of it"
+    )
+    for where in ("CHARGED_API_PASSWORD", "api.api_key_file", "CHARGED_CONTROL_TOKEN"):
+        assert where in warning
+    assert "database.url → CHARGED_DATABASE_URL" in warning
+    assert not any(s in warning for s in ("hunter2", "k-inline", "db-pw", "t0k3n"))
+    os.chmod(path, 0o640)  # group-readable (the service's group) is what the docs say
     assert load_settings(path, environ=SECRETS_ENV).warnings == ()
+
+
+def test_world_readable_file_without_secrets_does_not_warn(tmp_path: Path) -> None:
+    # the compose config: secrets from the environment or *_file, mounted read-only for the
+    # container's uid; chmod 600 on the host would lock that uid out, so no warning
+    (tmp_path / "pw").write_text("from-a-file")
+    path = write(
+        tmp_path,
+        f"api:\n  email: owner@example.com\n  password_file: {tmp_path / 'pw'}\n"
+        "database:\n  url: mysql+asyncmy://charged@mysql:3306/charged\n",
+    )
+    os.chmod(path, 0o644)
+    env = {**SECRETS_ENV, "CHARGED_DATABASE_URL": "mysql+asyncmy://charged:pw@mysql/charged"}
+    del env["CHARGED_API_PASSWORD"]
+    settings = load_settings(path, environ=env)
+    assert settings.password == "from-a-file" and settings.warnings == ()
+    compose = ROOT / "deploy" / "compose" / "config.yaml"
+    assert load_settings(compose, environ=SECRETS_ENV).warnings == ()
 
 
 def test_a_refused_database_url_is_shown_without_its_password(tmp_path: Path) -> None:
@@ -146,3 +177,36 @@ def test_a_port_that_is_not_a_number_is_one_clear_line() -> None:
     with pytest.raises(StorageError, match="database URL is not valid") as err:
         create_engine("mysql+asyncmy://charged:s3cret-pw@db:33o6/charged")
     assert "s3cret-pw" not in str(err.value)
+
+
+def test_control_api_without_the_ops_server_is_a_config_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "ops:\n  enabled: false\ncontrol:\n  enabled: true\n  token: t0k3n-inline-0123456789\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ=SECRETS_ENV)
+    message = str(caught.value)
+    assert message == (
+        f"{path}: control.enabled is true but ops.enabled is false: the control API is served "
+        "by the ops HTTP server; set ops.enabled: true (or control.enabled: false)"
+    )
+    # either one alone is fine
+    for text in ("ops:\n  enabled: false\n", "control:\n  enabled: false\n"):
+        load_settings(write(tmp_path, text), environ=SECRETS_ENV)
+
+
+def test_charged_run_exits_78_on_control_without_ops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from charged.cli import main
+
+    for name, value in SECRETS_ENV.items():
+        monkeypatch.setenv(name, value)
+    path = write(
+        tmp_path,
+        "ops:\n  enabled: false\ncontrol:\n  enabled: true\n  token: t0k3n-inline-0123456789\n",
+    )
+    assert main(["run", "-c", str(path)]) == 78
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ops.enabled is false" in err
