@@ -100,7 +100,7 @@ def install_control_routes(
 class _ControlApi:
     def __init__(self, controller_factory: ControllerFactory, token: str) -> None:
         self._factory = controller_factory
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     def guard(self, handler: Handler) -> Handler:
         """Token first, then the handler; expected problems become JSON errors."""
@@ -131,9 +131,13 @@ class _ControlApi:
         return guarded
 
     def _authorized(self, request: web.Request) -> bool:
-        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-        # compare_digest takes as long for a near miss as for a wild guess
-        return hmac.compare_digest(given, self._expected)
+        # "Bearer <token>"; the scheme is case-insensitive (RFC 9110 §11.1), the token not
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        given = credentials.strip(" ").encode("utf-8", "surrogateescape")
+        # compare_digest takes as long for a near miss as for a wild guess; it runs whatever
+        # the scheme, so a wrong scheme answers no faster than a wrong token
+        token_ok = hmac.compare_digest(given, self._expected)
+        return token_ok and scheme.lower() == "bearer"
 
     # ------------------------------------------------------------ reading
 

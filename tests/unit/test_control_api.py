@@ -77,6 +77,10 @@ async def api(
         {"Authorization": f"Basic {TOKEN}"},
         {"Authorization": f"Bearer {TOKEN}x"},
         {"Authorization": f"Bearer {TOKEN[:-1]}"},
+        {"Authorization": f"Bearer {TOKEN.upper()}"},  # the token itself is case-sensitive
+        {"Authorization": f"Bearer{TOKEN}"},
+        {"Authorization": "Bearer "},
+        {"Authorization": f"Bearer {TOKEN} {TOKEN}"},
     ],
 )
 async def test_anything_but_the_exact_token_is_401_and_sends_nothing(
@@ -90,6 +94,16 @@ async def test_anything_but_the_exact_token_is_401_and_sends_nothing(
     assert vendor.writes == [] and vendor.owned_calls == 0 and audit.records == []
     status, _ = await api.call("GET", "/chargers", headers=headers)
     assert status == 401
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+async def test_the_bearer_scheme_is_case_insensitive(api: Api, scheme: str) -> None:
+    status, body = await api.call(
+        "GET", "/chargers", headers={"Authorization": f"{scheme} {TOKEN}"}
+    )
+    assert status == 200, body
+    status, _ = await api.call("GET", "/chargers", headers={"Authorization": f"{scheme}  {TOKEN}"})
+    assert status == 200  # more than one space before the token is still one separator
 
 
 async def test_a_change_through_the_api_is_verified_and_audited_as_api(
