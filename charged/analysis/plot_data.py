@@ -1,9 +1,9 @@
 """The numbers behind the figures, read from the database (no matplotlib here).
 
 Every series is a list of naive-UTC poll times with one value per time; ``None`` is a value
-that was not measured.  Power is ∑ current × voltage over the phases of a poll, as in the
-sessions.  A day of the whole garage is aggregated by the database (one row per tick and
-phase), not in Python.
+that was not measured.  Power is taken as in the sessions: ∑ current × voltage over the phases
+of a poll, the vendor's chargingPowerKw when a poll has no measurements.  A day of the whole
+garage is aggregated by the database (one row per tick and phase), not in Python.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charged.analysis.derive import PHASES
+from charged.analysis.session_store import load_polls
 from charged.storage.schema import (
     charging_session,
     connector_status,
@@ -73,46 +74,34 @@ async def find_sessions(
 
 
 async def session_series(conn: AsyncConnection, session: Row) -> SessionSeries:
-    """The session's polls: energy counter, power and per-phase currents at each."""
+    """The session's polls: energy counter, power and per-phase currents at each.
+
+    The polls are read and their power taken exactly as the session's own figures are
+    (:func:`~charged.analysis.session_store.load_polls`, :attr:`Poll.power_w`): ∑ current ×
+    voltage, the vendor's ``chargingPowerKw`` on a poll without measurements.  A poll that is
+    not charging and has neither is 0 W (the vendor measures only while charging); a charging
+    poll with neither is unknown (None), drawn as a break, never as 0.
+    """
     series = SessionSeries(session)
     first, last = session["first_poll"], session["last_poll"]
     if first is None or last is None:
         return series
-    cp, connector = session["charge_point_id"], session["connector_id"]
-    cs = connector_status
-    polls = await conn.execute(
-        select(cs.c.date_created, cs.c.total_consumption_kwh)
-        .where(
-            cs.c.charge_point_id == cp,
-            cs.c.connector_id == connector,
-            cs.c.session_id == session["session_id"],
-            cs.c.date_created >= first,
-            cs.c.date_created <= last,
-        )
-        .order_by(cs.c.date_created)
-    )
-    m = measurement
-    phases: dict[datetime, dict[str, tuple[float, float]]] = {}
-    for r in await conn.execute(
-        select(m.c.date_created, m.c.phase, m.c.current, m.c.voltage).where(
-            m.c.charge_point_id == cp,
-            m.c.connector_id == connector,
-            m.c.date_created >= first,
-            m.c.date_created <= last,
-        )
-    ):
-        if r.phase is not None and r.current is not None and r.voltage is not None:
-            phases.setdefault(r.date_created, {})[r.phase] = (float(r.current), float(r.voltage))
+    key = (session["charge_point_id"], int(session["connector_id"]), int(session["session_id"]))
+    polls = [p for p in await load_polls(conn, key, first) if p.time <= last]
     series.phase_currents = {p: [] for p in PHASES}
     for poll in polls:
-        measured = phases.get(poll.date_created, {})
-        series.times.append(poll.date_created)
-        kwh = poll.total_consumption_kwh
-        series.energy_kwh.append(None if kwh is None else float(kwh))
-        # no measurements on a poll: nothing flowed (the vendor sends them only while charging)
-        series.power_w.append(sum(i * v for i, v in measured.values()))
+        series.times.append(poll.time)
+        series.energy_kwh.append(poll.energy_kwh)
+        power = poll.power_w
+        series.power_w.append(0.0 if power is None and not poll.charging else power)
         for p in PHASES:
-            series.phase_currents[p].append(measured[p][0] if p in measured else 0.0)
+            if p in poll.phases:
+                current: float | None = poll.phases[p][0]
+            elif poll.phases or not poll.charging:
+                current = 0.0  # measured on other phases only, or nothing flowing
+            else:
+                current = None  # charging, but no phase was measured
+            series.phase_currents[p].append(current)
     return series
 
 

@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from charged.analysis.plot_data import find_sessions, session_series
+from charged.analysis.plots import energy_power_figure
 from charged.analysis.tracker import SessionTracker
 from charged.clock import FakeClock
 from charged.metrics import Metrics
@@ -62,12 +64,14 @@ async def write_session(
     reported_volts: float = VOLTS,
     start: datetime = T0,
     junk_every: int = 0,
+    measured: bool = True,
 ) -> datetime:
     """A three-phase session of ``polls`` charging polls every 30 s, then a poll without it.
 
     The energy counter moves as 3 × AMPS × VOLTS would make it; the measurement rows report
-    ``reported_volts``.  ``junk_every``: a row naming no charger after every so many polls.
-    Returns the time of the closing poll.
+    ``reported_volts`` (none if not ``measured``: only the vendor's chargingPowerKw tells the
+    power).  ``junk_every``: a row naming no charger after every so many polls.  Returns the
+    time of the closing poll.
     """
     step_kwh = 3 * AMPS * VOLTS * INTERVAL / 3_600_000
     status_rows: list[dict[str, Any]] = []
@@ -120,7 +124,8 @@ async def write_session(
             if junk and i % per_poll == 0:
                 await conn.execute(connector_status.insert(), junk[:per_poll])
                 del junk[:per_poll]
-        await conn.execute(measurement.insert(), phase_rows)
+        if measured:
+            await conn.execute(measurement.insert(), phase_rows)
     return closing
 
 
@@ -200,3 +205,38 @@ async def test_a_consistent_session_is_not_a_mismatch(engine: AsyncEngine) -> No
     assert row["observed_energy_kwh"] > 1.0
     assert metrics.registry.get_sample_value(MISMATCH_METRIC) == 0.0
     assert log.warnings == []
+
+
+# ---------------------------------------------------------------- plot and session agree
+
+
+async def test_without_measurements_the_plot_shows_the_power_the_session_figures_use(
+    engine: AsyncEngine,
+) -> None:
+    # an older collector, or a charger that reports chargingPowerKw but no phases
+    await write_session(engine, session_id=9, measured=False)
+    assert await tracker(engine).update() == 1
+    async with engine.connect() as conn:
+        (row,) = await find_sessions(conn)
+        series = await session_series(conn, row)
+    watts = 3 * AMPS * VOLTS
+    assert row["peak_power_w"] == pytest.approx(watts) == row["mean_power_w"]
+    assert series.power_w == [pytest.approx(watts)] * 20  # not 0 W
+    assert max(p for p in series.power_w if p is not None) == pytest.approx(row["peak_power_w"])
+    # the phases were not measured: unknown, not 0 A
+    assert all(series.phase_currents[p] == [None] * 20 for p in ("L1", "L2", "L3"))
+    figure = energy_power_figure([series], "t")
+    power_ax = figure.axes[1]
+    (line,) = power_ax.get_lines()
+    assert max(line.get_ydata()) == pytest.approx(watts)
+
+
+async def test_measured_power_in_the_plot_is_the_sessions_peak(engine: AsyncEngine) -> None:
+    await write_session(engine, session_id=10, reported_volts=231.0)
+    assert await tracker(engine).update() == 1
+    async with engine.connect() as conn:
+        (row,) = await find_sessions(conn)
+        series = await session_series(conn, row)
+    assert max(p for p in series.power_w if p is not None) == pytest.approx(row["peak_power_w"])
+    assert row["peak_power_w"] == pytest.approx(3 * AMPS * 231.0)
+    assert series.phase_currents["L2"] == [AMPS] * 20
