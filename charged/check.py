@@ -34,7 +34,7 @@ from charged.chargeamps.client import ChargeAmpsClient
 from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
 from charged.cli import EXIT_CONFIG, EXIT_ERROR, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.clock import Clock, SystemClock
-from charged.config import ConfigError, Settings, load_settings
+from charged.config import DATABASE_URL_ENV, ConfigError, Settings, load_settings
 from charged.storage.engine import (
     DatabaseAccessDenied,
     StorageError,
@@ -120,6 +120,15 @@ def check_config(
         settings = load_settings(path, environ=environ)
     except ConfigError as exc:
         return [CheckResult("config", Status.FAIL, mask_urls(str(exc)), EXIT_CONFIG)], None
+    env = os.environ if environ is None else environ
+    bad_url = invalid_database_url(
+        settings.database.url,
+        DATABASE_URL_ENV if env.get(DATABASE_URL_ENV) else f"{settings.source}: database.url",
+    )
+    if bad_url is not None:
+        # The loader only checks the driver prefix; a URL SQLAlchemy cannot parse (a port
+        # that is not a number) is a config error too, not something to find out later.
+        return [CheckResult("config", Status.FAIL, bad_url, EXIT_CONFIG)], None
     summary = (
         f"{settings.source} (log level {settings.log.level}, "
         f"{settings.collector.interval:g} s interval)"
@@ -146,17 +155,10 @@ async def check_database_ready(
 ) -> list[CheckResult]:
     """Reachable, and at which schema revision compared with this version's newest."""
     raw = settings.database.url
-    try:
-        url = parse_url(raw)
-    except (StorageError, ValueError):
-        # make_url raises ValueError for e.g. a port that is not a number.
-        return [
-            _db_fail(
-                f"database.url {mask_urls(raw)} is not a valid URL; fix database.url "
-                "(mysql+asyncmy://USER:PASSWORD@HOST:3306/DB or sqlite+aiosqlite:///PATH)",
-                EXIT_CONFIG,
-            )
-        ]
+    problem = invalid_database_url(raw, "database.url")
+    if problem is not None:  # check_config reports this first; kept for direct callers
+        return [_db_fail(problem, EXIT_CONFIG)]
+    url = parse_url(raw)
     shown = url.render_as_string(hide_password=True)
     missing = _missing_sqlite_file(url)
     if missing is not None:
@@ -177,6 +179,21 @@ async def check_database_ready(
         return [_db_fail(str(exc))]
     took = clock.monotonic() - started
     return [_revision_result(shown, revision, took, settings)]
+
+
+def invalid_database_url(raw: str, where: str) -> str | None:
+    """One line (password masked) when SQLAlchemy cannot parse ``raw``, else None."""
+    try:
+        parse_url(raw)
+    except (StorageError, ValueError):  # make_url: ValueError for a port that is not a number
+        shown = mask_urls(raw)
+        if shown == raw and "@" in raw:  # user info mask_urls cannot delimit: show none of it
+            shown = "(not shown: it may hold a password)"
+        return (
+            f"{where}: {shown} is not a valid URL (is the port a number?); "
+            "use mysql+asyncmy://USER:PASSWORD@HOST:3306/DB or sqlite+aiosqlite:///PATH"
+        )
+    return None
 
 
 def _db_fail(message: str, code: int = EXIT_UNAVAILABLE) -> CheckResult:
@@ -319,29 +336,46 @@ def _api_fail(message: str, code: int = EXIT_UNAVAILABLE) -> CheckResult:
 def check_paths(settings: Settings) -> list[CheckResult]:
     """The directories charged writes at run time, as seen by the user running the check."""
     results = [_writable_directory("spool", settings.spool.directory, "spool.directory")]
-    cache = settings.api.token_cache
-    if cache is not None:
-        results.append(
-            _writable_directory("token cache", cache.parent, "api.token_cache", shown=cache)
-        )
+    if settings.api.token_cache is not None:
+        results.append(_token_cache(settings.api.token_cache))
     return results
 
 
-def _writable_directory(
-    check: str, directory: Path, key: str, *, shown: Path | None = None
-) -> CheckResult:
-    display = (shown or directory).expanduser().absolute()
+def _writable_directory(check: str, directory: Path, key: str) -> CheckResult:
+    display = directory.expanduser().absolute()
     blocker = _unwritable_reason(directory)
     if blocker is not None:
-        return CheckResult(
-            check,
-            Status.WARN,
-            f"{display}: {blocker}; fix the owner (the service's user must write there) "
-            f"or set {key}",
-        )
-    exists = os.path.isdir(directory.expanduser())
+        return _unwritable(check, display, blocker, key)
+    exists = os.path.isdir(display)
     return CheckResult(
         check, Status.OK, f"{display} ({'writable' if exists else 'can be created'})"
+    )
+
+
+def _token_cache(path: Path) -> CheckResult:
+    """The token cache is replaced by a rename in its directory: the directory must be
+    writable (or creatable); the line says whether the file is there yet."""
+    display = path.expanduser().absolute()
+    blocker = _unwritable_reason(display.parent)
+    if blocker is not None:
+        return _unwritable("token cache", display, blocker, "api.token_cache")
+    if os.path.isdir(display):
+        return _unwritable(
+            "token cache", display, f"{display} is a directory, not a file", "api.token_cache"
+        )
+    if not os.path.exists(display):
+        where = (
+            "directory writable" if os.path.isdir(display.parent) else "directory can be created"
+        )
+        return CheckResult("token cache", Status.OK, f"{display} (does not exist yet; {where})")
+    return CheckResult("token cache", Status.OK, f"{display} (exists; directory writable)")
+
+
+def _unwritable(check: str, display: Path, blocker: str, key: str) -> CheckResult:
+    return CheckResult(
+        check,
+        Status.WARN,
+        f"{display}: {blocker}; fix the owner (the service's user must write there) or set {key}",
     )
 
 

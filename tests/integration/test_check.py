@@ -291,14 +291,40 @@ async def test_database_password_refused_exit_77(
 
 
 async def test_malformed_database_url_exit_78(tmp_path: Path, simulator: Simulator) -> None:
+    # the config check itself rejects it (it passed the loader's driver-prefix check): one
+    # FAIL line, password masked, and the database and API are not tried with a bad config
     db_url = f"mysql+asyncmy://charged:{DB_PASSWORD}@127.0.0.1:33o6/charged"
     path = write_config(tmp_path, base_url=simulator.base_url, sim=simulator, db_url=db_url)
     proc = await asyncio.to_thread(run_cli, "check", "-c", str(path))
     assert proc.returncode == EXIT_CONFIG, proc.stdout + proc.stderr
-    line = report_line(proc, "FAIL", "database")
-    assert "is not a valid URL; fix database.url" in line
-    assert "charged:***@127.0.0.1:33o6" in line
+    line = report_line(proc, "FAIL", "config")
+    assert line.endswith(
+        f"{path}: database.url: mysql+asyncmy://charged:***@127.0.0.1:33o6/charged is not a "
+        "valid URL (is the port a number?); use mysql+asyncmy://USER:PASSWORD@HOST:3306/DB or "
+        "sqlite+aiosqlite:///PATH"
+    )
+    assert "not checked" in report_line(proc, "skip", "database")
+    assert "ok" not in proc.stdout.split()  # no line says ok about this config
     assert DB_PASSWORD not in proc.stdout + proc.stderr
+    assert simulator.login_attempts == 0
+
+
+def test_malformed_database_url_from_the_environment_is_named(tmp_path: Path) -> None:
+    path = write_config(tmp_path, base_url="https://eapi.charge.space")
+    env = {"CHARGED_DATABASE_URL": f"mysql+asyncmy://charged:{DB_PASSWORD}@db:port/charged"}
+    results, settings = check_config(path, environ=env)
+    assert settings is None
+    [config] = results
+    assert (config.status, config.exit_code) == (Status.FAIL, EXIT_CONFIG)
+    assert config.message.startswith(
+        "CHARGED_DATABASE_URL: mysql+asyncmy://charged:***@db:port/charged is not a valid URL"
+    )
+    # a password mask_urls cannot delimit (an unescaped /) is not shown at all
+    env = {"CHARGED_DATABASE_URL": "mysql+asyncmy://charged:pa/ss@db:port/charged"}
+    [config], _ = check_config(path, environ=env)
+    assert "pa/ss" not in config.message and "(not shown: it may hold a password)" in (
+        config.message
+    )
 
 
 async def test_api_unreachable_exit_69(tmp_path: Path) -> None:
@@ -380,12 +406,33 @@ def test_bad_url_in_config_is_masked(tmp_path: Path) -> None:
 
 
 def test_config_warnings(tmp_path: Path) -> None:
+    # readable by others and the api password written in it: say which key and what to do
     path = write_config(tmp_path, base_url="http://charger-cloud.example", mode=0o644)
     results, settings = check_config(path, environ={})
     assert settings is not None
     assert [r.status for r in results] == [Status.OK, Status.WARN, Status.WARN]
-    assert f"run: chmod 600 {path}" in results[1].message
+    assert f"readable by other users and holds api.password, api.api_key: run chmod 600 {path}" in (
+        results[1].message
+    )
+    assert "api.password → api.password_file or CHARGED_API_PASSWORD" in results[1].message
     assert "plain http" in results[2].message and "use https://" in results[2].message
+
+
+def test_readable_config_without_secrets_is_not_warned(tmp_path: Path) -> None:
+    # as in docker compose: the file is 0644 (the container's uid reads it through a
+    # read-only mount) and every secret comes from the environment
+    path = tmp_path / "config.yaml"
+    path.write_text(f"spool:\n  directory: {tmp_path / 'spool'}\n")
+    path.chmod(0o644)
+    env = {
+        "CHARGED_API_EMAIL": "owner@example.com",
+        "CHARGED_API_PASSWORD": "pw-from-env",
+        "CHARGED_API_API_KEY": "key-from-env",
+        "CHARGED_DATABASE_URL": f"mysql+asyncmy://charged:{DB_PASSWORD}@127.0.0.1/charged",
+    }
+    results, settings = check_config(path, environ=env)
+    assert settings is not None
+    assert [r.status for r in results] == [Status.OK]
 
 
 # ---------------------------------------------------------------- schema state
@@ -520,5 +567,29 @@ def test_writable_and_creatable_directories(tmp_path: Path) -> None:
     assert (spool.status, spool.message) == (Status.OK, f"{tmp_path / 'spool'} (writable)")
     assert (cache.status, cache.message) == (
         Status.OK,
-        f"{tmp_path / 'new' / 'token.json'} (can be created)",
+        f"{tmp_path / 'new' / 'token.json'} (does not exist yet; directory can be created)",
     )
+
+
+def test_token_cache_line_says_whether_the_file_exists(tmp_path: Path) -> None:
+    cache_file = tmp_path / "state" / "token.json"
+    cache_file.parent.mkdir()
+    path = write_config(tmp_path, base_url="https://eapi.charge.space", token_cache=cache_file)
+    _, settings = check_config(path, environ={})
+    assert settings is not None
+    _, cache = check_paths(settings)
+    assert (cache.status, cache.message) == (
+        Status.OK,
+        f"{cache_file} (does not exist yet; directory writable)",
+    )
+    cache_file.write_text("{}")
+    _, cache = check_paths(settings)
+    assert (cache.status, cache.message) == (
+        Status.OK,
+        f"{cache_file} (exists; directory writable)",
+    )
+    cache_file.unlink()
+    cache_file.mkdir()
+    _, cache = check_paths(settings)
+    assert cache.status is Status.WARN
+    assert cache.message.startswith(f"{cache_file}: {cache_file} is a directory, not a file;")
