@@ -38,6 +38,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _amperes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of amperes") from None
+    if not 6 <= value <= 32:
+        raise argparse.ArgumentTypeError(f"{text} A is not 6–32 A (what an Aura is installed for)")
+    return value
+
+
+def _charger_amperes(text: str) -> tuple[str, float]:
+    cp_id, sep, amps = text.partition("=")
+    if not sep or not cp_id.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not CP=AMPERES, e.g. 2104894082C=16")
+    return cp_id.strip(), _amperes(amps)
+
+
 def _share(text: str) -> float:
     value = _non_negative_float(text)
     if value > 1:
@@ -69,6 +86,22 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=1.0,
         help="fleet seconds per real second (default: 1)",
+    )
+    parser.add_argument(
+        "--installation-current",
+        type=_amperes,
+        default=32.0,
+        metavar="A",
+        help="installationCurrent of every charger, 6–32 A (default: 32); a maxCurrent above "
+        "it is refused with 400",
+    )
+    parser.add_argument(
+        "--installation-current-of",
+        type=_charger_amperes,
+        action="append",
+        default=[],
+        metavar="CP=A",
+        help="installationCurrent of one charger, e.g. 2104894082C=16 (repeatable)",
     )
     parser.add_argument(
         "--email", default=defaults.email, help=f"account email (default: {defaults.email})"
@@ -176,11 +209,18 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         speed=ns.speed,
         account=Account(email=ns.email, password=ns.password, api_key=ns.api_key),
         faults=faults,
+        installation_current=getattr(ns, "installation_current", 32.0),
+        installation_currents=dict(getattr(ns, "installation_current_of", [])),
     )
+    usage_error = getattr(ns, "simulate_usage_error", None)
+    if usage_error is not None:
+        try:
+            config.validate_installation()
+        except ValueError as exc:
+            usage_error(str(exc))  # prints one line, exits 2
     try:
         config.validate()
     except ValueError as exc:
-        usage_error = getattr(ns, "simulate_usage_error", None)
         if usage_error is None:
             raise
         usage_error(f"{exc}; lower one of them")  # prints one line, exits 2
@@ -209,6 +249,12 @@ async def run_simulator(
         out(
             f"account: email {account.email}  password {account.password}  apiKey {account.api_key}"
         )
+        if config.installation_current != 32.0 or config.installation_currents:
+            exceptions = "".join(
+                f", {cp_id} {amps:g} A"
+                for cp_id, amps in sorted(config.installation_currents.items())
+            )
+            out(f"installation current: {config.installation_current:g} A{exceptions}")
         active = _active_faults(config.faults)
         out(f"faults: {active}" if active else "faults: none")
         await asyncio.Event().wait()  # until cancelled

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from charged.simulator.faults import Faults
+from charged.simulator.fleet import (
+    INSTALLATION_CURRENT,
+    charge_point_ids,
+    check_installation_current,
+)
 
 
 @dataclass
@@ -26,6 +31,9 @@ class SimulatorConfig:
     start_time: float | None = None  # fleet epoch start; None: the clock's now
     api_versions: tuple[str, ...] = ("v4", "v5")
     record_served: bool = False  # keep every status body served (tests); off for long runs
+    # installationCurrent (A) of every charger, and the exceptions by charge point id
+    installation_current: float = INSTALLATION_CURRENT
+    installation_currents: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise ValueError with one line naming the first impossible value."""
@@ -35,4 +43,20 @@ class SimulatorConfig:
             raise ValueError(f"speed must be positive, got {self.speed:g}")
         if not self.api_versions:
             raise ValueError("api_versions must name at least one version, e.g. v5")
+        self.validate_installation()
         self.faults.validate()
+
+    def validate_installation(self) -> None:
+        """The installation currents: 6–32 A, and only for chargers the fleet has."""
+        check_installation_current(self.installation_current, "every charger")
+        for cp_id, amps in self.installation_currents.items():
+            check_installation_current(amps, cp_id)
+        if self.installation_currents:
+            strangers = sorted(
+                set(self.installation_currents) - set(charge_point_ids(self.seed, self.chargers))
+            )
+            if strangers:
+                raise ValueError(
+                    f"installation current for {strangers[0]}, which is not one of the "
+                    f"{self.chargers} simulated chargers of seed {self.seed}"
+                )

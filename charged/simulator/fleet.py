@@ -11,8 +11,9 @@ paused vehicle) are skipped in one jump, so a charger asked about once a day cos
 Vehicles follow the field study in the API reference: ≈230 V; one phase at ≈15 A or ≈9 A
 (other phases ≈0.001 A) or three phases at ≈15 A; 4–6 kWh per visit; near full they drop to
 ≈3.5 A and pulse; when full the connector goes Connected until the car leaves, then Available.
-A connector's ``maxCurrent`` (and the charge point's) caps the draw, below 6 A the vehicle
-stops, mode Off drops it to 0 at once.
+A connector's ``maxCurrent`` (and the charge point's, and the charge point's installation
+current: what its wiring and fuse allow, 32 A unless configured lower) caps the draw, below
+6 A the vehicle stops, mode Off drops it to 0 at once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from charged.clock import Clock
@@ -28,7 +30,7 @@ STEP = 10.0  # fleet seconds per model step
 NOMINAL_VOLTAGE = 230.0
 MIN_CURRENT = 6.0  # below this limit a vehicle stops charging
 MAX_CURRENT = 32.0
-INSTALLATION_CURRENT = 32
+INSTALLATION_CURRENT = 32.0  # default: what an Aura's wiring allows at most
 TAPER_CURRENT = 3.5
 IDLE_PHASE_CURRENT = 0.001  # what the unused phases of a one-phase vehicle read
 HISTORY_PER_CONNECTOR = 500  # finished sessions kept per connector (bounded memory)
@@ -302,9 +304,10 @@ class Connector:
         """The current cap from settings: None = none, 0 = no charging at all."""
         if self.settings.mode == "Off":
             return 0.0
+        cp = self.charge_point
         caps = [
             c
-            for c in (self.settings.max_current, self.charge_point.settings.max_current)
+            for c in (self.settings.max_current, cp.settings.max_current, cp.installation_current)
             if c is not None
         ]
         return min(caps) if caps else None
@@ -374,6 +377,7 @@ class ChargePoint:
     settings: ChargePointSettings = field(default_factory=ChargePointSettings)
     connectors: list[Connector] = field(default_factory=list)
     offline_until: float = 0.0  # fleet time a reboot ends
+    installation_current: float = INSTALLATION_CURRENT  # A per phase the wiring allows
     firmware_version: str = "1.4.2"
     hardware_version: str = "1.0.0"
 
@@ -398,11 +402,25 @@ class Fleet:
         clock: Clock,
         speed: float = 1.0,
         start_time: float | None = None,
+        installation_current: float = INSTALLATION_CURRENT,
+        installation_currents: Mapping[str, float] | None = None,
     ) -> None:
+        """``installation_current`` is every charge point's, ``installation_currents`` the
+        exceptions by charge point id (ids that are not in the fleet are refused)."""
         if chargers < 0:
             raise ValueError(f"chargers must not be negative, got {chargers}")
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
+        ids = charge_point_ids(seed, chargers)
+        exceptions = dict(installation_currents or {})
+        for cp_id, amps in [("(every charger)", installation_current), *exceptions.items()]:
+            check_installation_current(amps, cp_id)
+        strangers = sorted(set(exceptions) - set(ids))
+        if strangers:
+            raise ValueError(
+                f"installation current for {strangers[0]}, which is not one of the "
+                f"{chargers} simulated chargers of seed {seed}"
+            )
         self._clock = clock
         self.speed = speed
         self.start_time = float(math.floor(clock.time() if start_time is None else start_time))
@@ -410,13 +428,14 @@ class Fleet:
         self._offset = 0.0
         self._by_id: dict[str, ChargePoint] = {}
         slots = chargers * CONNECTORS_PER_AURA
-        for index, cp_id in enumerate(_charge_point_ids(seed, chargers)):
+        for index, cp_id in enumerate(ids):
             cp = ChargePoint(
                 id=cp_id,
                 index=index,
                 name=f"Aura {index + 1:02d}",
                 password=f"{random.Random(f'{seed}/pw/{cp_id}').randrange(10**8):08d}",
                 fleet_start=self.start_time,
+                installation_current=float(exceptions.get(cp_id, installation_current)),
             )
             cp.connectors = [
                 Connector(cp, cid, index * CONNECTORS_PER_AURA + cid - 1, slots, seed)
@@ -462,8 +481,18 @@ class Fleet:
         ]
 
 
-def _charge_point_ids(seed: int, count: int) -> list[str]:
-    """Ids in the vendor's style: ten digits and a letter, e.g. 1903000191A."""
+def check_installation_current(amps: float, where: str) -> None:
+    """An Aura is installed for 6–32 A per phase; anything else is a ValueError naming it."""
+    if isinstance(amps, bool) or not MIN_CURRENT <= amps <= MAX_CURRENT:
+        raise ValueError(
+            f"installation current of {where} must be {MIN_CURRENT:g}–{MAX_CURRENT:g} A, "
+            f"got {amps!r}"
+        )
+
+
+def charge_point_ids(seed: int, count: int) -> list[str]:
+    """The ids a fleet of ``count`` chargers gets for ``seed``, in the vendor's style: ten
+    digits and a letter, e.g. 1903000191A."""
     rng = random.Random(f"{seed}/ids")
     ids: list[str] = []
     seen: set[str] = set()

@@ -3,12 +3,24 @@
 Same paths under every configured version (``/api/v4``, ``/api/v5``), same JSON, same status
 codes as the reference.  Login needs the ``apiKey`` header; everything else a live bearer JWT.
 Faults are read per request from ``self.faults`` so tests can switch them while it runs.
+
+A charger that is offline (rebooting, or in ``faults.offline``) still has its settings read
+from the cloud, but every change — settings PUT, remote start or stop, reboot — is answered
+409 ``{"error", "messageCode": "ChargePointOffline"}``: the reference does not say what the
+vendor does there, and refusing (409 is its "conflict with the charger's state") is what a
+cloud that cannot reach the charger can honestly answer; it never pretends a change was made.
+A maxCurrent above the charger's ``installationCurrent`` is 400, never clipped.
+
+``requests`` counts every request; ``writes`` and ``write_log`` (method, path; the latest
+:data:`WRITE_LOG_LIMIT`) every request that could change something (anything but GET and the
+auth endpoints), even one refused later, so a test can prove that nothing was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +39,7 @@ from charged.simulator.tokens import TokenIssuer
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REBOOT_SECONDS = 30.0  # fleet seconds a rebooting charger reports Offline
 SERVED_LIMIT = 1_000_000  # recorded status bodies kept at most (oldest dropped)
+WRITE_LOG_LIMIT = 10_000  # (method, path) of the latest change requests kept
 
 
 @dataclass(frozen=True)
@@ -51,12 +64,16 @@ class Simulator:
             clock=self.clock,
             speed=config.speed,
             start_time=config.start_time,
+            installation_current=config.installation_current,
+            installation_currents=config.installation_currents,
         )
         self.tokens = TokenIssuer(self.clock)
         self.record_served = config.record_served
         self.served: list[ServedStatus] = []
         self.login_attempts = 0
         self.requests = 0
+        self.writes = 0
+        self.write_log: deque[tuple[str, str]] = deque(maxlen=WRITE_LOG_LIMIT)
         self.base_url = ""
         self._dice = FaultDice(self.faults, config.seed)
         self._schedules: dict[str, dict[str, JsonObject]] = {}
@@ -137,6 +154,9 @@ class Simulator:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.requests += 1
+        if request.method != "GET" and "/auth/" not in request.path:
+            self.writes += 1
+            self.write_log.append((request.method, request.path))
         delay = self._dice.delay()
         if delay > 0:
             await self.clock.sleep(delay)
@@ -238,7 +258,7 @@ class Simulator:
             return web.Response(
                 text=f'{{"id": "{cp.id}", "status": "Onl', content_type="application/json"
             )
-        offline = cp.id in self.faults.offline or cp.offline_until > now
+        offline = self.is_offline(cp)
         body = payloads.status_json(
             cp, offline=offline, no_measurements=self.faults.no_measurements
         )
@@ -254,8 +274,9 @@ class Simulator:
     async def _put_cp_settings(self, request: web.Request) -> web.StreamResponse:
         cp = self._cp(request)
         body = await _required_body(request)
+        self._refuse_if_offline(cp)
         try:
-            settings = payloads.parse_charge_point_settings(body, cp.id)
+            settings = payloads.parse_charge_point_settings(body, cp.id, cp.installation_current)
         except BadRequest as exc:
             return _error(400, str(exc))
         if cp.id not in self.faults.ignore_writes:
@@ -268,9 +289,13 @@ class Simulator:
     async def _put_connector_settings(self, request: web.Request) -> web.StreamResponse:
         connector = self._connector(request)
         body = await _required_body(request)
-        cp_id = connector.charge_point.id
+        cp = connector.charge_point
+        self._refuse_if_offline(cp)
+        cp_id = cp.id
         try:
-            settings = payloads.parse_connector_settings(body, cp_id, connector.connector_id)
+            settings = payloads.parse_connector_settings(
+                body, cp_id, connector.connector_id, cp.installation_current
+            )
         except BadRequest as exc:
             return _error(400, str(exc))
         if cp_id not in self.faults.ignore_writes:
@@ -315,6 +340,7 @@ class Simulator:
     async def _remote_start(self, request: web.Request) -> web.StreamResponse:
         connector = self._connector(request)
         body = await _required_body(request)
+        self._refuse_if_offline(connector.charge_point)
         try:
             payloads.parse_remote_start(body)
         except BadRequest as exc:
@@ -326,12 +352,14 @@ class Simulator:
     async def _remote_stop(self, request: web.Request) -> web.StreamResponse:
         connector = self._connector(request)
         await _required_body(request)
+        self._refuse_if_offline(connector.charge_point)
         connector.remote_stop()
         return web.Response(status=200)
 
     async def _reboot(self, request: web.Request) -> web.StreamResponse:
         cp = self._cp(request)
         await _required_body(request)
+        self._refuse_if_offline(cp)
         cp.offline_until = self.fleet.now() + REBOOT_SECONDS
         return web.Response(status=200)
 
@@ -408,6 +436,22 @@ class Simulator:
         if cp is None:
             raise _http_error(web.HTTPNotFound, f"unknown charge point {request.match_info['cp']}")
         return cp
+
+    def is_offline(self, cp: ChargePoint) -> bool:
+        """Rebooting, or made offline by the ``offline`` fault."""
+        return cp.id in self.faults.offline or cp.offline_until > self.fleet.now()
+
+    def _refuse_if_offline(self, cp: ChargePoint) -> None:
+        if self.is_offline(cp):
+            raise web.HTTPConflict(
+                text=json.dumps(
+                    {
+                        "error": f"charge point {cp.id} is offline; try again when it is online",
+                        "messageCode": "ChargePointOffline",
+                    }
+                ),
+                content_type="application/json",
+            )
 
     def _connector(self, request: web.Request) -> Connector:
         cp = self._cp(request)

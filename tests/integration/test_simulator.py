@@ -14,6 +14,7 @@ import pytest
 
 from charged.clock import FakeClock
 from charged.simulator import Account, Faults, Simulator, SimulatorConfig
+from charged.simulator.fleet import charge_point_ids
 
 START = 1_767_225_600.0 + 9 * 3600  # 2026-01-01T09:00Z, the morning rush
 ACCOUNT = Account()
@@ -676,6 +677,51 @@ async def test_offline_charger(api: Api, sim: Simulator) -> None:
     assert (await api.get(f"/chargepoints/{cp}/status"))[1]["status"] == "Online"
 
 
+async def test_an_offline_charger_refuses_every_change_with_409(api: Api, sim: Simulator) -> None:
+    cp = sim.charge_point_ids()[6]
+    base = f"/chargepoints/{cp}"
+    _, point = await api.get(f"{base}/settings")
+    _, plug = await api.get(f"{base}/connectors/1/settings")
+    start = {"rfidLength": 4, "rfidFormat": "Hex", "rfid": "0A0B0C0D"}
+    changes = [
+        (f"{base}/settings", {**point, "dimmer": "Low"}),
+        (f"{base}/connectors/1/settings", {**plug, "mode": "Off"}),
+        (f"{base}/connectors/1/remotestart", start),
+        (f"{base}/connectors/1/remotestop", {}),
+        (f"{base}/reboot", {}),
+    ]
+    assert (await api.put(f"{base}/reboot", {}))[0] == 200  # offline while it restarts
+    for path, body in changes:
+        status, answer = await api.put(path, body)
+        assert status == 409, path
+        assert answer == {
+            "error": f"charge point {cp} is offline; try again when it is online",
+            "messageCode": "ChargePointOffline",
+        }
+    # the cloud still knows the settings, unchanged
+    assert (await api.get(f"{base}/settings")) == (200, point)
+    assert (await api.get(f"{base}/connectors/1/settings")) == (200, plug)
+    sim.fleet.advance(31)  # back online
+    assert (await api.put(f"{base}/settings", {**point, "dimmer": "Low"}))[0] == 200
+    sim.faults.offline.add(cp)  # the fault switch means the same
+    assert (await api.put(f"{base}/connectors/1/settings", {**plug, "mode": "Off"}))[0] == 409
+
+
+async def test_every_change_request_is_counted_and_logged(api: Api, sim: Simulator) -> None:
+    cp = sim.charge_point_ids()[0]
+    before = sim.writes
+    await api.get(f"/chargepoints/{cp}/settings")
+    await api.get(f"/chargepoints/{cp}/status")
+    assert sim.writes == before  # reads and logins are not changes
+    await api.put(f"/chargepoints/{cp}/reboot")  # refused (no body): still sent
+    await api.put(f"/chargepoints/{cp}/connectors/9/remotestop", {})  # 404: still sent
+    assert sim.writes == before + 2
+    assert list(sim.write_log)[-2:] == [
+        ("PUT", f"/api/v5/chargepoints/{cp}/reboot"),
+        ("PUT", f"/api/v5/chargepoints/{cp}/connectors/9/remotestop"),
+    ]
+
+
 async def test_no_measurements_while_charging(api: Api, sim: Simulator) -> None:
     cp, cid = await find_charging(api, min_amps=5)
     sim.faults.no_measurements = True
@@ -721,6 +767,48 @@ async def test_ignore_writes_answers_200_and_changes_nothing(api: Api, sim: Simu
     _, cp_settings = await api.get(cp_path)
     assert (await api.put(cp_path, {**cp_settings, "dimmer": "High"}))[0] == 200
     assert (await api.get(cp_path))[1]["dimmer"] == "Medium"
+
+
+async def test_installation_current_is_per_charger_and_caps_max_current(clock: FakeClock) -> None:
+    ids = charge_point_ids(seed=11, count=3)
+    config = SimulatorConfig(
+        chargers=3, seed=11, start_time=START, installation_currents={ids[1]: 16}
+    )
+    sim = Simulator(config, clock=clock)
+    await sim.start("127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Api(sim, http)
+            await api.login()
+            for cp, amps in zip(ids, (32, 16, 32), strict=True):
+                _, point = await api.get(f"/chargepoints/{cp}/settings")
+                _, plug = await api.get(f"/chargepoints/{cp}/connectors/2/settings")
+                assert point["installationCurrent"] == plug["installationCurrent"] == amps
+            path = f"/chargepoints/{ids[1]}/connectors/2/settings"
+            _, plug = await api.get(path)
+            assert (await api.put(path, {**plug, "maxCurrent": 16}))[0] == 200
+            status, answer = await api.put(path, {**plug, "maxCurrent": 20})
+            assert status == 400
+            assert answer["error"] == (
+                "ConnectorSettings.maxCurrent: 20 A is above the installation current (16 A)"
+            )
+            _, point = await api.get(f"/chargepoints/{ids[1]}/settings")
+            cp_path = f"/chargepoints/{ids[1]}/settings"
+            assert (await api.put(cp_path, {**point, "maxCurrent": 25}))[0] == 400
+            assert (await api.get(path))[1]["maxCurrent"] == 16
+            # the other chargers keep their 32 A
+            other = f"/chargepoints/{ids[0]}/connectors/2/settings"
+            _, plug = await api.get(other)
+            assert (await api.put(other, {**plug, "maxCurrent": 32}))[0] == 200
+    finally:
+        await sim.stop()
+
+
+def test_installation_currents_must_be_6_to_32_a_and_for_known_chargers() -> None:
+    with pytest.raises(ValueError, match="installation current of every charger must be 6–32 A"):
+        Simulator(SimulatorConfig(chargers=2, installation_current=40))
+    with pytest.raises(ValueError, match="which is not one of the 2 simulated chargers"):
+        Simulator(SimulatorConfig(chargers=2, installation_currents={"0000000000Z": 16}))
 
 
 def test_impossible_faults_are_refused_in_one_line() -> None:

@@ -67,8 +67,14 @@ def test_every_option_reaches_the_config() -> None:
             "7200",
             "--ignore-writes",
             "X3",
+            "--installation-current",
+            "25",
+            "--installation-current-of",
+            "2208404216D=16",  # the second charger of seed 9
         )
     )
+    assert config.installation_current == 25.0
+    assert config.installation_currents == {"2208404216D": 16.0}
     assert (config.chargers, config.seed, config.speed) == (5, 9, 60.0)
     assert config.account == Account("a@b.invalid", "pw", "key")
     f = config.faults
@@ -90,6 +96,8 @@ def test_every_option_reaches_the_config() -> None:
         (("--error-rate", "1.5"), "from 0 to 1"),
         (("--speed", "0"), "positive"),
         (("--latency", "soon"), "not a number"),
+        (("--installation-current", "40"), "not 6–32 A"),
+        (("--installation-current-of", "16"), "is not CP=AMPERES"),
     ],
 )
 def test_bad_options_say_what_is_wrong(
@@ -112,6 +120,21 @@ def test_shares_that_add_up_to_more_than_all_requests_are_refused(
     by_hand.error_rate = by_hand.timeout_rate = 0.6
     with pytest.raises(ValueError, match="must not exceed 1"):
         config_from_args(by_hand)
+
+
+def test_an_installation_current_for_a_charger_the_fleet_lacks_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        config_from_args(parse("--chargers", "2", "--installation-current-of", "NOPE=16"))
+    assert exited.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(
+            "installation current for NOPE, which is not one of the 2 simulated chargers of seed 1"
+        )
+    )
 
 
 async def test_run_simulator_prints_where_and_who_then_serves_until_cancelled() -> None:
