@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
 
 from charged.config import Settings, settings_from_mapping
 from charged.metrics import Metrics
@@ -338,31 +339,88 @@ def test_prometheus_scrapes_the_collectors_ops_port(compose: dict[str, Any]) -> 
     assert targets == expected
 
 
+def dashboard_panels() -> list[dict[str, Any]]:
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/charged.json").read_text())
+    return [p for p in dashboard["panels"] if p["type"] != "row"]
+
+
+def exposed_metrics() -> dict[str, set[str]]:
+    """Every sample name charged's /metrics can show → the labels it carries."""
+    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+    exposed: dict[str, set[str]] = {}
+    for metric in vars(Metrics()).values():
+        if isinstance(metric, MetricWrapperBase):
+            for suffix in suffixes[metric._type]:
+                labels = set(metric._labelnames) | ({"le"} if suffix == "_bucket" else set())
+                exposed[metric._name + suffix] = labels
+    return exposed
+
+
+def prometheus_target_labels() -> set[str]:
+    """Labels Prometheus adds to every scraped sample: job, instance and the static ones."""
+    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    labels = {"job", "instance"}
+    for job in prom["scrape_configs"]:
+        for static in job["static_configs"]:
+            labels |= set(static.get("labels", {}))
+    return labels
+
+
+def prometheus_target_problems(target: dict[str, Any]) -> list[str]:
+    """What is wrong with one Prometheus query of the dashboard: a metric charged does not
+    expose, or a label it groups by, selects on or shows in its legend that does not exist."""
+    exposed = exposed_metrics()
+    expr = target.get("expr", "")
+    metrics = re.findall(r"\bcharged_[a-z_]+", expr)
+    problems = [f"{m} is not a metric charged exposes" for m in metrics if m not in exposed]
+    available = prometheus_target_labels().union(*(exposed.get(m, set()) for m in metrics))
+    grouped = {
+        label.strip()
+        for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr)
+        for label in group.split(",")
+    }
+    selected = set(re.findall(r"[{,]\s*([a-z_]+)\s*!?=~?", expr))
+    legend = set(re.findall(r"\{\{\s*([a-z_]+)\s*\}\}", target.get("legendFormat", "")))
+    problems += [
+        f"no label {label!r}" for label in sorted((grouped | selected | legend) - available)
+    ]
+    if grouped and not legend <= grouped:  # after sum by (…) only those labels are left
+        problems.append(f"the legend shows {sorted(legend - grouped)}, summed away by by()")
+    return problems
+
+
 def test_dashboard_uses_provisioned_datasources_and_real_metrics() -> None:
     sources = yaml.safe_load(
         (ROOT / "deploy/grafana/provisioning/datasources/datasources.yml").read_text()
     )
     uids = {d["uid"]: d["type"] for d in sources["datasources"]}
-    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/charged.json").read_text())
-    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
-    exposed = {
-        family.name + suffix
-        for family in Metrics().registry.collect()
-        for suffix in suffixes[family.type]
-    }
     used_types = set()
-    for panel in dashboard["panels"]:
-        if panel["type"] == "row":
-            continue
+    for panel in dashboard_panels():
         ds = panel["datasource"]
         assert uids.get(ds["uid"]) == ds["type"], panel["title"]
         used_types.add(ds["type"])
-        for target in panel["targets"]:
-            for metric in re.findall(r"\bcharged_[a-z_]+", target.get("expr", "")):
-                assert metric in exposed, (
-                    f"{panel['title']}: {metric} is not a metric charged exposes"
-                )
+        if ds["type"] == "prometheus":
+            for target in panel["targets"]:
+                assert prometheus_target_problems(target) == [], (panel["title"], target["expr"])
     assert used_types == {"prometheus", "mysql"}
+    # (the MySQL panels run for real: tests/integration/test_grafana_dashboard.py)
+
+
+@pytest.mark.parametrize(
+    ("expr", "legend", "problem"),
+    [
+        ("rate(charged_tick_total[5m])", "", "charged_tick_total is not a metric"),
+        ("sum by (deployment, reslt) (rate(charged_ticks_total[5m]))", "", "no label 'reslt'"),
+        ('charged_rows_written_total{tabel="measurement"}', "", "no label 'tabel'"),
+        ("sum by (deployment) (rate(charged_ticks_total[5m]))", "{{result}}", "summed away"),
+        ("charged_spool_bytes", "{{table}}", "no label 'table'"),
+    ],
+)
+def test_dashboard_query_check_catches_wrong_metrics_and_labels(
+    expr: str, legend: str, problem: str
+) -> None:
+    problems = prometheus_target_problems({"expr": expr, "legendFormat": legend})
+    assert any(problem in p for p in problems), problems
 
 
 # ---------------------------------------------------------------- Dockerfile
