@@ -41,10 +41,18 @@ class SessionSeries:
 
 @dataclass
 class GarageSeries:
+    """The garage at each tick.  At a tick where a charger was not read the totals are not
+    known: ``power_w`` and ``phase_currents`` are None there, and ``partial_power_w`` holds
+    what the chargers that were read drew (None at every complete tick)."""
+
     times: list[datetime]
-    power_w: list[float]
-    phase_currents: dict[str, list[float]]
+    power_w: list[float | None]
+    phase_currents: dict[str, list[float | None]]
     failed_ticks: list[datetime]  # ticks where at least one charger was not read
+    partial_power_w: list[float | None] = field(default_factory=list)
+    chargers_failed: dict[datetime, tuple[int, int]] = field(
+        default_factory=dict
+    )  # (failed, asked)
 
 
 async def find_sessions(
@@ -180,7 +188,7 @@ async def garage_series(conn: AsyncConnection, since: datetime, until: datetime)
     # Ticks where nothing charged have no measurement rows: the tick list says they happened.
     pc = poll_cycle
     ticks = await conn.execute(
-        select(pc.c.tick_time, pc.c.chargers_failed)
+        select(pc.c.tick_time, pc.c.chargers_failed, pc.c.chargers_asked)
         .where(pc.c.tick_time >= since, pc.c.tick_time < until)
         .order_by(pc.c.tick_time)
     )
@@ -195,9 +203,19 @@ async def garage_series(conn: AsyncConnection, since: datetime, until: datetime)
             .distinct()
         )
         times = sorted({r.date_created for r in polled} | set(watts))
+    failed = {
+        r.tick_time: (r.chargers_failed, r.chargers_asked) for r in tick_rows if r.chargers_failed
+    }
+
+    def total(value: float, t: datetime) -> float | None:
+        # a charger not read is not a charger drawing 0 W: the sum is unknown at that tick
+        return None if t in failed else value
+
     return GarageSeries(
         times=times,
-        power_w=[watts.get(t, 0.0) for t in times],
-        phase_currents={p: [amps.get(t, {}).get(p, 0.0) for t in times] for p in PHASES},
-        failed_ticks=[r.tick_time for r in tick_rows if r.chargers_failed],
+        power_w=[total(watts.get(t, 0.0), t) for t in times],
+        phase_currents={p: [total(amps.get(t, {}).get(p, 0.0), t) for t in times] for p in PHASES},
+        failed_ticks=sorted(failed),
+        partial_power_w=[watts.get(t, 0.0) if t in failed else None for t in times],
+        chargers_failed=failed,
     )

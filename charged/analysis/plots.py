@@ -11,9 +11,10 @@ Lines are broken where polling had a gap (never drawn across it), and gaps are s
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +28,17 @@ if TYPE_CHECKING:
 FORMATS = (".png", ".svg")
 EPOCH = datetime(1970, 1, 1)
 MATPLOTLIB_MISSING = "charged plot needs matplotlib: pip install 'charged[plot]'"
-PHASE_COLOURS = {"L1": "#8c564b", "L2": "#222222", "L3": "#8f8f8f"}  # IEC brown, black, grey
-# A three-phase car draws the same on each phase: widths and dashes keep all three visible.
-PHASE_STYLES = {"L1": ("-", 2.6), "L2": ("--", 1.6), "L3": (":", 1.4)}
+PHASE_COLOURS = {"L1": "#8c564b", "L2": "#222222", "L3": "#c8c8c8"}  # IEC brown, black, grey
+# A three-phase car draws the same on each phase, and the garage's L2 and L3 carry the same
+# three-phase cars: the lines are nested like a cable's cores, so equal lines stay visible.
+# L1 is a wide pale band, L2 a black line inside it, L3 a grey dotted core on top of both.
+PHASE_STYLES: dict[str, dict[str, Any]] = {
+    "L1": {"ls": "-", "lw": 6.0, "alpha": 0.5, "zorder": 2},
+    "L2": {"ls": "-", "lw": 3.0, "alpha": 1.0, "zorder": 3},
+    "L3": {"ls": (0, (1.2, 1.2)), "lw": 1.5, "alpha": 1.0, "zorder": 4},
+}
+LIMIT_COLOUR = "#d62728"
+IDLE_COLOUR = "#7f7f7f"
 HEADROOM = 1.3  # room above the data for the legend
 GAP_COLOUR = "#d62728"
 SIZE = (10.0, 5.4)
@@ -95,6 +104,19 @@ def _shade_gaps(ax: Axes, times: Sequence[datetime], spacing: float, labelled: b
     return labelled
 
 
+def _shade_unseen(
+    ax: Axes, start: datetime | None, times: Sequence[datetime], spacing: float, labelled: bool
+) -> bool:
+    """A session begun before the collector saw it: that time is marked like any other gap."""
+    if start is None or not times or (times[0] - start).total_seconds() <= GAP_FACTOR * spacing:
+        return labelled
+    ax.axvspan(
+        x(start), x(times[0]), color=GAP_COLOUR, alpha=0.12, lw=0,
+        label=None if labelled else "not polled (gap)",
+    )  # fmt: skip
+    return True
+
+
 def _session_label(row: dict[str, Any]) -> str:
     phases = {1: "1-phase", 2: "2-phase", 3: "3-phase"}.get(row["phases"] or 0, "phases ?")
     energy = row["energy_kwh"]
@@ -121,14 +143,7 @@ def energy_power_figure(series: Sequence[SessionSeries], title: str) -> Figure:
         power_ax.step(t, p, where="post", color=colour, lw=1, ls="--", alpha=0.8)
         gap_labelled = _shade_gaps(ax, s.times, spacing, gap_labelled)
         start, end = row["start_time"], row["end_time"]
-        if start is not None and s.times:
-            unseen = (s.times[0] - start).total_seconds() > GAP_FACTOR * spacing
-            if unseen:  # begun before the collector saw it: marked like any other gap
-                ax.axvspan(
-                    x(start), x(s.times[0]), color=GAP_COLOUR, alpha=0.12, lw=0,
-                    label=None if gap_labelled else "not polled (gap)",
-                )  # fmt: skip
-                gap_labelled = True
+        gap_labelled = _shade_unseen(ax, start, s.times, spacing, gap_labelled)
         if start is not None:
             ax.plot([x(start)], [0.0], marker="^", ms=9, color=colour, ls="none")
         if end is not None:
@@ -149,7 +164,12 @@ def phase_currents_figure(
     limits: Sequence[tuple[datetime | None, float | None]],
     title: str,
 ) -> Figure:
-    """(b) L1/L2/L3 currents of one session, the audited max-current limit overlaid."""
+    """(b) L1/L2/L3 currents of one session, the audited max-current limit overlaid.
+
+    The limit is drawn above the currents (a capped car draws just under it, so its line
+    would otherwise hide in theirs), the time a limit was in force is shaded, and a stretch
+    without a limit says so.  The time the car stayed plugged in after charging is marked.
+    """
     if not series.times:
         raise PlotError(
             f"session {series.session['session_id']} has no polls stored (only the vendor "
@@ -159,25 +179,23 @@ def phase_currents_figure(
     spacing = usual_spacing_of(series.times)
     for phase in PHASES:
         t, i = broken(series.times, series.phase_currents[phase], spacing)
-        dashes, width = PHASE_STYLES[phase]
         ax.step(
             t,
             i,
             where="post",
             color=PHASE_COLOURS[phase],
-            ls=dashes,
-            lw=width,
             label=f"{phase} (A)",
+            solid_capstyle="butt",
+            **PHASE_STYLES[phase],
         )
-    _shade_gaps(ax, series.times, spacing, False)
-    begin, end = series.times[0], series.times[-1]
+    row = series.session
+    labelled = _shade_gaps(ax, series.times, spacing, False)
+    _shade_unseen(ax, row["start_time"], series.times, spacing, labelled)
+    begin = series.times[0]
+    end = max(series.times[-1], row["end_time"] or series.times[-1])
     steps = _limit_steps(limits, begin, end)
     if steps:
-        t = [x(s[0]) for s in steps]
-        v = [math.nan if s[1] is None else s[1] for s in steps]
-        ax.step(t, v, where="post", color=GAP_COLOUR, lw=2, ls=":", label="max-current limit (A)")
-        if all(math.isnan(x) for x in v):
-            ax.text(0.01, 0.97, "no max-current limit set", transform=ax.transAxes, va="top")
+        _draw_limit(ax, steps)
     else:
         ax.text(
             0.01,
@@ -186,7 +204,7 @@ def phase_currents_figure(
             transform=ax.transAxes,
             va="top",
         )
-    row = series.session
+    _mark_idle_after(ax, row, series.times[-1])
     for moment, mark in ((row["start_time"], "session start"), (row["end_time"], "session end")):
         if moment is not None:
             ax.axvline(x(moment), color="#1f77b4", lw=1, ls="--")
@@ -206,46 +224,127 @@ def phase_currents_figure(
         HEADROOM * _top([*(v for c in series.phase_currents.values() for v in c), *limit_values]),
     )
     _time_axis(ax)
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", fontsize="small")
     ax.set_title(title)
     return fig
 
 
+def _draw_limit(ax: Axes, steps: Sequence[tuple[datetime, float | None]]) -> None:
+    """The limit as a step line on top, its spans shaded, "no limit" written where none."""
+    t = [x(s[0]) for s in steps]
+    v = [math.nan if s[1] is None else s[1] for s in steps]
+    ax.step(
+        t, v, where="post", color=LIMIT_COLOUR, lw=2.2, ls=(0, (4, 2)), zorder=6,
+        label="max-current limit (A)",
+    )  # fmt: skip
+    shaded = False
+    for (a, value), (b, _) in itertools.pairwise(steps):
+        if b <= a:
+            continue
+        if value is None:
+            ax.annotate(
+                "no limit",
+                ((x(a) + x(b)) / 2, 0.97),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="top",
+                color=LIMIT_COLOUR,
+                fontsize="small",
+            )
+        else:
+            ax.axvspan(
+                x(a), x(b), color=LIMIT_COLOUR, alpha=0.07, lw=0, zorder=0,
+                label=None if shaded else "limit in force",
+            )  # fmt: skip
+            ax.annotate(
+                f"limit {value:g} A",
+                (x(a), value),
+                xytext=(4, 4),
+                textcoords="offset points",
+                color=LIMIT_COLOUR,
+                fontsize="small",
+                zorder=7,
+            )
+            shaded = True
+
+
+def _mark_idle_after(ax: Axes, row: dict[str, Any], last_poll: datetime) -> None:
+    """Shade the time the car stayed plugged in without charging at the session's end."""
+    idle = row.get("idle_after_s") or 0.0
+    until = row["end_time"] or last_poll
+    if idle < 60 or until is None:
+        return
+    since = until - timedelta(seconds=idle)
+    ax.axvspan(x(since), x(until), color=IDLE_COLOUR, alpha=0.10, lw=0, zorder=0)
+    ax.annotate(
+        f"plugged in, not charging\n{_duration(idle)}",
+        ((x(since) + x(until)) / 2, 0.5),
+        xycoords=("data", "axes fraction"),
+        ha="center",
+        va="center",
+        color="#555555",
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
 def garage_figure(garage: GarageSeries, title: str) -> Figure:
-    """(c) Total power (kW) of every connector and the current on each phase (A)."""
+    """(c) Total power (kW) of every connector and the current on each phase (A).
+
+    At a tick where a charger was not read the totals are unknown: the lines break there, the
+    tick is shaded, and what the chargers that were read drew is marked as a partial total.
+    """
     if not garage.times:
         raise PlotError("no polls in that range; check --date (UTC) against the data")
     fig, (power_ax, amps_ax) = _figure(rows=2)
     spacing = usual_spacing_of(garage.times)
-    t, p = broken(garage.times, [w / 1000.0 for w in garage.power_w], spacing)
+    kw = [None if w is None else w / 1000.0 for w in garage.power_w]
+    t, p = broken(garage.times, kw, spacing)
     power_ax.plot(t, p, color="#1f77b4", lw=1.5, label="total power (kW)")
-    power_ax.fill_between(t, p, color="#1f77b4", alpha=0.15)
+    power_ax.fill_between(t, p, color="#1f77b4", alpha=0.15, lw=0)
     power_ax.set_ylabel("total power (kW)")
-    power_ax.set_ylim(bottom=0)
     for phase in PHASES:
         t, a = broken(garage.times, list(garage.phase_currents[phase]), spacing)
-        dashes, width = PHASE_STYLES[phase]
+        style = {**PHASE_STYLES[phase], "lw": PHASE_STYLES[phase]["lw"] * 0.6}
         amps_ax.plot(
-            t, a, color=PHASE_COLOURS[phase], ls=dashes, lw=width * 0.7, label=f"{phase} total (A)"
-        )
+            t, a, color=PHASE_COLOURS[phase], label=f"{phase} total (A)",
+            solid_capstyle="butt", **style,
+        )  # fmt: skip
     amps_ax.set_ylabel("current per phase,\nall connectors (A)")
-    amps_ax.set_ylim(bottom=0)
     labelled = False
     for ax in (power_ax, amps_ax):
         labelled = _shade_gaps(ax, garage.times, spacing, labelled and ax is amps_ax)
     if garage.failed_ticks:
-        power_ax.plot(
-            [x(t) for t in garage.failed_ticks],
-            [0.0] * len(garage.failed_ticks),
-            marker="|",
-            ms=10,
-            color=GAP_COLOUR,
-            ls="none",
-            label="tick with a charger not read",
-        )
+        half = timedelta(seconds=spacing / 2)
+        for ax in (power_ax, amps_ax):
+            for i, tick in enumerate(garage.failed_ticks):
+                ax.axvspan(
+                    x(tick - half), x(tick + half), color=GAP_COLOUR, alpha=0.25, lw=0,
+                    label="charger not read: total unknown" if i == 0 and ax is power_ax else None,
+                )  # fmt: skip
+        partial = [
+            (x(t), w / 1000.0)
+            for t, w in zip(garage.times, garage.partial_power_w, strict=False)
+            if w is not None
+        ]
+        if partial:
+            power_ax.plot(
+                [a for a, _ in partial],
+                [b for _, b in partial],
+                marker="o",
+                ms=4,
+                mfc="none",
+                color=GAP_COLOUR,
+                ls="none",
+                label="partial total (chargers read)",
+            )
     for ax in (power_ax, amps_ax):
+        ax.set_ylim(bottom=0, top=HEADROOM * (ax.get_ylim()[1] or 1.0))
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper right")
+        ax.legend(loc="upper right", fontsize="small", ncols=2 if ax is power_ax else 3)
     _time_axis(amps_ax)
     power_ax.set_title(title)
     return fig

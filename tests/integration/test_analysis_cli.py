@@ -286,12 +286,40 @@ async def test_phase_plot_overlays_the_audited_limit(morning: Morning) -> None:
     assert ax.get_ylabel() == "current per phase (A)" and ax.get_xlabel() == "time (UTC)"
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert {"L1 (A)", "L2 (A)", "L3 (A)", "max-current limit (A)"} <= set(lines)
-    assert 10.0 in list(lines["max-current limit (A)"].get_ydata())
+    limit = lines["max-current limit (A)"]
+    assert 10.0 in list(limit.get_ydata())
+    # the car draws just under the limit: the limit is drawn above every phase line, …
+    assert all(limit.get_zorder() > lines[f"L{n} (A)"].get_zorder() for n in (1, 2, 3))
+    # … the phases are nested (wide L1, narrower L2, L3 on top) so equal currents stay visible
+    widths = [lines[f"L{n} (A)"].get_linewidth() for n in (1, 2, 3)]
+    orders = [lines[f"L{n} (A)"].get_zorder() for n in (1, 2, 3)]
+    assert widths == sorted(widths, reverse=True) and orders == sorted(orders)
+    assert len(set(widths)) == 3
+    # … the limited span is shaded and the time without a limit says so
+    assert "limit in force" in ax.get_legend_handles_labels()[1]
+    texts = [t.get_text() for t in ax.texts]
+    assert "limit 10 A" in texts and texts.count("no limit") == 2
     # while limited the car drew under 10 A on every phase
     limited_from = tick_time(LIMITED.since_tick + 2)  # the car follows within a poll or two
     limited_until = tick_time(LIMITED.since_tick + LIMIT_TICKS)
     during = [i for i, t in enumerate(series.times) if limited_from <= t < limited_until]
     assert during and all(series.phase_currents["L1"][i] < 10.0 for i in during)
+
+
+async def test_phase_plot_marks_the_time_plugged_in_after_charging(morning: Morning) -> None:
+    engine = create_engine(morning.db_url)
+    try:
+        async with engine.connect() as conn:
+            row = max(await find_sessions(conn), key=lambda r: r["idle_after_s"] or 0.0)
+            series = await session_series(conn, row)
+    finally:
+        await engine.dispose()
+    assert row["idle_after_s"] > 600
+    figure = phase_currents_figure(series, [], "t")
+    (ax,) = figure.axes
+    minutes = round(row["idle_after_s"] / 60)
+    label = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+    assert f"plugged in, not charging\n{label}" in [t.get_text() for t in ax.texts]
 
 
 def test_plot_phases_and_garage_through_the_cli(
