@@ -25,6 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 DEFAULT_CONFIG = "/etc/charged/config.yaml"
 EXIT_USAGE = 2
+# The reader of standard output went away (`charged export … | head`): end quietly with the
+# status a Unix tool killed by SIGPIPE has (128 + 13), as `seq` or `cat` would.
+EXIT_BROKEN_PIPE = 141
 
 
 def parse_when(text: str) -> datetime:
@@ -243,12 +246,29 @@ async def cmd_sessions(args: argparse.Namespace) -> int:
             rows = await find_sessions(
                 conn, charger=args.charger, connector=args.connector, since=since, until=until
             )
-    if args.json:
-        json.dump(sessions_json(rows), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print_sessions(rows, sys.stdout)
+    try:
+        if args.json:
+            json.dump(sessions_json(rows), sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print_sessions(rows, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()
     return 0
+
+
+def _reader_gone() -> int:
+    """Standard output's reader closed it: nothing more to say, and nothing to say it to.
+
+    What is still buffered for it goes to /dev/null, so the flush at exit does not print a
+    BrokenPipeError of its own."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 # ---------------------------------------------------------------- export
@@ -274,9 +294,13 @@ async def cmd_export(args: argparse.Namespace) -> int:
                     engine, table, fmt=fmt, out=None, path=path, since=since, until=until
                 )
             elif to_stdout:
-                count = await export_table(
-                    engine, table, fmt=fmt, out=sys.stdout, path=None, since=since, until=until
-                )
+                try:
+                    count = await export_table(
+                        engine, table, fmt=fmt, out=sys.stdout, path=None, since=since, until=until
+                    )
+                    sys.stdout.flush()
+                except BrokenPipeError:
+                    return _reader_gone()
             else:
                 # a one-shot command with nothing else on its loop: plain file writes are fine
                 with open(args.output, "w", encoding="utf-8", newline="") as out:  # noqa: ASYNC230

@@ -12,6 +12,7 @@ import csv
 import json
 import sqlite3
 import struct
+import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -205,6 +206,24 @@ def test_jsonl_export_of_a_time_range_holds_exactly_the_rows_in_it(
     assert {line["date_created"] for line in lines} == {
         (since + timedelta(seconds=INTERVAL * k)).isoformat() for k in range(20)
     }
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_reader_that_stops_early_ends_the_export_quietly(db: str, fmt: str) -> None:
+    # `charged export … | head -1`: the pipe closes after the first line, with far more than
+    # a pipe's buffer (64 KiB) still to come
+    argv = ["export", "connector_status", "--format", fmt]
+    # the installed `charged` script, as a shell runs it
+    command = [str(Path(sys.executable).with_name("charged")), *argv, "--db", db]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        code = proc.wait(timeout=60)
+    assert first.strip()
+    # what `seq 100000 | head -1` does: the status of SIGPIPE, no message
+    assert (code, err) == (141, "")
 
 
 def test_parquet_export_reads_back_equal_to_the_table(
