@@ -1,6 +1,8 @@
 """The deployment files as users run them: docker-compose.yml, the Dockerfile, .env.example,
 .dockerignore and the configs they mount, parsed and checked against each other and against
-the code (config loader, metrics, exit codes).  No Docker engine is needed: where a tool can
+the code (config loader, metrics, exit codes).  No Docker engine is needed, and no image is
+built: the Dockerfile's build stage is run as far as this machine allows (its context, COPY
+and pip install steps, into a temporary venv: see "the build stage" below).  Where a tool can
 check more (hadolint, docker-compose config) and is installed, it runs; otherwise it skips.
 """
 
@@ -14,8 +16,12 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import threading
+import tomllib
+import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -615,6 +621,170 @@ def test_dockerignore_keeps_local_secrets_out() -> None:
         assert dockerignore_excludes(rel), rel
     for rel in ("pyproject.toml", "README.md", "charged/cli.py"):
         assert not dockerignore_excludes(rel), rel
+
+
+# ------------------------------------------- the build stage, run as far as this machine allows
+#
+# No image is built here: this machine has the docker CLI but no Docker engine.  What can run
+# without one, does: the build context is assembled exactly as .dockerignore lets it through,
+# the build stage's COPY instructions are applied to it, and its install step (pip install .
+# into a virtualenv, then charged --version) runs on this Python with pip's build isolation,
+# as in the image.  Two differences remain: the runtime dependencies are not downloaded (the
+# venv sees this environment's, installed from the same pyproject.toml) and the base image's
+# Python (3.12) is not this one (3.11); the wheel is pure Python (py3-none-any), so it is the
+# same file either way.  What needs an engine (the base images, `--only-binary=:all:` resolving
+# every dependency as a wheel, USER/VOLUME/HEALTHCHECK at run time) is checked statically above.
+
+
+@dataclass(frozen=True)
+class BuildStage:
+    workdir: Path  # the stage's WORKDIR (/src), filled by its COPY instructions
+    wheel: Path  # what `pip install .` built from it
+    venv: Path  # the virtualenv it was installed into (/opt/charged in the image)
+
+
+def build_stage_instructions() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    froms = [i for i, (k, _) in enumerate(instructions) if k == "FROM"]
+    assert instructions[froms[0]][1].endswith(" AS build"), instructions[froms[0]]
+    return instructions[froms[0] + 1 : froms[1]]
+
+
+def apply_copy(args: str, context: Path, workdir: Path) -> None:
+    """COPY SRC... DEST from the build context, as docker does (a directory's contents)."""
+    *sources, dest = args.split()
+    target = workdir / dest
+    for source in sources:
+        origin = context / source
+        assert origin.exists(), f"COPY {source}: not in the build context (.dockerignore?)"
+        if origin.is_dir():
+            shutil.copytree(origin, target, dirs_exist_ok=True)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, target / origin.name)
+
+
+@pytest.fixture(scope="module")
+def build_stage(tmp_path_factory: pytest.TempPathFactory) -> BuildStage:
+    root = tmp_path_factory.mktemp("image-build")
+    context = root / "context"
+    for rel in build_context():
+        (context / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, context / rel)
+    workdir = root / "src"
+    venv_path, install = None, None
+    for keyword, args in build_stage_instructions():
+        if keyword == "WORKDIR":
+            assert args == "/src", args
+        elif keyword == "COPY":
+            assert not args.startswith("--"), args
+            apply_copy(args, context, workdir)
+        elif keyword == "RUN" and " -m venv " in args:
+            venv_path = args.split(" -m venv ", 1)[1].split()[0]
+        elif keyword == "RUN" and "pip install" in args:
+            install = args
+    assert venv_path == "/opt/charged" and install is not None
+    # the install step: the venv's pip installs the WORKDIR itself, no extra, then runs charged
+    step, _, then = install.partition("&&")
+    words = step.split()
+    assert words[:2] == [f"{venv_path}/bin/pip", "install"], words
+    assert words[-1] == ".", f"the build stage installs {words[-1]!r}, not the package alone"
+    assert then.strip() == f"{venv_path}/bin/charged --version", then
+
+    wheels = root / "wheels"
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(workdir)])
+    (wheel,) = wheels.glob("*.whl")
+    venv = root / "venv"
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    run(
+        [
+            *(sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")),
+            *("install", "--no-deps", "--no-index", "-q", str(wheel)),
+        ]
+    )
+    # the runtime dependencies: this environment's, after the venv's own site-packages (so
+    # `charged` is the installed wheel, not this checkout)
+    (site,) = (venv / "lib").glob("python*/site-packages")
+    (site / "zz-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return BuildStage(workdir=workdir, wheel=wheel, venv=venv)
+
+
+def run(command: list[str], cwd: Path | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARGED_", "PYTHON"))}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=180, check=False, cwd=cwd, env=env
+    )
+    assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_build_stage_wheel_holds_the_package_and_nothing_else(build_stage: BuildStage) -> None:
+    version = pyproject()["project"]["version"]
+    assert build_stage.wheel.name == f"charged-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(build_stage.wheel) as wheel:
+        names = wheel.namelist()
+    dist_info = f"charged-{version}.dist-info/"
+    assert all(n.startswith(("charged/", dist_info)) for n in names), sorted(
+        n for n in names if not n.startswith(("charged/", dist_info))
+    )
+    # every module and data file of the package is in it: the Alembic migrations, their
+    # template and env.py, the type marker; no cache
+    sources = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "charged").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert sources <= set(names), sorted(sources - set(names))
+    assert "charged/storage/migrations/env.py" in names
+    assert "charged/storage/migrations/script.py.mako" in names
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+def test_build_stage_wheel_has_no_dev_dependency(build_stage: BuildStage) -> None:
+    with zipfile.ZipFile(build_stage.wheel) as wheel:
+        version = pyproject()["project"]["version"]
+        metadata = wheel.read(f"charged-{version}.dist-info/METADATA").decode()
+    requires = [
+        line.split(":", 1)[1].strip()
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
+    runtime = [r for r in requires if "extra ==" not in r]
+    assert runtime == pyproject()["project"]["dependencies"]
+    dev = pyproject()["project"]["optional-dependencies"]["dev"]
+    assert all(f'{d}; extra == "dev"' in requires for d in dev)
+
+
+def test_built_venv_runs_charged_and_its_migrations(
+    build_stage: BuildStage, tmp_path: Path
+) -> None:
+    bin_dir = build_stage.venv / "bin"
+    version = pyproject()["project"]["version"]
+    # the build stage's own check, from a directory that holds no checkout
+    assert run([str(bin_dir / "charged"), "--version"], cwd=tmp_path).strip() == (
+        f"charged {version}"
+    )
+    # the wheel's code, not this checkout's, and no dev package imported by the CLI
+    dev = {"pytest", "aioresponses", "chargeamps", "matplotlib", "pyarrow", "schemathesis"}
+    probe = (
+        "import sys, charged, charged.cli, charged.check, charged.collector.service; "
+        "print(charged.__file__); "
+        f"print(sorted(set({sorted(dev)!r}) & {{m.split('.')[0] for m in sys.modules}}))"
+    )
+    where, imported = run([str(bin_dir / "python"), "-c", probe], cwd=tmp_path).splitlines()
+    assert Path(where).is_relative_to(build_stage.venv), where
+    assert imported == "[]"
+    # the migrations are packaged and run: a new SQLite database upgraded to the head
+    url = f"sqlite+aiosqlite:///{tmp_path / 'charged.db'}"
+    out = run([str(bin_dir / "charged"), "db", "upgrade", "--url", url], cwd=tmp_path)
+    versions = sorted(
+        p.name.split("_")[0] for p in (ROOT / "charged/storage/migrations/versions").glob("0*.py")
+    )
+    assert out.strip() == "applied: " + ", ".join(versions)
 
 
 def test_dockerfile_passes_hadolint() -> None:
