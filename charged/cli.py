@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated seconds per real second (default: 60)",
     )
     demo.add_argument("--seed", type=int, default=1, help="fleet random seed (default: 1)")
+    demo.add_argument(
+        "--date",
+        type=_day,
+        default=None,
+        metavar="DAY",
+        help="the fleet's day, e.g. 2026-01-05; its clock starts at 07:00 UTC that day "
+        "(default: today, UTC)",
+    )
 
     from charged.simulator import add_simulate_arguments
 
@@ -129,6 +138,13 @@ def _interval(text: str) -> float:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 second, got {text}")
     return value
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD): {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -252,6 +268,7 @@ async def _cmd_demo(args: argparse.Namespace) -> int:
         duration=args.duration,
         speed=args.speed,
         seed=args.seed,
+        day=args.date,
     )
     try:
         await run_demo(options, stop=stop)

@@ -3,24 +3,44 @@
 No config file and no vendor account: the simulator runs in-process on a free 127.0.0.1 port
 with its fleet clock ahead of real time, and the collector polls it exactly as it would poll
 the vendor cloud.  One line per tick tells what happened; the end tells where the data is.
+
+The session tracker keeps the demo's pace, not the service's: `charged run` folds new polls
+into charging_session every 5 minutes, which in a demo that compresses an hour into a minute
+would be once at the start, before any row exists.  Here it folds them in every few ticks,
+reconciles with the simulated vendor's chargingsessions a little less often, and does both
+once more after the last tick, so the database has its sessions when the demo ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from charged.analysis.tracker import SessionTracker
 from charged.collector.service import Collector
 from charged.collector.supervisor import TickResult
 from charged.config import settings_from_mapping
 from charged.simulator import Account, Simulator, SimulatorConfig
 from charged.simulator.fleet_clock import FleetClock
+from charged.storage.schema import charging_session
+
+# The session tracker folds new polls in every this many ticks, and reconciles with the
+# vendor's chargingsessions every this many (one request per charger each time).
+SESSION_UPDATE_TICKS = 3
+SESSION_RECONCILE_TICKS = 12
+
+AfterTick = Callable[[TickResult, Collector], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -31,7 +51,8 @@ class DemoOptions:
     duration: float | None = None  # seconds; None: until Ctrl-C
     speed: float = 60.0  # fleet seconds per real second: one real minute is a fleet hour
     seed: int = 1
-    start_hour: float = 7.0  # fleet clock starts at this UTC hour today: the morning rush
+    start_hour: float = 7.0  # fleet clock starts at this UTC hour: the morning rush
+    day: date | None = None  # the fleet's day (UTC); None: today
 
 
 @dataclass
@@ -39,6 +60,8 @@ class DemoSummary:
     ticks: int = 0
     chargers_ok_every_tick: bool = True
     rows_stored: int = 0
+    sessions: int = 0  # charging_session rows when the demo ended
+    reconciled: int = 0  # … of which the vendor's chargingsessions confirmed
 
 
 async def run_demo(
@@ -46,13 +69,18 @@ async def run_demo(
     *,
     out: TextIO | None = None,
     stop: asyncio.Event | None = None,
+    after_tick: AfterTick | None = None,
 ) -> DemoSummary:
+    """Run the demo until ``stop`` or ``options.duration``.  ``after_tick`` is awaited after
+    each tick's line (its rows are committed), with the collector: e.g. to change a setting
+    through the control operations at a chosen fleet time."""
     stream = out if out is not None else sys.stdout
     stop = stop or asyncio.Event()
     summary = DemoSummary()
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = options.day or datetime.now(UTC).date()
     account = Account()
-    start_time = today.timestamp() + options.start_hour * 3600
+    start_time = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+    start_time += options.start_hour * 3600
     # one time line for the fleet and the rows: poll times are fleet times (see FleetClock)
     clock = FleetClock(start_time, options.speed)
     simulator = Simulator(
@@ -84,12 +112,15 @@ async def run_demo(
             # the demo's spool lives and dies with the run; no ops server to collide on a port
             "spool": {"directory": spool_dir},
             "ops": {"enabled": False},
+            # the demo runs its own tracker, at the demo's pace (see the module's docstring)
+            "sessions": {"enabled": False},
         },
         source="demo",
     )
     print(
         f"charged demo: simulator with {options.chargers} chargers at {simulator.base_url} "
-        f"(fleet clock ×{options.speed:g}), polling every {options.interval:g} s, "
+        f"(fleet clock ×{options.speed:g} from {day:%Y-%m-%d} "
+        f"{_clock_time(options.start_hour)} UTC), polling every {options.interval:g} s, "
         f"storing in {db_path}",
         file=stream,
         flush=True,
@@ -106,34 +137,63 @@ async def run_demo(
 
     async def on_tick(result: TickResult) -> None:
         # Wait for this tick's rows to be committed, so "stored" is true when printed.
-        assert collector.writer is not None
+        assert collector.writer is not None and collector.engine is not None
         await collector.writer.wait_flushed()
         stored = sum(collector.writer.rows_written.values())
         summary.ticks += 1
         summary.rows_stored = stored
         if result.ok != options.chargers:
             summary.chargers_ok_every_tick = False
+        sessions, reconciled = await session_counts(collector.engine)
         fleet_time = datetime.fromtimestamp(simulator.fleet.now(), UTC).strftime("%H:%M")
         print(
             f"{result.tick_time:%H:%M:%S}  fleet {fleet_time}  "
             f"chargers {result.ok}/{result.asked} ok"
             + (f" ({result.failed} failed)" if result.failed else "")
             + f"  charging {result.charging:2d} connectors  {result.power_kw:6.1f} kW  "
-            f"rows this tick {result.rows:4d}  stored {stored}",
+            f"rows this tick {result.rows:4d}  stored {stored}  "
+            f"sessions {sessions} ({reconciled} reconciled)",
             file=stream,
             flush=True,
         )
+        if after_tick is not None:
+            await after_tick(result, collector)
 
     collector = Collector(settings, on_tick=on_tick, clock=clock)
     timer: asyncio.TimerHandle | None = None
+    tracker: SessionTracker | None = None
+    tracker_stop = asyncio.Event()
+    tracker_task: asyncio.Task[None] | None = None
     try:
         await collector.start()
+        assert collector.engine is not None and collector.client is not None
+        tracker = SessionTracker(
+            collector.engine,
+            collector.client,
+            clock=clock,
+            metrics=collector.metrics,
+            # rows carry fleet time: polls are interval × speed fleet seconds apart
+            interval=options.interval * options.speed,
+            update_every=SESSION_UPDATE_TICKS * options.interval,
+            reconcile_every=SESSION_RECONCILE_TICKS * options.interval,
+        )
+        tracker_task = asyncio.create_task(tracker.run(tracker_stop), name="demo-sessions")
         if options.duration is not None:
             timer = asyncio.get_running_loop().call_later(options.duration, stop.set)
         await collector.run(stop)
+        tracker_stop.set()
+        await tracker_task  # the pass in flight finishes
+        await _last_session_pass(collector, tracker, stream)
     finally:
         if timer is not None:
             timer.cancel()
+        if tracker_task is not None and not tracker_task.done():
+            tracker_task.cancel()  # left early (an error, a second Ctrl-C)
+            with contextlib.suppress(asyncio.CancelledError):
+                await tracker_task
+        if collector.engine is not None:
+            with contextlib.suppress(Exception):  # what is stored, if the database answers
+                summary.sessions, summary.reconciled = await session_counts(collector.engine)
         await collector.close()
         if collector.writer is not None:
             summary.rows_stored = sum(collector.writer.rows_written.values())
@@ -143,10 +203,42 @@ async def run_demo(
     return summary
 
 
+async def session_counts(engine: AsyncEngine) -> tuple[int, int]:
+    """charging_session rows, and how many of them the vendor's sessions confirmed."""
+    cs = charging_session
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(func.count(), func.count(cs.c.reconciled_at)))).one()
+    return int(row[0]), int(row[1])
+
+
+async def _last_session_pass(collector: Collector, tracker: SessionTracker, out: TextIO) -> None:
+    """After the last tick: fold in its rows and ask the vendor once more."""
+    assert collector.writer is not None
+    await collector.writer.wait_flushed()
+    try:
+        await tracker.update()
+        await tracker.reconcile()
+    except Exception as exc:  # the rows are stored; `charged sessions` can fold them in later
+        print(
+            f"sessions not brought up to date at the end ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); `charged sessions --db …` folds the polls in",
+            file=out,
+            flush=True,
+        )
+
+
+def _clock_time(hour: float) -> str:
+    minutes = round(hour * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 def _print_epilogue(stream: TextIO, db_path: Path, summary: DemoSummary) -> None:
     print(
-        f"\nDone: {summary.ticks} ticks, {summary.rows_stored} rows stored in {db_path}\n"
+        f"\nDone: {summary.ticks} ticks, {summary.rows_stored} rows stored in {db_path}, "
+        f"{summary.sessions} charging sessions ({summary.reconciled} reconciled with the "
+        "vendor's)\n"
         "Look at it, e.g.:\n"
+        f"  charged sessions --db {db_path}\n"
         f'  sqlite3 {db_path} "SELECT charge_point_id, connector_id, status, '
         "total_consumption_kwh, date_created FROM connector_status "
         'ORDER BY date_created DESC LIMIT 10"\n'

@@ -6,6 +6,9 @@ import io
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from charged.cli import main
 from charged.demo import DemoOptions, run_demo
 
 
@@ -34,3 +37,11 @@ async def test_short_demo_stores_every_charger_every_tick(tmp_path: Path) -> Non
     assert all(n == 6 for _, n in per_tick)
     assert all(ok == 6 for ok, _ in cycles)
     assert stored > 0 and summary.rows_stored >= stored
+
+
+def test_a_demo_date_that_is_not_a_day_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--date", "05/01/2026", "--duration", "1"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("argument --date: not a day (YYYY-MM-DD): '05/01/2026'")
