@@ -29,8 +29,9 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from charged.config import Settings, settings_from_mapping
+from charged.config import Settings, load_settings, settings_from_mapping
 from charged.metrics import Metrics
+from charged.simulator.config import Account
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -84,7 +85,14 @@ def load_container_settings(service: dict[str, Any]) -> Settings:
         name: INTERPOLATION.sub("x", str(value))
         for name, value in service.get("environment", {}).items()
     }
-    env.update({n: f"test-{n.lower()}" for n in env if n.startswith("CHARGED_API_")})
+    # the account from .env (${…}): any value; a literal (the demo's) as written
+    env.update(
+        {
+            n: f"test-{n.lower()}"
+            for n, v in service.get("environment", {}).items()
+            if n.startswith("CHARGED_API_") and INTERPOLATION.fullmatch(str(v))
+        }
+    )
     return settings_from_mapping(data, source=str(container_config(service)), environ=env)
 
 
@@ -220,6 +228,19 @@ def test_collectors_are_hardened_and_get_time_to_drain(compose: dict[str, Any]) 
         assert float(grace[:-1]) >= drain + 10, f"{name}: stop_grace_period leaves no margin"
 
 
+def test_mounted_configs_hold_no_secret_so_0644_draws_no_warning(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    # chmod 600 on the host would lock the container's uid 10001 out (exit 78): the mounted
+    # configs must give charged check no reason to ask for it, also when world-readable
+    for name in COLLECTORS:
+        copy = tmp_path / f"{name}.yaml"
+        shutil.copy(container_config(services(compose)[name]), copy)
+        copy.chmod(0o644)
+        env = {"CHARGED_API_EMAIL": "e", "CHARGED_API_PASSWORD": "p", "CHARGED_API_API_KEY": "k"}
+        assert load_settings(copy, environ=env).warnings == (), name
+
+
 def test_container_configs_pass_the_real_loader_and_serve_ops_on_all_interfaces(
     compose: dict[str, Any],
 ) -> None:
@@ -245,8 +266,12 @@ def test_demo_collector_reads_the_simulator_service(compose: dict[str, Any]) -> 
     settings = load_container_settings(svc["charged-demo"])
     assert settings.api.base_url == f"http://simulator:{port}"
     # the simulator's public demo account, so the demo needs no vendor account or .env secret
-    assert settings.email == "demo@charged.invalid"
-    assert not any(n.startswith("CHARGED_API_") for n in svc["charged-demo"]["environment"])
+    demo = Account()
+    assert (settings.email, settings.password, settings.api_key) == (
+        demo.email,
+        demo.password,
+        demo.api_key,
+    )
     # the simulator's healthcheck probes the port it serves
     assert "8080)" in " ".join(svc["simulator"]["healthcheck"]["test"])
     assert port == "8080"
@@ -266,9 +291,17 @@ def test_demo_database_is_created_and_granted_by_the_init_sql(compose: dict[str,
 
 
 def test_no_secret_is_written_in_the_compose_file(compose: dict[str, Any]) -> None:
+    demo = Account()
+    public = {  # the simulator's built-in demo account: public, accepted by nothing else
+        "CHARGED_API_EMAIL": demo.email,
+        "CHARGED_API_PASSWORD": demo.password,
+        "CHARGED_API_API_KEY": demo.api_key,
+    }
     for name, service in services(compose).items():
         for key, value in service.get("environment", {}).items():
             value = str(value)
+            if name == "charged-demo" and public.get(key) == value:
+                continue
             if SECRET_NAME.search(key):
                 m = INTERPOLATION.fullmatch(value)
                 assert m, f"{name}.{key} must come from .env, got a literal"
