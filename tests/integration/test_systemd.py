@@ -90,6 +90,28 @@ def test_systemd_analyze_verify_passes(testable_unit: Path) -> None:
     assert done.stderr.strip() == "", f"verify warned:\n{done.stderr}"
 
 
+def test_verify_of_the_shipped_unit_needs_only_the_pip_install(tmp_path: Path) -> None:
+    """The unit exactly as shipped: docs/install.md runs verify after the pip install into
+    /opt/charged; without it, the missing ExecStart binary is verify's one complaint."""
+    unit = tmp_path / "charged.service"
+    shutil.copy(UNIT, unit)
+    done = subprocess.run(
+        [systemd_analyze(), "verify", "--man=no", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    installed = Path("/opt/charged/bin/charged")
+    if os.access(installed, os.X_OK):
+        assert (done.returncode, done.stderr.strip()) == (0, "")
+        return
+    assert done.returncode != 0
+    complaints = done.stderr.strip().splitlines()
+    assert complaints, "verify failed without saying why"
+    assert all(f"Command {installed} is not executable" in line for line in complaints), done.stderr
+
+
 def test_unit_is_hardened_by_systemd_analyze_security(testable_unit: Path) -> None:
     done = subprocess.run(
         [systemd_analyze(), "security", "--offline=yes", "--no-pager", str(testable_unit)],
