@@ -31,12 +31,17 @@ MATPLOTLIB_MISSING = "charged plot needs matplotlib: pip install 'charged[plot]'
 PHASE_COLOURS = {"L1": "#8c564b", "L2": "#222222", "L3": "#c8c8c8"}  # IEC brown, black, grey
 # A three-phase car draws the same on each phase, and the garage's L2 and L3 carry the same
 # three-phase cars: the lines are nested like a cable's cores, so equal lines stay visible.
-# L1 is a wide pale band, L2 a black line inside it, L3 a grey dotted core on top of both.
+# L1 is a wide pale band, L2 a black line inside it, L3 a grey dotted core on top of both,
+# with a ring every few points (PHASE_MARKS along the line) that shows even when thin.
 PHASE_STYLES: dict[str, dict[str, Any]] = {
     "L1": {"ls": "-", "lw": 6.0, "alpha": 0.5, "zorder": 2},
     "L2": {"ls": "-", "lw": 3.0, "alpha": 1.0, "zorder": 3},
-    "L3": {"ls": (0, (1.2, 1.2)), "lw": 1.5, "alpha": 1.0, "zorder": 4},
-}
+    "L3": {
+        "ls": (0, (1.2, 1.2)), "lw": 1.5, "alpha": 1.0, "zorder": 4,
+        "marker": "o", "ms": 4.5, "mfc": "white", "mec": "#777777", "mew": 1.0,
+    },
+}  # fmt: skip
+PHASE_MARKS = 40
 LIMIT_COLOUR = "#d62728"
 IDLE_COLOUR = "#7f7f7f"
 HEADROOM = 1.3  # room above the data for the legend
@@ -144,11 +149,18 @@ def energy_power_figure(series: Sequence[SessionSeries], title: str) -> Figure:
         gap_labelled = _shade_gaps(ax, s.times, spacing, gap_labelled)
         start, end = row["start_time"], row["end_time"]
         gap_labelled = _shade_unseen(ax, start, s.times, spacing, gap_labelled)
+        # markers on the axis line: drawn whole, not cut in half by the plot's edge
         if start is not None:
-            ax.plot([x(start)], [0.0], marker="^", ms=9, color=colour, ls="none")
+            ax.plot(
+                [x(start)], [0.0], marker="^", ms=9, color=colour, ls="none", clip_on=False,
+                zorder=5,
+            )  # fmt: skip
         if end is not None:
             final = row["energy_kwh"] if row["energy_kwh"] is not None else _last(s.energy_kwh)
-            ax.plot([x(end)], [final or 0.0], marker="s", ms=8, color=colour, ls="none")
+            ax.plot(
+                [x(end)], [final or 0.0], marker="s", ms=8, color=colour, ls="none",
+                clip_on=False, zorder=5,
+            )  # fmt: skip
     ax.set_ylabel("energy of the session (kWh)")
     power_ax.set_ylabel("power, ∑ current × voltage (W)")
     ax.set_ylim(0, 1.05 * _top(v for s in series for v in s.energy_kwh))
@@ -186,7 +198,7 @@ def phase_currents_figure(
             color=PHASE_COLOURS[phase],
             label=f"{phase} (A)",
             solid_capstyle="butt",
-            **PHASE_STYLES[phase],
+            **_phase_style(phase, len(t)),
         )
     row = series.session
     labelled = _shade_gaps(ax, series.times, spacing, False)
@@ -229,6 +241,13 @@ def phase_currents_figure(
     return fig
 
 
+def _phase_style(phase: str, points: int, scale: float = 1.0) -> dict[str, Any]:
+    style = {**PHASE_STYLES[phase], "lw": PHASE_STYLES[phase]["lw"] * scale}
+    if "marker" in style:
+        style["markevery"] = max(1, points // PHASE_MARKS)
+    return style
+
+
 def _draw_limit(ax: Axes, steps: Sequence[tuple[datetime, float | None]]) -> None:
     """The limit as a step line on top, its spans shaded, "no limit" written where none."""
     t = [x(s[0]) for s in steps]
@@ -258,12 +277,15 @@ def _draw_limit(ax: Axes, steps: Sequence[tuple[datetime, float | None]]) -> Non
             )  # fmt: skip
             ax.annotate(
                 f"limit {value:g} A",
-                (x(a), value),
-                xytext=(4, 4),
+                ((x(a) + x(b)) / 2, value),
+                xytext=(0, 6),
                 textcoords="offset points",
+                ha="center",
+                va="bottom",
                 color=LIMIT_COLOUR,
                 fontsize="small",
                 zorder=7,
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8},
             )
             shaded = True
 
@@ -308,10 +330,9 @@ def garage_figure(garage: GarageSeries, title: str) -> Figure:
     power_ax.set_ylabel("total power (kW)")
     for phase in PHASES:
         t, a = broken(garage.times, list(garage.phase_currents[phase]), spacing)
-        style = {**PHASE_STYLES[phase], "lw": PHASE_STYLES[phase]["lw"] * 0.6}
         amps_ax.plot(
             t, a, color=PHASE_COLOURS[phase], label=f"{phase} total (A)",
-            solid_capstyle="butt", **style,
+            solid_capstyle="butt", **_phase_style(phase, len(t), scale=0.75),
         )  # fmt: skip
     amps_ax.set_ylabel("current per phase,\nall connectors (A)")
     labelled = False
