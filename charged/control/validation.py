@@ -1,9 +1,11 @@
 """What a control request may ask for, checked before anything is sent to a charger.
 
 The CLI (strings) and the HTTP API (JSON) both end up here, so both refuse the same values
-with the same one-line reasons.  A change names only the fields to change; the rest of the
-settings object is read from the charger and written back untouched (the vendor API resets
-any field a PUT omits).
+with the same one-line reasons.  The CLI is lenient with what a person types (``off``,
+``--max-current none``); JSON bodies are held to ``docs/control-api.yaml`` exactly
+(``"Off"``, an integer or ``null``: never ``"off"`` or ``"12"``).  A change names only the
+fields to change; the rest of the settings object is read from the charger and written back
+untouched (the vendor API resets any field a PUT omits).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ MAX_RFID_BYTES: Final = 16
 _CHARGER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 _DIGITS = re.compile(r"[0-9]+")
+# what the OpenAPI file allows a JSON rfid to be
+_JSON_HEX_RFID = re.compile(rf"(?:[0-9A-Fa-f]{{2}}){{1,{MAX_RFID_BYTES}}}")
+_JSON_DEC_RFID = re.compile(r"[0-9]{1,40}")
 
 JsonValue: TypeAlias = "str | int | float | bool | None"
 T = TypeVar("T")
@@ -103,24 +108,25 @@ class RemoteStart:
 # ---------------------------------------------------------------- single values
 
 
-def _choice(value: object, choices: tuple[str, ...], what: str) -> str:
+def _choice(value: object, choices: tuple[str, ...], what: str, *, strict: bool) -> str:
+    """``strict``: exactly one of ``choices`` (JSON); else any case, spaces around (CLI)."""
     if isinstance(value, str):
         for choice in choices:
-            if value.strip().lower() == choice.lower():
+            if value == choice or (not strict and value.strip().lower() == choice.lower()):
                 return choice
     raise InvalidValue(f"{what} must be one of {', '.join(choices)}, got {_show(value)}")
 
 
-def parse_mode(value: object) -> str:
-    return _choice(value, MODES, "mode")
+def parse_mode(value: object, *, strict: bool = False) -> str:
+    return _choice(value, MODES, "mode", strict=strict)
 
 
-def parse_dimmer(value: object) -> str:
-    return _choice(value, DIMMER_LEVELS, "dimmer")
+def parse_dimmer(value: object, *, strict: bool = False) -> str:
+    return _choice(value, DIMMER_LEVELS, "dimmer", strict=strict)
 
 
-def parse_rfid_format(value: object) -> str:
-    return _choice(value, RFID_FORMATS, "rfidFormat")
+def parse_rfid_format(value: object, *, strict: bool = False) -> str:
+    return _choice(value, RFID_FORMATS, "rfidFormat", strict=strict)
 
 
 def parse_switch(value: object, what: str) -> bool:
@@ -136,15 +142,28 @@ def parse_switch(value: object, what: str) -> bool:
     raise InvalidValue(f"{what} must be on or off (true or false), got {_show(value)}")
 
 
-def parse_max_current(value: object, *, allow_pause: bool = True) -> MaxCurrent:
-    """null / "none" = no limit, 0 = pause (connectors only), else whole amperes 6–32."""
+def parse_max_current(
+    value: object, *, allow_pause: bool = True, strict: bool = False
+) -> MaxCurrent:
+    """null / "none" = no limit, 0 = pause (connectors only), else whole amperes 6–32.
+
+    ``strict`` (JSON): only ``null`` or an integer; the CLI's strings ("none", "10") and
+    whole floats (10.0) are not what the OpenAPI file allows.
+    """
     what = "maxCurrent"
     amps: int
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise InvalidValue(f"{what} must be a number of amperes or null, got {_show(value)}")
-    if isinstance(value, str):
+    if strict:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidValue(
+                f"{what} must be whole amperes ({_range_text(allow_pause)}) as a JSON integer, "
+                f"or null for no limit, got {_show(value)}"
+            )
+        amps = value
+    elif isinstance(value, bool):
+        raise InvalidValue(f"{what} must be a number of amperes or none, got {_show(value)}")
+    elif isinstance(value, str):
         text = value.strip().lower()
         if text in ("none", "null", "unlimited"):
             return None
@@ -160,7 +179,7 @@ def parse_max_current(value: object, *, allow_pause: bool = True) -> MaxCurrent:
         amps = int(value)
     else:
         raise InvalidValue(
-            f"{what} must be whole amperes ({_range_text(allow_pause)}) or null, got {_show(value)}"
+            f"{what} must be whole amperes ({_range_text(allow_pause)}) or none, got {_show(value)}"
         )
     if amps == PAUSE_CURRENT and allow_pause:
         return amps
@@ -217,13 +236,32 @@ def parse_connector_list(text: str) -> tuple[int, ...]:
 
 
 def remote_start(
-    rfid: object, rfid_format: object = "Hex", rfid_length: object = None
+    rfid: object, rfid_format: object = "Hex", rfid_length: object = None, *, strict: bool = False
 ) -> RemoteStart:
-    """An RFID the charger can check: hex digits for Hex, decimal digits otherwise."""
-    fmt = parse_rfid_format(rfid_format)
+    """An RFID the charger can check: hex digits for Hex, decimal digits otherwise.
+
+    ``strict`` (JSON): a Hex id is 1–16 whole bytes (two digits each), a decimal one 1–40
+    digits, nothing around them, and rfidLength is an integer.
+    """
+    fmt = parse_rfid_format(rfid_format, strict=strict)
     if not isinstance(rfid, str) or not rfid.strip():
         raise InvalidValue(f"rfid must be the tag's id as text, got {_show(rfid)}")
-    tag = rfid.strip()
+    tag = rfid if strict else rfid.strip()
+    if strict:
+        pattern = _JSON_HEX_RFID if fmt == "Hex" else _JSON_DEC_RFID
+        kind = (
+            f"1–{MAX_RFID_BYTES} bytes of two hex digits each"
+            if fmt == "Hex"
+            else "1–40 decimal digits"
+        )
+        if not pattern.fullmatch(tag):
+            raise InvalidValue(f"rfid in {fmt} format must be {kind}, got {_show(rfid)}")
+        if rfid_length is not None and (
+            isinstance(rfid_length, bool) or not isinstance(rfid_length, int)
+        ):
+            raise InvalidValue(
+                f"rfidLength must be a JSON integer (bytes), got {_show(rfid_length)}"
+            )
     pattern, kind = (_HEX, "hex digits") if fmt == "Hex" else (_DIGITS, "decimal digits")
     if not pattern.fullmatch(tag) or len(tag) > 2 * MAX_RFID_BYTES + 8:
         raise InvalidValue(f"rfid in {fmt} format must be {kind}, got {_show(rfid)}")
@@ -256,17 +294,34 @@ REMOTE_START_FIELDS: Final = ("rfid", "rfidFormat", "rfidLength")
 def _body(data: object, allowed: tuple[str, ...], what: str) -> Mapping[str, object]:
     if not isinstance(data, dict):
         raise InvalidValue(f"the body must be a JSON object with {what}")
-    unknown = sorted(str(key) for key in data if key not in allowed)
+    unknown = sorted(_field_name(key) for key in data if key not in allowed)
     if unknown:
+        if not allowed:
+            raise InvalidValue(
+                f"unknown field(s) {', '.join(unknown)}: this request takes no fields "
+                "(send {} or no body)"
+            )
         raise InvalidValue(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     return data
+
+
+def asked_fields(data: object) -> dict[str, JsonValue]:
+    """The fields a JSON body asked for, as they came (for the audit row of a refusal)."""
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(key): value if isinstance(value, str | int | float | bool | None) else _show(value)
+        for key, value in data.items()
+    }
 
 
 def connector_change_from_json(data: object) -> ConnectorChange:
     body = _body(data, CONNECTOR_FIELDS, "any of " + ", ".join(CONNECTOR_FIELDS))
     change = ConnectorChange(
-        mode=parse_mode(body["mode"]) if "mode" in body else None,
-        max_current=parse_max_current(body["maxCurrent"]) if "maxCurrent" in body else UNSET,
+        mode=parse_mode(body["mode"], strict=True) if "mode" in body else None,
+        max_current=(
+            parse_max_current(body["maxCurrent"], strict=True) if "maxCurrent" in body else UNSET
+        ),
         rfid_lock=_json_bool(body, "rfidLock"),
         cable_lock=_json_bool(body, "cableLock"),
     )
@@ -278,10 +333,10 @@ def connector_change_from_json(data: object) -> ConnectorChange:
 def chargepoint_change_from_json(data: object) -> ChargePointChange:
     body = _body(data, CHARGEPOINT_FIELDS, "any of " + ", ".join(CHARGEPOINT_FIELDS))
     change = ChargePointChange(
-        dimmer=parse_dimmer(body["dimmer"]) if "dimmer" in body else None,
+        dimmer=parse_dimmer(body["dimmer"], strict=True) if "dimmer" in body else None,
         down_light=_json_bool(body, "downLight"),
         max_current=(
-            parse_max_current(body["maxCurrent"], allow_pause=False)
+            parse_max_current(body["maxCurrent"], allow_pause=False, strict=True)
             if "maxCurrent" in body
             else UNSET
         ),
@@ -297,12 +352,15 @@ def remote_start_from_json(data: object) -> RemoteStart:
     body = _body(data, REMOTE_START_FIELDS, "rfid (and optionally rfidFormat, rfidLength)")
     if "rfid" not in body:
         raise InvalidValue("rfid is required: the tag id the session is started for")
-    return remote_start(body["rfid"], body.get("rfidFormat", "Hex"), body.get("rfidLength"))
+    return remote_start(
+        body["rfid"], body.get("rfidFormat", "Hex"), body.get("rfidLength"), strict=True
+    )
 
 
 def empty_body(data: object) -> None:
-    """Stop and reboot take no parameters: an empty object (or no body) only."""
-    _body({} if data is None else data, (), "no fields")
+    """Stop and reboot take no parameters: an empty object only (the caller passes ``{}``
+    for a request without a body; a JSON ``null`` is not an object)."""
+    _body(data, (), "no fields")
 
 
 def _json_bool(body: Mapping[str, object], key: str) -> bool | None:
@@ -326,6 +384,14 @@ def _parts(text: str, what: str) -> list[str]:
 
 def _unique(items: Iterable[T]) -> tuple[T, ...]:
     return tuple(dict.fromkeys(items))
+
+
+def _field_name(key: object) -> str:
+    """A field name as it may appear in a one-line message: control characters escaped."""
+    text = str(key)
+    if not text.isprintable():
+        text = repr(text)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _show(value: object) -> str:

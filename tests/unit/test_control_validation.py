@@ -9,6 +9,7 @@ from charged.control.validation import (
     ChargePointChange,
     ConnectorChange,
     InvalidValue,
+    asked_fields,
     chargepoint_change_from_json,
     check_installation_current,
     connector_change_from_json,
@@ -81,7 +82,7 @@ def test_connector_change_from_json_keeps_null_apart_from_absent() -> None:
     assert change.max_current is UNSET
     assert change.wanted() == {"mode": "Off"}
     full = connector_change_from_json(
-        {"mode": "on", "maxCurrent": 10, "rfidLock": True, "cableLock": False}
+        {"mode": "On", "maxCurrent": 10, "rfidLock": True, "cableLock": False}
     )
     assert full == ConnectorChange("On", 10, True, False)
 
@@ -92,6 +93,14 @@ def test_connector_change_from_json_keeps_null_apart_from_absent() -> None:
         ({"maxCurrent": 3}, "maxCurrent must be"),
         ({"maxCurrent": 40}, "maxCurrent must be"),
         ({"maxCurrent": "abc"}, "maxCurrent must be"),
+        # JSON is held to the OpenAPI file: the CLI's lenient spellings are refused
+        ({"mode": "on"}, "mode must be one of On, Off, Schedule, got 'on'"),
+        ({"mode": " On"}, "mode must be one of"),
+        ({"maxCurrent": "12"}, "maxCurrent must be"),
+        ({"maxCurrent": "none"}, "maxCurrent must be"),
+        ({"maxCurrent": "null"}, "maxCurrent must be"),
+        ({"maxCurrent": 10.0}, "maxCurrent must be"),
+        ({"maxCurrent": True}, "maxCurrent must be"),
         ({"mode": "Turbo"}, "mode must be one of"),
         ({"rfidLock": "yes"}, "rfidLock must be true or false"),
         ({"colour": "red"}, "unknown field(s) colour"),
@@ -107,8 +116,24 @@ def test_connector_change_from_json_refuses(body: object, reason: str) -> None:
     assert reason in str(caught.value)
 
 
+def test_json_max_current_errors_say_null_not_none() -> None:
+    with pytest.raises(InvalidValue) as caught:
+        connector_change_from_json({"maxCurrent": "abc"})
+    assert str(caught.value) == (
+        "maxCurrent must be whole amperes (0 to pause, or 6–32 A) as a JSON integer, "
+        "or null for no limit, got 'abc'"
+    )
+    with pytest.raises(InvalidValue) as caught:
+        parse_max_current("abc")  # the CLI's word for no limit is none
+    assert str(caught.value).endswith("or none, got 'abc'")
+
+
 def test_chargepoint_change_from_json() -> None:
-    assert chargepoint_change_from_json({"dimmer": "low"}) == ChargePointChange(dimmer="Low")
+    assert chargepoint_change_from_json({"dimmer": "Low"}) == ChargePointChange(dimmer="Low")
+    with pytest.raises(InvalidValue, match="dimmer must be one of"):
+        chargepoint_change_from_json({"dimmer": "low"})
+    with pytest.raises(InvalidValue, match="maxCurrent must be"):
+        chargepoint_change_from_json({"maxCurrent": 0})  # no pause for a charge point
     assert chargepoint_change_from_json({"downLight": True, "maxCurrent": 16}).wanted() == {
         "downLight": True,
         "maxCurrent": 16,
@@ -138,6 +163,20 @@ def test_remote_start_rfid_rules() -> None:
         assert reason in str(caught.value), args
     with pytest.raises(InvalidValue, match="rfid is required"):
         remote_start_from_json({})
+    # JSON: the OpenAPI file's patterns, exactly
+    for body, reason in [
+        ({"rfid": "ABC", "rfidLength": 2}, "1–16 bytes of two hex digits each"),
+        ({"rfid": " AABB"}, "1–16 bytes of two hex digits each"),
+        ({"rfid": "AA" * 17}, "1–16 bytes of two hex digits each"),
+        ({"rfid": "AABB", "rfidLength": "2"}, "rfidLength must be a JSON integer"),
+        ({"rfid": "1234", "rfidFormat": "dec", "rfidLength": 2}, "rfidFormat must be one of"),
+        ({"rfid": "1" * 41, "rfidFormat": "Dec", "rfidLength": 2}, "1–40 decimal digits"),
+    ]:
+        with pytest.raises(InvalidValue) as caught:
+            remote_start_from_json(body)
+        assert reason in str(caught.value), body
+    dec = remote_start_from_json({"rfid": "1234", "rfidFormat": "Dec", "rfidLength": 2})
+    assert (dec.rfid, dec.rfid_format, dec.rfid_length) == ("1234", "Dec", 2)
 
 
 def test_lists_and_empty_bodies() -> None:
@@ -148,7 +187,22 @@ def test_lists_and_empty_bodies() -> None:
             parse_connector_list(bad)
     with pytest.raises(InvalidValue, match="charger id must be"):
         parse_charger_list("CP 1;rm")
-    empty_body(None)
     empty_body({})
-    with pytest.raises(InvalidValue, match="unknown field"):
+    with pytest.raises(InvalidValue, match="must be a JSON object"):
+        empty_body(None)  # a JSON null body is not "no body"
+    with pytest.raises(InvalidValue) as caught:
         empty_body({"force": True})
+    assert str(caught.value) == (
+        "unknown field(s) force: this request takes no fields (send {} or no body)"
+    )
+
+
+def test_unknown_field_names_stay_on_one_line() -> None:
+    with pytest.raises(InvalidValue) as caught:
+        connector_change_from_json({"a\nb": 1})
+    assert "\n" not in str(caught.value) and "'a\\nb'" in str(caught.value)
+
+
+def test_asked_fields_keeps_what_a_refused_body_asked_for() -> None:
+    assert asked_fields({"maxCurrent": 40, "power": [1]}) == {"maxCurrent": 40, "power": "a list"}
+    assert asked_fields([1, 2]) == {} and asked_fields(None) == {}
