@@ -1,11 +1,18 @@
 """The control API: the CLI's operations as JSON endpoints on the daemon's ops server.
 
 Mounted under ``/api/control`` only when ``control.enabled`` is true; every route wants
-``Authorization: Bearer <control.token>`` (compared in constant time) and answers 401
-otherwise, before looking at anything else in the request.  Errors are JSON ``{"error": …}``:
-400 invalid value or unknown field, 404 unknown charger or connector, 502 the vendor failed
-or the change did not stick, 503 the controller (or the audit table) is not available.
-``docs/control-api.yaml`` describes the same routes.
+``Authorization: Bearer <control.token>`` (scheme in any case, token compared in constant
+time) and answers 401 otherwise, before looking at anything else in the request.  Bodies are
+held to ``docs/control-api.yaml`` exactly.  A change answers its result (200 ok or
+unchanged, 202 a command accepted whose effect did not show yet); errors carry a one-line
+``error``: 400 invalid value or unknown field, 404 unknown charger or connector, 409 the
+charger's state does not allow it (offline, no vehicle plugged in), 502 the vendor failed or
+the change did not stick, 503 the controller (or the audit table) is not available.
+
+A refused change is audited like any other when its target can be named: the path's charger
+(and connector) parse, whatever is wrong with the body.  A path that does not name a charger
+(``/chargers/%20/reboot``) is refused with 400 and no audit row: there is nothing to file it
+under.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from charged.control.operations import (
 )
 from charged.control.validation import (
     InvalidValue,
+    JsonValue,
+    asked_fields,
     chargepoint_change_from_json,
     connector_change_from_json,
     empty_body,
@@ -168,28 +177,68 @@ class _ControlApi:
 
     async def set_chargepoint(self, request: web.Request) -> web.StreamResponse:
         cp = parse_charger_id(request.match_info["cp"])
-        change = chargepoint_change_from_json(await _json_body(request))
-        return _result(await self._controller().set_chargepoint(cp, change))
+
+        async def run(controller: Controller, body: object) -> ChangeResult:
+            return await controller.set_chargepoint(cp, chargepoint_change_from_json(body))
+
+        return await self._change(request, cp, None, "chargepoint_settings", run)
 
     async def set_connector(self, request: web.Request) -> web.StreamResponse:
         cp, connector = _connector_target(request)
-        change = connector_change_from_json(await _json_body(request))
-        return _result(await self._controller().set_connector(cp, connector, change))
+
+        async def run(controller: Controller, body: object) -> ChangeResult:
+            change = connector_change_from_json(body)
+            return await controller.set_connector(cp, connector, change)
+
+        return await self._change(request, cp, connector, "connector_settings", run)
 
     async def start(self, request: web.Request) -> web.StreamResponse:
         cp, connector = _connector_target(request)
-        start = remote_start_from_json(await _json_body(request))
-        return _result(await self._controller().remote_start(cp, connector, start))
+
+        async def run(controller: Controller, body: object) -> ChangeResult:
+            start = remote_start_from_json(body)
+            return await controller.remote_start(cp, connector, start)
+
+        return await self._change(request, cp, connector, "remote_start", run)
 
     async def stop(self, request: web.Request) -> web.StreamResponse:
         cp, connector = _connector_target(request)
-        empty_body(await _json_body(request, optional=True))
-        return _result(await self._controller().remote_stop(cp, connector))
+
+        async def run(controller: Controller, body: object) -> ChangeResult:
+            empty_body(body)
+            return await controller.remote_stop(cp, connector)
+
+        return await self._change(request, cp, connector, "remote_stop", run, optional=True)
 
     async def reboot(self, request: web.Request) -> web.StreamResponse:
         cp = parse_charger_id(request.match_info["cp"])
-        empty_body(await _json_body(request, optional=True))
-        return _result(await self._controller().reboot(cp))
+
+        async def run(controller: Controller, body: object) -> ChangeResult:
+            empty_body(body)
+            return await controller.reboot(cp)
+
+        return await self._change(request, cp, None, "reboot", run, optional=True)
+
+    async def _change(
+        self,
+        request: web.Request,
+        cp: str,
+        connector: int | None,
+        action: str,
+        run: Callable[[Controller, object], Awaitable[ChangeResult]],
+        *,
+        optional: bool = False,
+    ) -> web.StreamResponse:
+        """Parse the body and run the change; a refused body is audited as rejected."""
+        controller = self._controller()
+        asked: dict[str, JsonValue] = {}
+        try:
+            body = await _json_body(request, optional=optional)
+            asked = asked_fields(body)
+            return _result(await run(controller, body))
+        except InvalidValue as exc:
+            rejected = await controller.reject(cp, connector, action, asked, str(exc))
+            return _result(rejected)
 
     def _controller(self) -> Controller:
         return self._factory()
@@ -208,10 +257,11 @@ async def _no_query(request: web.Request) -> None:
 
 
 async def _json_body(request: web.Request, *, optional: bool = False) -> Any:
+    """The decoded body; ``{}`` for a missing body where it is ``optional``."""
     raw = await request.read()
     if not raw.strip():
         if optional:
-            return None
+            return {}
         raise InvalidValue("the request needs a JSON object body")
     try:
         return json.loads(raw)
@@ -223,9 +273,12 @@ def _result(result: ChangeResult) -> web.Response:
     if result.outcome is Outcome.REJECTED:
         status = 404 if result.unknown_target else 400
     elif result.outcome is Outcome.FAILED:
-        status = 502
+        # the charger's state (offline, no vehicle…) is a conflict; anything else the vendor's
+        status = 409 if result.conflict else 502
     elif result.audit_error is not None:
         status = 503  # the change went through but could not be audited: someone must look
+    elif result.outcome is Outcome.UNVERIFIED:
+        status = 202  # accepted by the vendor; its effect did not show (yet)
     else:
         status = 200
     return web.json_response(result.to_json(), status=status)

@@ -1,9 +1,14 @@
 """The control commands of `charged`: chargers, settings, chargepoint, start, stop, reboot.
 
 They read the daemon's config file and share its token cache (no extra login that would log
-the owner's phone out).  Values are checked before the config is even read; a bad one is one
-line and exit 2 with nothing sent.  Several targets run concurrently; the exit code is 0 when
-every change is ok, 1 when any failed (or could not be audited), 2 when any was refused.
+the owner's phone out).  Values are checked before anything is sent; a bad one is one line
+and exit 2, audited as ``rejected`` for the chargers the command named (without logging in
+to the vendor unless ``--all`` has to list them).  Every target is checked against the
+account's chargers before any change goes out: one unknown charger refuses the whole command
+(one line, exit 2, audited).  Rebooting or stopping more than one charger at once needs
+``--yes`` (or a yes at the terminal's prompt).  Several targets run concurrently; the exit
+code is 0 when every change is ok or unchanged, 1 when any failed, was unverified or could
+not be audited, 2 when any was refused.
 """
 
 from __future__ import annotations
@@ -18,13 +23,20 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
-from charged.control.operations import ChangeResult, ChargerOverview, Controller, Outcome
+from charged.control.operations import (
+    COMMANDS,
+    ChangeResult,
+    ChargerOverview,
+    Controller,
+    Outcome,
+    UnknownTarget,
+)
 from charged.control.validation import (
     UNSET,
     ChargePointChange,
     ConnectorChange,
     InvalidValue,
-    MaxCurrent,
+    JsonValue,
     Unset,
     parse_charger_list,
     parse_connector_list,
@@ -40,6 +52,13 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 DEFAULT_CONFIG = "/etc/charged/config.yaml"
+UNKNOWN_HINT = "`charged chargers` lists the account's chargers"
+EPILOG = (
+    "Exit codes: 0 every change ok or unchanged, 1 a change failed, was not confirmed by the "
+    "status or could not be audited, 2 refused (invalid value, unknown charger, missing "
+    "--yes), 69 vendor API or database unreachable, 77 login refused, 78 bad configuration. "
+    "Every attempt, refused ones included, is a row in the control_action table."
+)
 
 
 def add_control_commands(subparsers: Any) -> dict[str, Handler]:
@@ -62,6 +81,12 @@ def add_control_commands(subparsers: Any) -> dict[str, Handler]:
             parser.add_argument("connector", nargs="?", metavar="CONNECTOR", help=connector)
         parser.add_argument("--all", action="store_true", help="every charger the account owns")
 
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = subparsers.add_parser(
+            name, help=text, description=text, epilog=EPILOG
+        )
+        return parser
+
     chargers = subparsers.add_parser("chargers", help="owned chargers with their live status")
     common(chargers)
 
@@ -71,7 +96,7 @@ def add_control_commands(subparsers: Any) -> dict[str, Handler]:
     common(show)
     chargers_arg(show, connector="connector id(s), comma-separated (default: all)")
     change = settings_sub.add_parser(
-        "set", help="change connector settings (read, change, write, read back)"
+        "set", help="change connector settings (read, change, write, read back)", epilog=EPILOG
     )
     common(change)
     chargers_arg(change, connector="connector id(s), comma-separated (with --all: optional)")
@@ -84,27 +109,41 @@ def add_control_commands(subparsers: Any) -> dict[str, Handler]:
 
     point = subparsers.add_parser("chargepoint", help="change charge point settings")
     point_sub = point.add_subparsers(dest="chargepoint_command", required=True, metavar="ACTION")
-    point_set = point_sub.add_parser("set", help="dimmer, down light, max current")
+    point_set = point_sub.add_parser("set", help="dimmer, down light, max current", epilog=EPILOG)
     common(point_set)
     chargers_arg(point_set, connector=None)
     point_set.add_argument("--dimmer", help="Off, Low, Medium or High")
     point_set.add_argument("--down-light", metavar="on|off")
     point_set.add_argument("--max-current", metavar="A", help="none (no limit) or 6–32 amperes")
 
-    start = subparsers.add_parser("start", help="start charging remotely for an RFID tag")
+    start = command(
+        "start",
+        "start charging remotely for an RFID tag (nothing is sent where a session already "
+        "runs; the status is read back for the new session)",
+    )
     common(start)
     chargers_arg(start, connector="connector id(s), comma-separated")
     start.add_argument("--rfid", required=True, help="the tag id the session is started for")
     start.add_argument("--rfid-format", default="Hex", help="Hex (default), Dec or ReverseDec")
     start.add_argument("--rfid-length", help="tag length in bytes (default: from a Hex id)")
 
-    stop = subparsers.add_parser("stop", help="stop charging remotely")
+    stop = command(
+        "stop",
+        "stop charging remotely (nothing is sent to a connector without a session; the "
+        "status is read back to see it stop)",
+    )
     common(stop)
     chargers_arg(stop, connector="connector id(s), comma-separated (with --all: optional)")
-
-    reboot = subparsers.add_parser("reboot", help="reboot a charger")
+    reboot = command("reboot", "reboot chargers (every session on them stops)")
     common(reboot)
     chargers_arg(reboot, connector=None)
+    for parser in (stop, reboot):
+        parser.add_argument(
+            "--yes",
+            action="store_true",
+            help="needed for more than one charger or --all (at a terminal you may answer "
+            "a prompt instead): every car on them stops charging",
+        )
 
     handlers: dict[str, Handler] = {
         "chargers": cmd_chargers,
@@ -142,84 +181,103 @@ async def cmd_chargers(args: argparse.Namespace) -> int:
 async def cmd_settings(args: argparse.Namespace) -> int:
     if args.settings_command == "show":
         return await _show_settings(args)
-    change = ConnectorChange(
-        mode=_value(parse_mode, args.mode),
-        max_current=_max_current(args.max_current, allow_pause=True),
-        rfid_lock=_switch(args.rfid_lock, "rfidLock"),
-        cable_lock=_switch(args.cable_lock, "cableLock"),
-    )
-    if not change.wanted():
-        raise _usage("nothing to change: give --mode, --max-current, --rfid-lock or --cable-lock")
     selection = _selection(args, connectors_required=True)
-
-    async def run(controller: Controller) -> list[ChangeResult]:
-        targets = await selection.connectors(controller)
-        return list(
-            await asyncio.gather(*(controller.set_connector(cp, n, change) for cp, n in targets))
+    asked = _asked(
+        mode=args.mode,
+        maxCurrent=args.max_current,
+        rfidLock=args.rfid_lock,
+        cableLock=args.cable_lock,
+    )
+    if not asked:
+        raise _usage("nothing to change: give --mode, --max-current, --rfid-lock or --cable-lock")
+    action = "connector_settings"
+    try:
+        change = ConnectorChange(
+            mode=None if args.mode is None else parse_mode(args.mode),
+            max_current=(
+                UNSET if args.max_current is None else parse_max_current(args.max_current)
+            ),
+            rfid_lock=_switch(args.rfid_lock, "rfidLock"),
+            cable_lock=_switch(args.cable_lock, "cableLock"),
         )
+    except InvalidValue as exc:
+        return await _refuse(args, selection, action, asked, str(exc), connectors=True)
 
-    return await _run_changes(args, run)
+    async def one(controller: Controller, cp: str, n: int | None) -> ChangeResult:
+        assert n is not None
+        return await controller.set_connector(cp, n, change)
+
+    return await _run_changes(args, selection, action, asked, one, connectors=True)
 
 
 async def cmd_chargepoint(args: argparse.Namespace) -> int:
-    change = ChargePointChange(
-        dimmer=_value(parse_dimmer, args.dimmer),
-        down_light=_switch(args.down_light, "downLight"),
-        max_current=_max_current(args.max_current, allow_pause=False),
-    )
-    if not change.wanted():
-        raise _usage("nothing to change: give --dimmer, --down-light or --max-current")
     selection = _selection(args, connectors_required=False)
+    asked = _asked(dimmer=args.dimmer, downLight=args.down_light, maxCurrent=args.max_current)
+    if not asked:
+        raise _usage("nothing to change: give --dimmer, --down-light or --max-current")
+    action = "chargepoint_settings"
+    try:
+        change = ChargePointChange(
+            dimmer=None if args.dimmer is None else parse_dimmer(args.dimmer),
+            down_light=_switch(args.down_light, "downLight"),
+            max_current=(
+                UNSET
+                if args.max_current is None
+                else parse_max_current(args.max_current, allow_pause=False)
+            ),
+        )
+    except InvalidValue as exc:
+        return await _refuse(args, selection, action, asked, str(exc), connectors=False)
 
-    async def run(controller: Controller) -> list[ChangeResult]:
-        cps = await selection.chargers(controller)
-        return list(await asyncio.gather(*(controller.set_chargepoint(cp, change) for cp in cps)))
+    async def one(controller: Controller, cp: str, n: int | None) -> ChangeResult:
+        return await controller.set_chargepoint(cp, change)
 
-    return await _run_changes(args, run)
+    return await _run_changes(args, selection, action, asked, one, connectors=False)
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
+    selection = _selection(args, connectors_required=True)
+    asked: dict[str, JsonValue] = {"remoteStart": args.rfid}
     try:
         start = remote_start(args.rfid, args.rfid_format, args.rfid_length)
     except InvalidValue as exc:
-        raise _usage(str(exc)) from None
-    selection = _selection(args, connectors_required=True)
+        return await _refuse(args, selection, "remote_start", asked, str(exc), connectors=True)
+    asked = {"remoteStart": start.describe()}
 
-    async def run(controller: Controller) -> list[ChangeResult]:
-        targets = await selection.connectors(controller)
-        return list(
-            await asyncio.gather(*(controller.remote_start(cp, n, start) for cp, n in targets))
-        )
+    async def one(controller: Controller, cp: str, n: int | None) -> ChangeResult:
+        assert n is not None
+        return await controller.remote_start(cp, n, start)
 
-    return await _run_changes(args, run)
+    return await _run_changes(args, selection, "remote_start", asked, one, connectors=True)
 
 
 async def cmd_stop(args: argparse.Namespace) -> int:
     selection = _selection(args, connectors_required=True)
+    _check_confirmation(args, selection, "stopping charging on")
 
-    async def run(controller: Controller) -> list[ChangeResult]:
-        targets = await selection.connectors(controller)
-        return list(await asyncio.gather(*(controller.remote_stop(cp, n) for cp, n in targets)))
+    async def one(controller: Controller, cp: str, n: int | None) -> ChangeResult:
+        assert n is not None
+        return await controller.remote_stop(cp, n)
 
-    return await _run_changes(args, run)
+    return await _run_changes(
+        args, selection, "remote_stop", {"remoteStop": None}, one, connectors=True, confirm="Stop"
+    )
 
 
 async def cmd_reboot(args: argparse.Namespace) -> int:
     selection = _selection(args, connectors_required=False)
+    _check_confirmation(args, selection, "rebooting")
 
-    async def run(controller: Controller) -> list[ChangeResult]:
-        cps = await selection.chargers(controller)
-        return list(await asyncio.gather(*(controller.reboot(cp) for cp in cps)))
+    async def one(controller: Controller, cp: str, n: int | None) -> ChangeResult:
+        return await controller.reboot(cp)
 
-    return await _run_changes(args, run)
+    return await _run_changes(
+        args, selection, "reboot", {"reboot": None}, one, connectors=False, confirm="Reboot"
+    )
 
 
 async def _show_settings(args: argparse.Namespace) -> int:
-    from charged.control.operations import (
-        UnknownTarget,
-        chargepoint_settings_json,
-        connector_settings_json,
-    )
+    from charged.control.operations import chargepoint_settings_json, connector_settings_json
 
     selection = _selection(args, connectors_required=False)
     async with _controller(args, audited=False) as controller:
@@ -231,7 +289,7 @@ async def _show_settings(args: argparse.Namespace) -> int:
                 *(controller.connector_settings(cp, n) for cp, n in targets)
             )
         except UnknownTarget as exc:
-            raise _usage(str(exc.args[0])) from None
+            raise _usage(f"{exc.args[0]}; {UNKNOWN_HINT}") from None
     point_rows = [chargepoint_settings_json(p) for p in points]
     connector_rows = [connector_settings_json(c) for c in connectors]
     if args.json:
@@ -271,6 +329,9 @@ async def _show_settings(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- targets
 
+Target = tuple[str, int | None]
+One = Callable[[Controller, str, "int | None"], Awaitable[ChangeResult]]
+
 
 class _Selection:
     """Which chargers and connectors a command is for, resolved against the owned list."""
@@ -293,6 +354,26 @@ class _Selection:
                 targets.extend((cp, n) for n in self.connector_ids)
             else:
                 targets.extend((cp, n) for n in await controller.connector_ids(cp))
+        return targets
+
+    async def named(self, controller: Controller, *, connectors: bool) -> list[Target]:
+        """The targets as the command names them, without checking them (a list given by
+        hand needs no vendor call; ``--all`` reads the owned list)."""
+        if connectors and self.connector_ids is None:  # --all without a connector list
+            return list(await self.connectors(controller))
+        ids: tuple[int | None, ...] = (
+            self.connector_ids if connectors and self.connector_ids else (None,)
+        )
+        return [(cp, n) for cp in await self.chargers(controller) for n in ids]
+
+    async def resolve(self, controller: Controller, *, connectors: bool) -> list[Target]:
+        """The targets, each checked against the account's chargers (UnknownTarget)."""
+        targets = await self.named(controller, connectors=connectors)
+        for cp, n in targets:
+            if n is None:
+                await controller.check_charger(cp)
+            else:
+                await controller.check_connector(cp, n)
         return targets
 
 
@@ -319,12 +400,51 @@ def _selection(args: argparse.Namespace, *, connectors_required: bool) -> _Selec
         raise _usage(str(exc)) from None
 
 
+# ---------------------------------------------------------------- confirming
+
+
+def _several(selection: _Selection) -> bool:
+    return selection.charger_ids is None or len(selection.charger_ids) > 1
+
+
+def _check_confirmation(args: argparse.Namespace, selection: _Selection, doing: str) -> None:
+    """Several chargers at once need --yes, or a terminal to ask at (asked later)."""
+    if args.yes or not _several(selection) or _interactive():
+        return
+    what = "every charger" if selection.charger_ids is None else "several chargers"
+    raise _usage(
+        f"{doing} {what} at once stops every car on them: add --yes "
+        "(or run it at a terminal to confirm)"
+    )
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _confirmed(verb: str, targets: Sequence[Target]) -> bool:
+    chargers = list(dict.fromkeys(cp for cp, _ in targets))
+    shown = ", ".join(chargers[:5]) + (
+        f" and {len(chargers) - 5} more" if len(chargers) > 5 else ""
+    )
+    sys.stderr.write(
+        f"{verb} {len(chargers)} chargers ({shown})? Every car on them stops charging. [y/N] "
+    )
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 # ---------------------------------------------------------------- running
 
 
 @contextlib.asynccontextmanager
-async def _controller(args: argparse.Namespace, *, audited: bool) -> AsyncIterator[Controller]:
-    """Settings → client (shared token cache) [→ database for the audit] → Controller."""
+async def _controller(
+    args: argparse.Namespace, *, audited: bool, login: bool = True
+) -> AsyncIterator[Controller]:
+    """Settings → client (shared token cache) [→ database for the audit] → Controller.
+
+    Without ``login`` the vendor is only asked if the controller needs it (``--all``).
+    """
     import aiohttp
 
     from charged.chargeamps.auth import TokenStore
@@ -339,6 +459,8 @@ async def _controller(args: argparse.Namespace, *, audited: bool) -> AsyncIterat
         settings = load_settings(args.config)
     except ConfigError as exc:
         raise Fatal(str(exc), 78) from None
+    for warning in settings.warnings:  # as `charged run` logs them
+        print(f"charged: warning: {warning}", file=sys.stderr)
     # The command prints its own results; log lines only for trouble, on stderr.
     configure_logging("warning", "console")
     clock = SystemClock()
@@ -365,7 +487,8 @@ async def _controller(args: argparse.Namespace, *, audited: bool) -> AsyncIterat
                 if settings.api.token_cache
                 else None,
             )
-            await client.login()  # a refused login stops here, before any change
+            if login:
+                await client.login()  # a refused login stops here, before any change
             yield Controller(client, sink, actor=_actor(), clock=clock)
     except Fatal:
         raise
@@ -396,21 +519,74 @@ async def _audit_engine(database: Any) -> Any:
 
 
 async def _run_changes(
-    args: argparse.Namespace, run: Callable[[Controller], Awaitable[list[ChangeResult]]]
+    args: argparse.Namespace,
+    selection: _Selection,
+    action: str,
+    asked: dict[str, JsonValue],
+    one: One,
+    *,
+    connectors: bool,
+    confirm: str | None = None,
 ) -> int:
-    from charged.control.operations import UnknownTarget
-
+    """Check every target first (one unknown refuses the whole command), confirm if asked
+    to, then run ``one`` for every target concurrently."""
     async with _controller(args, audited=True) as controller:
         try:
-            results = await run(controller)
+            targets = await selection.resolve(controller, connectors=connectors)
         except UnknownTarget as exc:
-            raise _usage(str(exc.args[0])) from None
+            reason = str(exc.args[0])
+            problem = await _audit_refusal(controller, selection, action, asked, reason, connectors)
+            raise _usage(f"{reason}; {UNKNOWN_HINT}{problem}") from None
+        asking = confirm is not None and not args.yes and _several(selection)
+        if asking and not _confirmed(str(confirm), targets):
+            from charged.cli import Fatal
+
+            raise Fatal("not confirmed: nothing sent", EXIT_FAILED)
+        results = list(await asyncio.gather(*(one(controller, cp, n) for cp, n in targets)))
     print_results(results, as_json=args.json)
     return exit_code(results)
 
 
+async def _refuse(
+    args: argparse.Namespace,
+    selection: _Selection,
+    action: str,
+    asked: dict[str, JsonValue],
+    reason: str,
+    *,
+    connectors: bool,
+) -> int:
+    """An invalid value: audit it as rejected for the named targets, then exit 2."""
+    from charged.cli import Fatal
+
+    try:
+        async with _controller(args, audited=True, login=False) as controller:
+            problem = await _audit_refusal(controller, selection, action, asked, reason, connectors)
+    except Fatal as exc:  # no config, no database: the value is still the first thing to fix
+        problem = f" (not audited: {exc})"
+    raise _usage(reason + problem)
+
+
+async def _audit_refusal(
+    controller: Controller,
+    selection: _Selection,
+    action: str,
+    asked: dict[str, JsonValue],
+    reason: str,
+    connectors: bool,
+) -> str:
+    """Rejected rows for every target the command named; '' or ' (not audited: …)'."""
+    problems = set()
+    for cp, n in await selection.named(controller, connectors=connectors):
+        result = await controller.reject(cp, n, action, asked, reason)
+        if result.audit_error:
+            problems.add(result.audit_error)
+    return f" (not audited: {'; '.join(sorted(problems))})" if problems else ""
+
+
 def exit_code(results: Sequence[ChangeResult]) -> int:
-    if any(r.outcome is Outcome.FAILED or r.audit_error for r in results):
+    not_done = (Outcome.FAILED, Outcome.UNVERIFIED)
+    if any(r.outcome in not_done or r.audit_error for r in results):
         return EXIT_FAILED
     if any(r.outcome is Outcome.REJECTED for r in results):
         return EXIT_USAGE
@@ -429,24 +605,28 @@ def print_results(
         return
     rows = [["CHARGER", "CONNECTOR", "FIELD", "OLD", "NEW", "RESULT"]]
     for r in results:
+        command = r.action in COMMANDS
         for change in r.changes:
-            # commands (start, stop, reboot) have no old value
+            # OLD: never read → "-"; for commands the status before.  NEW: stop and reboot
+            # take no value → "-"
             old = "-" if isinstance(change.old, Unset) else _text(change.old)
+            new = "-" if command and change.new is None else _text(change.new)
             rows.append(
                 [
                     r.charger,
                     "-" if r.connector is None else str(r.connector),
                     change.field,
                     old,
-                    _text(change.new),
+                    new,
                     r.outcome.value,
                 ]
             )
     _print_table(rows, stream)
     for r in results:
         where = r.charger if r.connector is None else f"{r.charger} connector {r.connector}"
-        if r.error:
-            print(f"{where}: {r.outcome.value}: {r.error}", file=stream)
+        said = r.error or r.note
+        if said:
+            print(f"{where}: {r.outcome.value}: {said}", file=stream)
         if r.audit_error:
             print(f"{where}: {r.audit_error}", file=stream)
 
@@ -460,31 +640,13 @@ def _usage(message: str) -> Exception:
     return Fatal(message, EXIT_USAGE)
 
 
-def _value(parse: Callable[[object], str], text: str | None) -> str | None:
-    if text is None:
-        return None
-    try:
-        return parse(text)
-    except InvalidValue as exc:
-        raise _usage(str(exc)) from None
-
-
 def _switch(text: str | None, what: str) -> bool | None:
-    if text is None:
-        return None
-    try:
-        return parse_switch(text, what)
-    except InvalidValue as exc:
-        raise _usage(str(exc)) from None
+    return None if text is None else parse_switch(text, what)
 
 
-def _max_current(text: str | None, *, allow_pause: bool) -> MaxCurrent | Unset:
-    if text is None:
-        return UNSET
-    try:
-        return parse_max_current(text, allow_pause=allow_pause)
-    except InvalidValue as exc:
-        raise _usage(str(exc)) from None
+def _asked(**options: str | None) -> dict[str, JsonValue]:
+    """The options given, by API field name, as typed (what a refusal's audit row keeps)."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _actor() -> str:

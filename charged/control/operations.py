@@ -5,6 +5,13 @@ fields) followed by a second read: a field that does not read back as asked make
 *failed*, even though the vendor answered 200.  Targets are checked against the account's own
 chargers and connectors before anything is sent, so a typo never reaches somebody's car.
 
+Commands read the status first and again after: a stop with no session running, or a start
+where one runs, sends nothing (*unchanged*, saying why); an offline charger is sent nothing
+(*failed*); a start or stop whose effect the status does not show after a few reads is
+*unverified* (the vendor accepted it; the charger may act later).  A reboot is *ok* once the
+vendor accepts it: it leaves no state to read back.  Every attempt is audited (see
+:mod:`charged.control.audit`), the rows of a change written before it is sent.
+
 One :class:`Controller` may serve many concurrent requests: changes to the same connector (or
 the same charge point's settings) are serialised so two read–modify–writes cannot undo each
 other.
@@ -15,22 +22,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import structlog
 
-from charged.chargeamps.errors import ChargeAmpsError
+from charged.chargeamps.errors import ApiError, ChargeAmpsError
 from charged.chargeamps.models import (
     ChargePoint,
     ChargePointSettings,
     ChargePointStatus,
     ConnectorSettings,
+    ConnectorStatus,
 )
 from charged.clock import Clock
-from charged.control.audit import AuditRecord, AuditSink, json_text
+from charged.control.audit import ATTEMPTED, AuditRecord, AuditSink, json_text
 from charged.control.validation import (
     UNSET,
     ChargePointChange,
@@ -44,6 +52,9 @@ from charged.control.validation import (
 
 # How long the list of owned chargers is trusted before it is read again.
 FLEET_TTL = 60.0
+# After a remote start or stop: status reads (this many, so far apart) looking for its effect.
+VERIFY_READS = 3
+VERIFY_INTERVAL = 2.0
 
 
 class ControlClient(Protocol):
@@ -91,18 +102,28 @@ class ControlClient(Protocol):
 class UnknownTarget(LookupError):
     """A charger the account does not own, or a connector the charger does not have."""
 
+    def __init__(self, message: str, cp_id: str, connector_id: int | None = None) -> None:
+        super().__init__(message)
+        self.cp_id = cp_id
+        self.connector_id = connector_id
+
 
 class Outcome(StrEnum):
-    OK = "ok"  # written and read back as asked (or the command was accepted)
-    UNCHANGED = "unchanged"  # already as asked: nothing was written
-    FAILED = "failed"  # the vendor refused or failed, or the value did not stick
+    OK = "ok"  # written and read back as asked, or the command's effect was seen
+    UNCHANGED = "unchanged"  # already as asked (or nothing to stop / start): nothing was sent
+    UNVERIFIED = "unverified"  # a command the vendor accepted whose effect did not show yet
+    FAILED = "failed"  # the vendor refused or failed, the value did not stick, or not sent
     REJECTED = "rejected"  # invalid value or unknown target: nothing was sent
+
+
+# actions that are commands (no settings object): their "old" is the status before
+COMMANDS: Final = ("remote_start", "remote_stop", "reboot")
 
 
 @dataclass(frozen=True, slots=True)
 class FieldChange:
     field: str
-    new: JsonValue
+    new: JsonValue  # what was asked; None for stop and reboot, which take no value
     old: JsonValue | Unset = UNSET  # UNSET: never read (e.g. the target was refused)
 
     def to_json(self) -> dict[str, JsonValue]:
@@ -121,8 +142,11 @@ class ChangeResult:
     changes: tuple[FieldChange, ...]
     outcome: Outcome
     error: str | None = None
-    audit_error: str | None = None  # the audit row could not be written
+    audit_error: str | None = None  # the audit row could not be written (or completed)
     unknown_target: bool = False  # rejected because the charger or connector is not ours
+    note: str | None = None  # what was seen, for a person: "stopped: connector now Connected"
+    # failed because of the charger's state: offline, or the vendor answered 409 (conflict)
+    conflict: bool = False
 
     @property
     def ok(self) -> bool:
@@ -137,6 +161,7 @@ class ChangeResult:
             "result": self.outcome.value,
             "ok": self.ok,
             "error": self.error,
+            "note": self.note,
             "auditError": self.audit_error,
         }
 
@@ -148,6 +173,16 @@ class ConnectorOverview:
     current: float | None  # the highest phase current (A); None when not charging
     power_kw: float | None
     energy_kwh: float | None  # energy of the current session
+
+    def to_json(self) -> dict[str, Any]:
+        # the vendor's camelCase, like every JSON key charged prints or serves
+        return {
+            "connectorId": self.connector_id,
+            "status": self.status,
+            "current": self.current,
+            "powerKw": self.power_kw,
+            "energyKwh": self.energy_kwh,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +201,7 @@ class ChargerOverview:
             "type": self.type,
             "status": self.status,
             "error": self.error,
-            "connectors": [dataclasses.asdict(c) for c in self.connectors],
+            "connectors": [c.to_json() for c in self.connectors],
         }
 
 
@@ -193,7 +228,57 @@ def _amps(value: float | None) -> JsonValue:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """What an attempt found out."""
+
+    changes: tuple[FieldChange, ...]
+    outcome: Outcome
+    error: str | None = None
+    note: str | None = None
+    conflict: bool = False
+
+
+class _NotAudited(Exception):
+    """The ``attempted`` rows could not be written: the change must not be sent."""
+
+
+class _Run:
+    """One attempt's audit state: the ``attempted`` rows, once written."""
+
+    def __init__(
+        self, controller: Controller, cp_id: str, connector_id: int | None, action: str
+    ) -> None:
+        self._controller = controller
+        self._cp_id = cp_id
+        self._connector_id = connector_id
+        self._action = action
+        self.keys: tuple[int, ...] | None = None
+        self.changes: tuple[FieldChange, ...] = ()
+
+    async def sending(self, changes: tuple[FieldChange, ...]) -> None:
+        """Call right before the vendor call that changes something: audit it first."""
+        self.changes = changes
+        provisional = ChangeResult(
+            self._cp_id, self._connector_id, self._action, changes, Outcome.FAILED
+        )
+        records = [
+            dataclasses.replace(r, result=ATTEMPTED, error=None)
+            for r in self._controller._records(provisional)
+        ]
+        try:
+            self.keys = await self._controller._audit.begin(records)
+        except Exception as exc:
+            raise _NotAudited(type(exc).__name__) from exc
+
+
+Attempt = Callable[[_Run], Awaitable[_Done]]
+
+
 class Controller:
+    """The control operations; ``verify_reads`` status reads, ``verify_interval`` seconds
+    apart, look for a start's or stop's effect before it is called unverified."""
+
     def __init__(
         self,
         client: ControlClient,
@@ -202,13 +287,19 @@ class Controller:
         actor: str,
         clock: Clock,
         fleet_ttl: float = FLEET_TTL,
+        verify_reads: int = VERIFY_READS,
+        verify_interval: float = VERIFY_INTERVAL,
         logger: Any = None,
     ) -> None:
+        if verify_reads < 1:
+            raise ValueError(f"verify_reads must be at least 1, got {verify_reads}")
         self._client = client
         self._audit = audit
         self.actor = actor
         self._clock = clock
         self._fleet_ttl = fleet_ttl
+        self._verify_reads = verify_reads
+        self._verify_interval = verify_interval
         self._log = logger or structlog.get_logger("charged.control")
         self._fleet: dict[str, ChargePoint] = {}
         self._fleet_read_at: float | None = None
@@ -255,6 +346,14 @@ class Controller:
     async def charger_ids(self) -> tuple[str, ...]:
         return tuple((await self._owned(refresh=False)).keys())
 
+    async def check_connector(self, cp_id: str, connector_id: int) -> None:
+        """UnknownTarget unless the account owns ``cp_id`` and it has ``connector_id``."""
+        await self._connector(cp_id, connector_id)
+
+    async def check_charger(self, cp_id: str) -> None:
+        """UnknownTarget unless the account owns ``cp_id``."""
+        await self._charger(cp_id)
+
     async def connector_settings(self, cp_id: str, connector_id: int) -> ConnectorSettings:
         await self._connector(cp_id, connector_id)
         return await self._client.connector_settings(cp_id, connector_id)
@@ -270,7 +369,7 @@ class Controller:
     ) -> ChangeResult:
         wanted = change.wanted()
 
-        async def attempt() -> tuple[tuple[FieldChange, ...], Outcome, str | None]:
+        async def attempt(run: _Run) -> _Done:
             await self._connector(cp_id, connector_id)
             before = await self._client.connector_settings(cp_id, connector_id)
             if not isinstance(change.max_current, Unset):
@@ -282,7 +381,7 @@ class Controller:
             old = connector_settings_json(before)
             changes = _field_changes(wanted, old)
             if all(old[name] == value for name, value in wanted.items()):
-                return changes, Outcome.UNCHANGED, None
+                return _Done(changes, Outcome.UNCHANGED, note="already as asked: nothing sent")
             updated = dataclasses.replace(
                 before,
                 mode=change.mode if change.mode is not None else before.mode,
@@ -296,17 +395,18 @@ class Controller:
                     change.cable_lock if change.cable_lock is not None else before.cable_lock
                 ),
             )
+            await run.sending(changes)
             await self._client.set_connector_settings(updated)
             after = await self._client.connector_settings(cp_id, connector_id)
             outcome, error = _verify(wanted, connector_settings_json(after))
-            return changes, outcome, error
+            return _Done(changes, outcome, error)
 
         return await self._change(cp_id, connector_id, "connector_settings", wanted, attempt)
 
     async def set_chargepoint(self, cp_id: str, change: ChargePointChange) -> ChangeResult:
         wanted = change.wanted()
 
-        async def attempt() -> tuple[tuple[FieldChange, ...], Outcome, str | None]:
+        async def attempt(run: _Run) -> _Done:
             await self._charger(cp_id)
             before = await self._client.chargepoint_settings(cp_id)
             if not isinstance(change.max_current, Unset):
@@ -314,7 +414,7 @@ class Controller:
             old = chargepoint_settings_json(before)
             changes = _field_changes(wanted, old)
             if all(old[name] == value for name, value in wanted.items()):
-                return changes, Outcome.UNCHANGED, None
+                return _Done(changes, Outcome.UNCHANGED, note="already as asked: nothing sent")
             updated = dataclasses.replace(
                 before,
                 dimmer=change.dimmer if change.dimmer is not None else before.dimmer,
@@ -327,43 +427,106 @@ class Controller:
                     else change.max_current
                 ),
             )
+            await run.sending(changes)
             await self._client.set_chargepoint_settings(updated)
             after = await self._client.chargepoint_settings(cp_id)
             outcome, error = _verify(wanted, chargepoint_settings_json(after))
-            return changes, outcome, error
+            return _Done(changes, outcome, error)
 
         return await self._change(cp_id, None, "chargepoint_settings", wanted, attempt)
 
     async def remote_start(self, cp_id: str, connector_id: int, start: RemoteStart) -> ChangeResult:
-        async def attempt() -> tuple[tuple[FieldChange, ...], Outcome, str | None]:
+        """Start a session; seen when the connector charges, or a new session is open (a car
+        that is full, or a limit of 0, opens one without drawing)."""
+
+        async def attempt(run: _Run) -> _Done:
             await self._connector(cp_id, connector_id)
-            await self._client.remote_start(
-                cp_id,
-                connector_id,
-                rfid=start.rfid,
-                rfid_format=start.rfid_format,
-                rfid_length=start.rfid_length,
-            )
-            return (FieldChange("remoteStart", start.describe()),), Outcome.OK, None
+            charger, before = await self._read_connector(cp_id, connector_id)
+            changes = (_command("remoteStart", start.describe(), before),)
+            if charger == OFFLINE:
+                return _Done(changes, Outcome.FAILED, _offline(cp_id), conflict=True)
+            if before is not None and _session_running(before):
+                note = f"a session is already running ({before.status}): nothing sent"
+                return _Done(changes, Outcome.UNCHANGED, note=note)
+            await run.sending(changes)
+            try:
+                await self._client.remote_start(
+                    cp_id,
+                    connector_id,
+                    rfid=start.rfid,
+                    rfid_format=start.rfid_format,
+                    rfid_length=start.rfid_length,
+                )
+            except ApiError as exc:
+                if exc.status == 409 and before is not None and before.status == "Available":
+                    hint = "the connector reads Available: is a vehicle plugged in?"
+                    return _Done(changes, Outcome.FAILED, f"{exc}; {hint}", conflict=True)
+                raise
+            old_session = None if before is None else before.session_id
+
+            def started(c: ConnectorStatus) -> bool:
+                return c.status == "Charging" or (
+                    _session_running(c) and c.session_id != old_session
+                )
+
+            return await self._watch(cp_id, connector_id, changes, started, "started", "start")
 
         wanted: dict[str, JsonValue] = {"remoteStart": start.describe()}
         return await self._change(cp_id, connector_id, "remote_start", wanted, attempt)
 
     async def remote_stop(self, cp_id: str, connector_id: int) -> ChangeResult:
-        async def attempt() -> tuple[tuple[FieldChange, ...], Outcome, str | None]:
-            await self._connector(cp_id, connector_id)
-            await self._client.remote_stop(cp_id, connector_id)
-            return (FieldChange("remoteStop", True),), Outcome.OK, None
+        """Stop the running session; nothing is sent to a connector that has none."""
 
-        return await self._change(cp_id, connector_id, "remote_stop", {"remoteStop": True}, attempt)
+        async def attempt(run: _Run) -> _Done:
+            await self._connector(cp_id, connector_id)
+            charger, before = await self._read_connector(cp_id, connector_id)
+            changes = (_command("remoteStop", None, before),)
+            if charger == OFFLINE:
+                return _Done(changes, Outcome.FAILED, _offline(cp_id), conflict=True)
+            if before is not None and not _session_running(before):
+                note = f"connector was not charging ({before.status}): nothing sent"
+                return _Done(changes, Outcome.UNCHANGED, note=note)
+            await run.sending(changes)
+            await self._client.remote_stop(cp_id, connector_id)
+
+            def stopped(c: ConnectorStatus) -> bool:
+                return not _session_running(c)
+
+            return await self._watch(cp_id, connector_id, changes, stopped, "stopped", "stop")
+
+        wanted: dict[str, JsonValue] = {"remoteStop": None}
+        return await self._change(cp_id, connector_id, "remote_stop", wanted, attempt)
 
     async def reboot(self, cp_id: str) -> ChangeResult:
-        async def attempt() -> tuple[tuple[FieldChange, ...], Outcome, str | None]:
-            await self._charger(cp_id)
-            await self._client.reboot(cp_id)
-            return (FieldChange("reboot", True),), Outcome.OK, None
+        """Reboot; ok once the vendor accepts it (a reboot leaves nothing to read back)."""
 
-        return await self._change(cp_id, None, "reboot", {"reboot": True}, attempt)
+        async def attempt(run: _Run) -> _Done:
+            await self._charger(cp_id)
+            status = await self._client.status(cp_id)
+            changes = (FieldChange("reboot", None, status.status),)
+            if status.status == OFFLINE:
+                return _Done(changes, Outcome.FAILED, _offline(cp_id), conflict=True)
+            await run.sending(changes)
+            await self._client.reboot(cp_id)
+            note = "the vendor accepted the reboot: the charger is offline while it restarts"
+            return _Done(changes, Outcome.OK, note=note)
+
+        wanted: dict[str, JsonValue] = {"reboot": None}
+        return await self._change(cp_id, None, "reboot", wanted, attempt)
+
+    async def reject(
+        self,
+        cp_id: str,
+        connector_id: int | None,
+        action: str,
+        asked: Mapping[str, JsonValue],
+        reason: str,
+    ) -> ChangeResult:
+        """Audit a request refused before it became an attempt (an invalid value): one
+        ``rejected`` row per field it asked for (one without a field if it named none)."""
+        changes = tuple(FieldChange(name, value) for name, value in asked.items())
+        result = ChangeResult(cp_id, connector_id, action, changes, Outcome.REJECTED, reason)
+        return await self._finish(_Run(self, cp_id, connector_id, action), result)
 
     # ------------------------------------------------------------ the common path
 
@@ -373,55 +536,104 @@ class Controller:
         connector_id: int | None,
         action: str,
         wanted: dict[str, JsonValue],
-        attempt: Callable[[], Awaitable[tuple[tuple[FieldChange, ...], Outcome, str | None]]],
+        attempt: Attempt,
     ) -> ChangeResult:
         """Run ``attempt`` under the target's lock; whatever happens, audit it."""
         asked = tuple(FieldChange(name, value) for name, value in wanted.items())
+        run = _Run(self, cp_id, connector_id, action)
+
+        def result(outcome: Outcome, error: str | None, **kw: Any) -> ChangeResult:
+            return ChangeResult(
+                cp_id, connector_id, action, run.changes or asked, outcome, error, **kw
+            )
+
         try:
             async with self._target_lock(cp_id, connector_id):
-                changes, outcome, error = await attempt()
-        except UnknownTarget as exc:
-            result = ChangeResult(
-                cp_id, connector_id, action, asked, Outcome.REJECTED, _reason(exc), None, True
+                done = await attempt(run)
+            final = ChangeResult(
+                cp_id,
+                connector_id,
+                action,
+                done.changes,
+                done.outcome,
+                done.error,
+                note=done.note,
+                conflict=done.conflict,
             )
-            return await self._record(result)
+        except UnknownTarget as exc:
+            final = result(Outcome.REJECTED, _reason(exc), unknown_target=True)
         except InvalidValue as exc:
-            changes, outcome, error = asked, Outcome.REJECTED, _reason(exc)
+            final = result(Outcome.REJECTED, _reason(exc))
+        except _NotAudited as exc:
+            final = result(
+                Outcome.FAILED,
+                f"not sent: the audit row could not be written ({exc})",
+                audit_error=f"audit row not written ({exc})",
+            )
+            self._log_result(final)
+            return final
         except ChargeAmpsError as exc:
             # Refused (4xx), unreachable, or an answer we cannot read: the vendor's word.
-            changes, outcome, error = asked, Outcome.FAILED, str(exc)
+            conflict = isinstance(exc, ApiError) and exc.status == 409
+            final = result(Outcome.FAILED, await self._explain(cp_id, exc), conflict=conflict)
         except asyncio.CancelledError:
             # The request may or may not have reached the charger: say so, then stop.
-            result = ChangeResult(
-                cp_id, connector_id, action, asked, Outcome.FAILED, "cancelled before the end"
-            )
-            await self._record(result)
+            await self._finish(run, result(Outcome.FAILED, "cancelled before the end"))
             raise
-        result = ChangeResult(cp_id, connector_id, action, changes, outcome, error)
-        return await self._record(result)
+        return await self._finish(run, final)
 
-    async def _record(self, result: ChangeResult) -> ChangeResult:
+    async def _finish(self, run: _Run, result: ChangeResult) -> ChangeResult:
+        """The outcome into the audit trail: the ``attempted`` rows updated, or new rows."""
+        self._log_result(result)
+        try:
+            if run.keys is not None:
+                await self._audit.finish(run.keys, result.outcome.value, result.error)
+            else:
+                await self._audit.record(self._records(result))
+        except Exception as exc:  # the change happened (or not) either way: report, not raise
+            self._log.error(
+                "control audit not written", action=result.action, error=type(exc).__name__
+            )
+            problem = (
+                f"audit row left as 'attempted' ({type(exc).__name__})"
+                if run.keys is not None
+                else f"audit row not written ({type(exc).__name__})"
+            )
+            return dataclasses.replace(result, audit_error=problem)
+        return result
+
+    def _records(self, result: ChangeResult) -> list[AuditRecord]:
         when = self._clock.utcnow().replace(tzinfo=None, microsecond=0)
-        records = [
-            AuditRecord(
+
+        def row(field: str | None, old: str | None, new: str | None) -> AuditRecord:
+            return AuditRecord(
                 created=when,
                 actor=self.actor,
                 charge_point_id=result.charger,
                 connector_id=result.connector,
                 action=result.action,
-                field=change.field,
-                old_value=None if isinstance(change.old, Unset) else json_text(change.old),
-                new_value=json_text(change.new),
+                field=field,
+                old_value=old,
+                new_value=new,
                 result=result.outcome.value,
                 error=result.error,
             )
+
+        if not result.changes:  # a refused request that named no field
+            return [row(None, None, None)]
+        return [
+            row(
+                change.field,
+                None if isinstance(change.old, Unset) else json_text(change.old),
+                json_text(change.new),
+            )
             for change in result.changes
         ]
-        log = (
-            self._log.info
-            if result.outcome in (Outcome.OK, Outcome.UNCHANGED)
-            else self._log.warning
-        )
+
+    def _log_result(self, result: ChangeResult) -> None:
+        # A refusal is the asker's mistake and already told to them: not a warning.
+        quiet = (Outcome.OK, Outcome.UNCHANGED, Outcome.REJECTED)
+        log = self._log.info if result.outcome in quiet else self._log.warning
         log(
             "control action",
             actor=self.actor,
@@ -432,16 +644,61 @@ class Controller:
             result=result.outcome.value,
             error=result.error,
         )
-        try:
-            await self._audit.record(records)
-        except Exception as exc:  # the change happened (or not) either way: report, not raise
-            self._log.error(
-                "control audit not written", action=result.action, error=type(exc).__name__
-            )
-            return dataclasses.replace(
-                result, audit_error=f"audit row not written ({type(exc).__name__})"
-            )
-        return result
+
+    async def _explain(self, cp_id: str, exc: ChargeAmpsError) -> str:
+        """The vendor's refusal, and why when the status can tell (a 409 from an offline
+        charger)."""
+        if isinstance(exc, ApiError) and exc.status == 409:
+            with contextlib.suppress(ChargeAmpsError):
+                if (await self._client.status(cp_id)).status == OFFLINE:
+                    return (
+                        f"charger {cp_id} is Offline (restarting or out of reach): the vendor "
+                        "refused the change (HTTP 409); try again when it is Online"
+                    )
+        return str(exc)
+
+    # ------------------------------------------------------------ commands' effect
+
+    async def _read_connector(
+        self, cp_id: str, connector_id: int
+    ) -> tuple[str, ConnectorStatus | None]:
+        """The charger's Online/Offline and the connector's status (None if not listed)."""
+        status = await self._client.status(cp_id)
+        found = next((c for c in status.connector_statuses if c.connector_id == connector_id), None)
+        return status.status, found
+
+    async def _watch(
+        self,
+        cp_id: str,
+        connector_id: int,
+        changes: tuple[FieldChange, ...],
+        done: Callable[[ConnectorStatus], bool],
+        seen: str,
+        command: str,
+    ) -> _Done:
+        """Read the status back until ``done`` holds: ok, or unverified after the reads."""
+        last = "unknown"
+        for read in range(self._verify_reads):
+            if read:
+                await self._clock.sleep(self._verify_interval)
+            try:
+                charger, status = await self._read_connector(cp_id, connector_id)
+            except ChargeAmpsError as exc:
+                last = f"unreadable ({exc})"
+                continue
+            if status is None:
+                last = f"not listed (charger {charger})"
+                continue
+            if done(status):
+                return _Done(changes, Outcome.OK, note=f"{seen}: connector now {status.status}")
+            last = status.status
+        waited = (self._verify_reads - 1) * self._verify_interval
+        return _Done(
+            changes,
+            Outcome.UNVERIFIED,
+            f"the vendor accepted the {command}, but {waited:g} s later the connector still "
+            f"reads {last}; look again with `charged chargers`",
+        )
 
     # ------------------------------------------------------------ targets
 
@@ -458,7 +715,7 @@ class Controller:
     async def _charger(self, cp_id: str) -> ChargePoint:
         cp = (await self._owned(refresh=False)).get(cp_id)
         if cp is None:
-            raise UnknownTarget(f"charger {cp_id} is not one of this account's chargers")
+            raise UnknownTarget(f"charger {cp_id} is not one of this account's chargers", cp_id)
         return cp
 
     async def _connector(self, cp_id: str, connector_id: int) -> None:
@@ -466,13 +723,38 @@ class Controller:
         ids = [c.connector_id for c in cp.connectors]
         if connector_id not in ids:
             have = ", ".join(str(i) for i in ids) or "none"
-            raise UnknownTarget(f"charger {cp_id} has no connector {connector_id} (it has: {have})")
+            raise UnknownTarget(
+                f"charger {cp_id} has no connector {connector_id} (it has: {have})",
+                cp_id,
+                connector_id,
+            )
 
     @contextlib.asynccontextmanager
     async def _target_lock(self, cp_id: str, connector_id: int | None) -> AsyncIterator[None]:
         lock = self._target_locks.setdefault((cp_id, connector_id), asyncio.Lock())
         async with lock:
             yield
+
+
+OFFLINE: Final = "Offline"
+
+
+def _offline(cp_id: str) -> str:
+    return f"charger {cp_id} is Offline: nothing sent; try again when it is Online"
+
+
+def _session_running(c: ConnectorStatus) -> bool:
+    """A session is open on the connector: charging, or plugged in with a session that has
+    not ended (a full car, a limit of 0, OCPP's Suspended…)."""
+    if c.status == "Charging":
+        return True
+    if c.status == "Available":  # nothing plugged in
+        return False
+    return c.session_id is not None and c.end_time is None
+
+
+def _command(field: str, new: JsonValue, before: ConnectorStatus | None) -> FieldChange:
+    return FieldChange(field, new, UNSET if before is None else before.status)
 
 
 def _field_changes(

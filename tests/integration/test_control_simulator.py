@@ -1,26 +1,35 @@
 """Control operations against the simulated vendor API over real sockets on 127.0.0.1.
 
 Each change is checked twice: the Controller's own read-back, and the next status poll showing
-the effect on the vehicle (limit 10 A → it draws ≤ 10 A; mode Off → 0 A).
+the effect on the vehicle (limit 10 A → it draws ≤ 10 A; mode Off → 0 A).  The control API
+is served on 127.0.0.1 too, in front of the same simulator, so a refused request is proven
+to send nothing by the simulator's own count of change requests.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from charged.chargeamps.client import ChargeAmpsClient
 from charged.chargeamps.models import ConnectorStatus
 from charged.clock import FakeClock
+from charged.control.api import install_control_routes
 from charged.control.audit import MemoryAuditSink
 from charged.control.operations import Controller, Outcome
 from charged.control.validation import ChargePointChange, ConnectorChange, remote_start
 from charged.simulator import Simulator, SimulatorConfig
+from charged.simulator.fleet import charge_point_ids
 
 MORNING = 1_767_258_000.0  # 2026-01-01T09:00:00Z: bays are busy
+TOKEN = "simulator-control-token-0123456789"
+SMALL = 3  # index of the charger installed for 16 A only
 
 
 @dataclass
@@ -45,7 +54,11 @@ class Rig:
 
 @pytest.fixture
 async def rig(fake_clock: FakeClock) -> AsyncIterator[Rig]:
-    sim = Simulator(SimulatorConfig(chargers=12, seed=3, start_time=MORNING), clock=fake_clock)
+    small = charge_point_ids(seed=3, count=12)[SMALL]
+    config = SimulatorConfig(
+        chargers=12, seed=3, start_time=MORNING, installation_currents={small: 16}
+    )
+    sim = Simulator(config, clock=fake_clock)
     await sim.start("127.0.0.1", 0)
     audit = MemoryAuditSink()
     try:
@@ -84,16 +97,31 @@ async def test_limit_10a_is_verified_and_the_vehicle_follows(rig: Rig) -> None:
 
 async def test_mode_off_drops_the_current_to_zero_and_on_resumes(rig: Rig) -> None:
     cp_id, connector = await rig.charging_connector()
+    drawing = await rig.connector_status(cp_id, connector)
+    assert drawing.charging_power_kw is not None and drawing.charging_power_kw > 2
     off = await rig.controller.set_connector(cp_id, connector, ConnectorChange(mode="Off"))
     assert off.ok
-    rig.sim.fleet.advance(20)
+    # at once, and for the next ticks: no current, no power, the energy counter stands still
     stopped = await rig.connector_status(cp_id, connector)
-    assert stopped.status != "Charging"
-    assert all(m.current == 0 for m in stopped.measurements)
+    energy = stopped.total_consumption_kwh
+    assert energy is not None and energy > 0  # the session is still open, only paused
+    for _ in range(6):
+        status = await rig.connector_status(cp_id, connector)
+        assert status.status == "Connected"
+        assert status.charging_power_kw == 0
+        assert not any(m.current > 0.01 for m in status.measurements)
+        assert status.total_consumption_kwh == energy
+        assert status.session_id == drawing.session_id
+        rig.sim.fleet.advance(30)
     on = await rig.controller.set_connector(cp_id, connector, ConnectorChange(mode="On"))
     assert on.ok
     rig.sim.fleet.advance(20)
-    assert (await rig.connector_status(cp_id, connector)).status == "Charging"
+    resumed = await rig.connector_status(cp_id, connector)
+    assert resumed.status == "Charging"
+    assert max(m.current for m in resumed.measurements) > 5
+    rig.sim.fleet.advance(60)
+    later = await rig.connector_status(cp_id, connector)
+    assert later.total_consumption_kwh is not None and later.total_consumption_kwh > energy
 
 
 async def test_a_write_the_charger_ignores_is_failed_and_audited_failed(rig: Rig) -> None:
@@ -140,14 +168,155 @@ async def test_unknown_charger_or_connector_and_too_high_limits_send_nothing(rig
 async def test_stop_start_and_reboot(rig: Rig) -> None:
     cp_id, connector = await rig.charging_connector(above=0.5)
     stopped = await rig.controller.remote_stop(cp_id, connector)
-    assert stopped.ok, stopped.error
+    assert (stopped.outcome, stopped.note) == (Outcome.OK, "stopped: connector now Connected")
     rig.sim.fleet.advance(20)
     assert (await rig.connector_status(cp_id, connector)).status != "Charging"
+    # a second stop finds nothing to stop and sends nothing
+    writes = rig.sim.writes
+    again = await rig.controller.remote_stop(cp_id, connector)
+    assert again.outcome is Outcome.UNCHANGED and rig.sim.writes == writes
+    assert again.note == "connector was not charging (Connected): nothing sent"
     started = await rig.controller.remote_start(cp_id, connector, remote_start("0A1B2C3D"))
-    assert started.ok, started.error
+    assert (started.outcome, started.note) == (Outcome.OK, "started: connector now Charging")
     rig.sim.fleet.advance(20)
     assert (await rig.connector_status(cp_id, connector)).status == "Charging"
     rebooted = await rig.controller.reboot(cp_id)
     assert rebooted.ok
     assert (await rig.client.status(cp_id)).status == "Offline"
-    assert [r.action for r in rig.audit.records] == ["remote_stop", "remote_start", "reboot"]
+    assert [(r.action, r.old_value, r.result) for r in rig.audit.records] == [
+        ("remote_stop", '"Charging"', "ok"),
+        ("remote_stop", '"Connected"', "unchanged"),
+        ("remote_start", '"Connected"', "ok"),
+        ("reboot", '"Online"', "ok"),
+    ]
+
+
+async def test_a_rebooting_charger_takes_no_change_and_says_why(rig: Rig) -> None:
+    cp_id = rig.sim.charge_point_ids()[5]
+    assert (await rig.controller.reboot(cp_id)).ok
+    writes = rig.sim.writes
+    again = await rig.controller.reboot(cp_id)
+    start = await rig.controller.remote_start(cp_id, 1, remote_start("0A1B2C3D"))
+    stop = await rig.controller.remote_stop(cp_id, 1)
+    for result in (again, start, stop):
+        assert result.outcome is Outcome.FAILED
+        assert result.error == (
+            f"charger {cp_id} is Offline: nothing sent; try again when it is Online"
+        )
+    assert rig.sim.writes == writes  # nothing was sent to it
+    # a settings change goes to the vendor, which refuses it (409): the reason is named
+    setting = await rig.controller.set_connector(cp_id, 2, ConnectorChange(rfid_lock=True))
+    assert setting.outcome is Outcome.FAILED
+    assert setting.error == (
+        f"charger {cp_id} is Offline (restarting or out of reach): the vendor refused the "
+        "change (HTTP 409); try again when it is Online"
+    )
+    assert rig.audit.records[-1].result == "failed"
+    rig.sim.fleet.advance(31)  # back up
+    assert (await rig.controller.set_connector(cp_id, 2, ConnectorChange(rfid_lock=True))).ok
+
+
+async def test_a_limit_above_the_installation_current_is_refused_and_nothing_sent(
+    rig: Rig,
+) -> None:
+    small = rig.sim.charge_point_ids()[SMALL]
+    settings = await rig.client.connector_settings(small, 1)
+    assert settings.installation_current == 16
+    writes = rig.sim.writes
+    too_much = await rig.controller.set_connector(small, 1, ConnectorChange(max_current=20))
+    assert too_much.outcome is Outcome.REJECTED
+    assert too_much.error == (
+        f"maxCurrent 20 A is above the installation current of {small} connector 1 (16 A)"
+    )
+    point = await rig.controller.set_chargepoint(small, ChargePointChange(max_current=25))
+    assert point.outcome is Outcome.REJECTED
+    assert rig.sim.writes == writes  # read, compared, refused: no PUT went out
+    assert (await rig.client.connector_settings(small, 1)).max_current is None
+    assert [(r.field, r.old_value, r.result) for r in rig.audit.records] == [
+        ("maxCurrent", None, "rejected"),
+        ("maxCurrent", None, "rejected"),
+    ]
+    fits = await rig.controller.set_connector(small, 1, ConnectorChange(max_current=16))
+    assert fits.ok, fits.error
+    other = rig.sim.charge_point_ids()[0]  # installed for 32 A
+    assert (await rig.controller.set_connector(other, 1, ConnectorChange(max_current=20))).ok
+
+
+# ------------------------------------------------------------------ the control API in front
+
+
+@pytest.fixture
+async def api(rig: Rig) -> AsyncIterator[tuple[Rig, TestServer, aiohttp.ClientSession]]:
+    app = web.Application()
+    install_control_routes(app, controller_factory=lambda: rig.controller, token=TOKEN)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield rig, server, http
+    finally:
+        await server.close()
+
+
+async def call(
+    api: tuple[Rig, TestServer, aiohttp.ClientSession],
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = TOKEN,
+) -> tuple[int, Any]:
+    _, server, http = api
+    headers = {} if token is None else {"Authorization": f"bearer {token}"}
+    async with http.request(
+        method, server.make_url("/api/control" + path), json=body, headers=headers
+    ) as response:
+        return response.status, await response.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"mode": "Off", "power": 11}, "unknown field(s) power; allowed: mode, maxCurrent"),
+        ({"maxCurrent": 3}, "maxCurrent must be 0 to pause, or 6–32 A, got 3"),
+        ({"maxCurrent": 40}, "maxCurrent must be 0 to pause, or 6–32 A, got 40"),
+        ({"maxCurrent": "abc"}, "or null for no limit, got 'abc'"),
+        ({"maxCurrent": "12"}, "as a JSON integer"),
+        ({"maxCurrent": "none"}, "as a JSON integer"),
+        ({"mode": "on"}, "mode must be one of On, Off, Schedule, got 'on'"),
+        ({"mode": "Turbo"}, "mode must be one of On, Off, Schedule, got 'Turbo'"),
+    ],
+)
+async def test_the_api_refuses_unknown_fields_and_invalid_values_sending_nothing(
+    api: tuple[Rig, TestServer, aiohttp.ClientSession], body: dict[str, Any], reason: str
+) -> None:
+    rig = api[0]
+    cp_id = rig.sim.charge_point_ids()[0]  # a real charger of the simulator
+    before = await rig.client.connector_settings(cp_id, 1)
+    writes = rig.sim.writes
+    status, answer = await call(api, "PATCH", f"/chargers/{cp_id}/connectors/1/settings", body)
+    assert status == 400
+    assert reason in answer["error"] and answer["result"] == "rejected"
+    assert rig.sim.writes == writes  # the simulator saw no change request at all
+    assert await rig.client.connector_settings(cp_id, 1) == before
+    assert {(r.charge_point_id, r.connector_id, r.result) for r in rig.audit.records} == {
+        (cp_id, 1, "rejected")
+    }
+    assert sorted(str(r.field) for r in rig.audit.records) == sorted(body)
+
+
+async def test_the_api_wants_the_token_and_then_changes_the_simulated_charger(
+    api: tuple[Rig, TestServer, aiohttp.ClientSession],
+) -> None:
+    rig = api[0]
+    cp_id, connector = await rig.charging_connector()
+    path = f"/chargers/{cp_id}/connectors/{connector}/settings"
+    for token in (None, "wrong-token-0123456789abcdef"):
+        status, _ = await call(api, "PATCH", path, {"maxCurrent": 10}, token=token)
+        assert status == 401
+    assert rig.sim.writes == 0 and rig.audit.records == []
+    status, answer = await call(api, "PATCH", path, {"maxCurrent": 10})
+    assert status == 200 and answer["result"] == "ok"
+    rig.sim.fleet.advance(60)
+    after = await rig.connector_status(cp_id, connector)
+    assert 0 < max(m.current for m in after.measurements) <= 10

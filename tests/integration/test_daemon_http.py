@@ -120,13 +120,27 @@ async def test_control_api_on_the_daemon_changes_a_charger_and_audits_it(
                 assert r.status == 200, await r.text()
             status, body = await get(http, url, headers=auth)
             assert status == 200 and body["maxCurrent"] == 10
+            writes = simulator.writes
             async with http.patch(url, json={"maxCurrent": 40}, headers=auth) as r:
                 assert r.status == 400
+                refused = await r.json()
+            assert simulator.writes == writes  # nothing reached the charger
         assert collector.engine is not None
         async with collector.engine.connect() as conn:
-            rows = (await conn.execute(select(control_action))).mappings().all()
-        assert [(r["actor"], r["charge_point_id"], r["field"], r["result"]) for r in rows] == [
-            (CONTROL_API_ACTOR, cp, "maxCurrent", "ok")
+            query = select(control_action).order_by(control_action.c.id)
+            rows = (await conn.execute(query)).mappings().all()
+        assert [
+            (r["actor"], r["charge_point_id"], r["connector_id"], r["field"], r["new_value"])
+            for r in rows
+        ] == [
+            (CONTROL_API_ACTOR, cp, 1, "maxCurrent", "10"),
+            (CONTROL_API_ACTOR, cp, 1, "maxCurrent", "40"),
         ]
+        # the refused attempt is in the audit trail too, with its one-line reason
+        assert [(r["result"], r["error"]) for r in rows] == [
+            ("ok", None),
+            ("rejected", refused["error"]),
+        ]
+        assert refused["error"].startswith("maxCurrent must be")
     finally:
         await collector.close()

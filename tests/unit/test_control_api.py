@@ -58,7 +58,7 @@ def audit() -> MemoryAuditSink:
 async def api(
     vendor: FakeVendor, audit: MemoryAuditSink, fake_clock: FakeClock
 ) -> AsyncIterator[Api]:
-    controller = Controller(vendor, audit, actor="api", clock=fake_clock)
+    controller = Controller(vendor, audit, actor="control-api", clock=fake_clock)
     app = web.Application()
     install_control_routes(app, controller_factory=lambda: controller, token=TOKEN)
     server = TestServer(app, host="127.0.0.1")
@@ -120,8 +120,8 @@ async def test_a_change_through_the_api_is_verified_and_audited_as_api(
     ]
     assert vendor.connectors[("CP1", 2)].max_current == 10
     assert {(r.actor, r.field, r.result) for r in audit.records} == {
-        ("api", "maxCurrent", "ok"),
-        ("api", "mode", "ok"),
+        ("control-api", "maxCurrent", "ok"),
+        ("control-api", "mode", "ok"),
     }
     status, shown = await api.call("GET", "/chargers/CP1/connectors/2/settings")
     assert status == 200 and shown["maxCurrent"] == 10 and shown["installationCurrent"] == 32
@@ -133,19 +133,56 @@ async def test_a_change_through_the_api_is_verified_and_audited_as_api(
         ({"maxCurrent": 3}, "maxCurrent must be"),
         ({"maxCurrent": 40}, "maxCurrent must be"),
         ({"maxCurrent": "abc"}, "maxCurrent must be"),
+        # only what docs/control-api.yaml allows: no CLI spellings in JSON
+        ({"mode": "on"}, "mode must be one of On, Off, Schedule"),
+        ({"maxCurrent": "12"}, "maxCurrent must be"),
+        ({"maxCurrent": "none"}, "maxCurrent must be"),
         ({"mode": "Turbo"}, "mode must be one of"),
         ({"mode": "On", "power": 11}, "unknown field(s) power"),
         ({}, "nothing to change"),
         ([1, 2], "must be a JSON object"),
     ],
 )
-async def test_invalid_values_are_400_with_a_reason_and_send_nothing(
+async def test_invalid_values_are_400_with_a_reason_send_nothing_and_are_audited(
     api: Api, vendor: FakeVendor, audit: MemoryAuditSink, body: Any, reason: str
 ) -> None:
     status, answer = await api.call("PATCH", "/chargers/CP1/connectors/1/settings", body=body)
     assert status == 400
     assert reason in answer["error"]
-    assert vendor.writes == []
+    assert answer["result"] == "rejected" and answer["ok"] is False
+    assert vendor.writes == [] and vendor.status_reads == 0
+    fields = list(body) if isinstance(body, dict) and body else [None]
+    assert [(r.actor, r.charge_point_id, r.connector_id, r.field) for r in audit.records] == [
+        ("control-api", "CP1", 1, field) for field in fields
+    ]
+    assert {(r.action, r.result, r.error) for r in audit.records} == {
+        ("connector_settings", "rejected", answer["error"])
+    }
+    assert all(r.old_value is None for r in audit.records)
+
+
+async def test_a_refused_body_keeps_what_it_asked_for_in_the_audit(
+    api: Api, audit: MemoryAuditSink
+) -> None:
+    status, _ = await api.call(
+        "PATCH", "/chargers/CP1/connectors/2/settings", body={"maxCurrent": 40, "mode": "Off"}
+    )
+    assert status == 400
+    assert [(r.field, r.new_value) for r in audit.records] == [
+        ("maxCurrent", "40"),
+        ("mode", '"Off"'),
+    ]
+    status, answer = await api.call("POST", "/chargers/CP2/reboot", raw=b"{not json")
+    assert status == 400 and answer["error"] == "the body is not valid JSON"
+    assert (audit.records[-1].action, audit.records[-1].field) == ("reboot", None)
+    status, answer = await api.call("POST", "/chargers/CP2/reboot", body={"now": True})
+    assert answer["error"] == (
+        "unknown field(s) now: this request takes no fields (send {} or no body)"
+    )
+    # a path that names no charger has nothing to be filed under
+    count = len(audit.records)
+    assert (await api.call("POST", "/chargers/%20/reboot"))[0] == 400
+    assert len(audit.records) == count
 
 
 async def test_malformed_requests_are_400_never_500(api: Api, vendor: FakeVendor) -> None:
@@ -158,6 +195,8 @@ async def test_malformed_requests_are_400_never_500(api: Api, vendor: FakeVendor
         ("POST", "/chargers/CP1/connectors/1/start", b'{"rfid": "zz"}'),
         ("POST", "/chargers/CP1/connectors/1/stop", b'{"now": true}'),
         ("POST", "/chargers/CP1/reboot", b"[]"),
+        ("POST", "/chargers/CP1/reboot", b"null"),  # not an object, not "no body" either
+        ("POST", "/chargers/CP1/connectors/1/stop", b"null"),
         ("PATCH", "/chargers/CP1/settings", b'{"dimmer": "Blinding"}'),
         ("GET", "/chargers/%20/settings", b""),
     ]:
@@ -198,17 +237,30 @@ async def test_a_change_that_does_not_stick_is_502_failed(
 
 
 async def test_commands_and_listing(api: Api, vendor: FakeVendor) -> None:
+    status, stopped = await api.call("POST", "/chargers/CP1/connectors/1/stop")
+    assert status == 200 and stopped["note"] == "stopped: connector now Connected"
     status, answer = await api.call(
         "POST", "/chargers/CP1/connectors/1/start", body={"rfid": "0A1B2C3D"}
     )
     assert status == 200 and answer["action"] == "remote_start"
-    assert (await api.call("POST", "/chargers/CP1/connectors/1/stop"))[0] == 200
     assert (await api.call("POST", "/chargers/CP2/reboot", body={}))[0] == 200
-    assert [w[0] for w in vendor.writes] == ["start", "stop", "reboot"]
+    assert [w[0] for w in vendor.writes] == ["stop", "start", "reboot"]
+    status, idle = await api.call("POST", "/chargers/CP1/connectors/2/stop", body={})
+    assert status == 200 and idle["result"] == "unchanged"
+    assert idle["note"] == "connector was not charging (Available): nothing sent"
+    vendor.ignore_commands = True
+    status, unseen = await api.call("POST", "/chargers/CP2/connectors/1/stop")
+    assert status == 202 and unseen["result"] == "unverified" and unseen["ok"] is False
     status, listing = await api.call("GET", "/chargers")
     assert status == 200
     assert [c["id"] for c in listing["chargers"]] == ["CP1", "CP2"]
-    assert listing["chargers"][0]["connectors"][0]["current"] == 14.8
+    assert listing["chargers"][0]["connectors"][0] == {
+        "connectorId": 1,
+        "status": "Charging",
+        "current": 14.8,
+        "powerKw": 3.4,
+        "energyKwh": 2.5,
+    }
     status, both = await api.call("GET", "/chargers/CP1/settings")
     assert status == 200
     assert both["charger"]["dimmer"] == "Medium"

@@ -46,7 +46,8 @@ def charge_point(cp_id: str) -> ChargePoint:
 
 
 class FakeVendor:
-    """Just enough of the vendor: settings objects, a write log, writes that do not stick."""
+    """Just enough of the vendor: settings objects, connector states that start and stop
+    change, a write log, writes (and commands) that do not stick, offline chargers."""
 
     def __init__(self, *ids: str) -> None:
         self.fleet = [charge_point(i) for i in ids]
@@ -60,28 +61,40 @@ class FakeVendor:
         self.ignore_writes: set[str] = set()
         self.fail_put: Exception | None = None
         self.owned_calls = 0
+        self.status_reads = 0
+        self.offline: set[str] = set()
+        self.ignore_commands = False  # start and stop are accepted and do nothing
+        # connector 1 charges (session 7), connector 2 is free
+        self.states: dict[tuple[str, int], tuple[str, int | None]] = {
+            (i, n): ("Charging", 7) if n == 1 else ("Available", None) for i in ids for n in (1, 2)
+        }
+        self.sessions = 7
 
     async def owned_chargepoints(self, *, deadline: float | None = None) -> list[ChargePoint]:
         self.owned_calls += 1
         return list(self.fleet)
 
     async def status(self, cp_id: str, *, deadline: float | None = None) -> ChargePointStatus:
+        self.status_reads += 1
         if cp_id == "DOWN":
             raise ApiUnavailable("GET /chargepoints/DOWN/status: HTTP 503")
-        charging = ConnectorStatus(
-            cp_id,
-            1,
-            2.5,
-            3.4,
-            "OnePhase",
-            "Charging",
-            (Measurement("L1", 14.8, 230.0), Measurement("L2", 0.001, 230.0)),
-            None,
-            None,
-            7,
-        )
-        idle = ConnectorStatus(cp_id, 2, 0.0, 0.0, None, "Available", (), None, None, None)
-        return ChargePointStatus(cp_id, "Online", (charging, idle))
+        if cp_id in self.offline:
+            return ChargePointStatus(cp_id, "Offline", ())
+        connectors = []
+        for n in (1, 2):
+            state, session = self.states[(cp_id, n)]
+            if state == "Charging":
+                measurements = (Measurement("L1", 14.8, 230.0), Measurement("L2", 0.001, 230.0))
+                connectors.append(
+                    ConnectorStatus(
+                        cp_id, n, 2.5, 3.4, "OnePhase", state, measurements, None, None, session
+                    )
+                )
+            else:
+                connectors.append(
+                    ConnectorStatus(cp_id, n, 0.0, 0.0, None, state, (), None, None, session)
+                )
+        return ChargePointStatus(cp_id, "Online", tuple(connectors))
 
     async def chargepoint_settings(
         self, cp_id: str, *, deadline: float | None = None
@@ -115,18 +128,38 @@ class FakeVendor:
 
     async def remote_start(self, cp_id: str, connector_id: int, **kwargs: Any) -> None:
         self.writes.append(("start", (cp_id, connector_id, kwargs)))
+        if not self.ignore_commands:
+            self.sessions += 1
+            self.states[(cp_id, connector_id)] = ("Charging", self.sessions)
 
     async def remote_stop(
         self, cp_id: str, connector_id: int, *, deadline: float | None = None
     ) -> None:
         self.writes.append(("stop", (cp_id, connector_id)))
+        if not self.ignore_commands:
+            self.states[(cp_id, connector_id)] = ("Connected", None)
 
     async def reboot(self, cp_id: str, *, deadline: float | None = None) -> None:
         self.writes.append(("reboot", cp_id))
 
 
 class BrokenSink:
+    """An audit table that takes nothing, or (``finish_only``) nothing after the first step."""
+
+    def __init__(self, *, finish_only: bool = False) -> None:
+        self.finish_only = finish_only
+        self.begun: list[AuditRecord] = []
+
     async def record(self, records: Sequence[AuditRecord]) -> None:
+        raise OSError("disk full")
+
+    async def begin(self, records: Sequence[AuditRecord]) -> tuple[int, ...]:
+        if not self.finish_only:
+            raise OSError("disk full")
+        self.begun.extend(records)
+        return tuple(range(len(records)))
+
+    async def finish(self, keys: tuple[int, ...], result: str, error: str | None) -> None:
         raise OSError("disk full")
 
 
@@ -256,23 +289,143 @@ async def test_chargepoint_settings_keep_untouched_fields(
     ] == [("chargepoint_settings", None, "dimmer", '"High"', '"Low"')]
 
 
-async def test_commands_are_sent_once_and_audited(
+async def test_commands_are_sent_once_checked_in_the_status_and_audited(
     controller: Controller, vendor: FakeVendor, audit: MemoryAuditSink
 ) -> None:
-    started = await controller.remote_start("CP1", 2, remote_start("0A1B2C3D"))
-    stopped = await controller.remote_stop("CP1", 2)
+    stopped = await controller.remote_stop("CP1", 1)
+    started = await controller.remote_start("CP1", 1, remote_start("0A1B2C3D"))
     rebooted = await controller.reboot("CP2")
-    assert started.ok and stopped.ok and rebooted.ok
+    assert [(r.outcome, r.note) for r in (stopped, started, rebooted)] == [
+        (Outcome.OK, "stopped: connector now Connected"),
+        (Outcome.OK, "started: connector now Charging"),
+        (Outcome.OK, "the vendor accepted the reboot: the charger is offline while it restarts"),
+    ]
     assert vendor.writes == [
-        ("start", ("CP1", 2, {"rfid": "0A1B2C3D", "rfid_format": "Hex", "rfid_length": 4})),
-        ("stop", ("CP1", 2)),
+        ("stop", ("CP1", 1)),
+        ("start", ("CP1", 1, {"rfid": "0A1B2C3D", "rfid_format": "Hex", "rfid_length": 4})),
         ("reboot", "CP2"),
     ]
-    assert [(r.action, r.field, r.new_value) for r in audit.records] == [
-        ("remote_start", "remoteStart", '"0A1B2C3D (Hex, 4 bytes)"'),
-        ("remote_stop", "remoteStop", "true"),
-        ("reboot", "reboot", "true"),
+    # old: the status before; new: what was asked (nothing for stop and reboot)
+    assert [(r.action, r.field, r.old_value, r.new_value, r.result) for r in audit.records] == [
+        ("remote_stop", "remoteStop", '"Charging"', "null", "ok"),
+        ("remote_start", "remoteStart", '"Connected"', '"0A1B2C3D (Hex, 4 bytes)"', "ok"),
+        ("reboot", "reboot", '"Online"', "null", "ok"),
     ]
+
+
+async def test_stop_without_a_session_and_start_with_one_send_nothing_and_say_so(
+    controller: Controller, vendor: FakeVendor, audit: MemoryAuditSink
+) -> None:
+    idle = await controller.remote_stop("CP1", 2)
+    busy = await controller.remote_start("CP1", 1, remote_start("0A1B2C3D"))
+    assert (idle.outcome, idle.note) == (
+        Outcome.UNCHANGED,
+        "connector was not charging (Available): nothing sent",
+    )
+    assert (busy.outcome, busy.note) == (
+        Outcome.UNCHANGED,
+        "a session is already running (Charging): nothing sent",
+    )
+    assert idle.ok and busy.ok
+    assert vendor.writes == []
+    assert [(r.action, r.old_value, r.result) for r in audit.records] == [
+        ("remote_stop", '"Available"', "unchanged"),
+        ("remote_start", '"Charging"', "unchanged"),
+    ]
+    # a full car's open session (plugged in, not drawing) is still a session to stop
+    vendor.states[("CP1", 2)] = ("Connected", 9)
+    assert (await controller.remote_stop("CP1", 2)).outcome is Outcome.OK
+    assert vendor.writes == [("stop", ("CP1", 2))]
+
+
+async def test_a_command_whose_effect_does_not_show_is_unverified(
+    controller: Controller, vendor: FakeVendor, audit: MemoryAuditSink, fake_clock: FakeClock
+) -> None:
+    vendor.ignore_commands = True
+    before = fake_clock.monotonic()
+    reads = vendor.status_reads
+    result = await controller.remote_stop("CP1", 1)
+    assert result.outcome is Outcome.UNVERIFIED and not result.ok
+    assert result.error == (
+        "the vendor accepted the stop, but 4 s later the connector still reads Charging; "
+        "look again with `charged chargers`"
+    )
+    assert vendor.status_reads - reads == 1 + 3  # before, then three reads 2 s apart
+    assert fake_clock.monotonic() - before == 4
+    assert [(r.result, r.error) for r in audit.records] == [("unverified", result.error)]
+    assert len(vendor.writes) == 1  # sent once, never repeated
+
+
+async def test_an_offline_charger_is_sent_no_command(
+    controller: Controller, vendor: FakeVendor, audit: MemoryAuditSink
+) -> None:
+    vendor.offline.add("CP2")
+    results = [
+        await controller.remote_stop("CP2", 1),
+        await controller.remote_start("CP2", 2, remote_start("0A1B2C3D")),
+        await controller.reboot("CP2"),
+    ]
+    for result in results:
+        assert result.outcome is Outcome.FAILED
+        assert result.error == "charger CP2 is Offline: nothing sent; try again when it is Online"
+    assert vendor.writes == []
+    assert {r.result for r in audit.records} == {"failed"}
+
+
+async def test_a_409_from_an_offline_charger_says_it_is_offline(
+    controller: Controller, vendor: FakeVendor
+) -> None:
+    vendor.offline.add("CP1")
+    vendor.fail_put = ApiError(
+        "PUT /chargepoints/CP1/connectors/1/settings: HTTP 409: conflict with the charger's "
+        "current state; read it again and retry later",
+        status=409,
+        endpoint="x",
+    )
+    result = await controller.set_connector("CP1", 1, ConnectorChange(mode="Off"))
+    assert result.outcome is Outcome.FAILED
+    assert result.error == (
+        "charger CP1 is Offline (restarting or out of reach): the vendor refused the change "
+        "(HTTP 409); try again when it is Online"
+    )
+
+
+async def test_the_audit_rows_are_written_before_the_change_is_sent(
+    vendor: FakeVendor, audit: MemoryAuditSink, fake_clock: FakeClock
+) -> None:
+    seen: list[list[tuple[str | None, str]]] = []
+    real_put = vendor.set_connector_settings
+
+    async def put(settings: ConnectorSettings, *, deadline: float | None = None) -> None:
+        seen.append([(r.field, r.result) for r in audit.records])
+        await real_put(settings)
+
+    vendor.set_connector_settings = put  # type: ignore[method-assign]
+    controller = Controller(vendor, audit, actor="cli:t", clock=fake_clock)
+    result = await controller.set_connector("CP1", 1, ConnectorChange(mode="Off", max_current=8))
+    assert result.ok
+    assert seen == [[("mode", "attempted"), ("maxCurrent", "attempted")]]
+    # the same rows, completed: not a second set
+    assert [(r.field, r.old_value, r.result) for r in audit.records] == [
+        ("mode", '"On"', "ok"),
+        ("maxCurrent", "null", "ok"),
+    ]
+
+
+async def test_a_rejected_request_is_audited_without_asking_the_vendor(
+    controller: Controller, vendor: FakeVendor, audit: MemoryAuditSink
+) -> None:
+    result = await controller.reject(
+        "CP1", 1, "connector_settings", {"maxCurrent": 40}, "maxCurrent must be 6–32 A, got 40"
+    )
+    nameless = await controller.reject("CP1", None, "reboot", {}, "the body is not valid JSON")
+    assert result.outcome is Outcome.REJECTED and not result.ok
+    assert vendor.writes == [] and vendor.owned_calls == 0 and vendor.status_reads == 0
+    assert [(r.connector_id, r.field, r.new_value, r.result, r.error) for r in audit.records] == [
+        (1, "maxCurrent", "40", "rejected", "maxCurrent must be 6–32 A, got 40"),
+        (None, None, None, "rejected", "the body is not valid JSON"),
+    ]
+    assert nameless.changes == ()
 
 
 async def test_concurrent_changes_to_one_connector_do_not_undo_each_other(
@@ -299,14 +452,28 @@ async def test_owned_list_is_cached_for_a_while(
     assert vendor.owned_calls == 2
 
 
-async def test_audit_failure_is_reported_not_raised(
+async def test_a_change_that_cannot_be_audited_is_not_sent(
     vendor: FakeVendor, fake_clock: FakeClock
 ) -> None:
-    controller = Controller(vendor, BrokenSink(), actor="api", clock=fake_clock)
+    controller = Controller(vendor, BrokenSink(), actor="control-api", clock=fake_clock)
     result = await controller.set_connector("CP1", 1, ConnectorChange(mode="Off"))
-    assert result.outcome is Outcome.OK
-    assert not result.ok
+    assert result.outcome is Outcome.FAILED and not result.ok
+    assert result.error == "not sent: the audit row could not be written (OSError)"
     assert result.audit_error == "audit row not written (OSError)"
+    assert vendor.writes == []
+    stop = await controller.remote_stop("CP1", 1)
+    assert stop.outcome is Outcome.FAILED and vendor.writes == []
+
+
+async def test_an_outcome_that_cannot_be_audited_is_reported_not_raised(
+    vendor: FakeVendor, fake_clock: FakeClock
+) -> None:
+    sink = BrokenSink(finish_only=True)
+    controller = Controller(vendor, sink, actor="control-api", clock=fake_clock)
+    result = await controller.set_connector("CP1", 1, ConnectorChange(mode="Off"))
+    assert result.outcome is Outcome.OK and not result.ok  # made, but the row says attempted
+    assert result.audit_error == "audit row left as 'attempted' (OSError)"
+    assert [(r.field, r.result) for r in sink.begun] == [("mode", "attempted")]
 
 
 async def test_cancelled_change_is_audited_and_the_cancellation_goes_on(
