@@ -37,6 +37,7 @@ from charged.storage.migrate import upgrade
 from charged.storage.spool import Spool
 from charged.storage.writer import BatchWriter
 from charged.storage.writes import RowBatch
+from charged.tasks import cancel_and_wait, run_to_completion
 
 # who the audit table names for changes made through the control API
 CONTROL_API_ACTOR = "control-api"
@@ -96,7 +97,10 @@ class Collector:
         in use or a wrong password fails fast.  The ops server answers from here on."""
         s = self.settings
         if s.database.migrate_on_start:
-            applied = await upgrade(s.database.url)
+            # never cut halfway (MySQL's DDL is not transactional): a stop waits for its end
+            applied = await run_to_completion(
+                upgrade(s.database.url), on_cancel=self._log_migration_finishing
+            )
             if applied:
                 self._log.info("database migrated", revisions=applied)
         self.engine = create_engine(s.database.url)
@@ -175,6 +179,9 @@ class Collector:
                 self.sessions.run(self._sessions_stop), name="charged-sessions"
             )
 
+    def _log_migration_finishing(self) -> None:
+        self._log.warning("stopping once the database migration in progress has finished")
+
     def _readiness_state(self) -> ReadinessState:
         if self.writer is not None:
             self.readiness.db_writable = not self.writer.db_down
@@ -215,7 +222,8 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until ``stop`` is set (the tick in flight finishes) or :meth:`abort` (it is
-        cut short).  A dead writer stops the loop instead of filling RAM."""
+        cut short).  A dead writer stops the loop instead of filling RAM.  Cancelled, it
+        cancels the tick in flight and raises CancelledError."""
         assert self.supervisor is not None and self._writer_task is not None
         ticking = asyncio.create_task(self.supervisor.run(stop), name="charged-supervisor")
         aborted = asyncio.create_task(self._abort.wait(), name="charged-abort")
@@ -225,15 +233,13 @@ class Collector:
             )
         finally:
             aborted.cancel()
-        if ticking not in done:
-            ticking.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticking
-            if self._writer_task in done:
-                self._writer_task.result()  # re-raise the writer's failure
-                raise RuntimeError("the database writer stopped unexpectedly")
-            return
-        ticking.result()
+            if not ticking.done():
+                await cancel_and_wait(ticking)
+        if ticking in done:
+            ticking.result()
+        elif self._writer_task in done:
+            self._writer_task.result()  # re-raise the writer's failure
+            raise RuntimeError("the database writer stopped unexpectedly")
 
     def abort(self) -> None:
         """Stop now: cut the tick short, spool what is not written (a second signal)."""
@@ -243,7 +249,10 @@ class Collector:
 
     async def close(self, drain_timeout: float | None = None) -> None:
         """Drain what is queued to the database (up to ``drain_timeout``, default from the
-        config), spool the rest, then release everything.  Safe to call more than once."""
+        config), spool the rest, then release everything.  Safe to call more than once.
+
+        Cancelled while it drains, it spools the rest at once (as :meth:`abort`), releases
+        everything all the same, and then raises CancelledError."""
         if self._closed:
             return
         self._closed = True
@@ -252,25 +261,27 @@ class Collector:
         self._ticks.stopping()
         if self.writer is not None:
             self._log.info("stopping: writing what is queued", drain_timeout_s=drain_timeout)
-        try:
-            await self._stop_writer(drain_timeout)
-        finally:
-            for task in list(self._stored_tasks):
-                task.cancel()
-            await self.stop_session_tracker()
-            if self._fsync_task is not None:
-                self._fsync_task.cancel()  # it fsyncs once more on its way out
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._fsync_task
-            if self.spool is not None:
-                self.spool.close()
-            if self.ops is not None:
-                await self.ops.stop()
-            if self._session is not None:
-                await self._session.close()
+        # each step runs even if one before it failed or was cancelled; last in, first out
+        async with contextlib.AsyncExitStack() as cleanup:
+            cleanup.callback(self._notifier.close)
             if self.engine is not None:
-                await self.engine.dispose()
-            self._notifier.close()
+                cleanup.push_async_callback(self.engine.dispose)
+            if self._session is not None:
+                cleanup.push_async_callback(self._session.close)
+            if self.ops is not None:
+                cleanup.push_async_callback(self.ops.stop)
+            if self.spool is not None:
+                cleanup.callback(self.spool.close)
+            if self._fsync_task is not None:
+                # it fsyncs once more on its way out
+                cleanup.push_async_callback(cancel_and_wait, self._fsync_task)
+            cleanup.push_async_callback(self.stop_session_tracker)
+            cleanup.callback(self._cancel_stored_tasks)
+            await self._stop_writer(drain_timeout)
+
+    def _cancel_stored_tasks(self) -> None:
+        for task in list(self._stored_tasks):
+            task.cancel()
 
     async def stop_session_tracker(self) -> None:
         """End the tracker's background passes (at close, or for a caller that wants to run
@@ -278,9 +289,7 @@ class Collector:
         task, self._sessions_task = self._sessions_task, None
         if task is not None:
             self._sessions_stop.set()
-            task.cancel()  # a pass cut short is redone at the next start
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)  # a pass cut short is redone at the next start
 
     async def _stop_writer(self, drain_timeout: float) -> None:
         task, writer = self._writer_task, self.writer
@@ -290,12 +299,12 @@ class Collector:
         aborted = asyncio.ensure_future(self._abort.wait())
         try:
             await asyncio.wait({draining, aborted}, return_when=asyncio.FIRST_COMPLETED)
-            if not draining.done():
-                # a second signal while draining: spool the rest now
-                await writer.stop(timeout=0)
-            await draining
         finally:
             aborted.cancel()
+            if not draining.done():
+                # a second signal (or our caller cancelled) while draining: spool it now
+                await writer.stop(timeout=0)
+            await draining
         # a failure of the writer was raised by run() already; here only the end matters
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        with contextlib.suppress(Exception):
+            await cancel_and_wait(task)
