@@ -188,11 +188,13 @@ def translate_errors(exc: BaseException) -> Fatal | None:
     from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
     from charged.collector.supervisor import NoChargersError
     from charged.ops.server import OpsServerError
-    from charged.storage.engine import DatabaseAccessDenied, StorageError
+    from charged.storage.engine import DatabaseAccessDenied, DatabaseUrlError, StorageError
     from charged.storage.spool import SpoolError
 
     if isinstance(exc, AuthenticationError | DatabaseAccessDenied):
         return Fatal(str(exc), EXIT_NOPERM)
+    if isinstance(exc, DatabaseUrlError):
+        return Fatal(str(exc), EXIT_CONFIG)
     if isinstance(exc, ApiUnavailable | StorageError):
         return Fatal(str(exc), EXIT_UNAVAILABLE)
     if isinstance(exc, NoChargersError | ChargeAmpsError | SpoolError):
@@ -205,7 +207,7 @@ def translate_errors(exc: BaseException) -> Fatal | None:
 async def _cmd_run(args: argparse.Namespace) -> int:
     from charged.collector.service import Collector
     from charged.log import configure_logging
-    from charged.signals import install_stop_signals
+    from charged.signals import exit_on_stop_signals, install_stop_signals
 
     settings = _load(args.config)
     if args.no_migrate:
@@ -217,18 +219,10 @@ async def _cmd_run(args: argparse.Namespace) -> int:
     for warning in settings.warnings:
         log.warning(warning)
     stop = asyncio.Event()
-    main_task = asyncio.current_task()
-    assert main_task is not None
     collector = Collector(settings)
-
-    def second_signal() -> None:
-        # running: cut the tick short and spool what is left; still starting: just go
-        if collector.supervisor is not None:
-            collector.abort()
-        else:
-            main_task.cancel()
-
-    install_stop_signals(stop, second_signal)
+    # A first signal ends the start (a login or a database that does not answer) or the
+    # ticking; a second one, while starting or stopping, spools what is queued and goes.
+    install_stop_signals(stop, collector.abort)
     try:
         log.info(
             "starting",
@@ -237,8 +231,8 @@ async def _cmd_run(args: argparse.Namespace) -> int:
             api=settings.api.base_url,
             interval=settings.collector.interval,
         )
-        await collector.start()
-        await collector.run(stop)
+        if await _start_unless_stopped(collector, stop, log):
+            await collector.run(stop)
     except Exception as exc:
         fatal = translate_errors(exc)
         if fatal is None:
@@ -247,20 +241,38 @@ async def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         await collector.close()
         log.info("stopped")
+    exit_on_stop_signals(0)  # all is written or spooled: a late signal need not wait
     return 0
+
+
+async def _start_unless_stopped(collector: Any, stop: asyncio.Event, log: Any) -> bool:
+    """``collector.start()``, cut short (and False) if ``stop`` is set first."""
+    from charged.tasks import cancel_and_wait
+
+    starting = asyncio.ensure_future(collector.start())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not starting.done():
+            if stop.is_set():
+                log.info("stop requested while starting; the start is cut short")
+            await cancel_and_wait(starting)
+        await cancel_and_wait(stopped)
+    if starting.cancelled():
+        return False
+    starting.result()  # the start's failure, if it failed
+    return True
 
 
 async def _cmd_demo(args: argparse.Namespace) -> int:
     from charged.demo import DemoOptions, run_demo
     from charged.log import configure_logging
-    from charged.signals import install_stop_signals
+    from charged.signals import exit_on_stop_signals, install_stop_signals
 
     # The demo prints its own progress; keep the service's log lines to warnings.
     configure_logging("warning", "console")
     stop = asyncio.Event()
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    install_stop_signals(stop, main_task.cancel)
     options = DemoOptions(
         db=args.db,
         chargers=args.chargers,
@@ -270,13 +282,21 @@ async def _cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         day=args.date,
     )
+    demo = asyncio.ensure_future(run_demo(options, stop=stop))
+    # a first Ctrl-C ends the demo after its tick; a second cuts the tick short
+    install_stop_signals(stop, demo.cancel)
     try:
-        await run_demo(options, stop=stop)
+        await demo
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if not demo.cancelled() or (current is not None and current.cancelling()):
+            raise  # not the second signal's: ours
     except Exception as exc:
         fatal = translate_errors(exc)
         if fatal is None:
             raise
         raise fatal from None
+    exit_on_stop_signals(0)
     return 0
 
 
