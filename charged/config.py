@@ -94,6 +94,8 @@ class WriterSettings(_Section):
     queue_size: PositiveInt = 20000
     # longest wait between attempts to reach a database that failed (jittered, doubling)
     retry_backoff_max: PositiveFloat = 30.0
+    # a write that takes longer counts as failed (a server that hangs rather than refuses)
+    write_timeout: PositiveFloat = 60.0
 
 
 class LogSettings(_Section):

@@ -69,7 +69,16 @@ class Metrics:
             "charged_rows_spooled", "Rows written to the disk spool", ["table"], registry=r
         )
         self.rows_dropped = Counter(
-            "charged_rows_dropped", "Rows dropped (spool full)", ["table"], registry=r
+            "charged_rows_dropped",
+            "Rows lost: the spool (or the file of refused rows) was full",
+            ["table"],
+            registry=r,
+        )
+        self.rows_rejected = Counter(
+            "charged_rows_rejected",
+            "Rows the database refused for their values, kept in the spool's rejected.jsonl",
+            ["table"],
+            registry=r,
         )
         self.queue_depth = Gauge(
             "charged_queue_depth", "Items waiting on the write queue", registry=r

@@ -21,6 +21,10 @@ class StorageError(Exception):
     """A storage problem a person has to act on; the message is one line saying what to do."""
 
 
+class DatabaseUrlError(StorageError):
+    """database.url cannot be used as written: a configuration error."""
+
+
 class DatabaseUnavailable(StorageError):
     """The database cannot be reached or refuses the connection."""
 
@@ -37,7 +41,7 @@ def parse_url(url: str) -> URL:
     try:
         return make_url(url)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
-        raise StorageError(
+        raise DatabaseUrlError(
             "the database URL is not valid; use mysql+asyncmy://USER:PASSWORD@HOST:3306/DB "
             "or sqlite+aiosqlite:///PATH"
         ) from None
@@ -66,7 +70,7 @@ def create_engine(url: str) -> AsyncEngine:
             pool_recycle=MYSQL_POOL_RECYCLE_S,
             connect_args=connect_args,
         )
-    raise StorageError(
+    raise DatabaseUrlError(
         f"unsupported database {backend!r}; use mysql+asyncmy://… or sqlite+aiosqlite:///…"
     )
 

@@ -67,6 +67,10 @@ class SpoolError(Exception):
     """The spool directory cannot be used (in use elsewhere, not writable, …)."""
 
 
+class SpoolNoRoom(Exception):
+    """A batch does not fit behind what the spool holds (only with drop_when_full=False)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RecordId:
     """Where a record lives: segment number, byte offset in it, total length with header."""
@@ -378,8 +382,11 @@ class Spool:
 
     # ---------------------------------------------------------------- writing
 
-    def append(self, batch: RowBatch) -> bool:
-        """Store ``batch`` after everything already spooled; False (counted) when full."""
+    def append(self, batch: RowBatch, *, drop_when_full: bool = True) -> bool:
+        """Store ``batch`` after everything already spooled; False (counted) when full.
+
+        With ``drop_when_full=False`` a batch that does not fit behind what the spool holds
+        raises :class:`SpoolNoRoom` instead: nothing counted, the caller keeps it."""
         self._require_open()
         payload = encode_batch(batch)
         flags = 0
@@ -388,6 +395,8 @@ class Spool:
             flags |= _FLAG_ZLIB
         record = frame(payload, flags)
         if self.bytes + len(record) > self._max_bytes:
+            if not drop_when_full and self.pending():
+                raise SpoolNoRoom(f"{len(record)} bytes do not fit behind {self.bytes}")
             self._reject(batch, len(record), "spool is at its size limit")
             return False
         try:
@@ -402,10 +411,7 @@ class Spool:
                 self._metrics.rows_spooled.labels(table=table).inc(len(rows))
         self._metrics.spool_bytes.set(self.bytes)
         if self._full:
-            self._log.info(
-                "spool has room again; spooling resumed", dropped_rows=self._dropped_since_full
-            )
-            self._full = False
+            self._room_again()
         return True
 
     def _write(self, record: _Record) -> None:
@@ -453,6 +459,16 @@ class Spool:
             if rows:
                 self._metrics.rows_dropped.labels(table=table).inc(len(rows))
                 dropped += len(rows)
+        if not self.pending():
+            # Nothing to keep and nothing to wait for: the batch alone exceeds the limit.
+            self._log.warning(
+                "a batch larger than the spool's size limit was dropped; raise spool.max_bytes",
+                reason=reason,
+                rows=dropped,
+                batch_bytes=size,
+                max_bytes=self._max_bytes,
+            )
+            return
         if not self._full:
             self._log.warning(
                 "spool full: keeping the oldest data, dropping new rows until it drains",
@@ -520,11 +536,19 @@ class Spool:
             raise ValueError(f"ack of {record_id} out of order: only the record peek() returned")
         self._records = max(0, self._records - 1)
         self._consume(record_id.offset + record_id.length)
-        if self._full and self.bytes + self._rejected_size <= self._max_bytes:
-            self._log.info(
-                "spool has room again; spooling resumed", dropped_rows=self._dropped_since_full
-            )
-            self._full = False
+        # Empty counts as room too: a batch larger than max_bytes alone would otherwise keep
+        # the spool "full" (and /readyz failing) with nothing in it.
+        if self._full and (
+            not self.pending() or self.bytes + self._rejected_size <= self._max_bytes
+        ):
+            self._room_again()
+
+    def _room_again(self) -> None:
+        # a warning, like the one when it filled: the operator sees both ends of the loss
+        self._log.warning(
+            "spool has room again; spooling resumed", dropped_rows=self._dropped_since_full
+        )
+        self._full = False
 
     def _consume(self, end: int) -> None:
         """Move the read position to ``end`` in the head segment and persist it."""

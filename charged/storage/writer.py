@@ -12,25 +12,40 @@ Order is kept by one rule: while anything is spooled, every new flush is spooled
 The spool is replayed record by record (peek, write, ack) with the same capped, jittered
 backoff between failed attempts, and it drains before newer rows reach the database.  Rows
 written twice (a replay after a crash between commit and ack) are harmless: inserts are
-idempotent by natural key.
+idempotent by natural key.  While the spool is full but the database answers again, new rows
+wait in memory (and the queue, then the producers) for the replay to make room, instead of
+being dropped behind it.
+
+What a retry can fix (connection, server, lock, a write that hangs past ``write_timeout``, a
+statement the schema does not take yet) is retried.  A row the database refuses for its
+values (IntegrityError, DataError) would be refused forever: the batch is split, table by
+table and then in halves, until the refused rows are isolated; the others are written and the
+refused ones go to :class:`~charged.storage.rejected.RejectedRows`.  The writer never stops
+on bad data.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charged.clock import Clock, SystemClock
 from charged.metrics import Metrics
 from charged.storage.engine import StorageError
-from charged.storage.spool import Spool
+from charged.storage.rejected import RejectedRows
+from charged.storage.spool import Spool, SpoolNoRoom
 from charged.storage.writes import RowBatch, ordered_tables, write_rows
 
 GroupedRows = dict[str, list[Mapping[str, Any]]]
@@ -38,6 +53,11 @@ GroupedRows = dict[str, list[Mapping[str, Any]]]
 RETRY_BACKOFF_BASE = 0.5
 OUTAGE_WITH_SPOOL = "database write failed; spooling rows to disk until it answers"
 OUTAGE_WITHOUT_SPOOL = "database write failed; keeping the rows and retrying"
+SCHEMA_HINT = (
+    "the database does not take the writer's statements (a schema older or newer than this "
+    "version?); rows are kept until it does: run `charged db upgrade`"
+)
+DEFAULT_WRITE_TIMEOUT = 60.0
 
 
 class BatchWriter:
@@ -54,11 +74,20 @@ class BatchWriter:
         logger: Any = None,
         rng: random.Random | None = None,
         spool: Spool | None = None,
+        rejected: RejectedRows | None = None,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``write_timeout``: seconds one write may take before it counts as failed (a server
+        that hangs rather than refuses).  ``prepare``: run before the first write, and again
+        before the next attempt until it succeeds (e.g. migrations when the database was
+        down at start); its :class:`StorageError` counts as an outage."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if flush_interval <= 0:
             raise ValueError(f"flush_interval must be positive, got {flush_interval}")
+        if write_timeout <= 0:
+            raise ValueError(f"write_timeout must be positive, got {write_timeout}")
         self._engine = engine
         self._queue = queue
         self._batch_size = batch_size
@@ -85,8 +114,13 @@ class BatchWriter:
         self._run_task: asyncio.Task[None] | None = None
         self._finished = False
         self._spool = spool
+        self._rejected = rejected
+        self._write_timeout = write_timeout
+        self._prepare = prepare
         self._replay_attempt = 0  # failed replay attempts since the last success
         self._replay_at = 0.0  # monotonic time of the next replay attempt
+        self._replay_failures = 0  # failed replay attempts since start
+        self._defer_mark: int | None = None  # _replay_failures when a flush began to wait
         self.rows_replayed = 0
 
     # -- the task ---------------------------------------------------------------------------
@@ -101,8 +135,8 @@ class BatchWriter:
                 if self._replay_due():
                     await self._replay_one()
                     self._drain_ready()
-                    if self._pending and self._should_flush():
-                        await self._flush()
+                    if self._pending and self._should_flush() and not await self._flush():
+                        await self._wait_for_replay()
                     continue
                 if not self._pending:
                     if self._stopping and self._queue.empty():
@@ -114,7 +148,8 @@ class BatchWriter:
                     self._deadline = self._clock.monotonic() + self._flush_interval
                 self._drain_ready()
                 if self._should_flush():
-                    await self._flush()
+                    if not await self._flush():
+                        await self._wait_for_replay()
                     continue
                 wait_s = self._deadline - self._clock.monotonic()
                 until_replay = self._until_replay()
@@ -151,8 +186,8 @@ class BatchWriter:
         if task.done():
             return  # its failure, if any, belongs to whoever awaits the run() task
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # wait() neither raises the task's outcome nor swallows a cancellation of our caller
+        await asyncio.wait({task})
         # A write cut short by the cancel rolled back (or committed: spooling it again is
         # harmless), so everything still pending or queued is unwritten.
         if self._spool_what_is_left():
@@ -271,27 +306,68 @@ class BatchWriter:
 
     # -- writing ----------------------------------------------------------------------------
 
-    async def _flush(self) -> None:
+    async def _flush(self) -> bool:
+        """Write, spool (or drop, counted) what is pending; False: it waits for the replay."""
         grouped, items = self._pending, self._pending_items
         if self._spool is None:
             await self._write_with_retry(grouped)
-            self._count_written(grouped)
         elif not await self._write_or_spool(grouped):
-            pass  # spooled (or dropped by a full spool, counted there): done for the producers
+            return False
         self._pending, self._pending_rows, self._pending_items = {}, 0, 0
         async with self._progress:
             self._committed += items
             self._progress.notify_all()
+        return True
 
-    def _count_written(self, grouped: GroupedRows) -> None:
+    def _waits_for_replay(self) -> bool:
+        """The spool has no room for the pending rows: must they wait rather than be dropped?
+
+        While the database answers, yes: the replay is making room, and they are written in
+        order after it.  During an outage they wait for the next replay attempt (the
+        database may be back already); if that fails too, they are dropped (counted).  At
+        shutdown nothing waits.
+        """
+        if self._stopping:
+            return False
+        if not self._db_down:
+            self._defer_mark = None
+            return True
+        if self._defer_mark is None:
+            self._defer_mark = self._replay_failures
+        if self._defer_mark == self._replay_failures:
+            return True
+        self._defer_mark = None
+        return False
+
+    async def _wait_for_replay(self) -> None:
+        """Until the next replay attempt is due (at once while the database answers), or
+        until someone (stop) wants the loop's attention."""
+        wait_s = self._until_replay()
+        if not wait_s:
+            await asyncio.sleep(0)
+            return
+        self._wakeup.clear()
+        sleeper = asyncio.ensure_future(self._clock.sleep(wait_s))
+        waker = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+    def _count_written(
+        self, grouped: GroupedRows, refused: Mapping[str, tuple[list[Any], str]]
+    ) -> None:
         for table, rows in grouped.items():
-            self.rows_written[table] = self.rows_written.get(table, 0) + len(rows)
-            self._metrics.rows_written.labels(table).inc(len(rows))
+            n = len(rows) - len(refused[table][0]) if table in refused else len(rows)
+            self.rows_written[table] = self.rows_written.get(table, 0) + n
+            self._metrics.rows_written.labels(table).inc(n)
 
     async def _write_or_spool(self, grouped: GroupedRows) -> bool:
-        """Write ``grouped`` now if nothing is spooled and the database answers; else spool it.
+        """Write ``grouped`` now if nothing is spooled and the database answers; else spool it
+        (or drop it, counted, when the spool is full).  False: it must wait for the replay.
 
-        True when written.  While the spool holds anything, new rows go behind it (order).
+        While the spool holds anything, new rows go behind it (order).
         """
         assert self._spool is not None
         if not self._spool.pending():
@@ -300,20 +376,30 @@ class BatchWriter:
             except _TransientWriteError:
                 pass
             else:
-                self._count_written(grouped)
                 return True
-        self._spool_batch(grouped)
-        return False
+        if self._spool_batch(grouped, drop_when_full=False):
+            return True
+        if self._waits_for_replay():
+            return False
+        self._spool_batch(grouped)  # no room: counted as dropped
+        return True
 
-    def _spool_batch(self, grouped: GroupedRows) -> None:
+    def _spool_batch(self, grouped: GroupedRows, *, drop_when_full: bool = True) -> bool:
+        """Append ``grouped`` to the spool.  False only when ``drop_when_full`` is off and the
+        spool has no room behind what it holds: nothing is counted then, the caller keeps
+        the rows.  True otherwise: stored, or dropped and counted."""
         assert self._spool is not None
+        handled = True
         try:
-            self._spool.append(grouped)
+            self._spool.append(grouped, drop_when_full=drop_when_full)
+        except SpoolNoRoom:
+            handled = False
         except Exception as exc:
             # the spool counts a full or failing disk itself; this is a closed or broken spool
             self._count_dropped(grouped, f"spool unusable ({type(exc).__name__})")
         if self._replay_at < self._clock.monotonic():
             self._schedule_replay()
+        return handled
 
     def _spool_what_is_left(self) -> bool:
         """At shutdown: pending and queued rows go to the spool.  False without a spool."""
@@ -376,48 +462,108 @@ class BatchWriter:
         try:
             await self._write_once(grouped)
         except _TransientWriteError:
+            self._replay_failures += 1
             self._schedule_replay()
             return
         self._spool.ack(record_id)
         self._replay_attempt = 0
         self._replay_at = 0.0
-        self._count_written(grouped)
         self.rows_replayed += sum(len(r) for r in grouped.values())
         if not self._spool.pending():
             self._log.info("spool replayed into the database", rows=self.rows_replayed)
 
     async def _write_once(self, grouped: GroupedRows, outage: str = OUTAGE_WITH_SPOOL) -> None:
-        """One attempt.  Transient failures → :class:`_TransientWriteError` (``outage`` is
-        logged once per outage); anything else stops the writer (see :meth:`_refused`)."""
+        """One attempt: when it returns, ``grouped`` is written (refused rows set aside).
+
+        What a retry can fix raises :class:`_TransientWriteError` (``outage`` is logged once
+        per outage); rows refused for their values are isolated and kept aside instead.
+        """
         started = self._clock.monotonic()
         try:
-            await self._write_batch(grouped)
+            await self._ensure_prepared()
+            refused = await self._write_isolating(grouped)
         except Exception as exc:
             if not _is_transient(exc):
-                raise self._refused(exc, grouped) from exc
+                raise
             self._metrics.db_errors.inc()
             if not self._db_down:
                 self._db_down = True
-                self._log.warning(
-                    outage,
-                    error=_short(exc),
-                    rows=sum(len(r) for r in grouped.values()),
-                )
+                total = sum(len(r) for r in grouped.values())
+                if isinstance(exc, ProgrammingError):
+                    self._log.error(SCHEMA_HINT, error=_short(exc), rows=total)
+                else:
+                    self._log.warning(outage, error=_short(exc), rows=total)
             raise _TransientWriteError from exc
         self._metrics.db_write_latency.observe(self._clock.monotonic() - started)
         if self._db_down:
             self._db_down = False
             self._log.info("database writes succeed again")
+        for table, (rows, reason) in refused.items():
+            self._set_aside(table, rows, reason)
+        self._count_written(grouped, refused)
 
-    def _refused(self, exc: BaseException, grouped: GroupedRows) -> StorageError:
+    async def _ensure_prepared(self) -> None:
+        if self._prepare is None:
+            return
+        try:
+            await self._prepare()
+        except StorageError as exc:
+            raise _NotPrepared(str(exc)) from exc
+        self._prepare = None
+
+    async def _write_isolating(self, grouped: GroupedRows) -> dict[str, tuple[list[Any], str]]:
+        """Write ``grouped`` in one transaction; if the database refuses rows for their
+        values, write table by table, halving a refused part until each refused row stands
+        alone.
+
+        Returns the refused rows per table with the first reason.  A transient failure on
+        the way raises: the whole flush is then retried or spooled (what was committed
+        already is not stored twice: inserts are idempotent).
+        """
+        try:
+            await self._write_limited(grouped)
+            return {}
+        except Exception as exc:
+            if _is_transient(exc):
+                raise
+        refused: dict[str, tuple[list[Any], str]] = {}
+        for table in ordered_tables(set(grouped)):
+            await self._bisect(table, grouped[table], refused)
+        return refused
+
+    async def _bisect(
+        self,
+        table: str,
+        rows: Sequence[Mapping[str, Any]],
+        refused: dict[str, tuple[list[Any], str]],
+    ) -> None:
+        if not rows:
+            return
+        try:
+            await self._write_limited({table: rows})
+            return
+        except Exception as exc:
+            if _is_transient(exc):
+                raise
+            if len(rows) == 1:
+                kept, _ = refused.setdefault(table, ([], _short(exc)))
+                kept.append(rows[0])
+                return
+        middle = len(rows) // 2
+        await self._bisect(table, rows[:middle], refused)
+        await self._bisect(table, rows[middle:], refused)
+
+    def _set_aside(self, table: str, rows: list[Any], reason: str) -> None:
+        if self._rejected is not None:
+            self._rejected.add(table, rows, reason)
+            return
+        self._metrics.rows_rejected.labels(table).inc(len(rows))
+        self._metrics.rows_dropped.labels(table).inc(len(rows))
         self._log.error(
-            "database refused a batch; the writer stops",
-            error=_short(exc),
-            rows=sum(len(r) for r in grouped.values()),
-        )
-        return StorageError(
-            f"the database refused a batch ({_short(exc)}); this is a bug or a "
-            "schema mismatch: run `charged db upgrade` and report it if it persists"
+            "the database refused rows and there is nowhere to keep them; dropped",
+            table=table,
+            rows=len(rows),
+            reason=reason,
         )
 
     async def _write_with_retry(self, grouped: GroupedRows) -> None:
@@ -436,7 +582,17 @@ class BatchWriter:
         """Full jitter over a doubling window, capped at ``retry_backoff_max``."""
         return self._rng.uniform(0.0, min(self._backoff_max, RETRY_BACKOFF_BASE * 2.0**attempt))
 
-    async def _write_batch(self, grouped: GroupedRows) -> None:
+    async def _write_limited(self, grouped: RowBatch) -> None:
+        """:meth:`_write_batch` within ``write_timeout`` (then TimeoutError: transient).
+
+        The limit runs on the event loop's clock, not the injected one: it guards against a
+        real server that hangs, and a fake clock jumps ahead while real I/O is pending.
+        Cancelling the write closes its connection; the pool opens a new one.
+        """
+        async with asyncio.timeout(self._write_timeout):
+            await self._write_batch(grouped)
+
+    async def _write_batch(self, grouped: RowBatch) -> None:
         """Write all tables of one flush in one transaction, charge points first."""
         async with self._engine.begin() as conn:
             for table in ordered_tables(set(grouped)):
@@ -458,9 +614,16 @@ class _TransientWriteError(Exception):
     """A write failed in a way a retry can fix (already counted and logged)."""
 
 
+class _NotPrepared(Exception):
+    """The ``prepare`` step (e.g. migrations) could not run yet."""
+
+
 def _is_transient(exc: BaseException) -> bool:
-    """Errors a retry can fix: the connection, the server, a lock — not the statement."""
-    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
+    """Errors a retry can fix: the connection, the server, a lock, a timeout, a schema that
+    does not match yet (ProgrammingError: a migration fixes it, other values would not)."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | _NotPrepared):
+        return True
+    if isinstance(exc, ProgrammingError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from charged.clock import FakeClock
 from charged.metrics import Metrics
 from charged.storage.engine import create_engine
 from charged.storage.migrate import upgrade
+from charged.storage.rejected import RejectedRows
 from charged.storage.schema import metadata
 from charged.storage.writer import BatchWriter, GroupedRows
 from charged.storage.writes import RowBatch
@@ -156,3 +159,42 @@ async def test_database_down_then_up_writes_everything_once(engine: AsyncEngine)
     assert writer.attempts == 4
     assert metrics.db_errors._value.get() == 3
     assert await counts(engine) == EXPECTED
+
+
+async def test_rows_the_database_refuses_are_set_aside_and_the_rest_is_written(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    metrics = Metrics()
+    queue: asyncio.Queue[RowBatch] = asyncio.Queue(maxsize=100)
+    aside = RejectedRows(tmp_path, clock=clock, metrics=metrics)
+    writer = BatchWriter(engine, queue, clock=clock, metrics=metrics, rejected=aside)
+    task = asyncio.create_task(writer.run())
+    items = per_charger_items(tick_rows(TICK))
+    # a NOT NULL column without a value: refused by SQLite and MariaDB alike
+    bad_gap = {"tick_time": TICK, "charge_point_id": None, "reason": "Timeout"}
+    items.append({"poll_gap": [bad_gap]})
+    refused, connectors = 1, EXPECTED["connector_status"]
+    if engine.dialect.name != "sqlite":
+        # strict MariaDB/MySQL also refuses a value longer than its column (SQLite stores it)
+        first, *others = items[0]["connector_status"]
+        too_long = {**first, "status": "x" * 200}
+        items[0] = {**items[0], "connector_status": [too_long, *others]}
+        refused, connectors = refused + 1, connectors - 1
+    try:
+        for item in items:
+            await queue.put(item)
+        await writer.wait_flushed()
+        assert not task.done()  # the writer goes on
+    finally:
+        await writer.stop()
+        await task
+    stored = await counts(engine)
+    assert stored == {**EXPECTED, "connector_status": connectors}
+    lines = [json.loads(line) for line in aside.path.read_text().splitlines()]
+    assert len(lines) == refused
+    gap = next(line for line in lines if line["table"] == "poll_gap")
+    assert gap["row"] == {**bad_gap, "tick_time": TICK.isoformat()}
+    assert "IntegrityError" in gap["reason"]
+    assert metrics.rows_rejected.labels("poll_gap")._value.get() == 1
+    assert metrics.rows_written.labels("poll_gap")._value.get() == 1  # the good one

@@ -290,21 +290,27 @@ def test_full_spool_keeps_old_data_and_counts_drops(tmp_path: Path) -> None:
     assert item is not None and item[1] == batch_of(10, 0)
     spool.ack(item[0])
     assert not spool.full
-    assert log.events("info")[-1] == "spool has room again; spooling resumed"
+    # a warning too: the operator sees where the loss ended
+    assert log.events("warning")[-1] == "spool has room again; spooling resumed"
     assert spool.append(batch_of(10, 5))
     assert spool.append(batch_of(10, 6)) is False
-    assert len(log.events("warning")) == 2  # full again: a second transition
+    assert len(log.events("warning")) == 3  # full again: a third transition
     assert [b["connector_status"][0]["tick"] for b in drain(spool)] == [1, 2, 5]
 
 
 def test_a_batch_larger_than_the_limit_is_dropped_not_raised(tmp_path: Path) -> None:
-    spool, metrics, _ = make(tmp_path, max_bytes=64)
+    spool, metrics, log = make(tmp_path, max_bytes=64)
     assert spool.append(batch_of(100)) is False
     assert (
         metrics.registry.get_sample_value("charged_rows_dropped_total", {"table": "measurement"})
         == 100
     )
     assert not spool.pending()
+    # an empty spool is not "full" (that would fail /readyz in the next outage for nothing)
+    assert not spool.full
+    assert log.events("warning") == [
+        "a batch larger than the spool's size limit was dropped; raise spool.max_bytes"
+    ]
 
 
 def test_disk_error_drops_the_batch_and_leaves_no_half_record(
@@ -328,7 +334,11 @@ def test_disk_error_drops_the_batch_and_leaves_no_half_record(
     )
     assert spool.append(batch_of(3, 2))
     assert [b["connector_status"][0]["tick"] for b in drain(spool)] == [0, 2]
-    assert log.events("warning") == log.events("warning")[:1]  # no corruption reported
+    # full, then room again: no corruption reported
+    assert log.events("warning") == [
+        "spool full: keeping the oldest data, dropping new rows until it drains",
+        "spool has room again; spooling resumed",
+    ]
 
 
 def test_failing_segment_creation_drops_and_recovers(

@@ -8,17 +8,20 @@ to write, or fails on demand.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
 
 from charged.clock import FakeClock
 from charged.metrics import Metrics
-from charged.storage.engine import StorageError, create_engine
-from charged.storage.writer import BatchWriter, GroupedRows
+from charged.storage.engine import create_engine
+from charged.storage.rejected import RejectedRows
+from charged.storage.writer import SCHEMA_HINT, BatchWriter, GroupedRows
 from charged.storage.writes import RowBatch, ordered_tables
 
 
@@ -213,19 +216,113 @@ async def test_backoff_is_capped() -> None:
     await task
 
 
-async def test_a_refused_statement_stops_the_writer_with_a_clear_error() -> None:
+async def test_a_statement_the_schema_refuses_keeps_the_rows_until_it_takes_them() -> None:
+    # ProgrammingError (a table or column missing): a migration fixes it, not other values
     clock = FakeClock()
     queue: asyncio.Queue[RowBatch] = asyncio.Queue()
     bad = ProgrammingError("INSERT", {}, Exception("Table 'charged.measurement' doesn't exist"))
-    writer, log = make(queue, clock, failures=1, error=bad)
+    writer, log = make(queue, clock, failures=3, error=bad)
     task = asyncio.create_task(writer.run())
     await queue.put(item(1))
-    with pytest.raises(StorageError, match="stopped before these rows were written"):
-        await writer.wait_flushed()
-    with pytest.raises(StorageError) as info:
-        await task
-    assert "\n" not in str(info.value) and "charged db upgrade" in str(info.value)
-    assert [level for level, _, _ in log.lines] == ["error"]
+    await asyncio.wait_for(writer.wait_flushed(), timeout=5)
+    assert writer.attempts == 4 and not task.done()
+    assert all_rows(writer.flushes, "charge_point_status") == [{"id": "cp1", "status": "Online"}]
+    errors = [(event, kw["error"]) for level, event, kw in log.lines if level == "error"]
+    assert errors == [(SCHEMA_HINT, "Exception: Table 'charged.measurement' doesn't exist")]
+    assert "charged db upgrade" in SCHEMA_HINT
+    await writer.stop()
+
+
+class RefusingWriter(RecordingWriter):
+    """Refuses, like a strict MySQL, every transaction holding a row marked ``bad``."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.transactions = 0
+
+    async def _write_batch(self, grouped: GroupedRows) -> None:
+        self.transactions += 1
+        for rows in grouped.values():
+            if any(row.get("status") == "bad" for row in rows):
+                raise DataError("INSERT", {}, Exception("Data too long for column 'status'"))
+        self.flushes.append({t: list(rows) for t, rows in grouped.items()})
+
+
+async def test_rows_refused_for_their_values_are_isolated_kept_aside_and_the_rest_written(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    metrics = Metrics()
+    log = RecordingLog()
+    queue: asyncio.Queue[RowBatch] = asyncio.Queue()
+    rejected = RejectedRows(tmp_path, clock=clock, metrics=metrics, logger=log)
+    engine = create_engine("sqlite+aiosqlite:///:memory:")
+    writer = RefusingWriter(
+        engine,
+        queue,
+        clock=clock,
+        logger=log,
+        metrics=metrics,
+        rejected=rejected,
+        batch_size=1000,
+    )
+    task = asyncio.create_task(writer.run())
+    for cp in range(40):
+        batch = item(cp, rows=2)
+        if cp in (7, 31):
+            batch = {**batch, "charge_point_status": [{"id": f"cp{cp}", "status": "bad"}]}
+        await queue.put(batch)
+    await asyncio.wait_for(writer.wait_flushed(), timeout=5)
+    written = {r["id"] for r in all_rows(writer.flushes, "charge_point_status")}
+    assert written == {f"cp{cp}" for cp in range(40)} - {"cp7", "cp31"}
+    assert len(all_rows(writer.flushes, "connector_status")) == 80  # other tables untouched
+    # halving finds two bad rows in 38 + 2 in far fewer writes than one per row
+    assert writer.transactions < 30
+    assert writer.rows_written == {"charge_point_status": 38, "connector_status": 80}
+    assert metrics.rows_rejected.labels("charge_point_status")._value.get() == 2
+    lines = [json.loads(line) for line in rejected.path.read_text().splitlines()]
+    assert [line["row"] for line in lines] == [
+        {"id": "cp7", "status": "bad"},
+        {"id": "cp31", "status": "bad"},
+    ]
+    assert all(line["table"] == "charge_point_status" for line in lines)
+    assert lines[0]["reason"] == "Exception: Data too long for column 'status'"
+    assert [event for level, event, _ in log.lines if level == "error"] == [
+        "the database refused rows; they are kept aside, the others were written"
+    ]  # once per kind of refusal, not per row
+    assert not task.done()  # the writer goes on
+    await queue.put(item(99))
+    await asyncio.wait_for(writer.wait_flushed(), timeout=5)
+    assert "cp99" in {r["id"] for r in all_rows(writer.flushes, "charge_point_status")}
+    await writer.stop()
+
+
+class HangingOnceWriter(RecordingWriter):
+    """The first write never answers, like a server that stopped mid-statement."""
+
+    async def _write_batch(self, grouped: GroupedRows) -> None:
+        if self.attempts == 0:
+            self.attempts += 1
+            await asyncio.Event().wait()
+        await super()._write_batch(grouped)
+
+
+async def test_a_write_that_hangs_counts_as_failed_after_write_timeout() -> None:
+    # write_timeout runs on the loop's clock (a hung server is real time): a short one here
+    clock = FakeClock()
+    queue: asyncio.Queue[RowBatch] = asyncio.Queue()
+    log = RecordingLog()
+    engine = create_engine("sqlite+aiosqlite:///:memory:")
+    writer = HangingOnceWriter(engine, queue, clock=clock, logger=log, write_timeout=0.05)
+    task = asyncio.create_task(writer.run())
+    await queue.put(item(1))
+    await asyncio.wait_for(writer.wait_flushed(), timeout=5)
+    assert writer.attempts == 2
+    assert all_rows(writer.flushes, "charge_point_status") == [{"id": "cp1", "status": "Online"}]
+    warnings = [(event, kw["error"]) for level, event, kw in log.lines if level == "warning"]
+    assert warnings == [("database write failed; keeping the rows and retrying", "TimeoutError")]
+    await writer.stop()
+    assert task.done()
 
 
 async def test_stop_drains_the_queue_and_flushes_everything() -> None:

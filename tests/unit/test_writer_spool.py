@@ -7,16 +7,17 @@ these tests see what an operator would find on disk.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 from typing import Any
 
-import pytest
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from charged.clock import FakeClock
 from charged.metrics import Metrics
-from charged.storage.engine import StorageError, create_engine
+from charged.storage.engine import create_engine
+from charged.storage.rejected import RejectedRows
 from charged.storage.spool import _HEADER, Spool
 from charged.storage.writer import BatchWriter, GroupedRows
 from charged.storage.writes import RowBatch
@@ -30,6 +31,7 @@ class SwitchedDb(BatchWriter):
         super().__init__(*args, **kw)
         self.up = True
         self.refuse: Exception | None = None
+        self.refuse_row: dict[str, Any] | None = None
         self.flushes: list[GroupedRows] = []
         self.attempts = 0
 
@@ -39,6 +41,8 @@ class SwitchedDb(BatchWriter):
             raise self.refuse
         if not self.up:
             raise OperationalError("INSERT", {}, ConnectionRefusedError(111, "refused"))
+        if any(row == self.refuse_row for rows in grouped.values() for row in rows):
+            raise IntegrityError("INSERT", {}, Exception("Column 'status' cannot be null"))
         self.flushes.append({t: list(rows) for t, rows in grouped.items()})
 
 
@@ -83,6 +87,18 @@ class Harness:
             await self.clock.advance(0.5)
             await settle()
             waited += 0.5
+
+    async def put_ticks_during_outage(self, first: int, last: int) -> None:
+        """put_ticks while the clock moves on: with the spool full, a flush waits for the
+        next replay attempt (if that fails, the outage goes on and the rows are dropped)."""
+        flushed = asyncio.ensure_future(self.put_ticks(first, last))
+        waited = 0.0
+        while not flushed.done():
+            assert waited < 600.0, "the rows were neither spooled nor dropped"
+            await self.clock.advance(0.5)
+            await settle()
+            waited += 0.5
+        await flushed
 
     def written_ticks(self) -> list[int]:
         return [
@@ -148,7 +164,7 @@ async def test_a_full_spool_keeps_the_oldest_and_counts_the_dropped(tmp_path: Pa
     h = Harness(tmp_path, max_bytes=600, batch_size=1)
     h.start()
     h.writer.up = False
-    await h.put_ticks(0, 40)
+    await h.put_ticks_during_outage(0, 40)
     assert h.writer.spool_full
     dropped = h.metric("rows_dropped", "charge_point_status")
     spooled = h.metric("rows_spooled", "charge_point_status")
@@ -229,15 +245,57 @@ async def test_a_corrupt_record_is_skipped_with_a_warning(tmp_path: Path) -> Non
     await again.close()
 
 
-async def test_a_refused_spooled_record_stops_the_writer(tmp_path: Path) -> None:
+async def test_a_spooled_record_the_schema_refuses_waits_for_the_fix(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     h.start()
     h.writer.up = False
     await h.put_ticks(0, 2)
+    h.writer.up = True
     h.writer.refuse = ProgrammingError("INSERT", {}, Exception("Unknown column 'x'"))
-    await h.clock.advance(10.0)
-    assert h.task is not None
-    with pytest.raises(StorageError, match="charged db upgrade"):
-        await asyncio.wait_for(h.task, timeout=5)
-    assert h.spool.pending()  # the record stays for after the fix
-    h.spool.close()
+    await h.clock.advance(30.0)
+    await settle()
+    assert h.task is not None and not h.task.done()  # the writer goes on collecting
+    assert h.spool.pending() and h.writer.db_down  # the records stay, /readyz says so
+    await h.put_ticks(2, 4)  # spooled behind, in order
+    h.writer.refuse = None  # `charged db upgrade` ran
+    await h.until_drained()
+    assert h.written_ticks() == [0, 1, 2, 3]
+    await h.close()
+
+
+async def test_a_spooled_record_with_a_refused_row_is_replayed_without_it(
+    tmp_path: Path,
+) -> None:
+    aside = RejectedRows(tmp_path / "aside")
+    h = Harness(tmp_path, rejected=aside)
+    h.start()
+    h.writer.up = False
+    await h.put_ticks(0, 3)
+    h.writer.up = True
+    h.writer.refuse_row = {"id": "cp1", "status": "Online"}  # the database now refuses it
+    await h.until_drained()
+    assert h.written_ticks() == [0, 2]
+    assert not h.spool.pending()  # acked: not replayed again at every start
+    [line] = aside.path.read_text().splitlines()
+    assert json.loads(line)["row"] == {"id": "cp1", "status": "Online"}
+    assert h.metric("rows_written", "connector_status") == 6
+    await h.close()
+
+
+async def test_a_full_spool_does_not_drop_new_rows_once_the_database_answers(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, max_bytes=600, batch_size=1)
+    h.start()
+    h.writer.up = False
+    await h.put_ticks_during_outage(0, 40)
+    assert h.writer.spool_full
+    dropped = h.metric("rows_dropped", "charge_point_status")
+    spooled = int(h.metric("rows_spooled", "charge_point_status"))
+    h.writer.up = True
+    # new ticks before the replay has made room: they wait for it, not dropped
+    await h.put_ticks_during_outage(40, 50)
+    assert h.metric("rows_dropped", "charge_point_status") == dropped
+    await h.until_drained()
+    assert h.written_ticks() == list(range(spooled)) + list(range(40, 50))
+    await h.close()
