@@ -57,7 +57,7 @@ EPILOG = (
     "Exit codes: 0 every change ok or unchanged, 1 a change failed, was not confirmed by the "
     "status or could not be audited, 2 refused (invalid value, unknown charger, missing "
     "--yes), 69 vendor API or database unreachable, 77 login refused, 78 bad configuration. "
-    "Every attempt, refused ones included, is a row in the control_action table."
+    "Every attempt on a named charger, refused ones included, is audited in control_action."
 )
 
 
