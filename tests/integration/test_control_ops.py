@@ -36,7 +36,7 @@ async def serve(control: ControlSettings, fake_clock: FakeClock) -> OpsServer:
     controller = Controller(
         OneCharger(),  # type: ignore[arg-type]
         MemoryAuditSink(),
-        actor="api",
+        actor="control-api",
         clock=fake_clock,
     )
     server = OpsServer(

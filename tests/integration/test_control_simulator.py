@@ -320,3 +320,28 @@ async def test_the_api_wants_the_token_and_then_changes_the_simulated_charger(
     rig.sim.fleet.advance(60)
     after = await rig.connector_status(cp_id, connector)
     assert 0 < max(m.current for m in after.measurements) <= 10
+
+
+async def test_a_remote_start_answered_5xx_is_not_sent_again(rig: Rig) -> None:
+    # The simulator's error switch turned on just for the command: its 5xx may hide a start
+    # that happened, so the client must not repeat it (a stop may be repeated: see test_client).
+    cp_id, connector = await rig.charging_connector(above=0.5)
+    assert (await rig.controller.remote_stop(cp_id, connector)).ok
+    real_start = rig.client.remote_start
+
+    async def start_into_errors(*args: Any, **kwargs: Any) -> None:
+        rig.sim.faults.error_rate = 1.0
+        try:
+            await real_start(*args, **kwargs)
+        finally:
+            rig.sim.faults.error_rate = 0.0
+
+    rig.client.remote_start = start_into_errors  # type: ignore[method-assign]
+    result = await rig.controller.remote_start(cp_id, connector, remote_start("0A1B2C3D"))
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None and "not repeated: the charger may have carried it out" in (
+        result.error
+    )
+    starts = [path for _, path in rig.sim.write_log if path.endswith("/remotestart")]
+    assert len(starts) == 1
+    assert rig.audit.records[-1].result == "failed"
