@@ -335,4 +335,8 @@ async def _cmd_db(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m charged.cli`: run the imported module, not this __main__ copy of it, whose
+    # Fatal would be a different class from the charged.cli.Fatal the sub-commands raise
+    from charged.cli import main as _main
+
+    sys.exit(_main())

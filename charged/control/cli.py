@@ -461,8 +461,9 @@ async def _controller(
         raise Fatal(str(exc), 78) from None
     for warning in settings.warnings:  # as `charged run` logs them
         print(f"charged: warning: {warning}", file=sys.stderr)
-    # The command prints its own results; log lines only for trouble, on stderr.
-    configure_logging("warning", "console")
+    # The command prints its own results and its failures (one line each); the service's
+    # transition warnings ("vendor API unavailable") would only say the same twice.
+    configure_logging("error", "console")
     clock = SystemClock()
     engine = None
     try:
