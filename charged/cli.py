@@ -185,7 +185,12 @@ def _load(path: str, *, require_secrets: bool = True) -> Any:
 
 def translate_errors(exc: BaseException) -> Fatal | None:
     """Expected failures → one line and an exit code; anything else is a bug."""
-    from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
+    from charged.chargeamps.errors import (
+        ApiAddressError,
+        ApiUnavailable,
+        AuthenticationError,
+        ChargeAmpsError,
+    )
     from charged.collector.supervisor import NoChargersError
     from charged.ops.server import OpsServerError
     from charged.storage.engine import DatabaseAccessDenied, DatabaseUrlError, StorageError
@@ -193,7 +198,7 @@ def translate_errors(exc: BaseException) -> Fatal | None:
 
     if isinstance(exc, AuthenticationError | DatabaseAccessDenied):
         return Fatal(str(exc), EXIT_NOPERM)
-    if isinstance(exc, DatabaseUrlError):
+    if isinstance(exc, DatabaseUrlError | ApiAddressError):
         return Fatal(str(exc), EXIT_CONFIG)
     if isinstance(exc, ApiUnavailable | StorageError):
         return Fatal(str(exc), EXIT_UNAVAILABLE)

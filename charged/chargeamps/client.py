@@ -21,6 +21,7 @@ import structlog
 
 from charged.chargeamps.auth import TokenManager, TokenStore, account_key
 from charged.chargeamps.errors import (
+    ApiAddressError,
     ApiError,
     ApiUnavailable,
     AuthenticationError,
@@ -700,7 +701,7 @@ class ChargeAmpsClient:
             raise ApiUnavailable(f"{what}: HTTP {status}", endpoint=template, status=status)
         if status == 404 and auth != "bearer":
             # The auth endpoints always exist: a 404 means the URL is built wrong.
-            raise ApiError(
+            raise ApiAddressError(
                 AUTH_NOT_FOUND.format(what=what, root=self._root), status=404, endpoint=template
             )
         if auth == "refresh":

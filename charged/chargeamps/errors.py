@@ -25,6 +25,11 @@ class ApiError(ChargeAmpsError):
         self.endpoint = endpoint
 
 
+class ApiAddressError(ApiError):
+    """The API answers, but not at the address the config builds (a 404 on login): a
+    configuration error, not an outage."""
+
+
 class ApiUnavailable(ChargeAmpsError):
     """The API did not answer usefully: 5xx, 429, timeout, connection error.
 
