@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             assert limit.target is not None
             charger, session = asyncio.run(_choose(db, limit.target))
             _plot(db, args.out, charger, limit.target, session)
+            if args.db is None:
+                print("(the demo database was temporary and is gone; --db FILE keeps it)")
         except FigureError as exc:
             print(f"figures: {exc}", file=sys.stderr)
             return 1
