@@ -32,7 +32,7 @@ from charged.metrics import Metrics
 from charged.ops.health import ReadinessState
 from charged.ops.sdnotify import SystemdNotifier, TickNotifier
 from charged.ops.server import OpsServer
-from charged.storage.engine import check_database, create_engine
+from charged.storage.engine import StorageError, check_database, create_engine
 from charged.storage.migrate import upgrade
 from charged.storage.spool import Spool
 from charged.storage.writer import BatchWriter
@@ -41,6 +41,10 @@ from charged.tasks import cancel_and_wait, run_to_completion
 
 # who the audit table names for changes made through the control API
 CONTROL_API_ACTOR = "control-api"
+
+# seconds after a tick's deadline within which its rows are committed or spooled in a healthy
+# collector; the systemd watchdog's timer stops pinging when a tick takes longer (see run())
+TICK_WRITE_GRACE = 15.0
 
 
 class Collector:
@@ -76,6 +80,7 @@ class Collector:
         self._sessions_task: asyncio.Task[None] | None = None
         self._fsync_task: asyncio.Task[None] | None = None
         self._stored_tasks: set[asyncio.Task[None]] = set()
+        self._last_safe_tick: float | None = None  # monotonic time the last tick was safe
         self._abort = asyncio.Event()
         self._closed = False
         self.queue: asyncio.Queue[RowBatch] = asyncio.Queue(maxsize=settings.writer.queue_size)
@@ -198,13 +203,14 @@ class Collector:
         return self._controller
 
     async def _tick_done(self, result: TickResult) -> None:
-        """A tick is queued.  If any charger answered: once its rows are safe (committed or
-        spooled) systemd's watchdog is fed — the process does its job; /readyz counts it only
-        when the rows are in the database, so it turns 503 during a database outage."""
-        if result.ok > 0:
-            task = asyncio.create_task(self._mark_stored(result), name="charged-tick-stored")
-            self._stored_tasks.add(task)
-            task.add_done_callback(self._stored_tasks.discard)
+        """A tick is queued.  Once its rows are safe (committed or spooled) systemd hears of
+        it (READY=1, then WATCHDOG=1), however many chargers answered: a tick of gaps is the
+        process doing its job during a vendor outage.  /readyz counts a tick only when a
+        charger answered and the rows are in the database, so it turns 503 during an outage
+        of either."""
+        task = asyncio.create_task(self._mark_stored(result), name="charged-tick-stored")
+        self._stored_tasks.add(task)
+        task.add_done_callback(self._stored_tasks.discard)
         if self._on_tick is not None:
             maybe = self._on_tick(result)
             if maybe is not None:
@@ -212,12 +218,50 @@ class Collector:
 
     async def _mark_stored(self, result: TickResult) -> None:
         assert self.writer is not None
-        await self.writer.wait_flushed()
-        if self.writer.caught_up:
+        try:
+            await self.writer.wait_flushed()
+        except StorageError:
+            return  # the writer ended; run() reports why, and no ping says otherwise
+        self._last_safe_tick = self.clock.monotonic()
+        if result.ok > 0 and self.writer.caught_up:
             self.readiness.last_tick_ok = self.clock.time()
         self._ticks.tick_stored(
             f"tick {result.tick_time:%H:%M:%S}: {result.ok}/{result.asked} chargers, "
             f"{result.rows} rows"
+        )
+
+    def longest_tick_gap(self) -> float:
+        """The longest a healthy collector goes between two safe ticks: one interval, the
+        next tick's deadline, and :data:`TICK_WRITE_GRACE` to commit or spool its rows."""
+        c = self.settings.collector
+        return c.interval * (1 + c.deadline_fraction) + TICK_WRITE_GRACE
+
+    def _working(self, ticking: asyncio.Task[None]) -> bool:
+        """The tick loop and the writer run, and a tick was made safe lately."""
+        writer = self._writer_task
+        if ticking.done() or writer is None or writer.done() or self._last_safe_tick is None:
+            return False
+        return self.clock.monotonic() - self._last_safe_tick <= self.longest_tick_gap()
+
+    def _watchdog_timer(self, ticking: asyncio.Task[None]) -> asyncio.Task[None] | None:
+        """A task pinging systemd between ticks, if ticks alone would not feed its watchdog
+        often enough (WatchdogSec not above :meth:`longest_tick_gap`)."""
+        timeout = self._ticks.watchdog_timeout()
+        if timeout is None:
+            return None
+        gap = self.longest_tick_gap()
+        period = self._ticks.timer_period(gap)
+        self._log.info(
+            "systemd watchdog",
+            watchdog_sec=timeout,
+            fed="with every safe tick" + ("" if period is None else f" and every {period:g} s"),
+            stuck_after_s=gap if period is not None else timeout,
+        )
+        if period is None:
+            return None
+        return asyncio.create_task(
+            self._ticks.keep_alive(self.clock, period, lambda: self._working(ticking)),
+            name="charged-watchdog",
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -227,12 +271,15 @@ class Collector:
         assert self.supervisor is not None and self._writer_task is not None
         ticking = asyncio.create_task(self.supervisor.run(stop), name="charged-supervisor")
         aborted = asyncio.create_task(self._abort.wait(), name="charged-abort")
+        watchdog = self._watchdog_timer(ticking)
         try:
             done, _ = await asyncio.wait(
                 {ticking, self._writer_task, aborted}, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             aborted.cancel()
+            if watchdog is not None:
+                await cancel_and_wait(watchdog)
             if not ticking.done():
                 await cancel_and_wait(ticking)
         if ticking in done:

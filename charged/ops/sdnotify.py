@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
+
+from charged.clock import Clock
 
 
 class SystemdNotifier:
@@ -108,9 +110,15 @@ def _status_line(text: str) -> str:
 
 
 class TickNotifier:
-    """The daemon's side of the contract: READY=1 once the first tick is stored, WATCHDOG=1
-    with every stored tick after it (so a stuck collector stops feeding the watchdog even
-    though the process is alive), STOPPING=1 at shutdown."""
+    """The daemon's side of the contract: READY=1 once the first tick is safe (its rows
+    committed or spooled), WATCHDOG=1 with every safe tick after it, STOPPING=1 at shutdown.
+
+    A tick counts however many chargers answered: a tick of gaps during a vendor outage is
+    the collector doing its job (it records the gaps), so it feeds the watchdog; a collector
+    whose ticks stop completing, or whose writer stops taking rows, stops feeding it.  When
+    ticks come further apart than systemd's watchdog allows, :meth:`keep_alive` pings in
+    between, for as long as the caller's ``alive()`` says the tick loop and writer still work.
+    """
 
     def __init__(self, notifier: SystemdNotifier) -> None:
         self._notifier = notifier
@@ -132,3 +140,26 @@ class TickNotifier:
 
     def stopping(self) -> None:
         self._notifier.stopping()
+
+    def watchdog_timeout(self) -> float | None:
+        """systemd's WatchdogSec for this process in seconds, or None if it asks for none."""
+        half = self._notifier.watchdog_interval()
+        return None if half is None else 2 * half
+
+    def timer_period(self, longest_tick_gap: float) -> float | None:
+        """How often :meth:`keep_alive` must ping between ticks: half the watchdog timeout,
+        or None when no watchdog is asked for or when the ticks alone are often enough (the
+        timeout is longer than ``longest_tick_gap``, the longest a healthy collector can go
+        between two safe ticks)."""
+        timeout = self.watchdog_timeout()
+        if timeout is None or timeout > longest_tick_gap:
+            return None
+        return timeout / 2
+
+    async def keep_alive(self, clock: Clock, period: float, alive: Callable[[], bool]) -> None:
+        """Every ``period`` seconds, WATCHDOG=1 if READY=1 was sent and ``alive()``; forever
+        (cancel it).  Before READY=1 systemd does not watch yet."""
+        while True:
+            await clock.sleep(period)
+            if self._ready and alive():
+                self._notifier.watchdog()

@@ -1,7 +1,8 @@
 """deploy/charged.service: checked by systemd-analyze, and its contract with the daemon
 exercised for real — `charged run` against the simulator, with NOTIFY_SOCKET pointed at a
 datagram socket this test reads, must say READY=1 after its first stored tick, then keep
-sending WATCHDOG=1, serve /readyz, and exit 0 on SIGTERM.
+sending WATCHDOG=1 (also while no charger answers), serve /readyz, say STOPPING=1 and exit 0
+on SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 
 from charged.cli import EXIT_CONFIG, EXIT_NOPERM
 from charged.config import CollectorSettings, ShutdownSettings
+from charged.simulator import Simulator, SimulatorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "charged.service"
@@ -215,7 +217,10 @@ class Daemon:
 
 
 @pytest.fixture
-def daemon() -> Iterator[Daemon]:
+def daemon(request: pytest.FixtureRequest) -> Iterator[Daemon]:
+    """`charged run` under a stand-in for systemd; ``request.param`` (indirect): extra
+    `charged simulate` options (faults)."""
+    simulator_options: list[str] = list(getattr(request, "param", []))
     # AF_UNIX paths are limited to 108 bytes: keep the directory short
     workdir = Path(tempfile.mkdtemp(prefix="charged-sd-", dir="/tmp"))
     api_port, ops_port = free_port(), free_port()
@@ -232,6 +237,7 @@ def daemon() -> Iterator[Daemon]:
                 str(api_port),
                 "--chargers",
                 "3",
+                *simulator_options,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -309,3 +315,36 @@ def test_charged_run_notifies_ready_and_watchdog_and_stops_on_sigterm(daemon: Da
     except subprocess.TimeoutExpired:
         pytest.fail(f"charged run did not stop on SIGTERM:\n{output(daemon.proc)}")
     assert code == 0, output(daemon.proc)
+    daemon.receive_until("STOPPING=1", 1, time.monotonic() + 5)  # sent before the drain
+    assert daemon.messages.index("STOPPING=1") > daemon.messages.index("READY=1")
+
+
+# the ids `charged simulate --chargers 3` serves (its default seed)
+SIMULATED_IDS = Simulator(SimulatorConfig(chargers=3, seed=1)).charge_point_ids()
+
+
+@pytest.mark.parametrize(
+    "daemon", [[arg for cp in SIMULATED_IDS for arg in ("--malformed", cp)]], indirect=True
+)
+def test_a_vendor_outage_still_feeds_the_watchdog(daemon: Daemon) -> None:
+    """No charger answers (each one's status is garbage): the collector records the gaps,
+    which is its job, so it is READY and keeps feeding the watchdog; systemd must not
+    restart-loop it through a vendor outage."""
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    daemon.receive_until("READY=1", 1, deadline)
+    ready_at = len(daemon.messages)
+    daemon.receive_until(
+        "WATCHDOG=1", daemon.messages[:ready_at].count("WATCHDOG=1") + 3, time.monotonic() + 15
+    )
+    statuses = [m for m in daemon.messages if m.startswith("STATUS=")]
+    assert statuses and all(": 0/3 chargers" in m for m in statuses), statuses
+    with sqlite3.connect(daemon.workdir / "charged.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM connector_status").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM poll_gap").fetchone()[0] >= 3
+    daemon.proc.send_signal(signal.SIGTERM)
+    try:
+        code = daemon.proc.wait(timeout=ShutdownSettings(drain_timeout=5).drain_timeout + 20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"charged run did not stop on SIGTERM:\n{output(daemon.proc)}")
+    assert code == 0, output(daemon.proc)
+    daemon.receive_until("STOPPING=1", 1, time.monotonic() + 5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from charged.clock import FakeClock
 from charged.ops.sdnotify import SystemdNotifier, TickNotifier
 
 
@@ -156,3 +158,57 @@ def test_tick_notifier_without_systemd_is_silent() -> None:
     ticks.tick_stored()
     ticks.stopping()
     assert ticks.ready_sent
+
+
+class Recording(SystemdNotifier):
+    def __init__(self, env: dict[str, str], clock: FakeClock) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self.sent: list[tuple[float, tuple[str, ...]]] = []
+
+    def notify(self, *states: str) -> bool:
+        self.sent.append((self.clock.monotonic(), states))
+        return True
+
+
+@pytest.mark.parametrize(
+    ("usec", "gap", "period"),
+    [
+        (None, 72.0, None),  # no watchdog asked for
+        ("120000000", 72.0, None),  # WatchdogSec=120 outlasts the ticks: no timer needed
+        ("60000000", 72.0, 30.0),  # 60 s could fall between two ticks: ping every 30 s
+        ("2000000", 2.9, 1.0),
+    ],
+)
+def test_timer_period_only_when_ticks_alone_are_too_rare(
+    usec: str | None, gap: float, period: float | None
+) -> None:
+    env = {} if usec is None else {"WATCHDOG_USEC": usec}
+    ticks = TickNotifier(SystemdNotifier(env))
+    assert ticks.timer_period(gap) == period
+    assert ticks.watchdog_timeout() == (None if usec is None else int(usec) / 1e6)
+
+
+async def test_keep_alive_pings_after_ready_while_alive() -> None:
+    clock = FakeClock(auto_advance=False)
+    notifier = Recording({"WATCHDOG_USEC": "20000000"}, clock)
+    ticks = TickNotifier(notifier)
+    alive = True
+    start = clock.monotonic()
+    task = asyncio.create_task(ticks.keep_alive(clock, 10.0, lambda: alive))
+    try:
+        await clock.advance(30)
+        assert notifier.sent == []  # not READY yet: systemd does not watch
+        ticks.tick_stored("first tick")
+        await clock.advance(30)
+        assert [at - start for at, _ in notifier.sent] == [30, 40, 50, 60]
+        assert [s for _, s in notifier.sent[1:]] == [("WATCHDOG=1",)] * 3
+        alive = False  # e.g. the last safe tick is too old: let systemd act
+        await clock.advance(60)
+        assert len(notifier.sent) == 4
+        alive = True
+        await clock.advance(10)
+        assert len(notifier.sent) == 5
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
