@@ -11,6 +11,7 @@ nothing duplicated, every failure a poll_gap row with its reason.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -22,11 +23,12 @@ import pytest
 from sqlalchemy import select
 
 from charged.chargeamps.client import STATUS
-from charged.clock import SystemClock
-from charged.collector.service import Collector
+from charged.clock import FakeClock, SystemClock
+from charged.collector.service import TICK_WRITE_GRACE, Collector
 from charged.collector.supervisor import TickResult
 from charged.config import Settings, settings_from_mapping
 from charged.metrics import Metrics
+from charged.ops.sdnotify import SystemdNotifier
 from charged.simulator import Faults, Simulator, SimulatorConfig
 from charged.storage.engine import create_engine
 from charged.storage.schema import metadata
@@ -276,15 +278,28 @@ async def test_api_faults_keep_ticking_and_store_exactly_what_was_served(
     assert all(t.failed == 0 for t in recovered.ticks)
 
     await run.collector.writer.wait_flushed()
-    await compare_with_served(run, db_url)
+    assert {phase.name for phase in run.phases if phase.gaps()} >= {
+        "latency",
+        "429 storm",
+        "malformed",
+    }
+    await compare_with_served(run.simulator, run.collector.metrics, run.phases, run.late, db_url)
 
 
-async def compare_with_served(run: Run, db_url: str) -> None:
-    sim = run.simulator
-    ticks = [t for phase in run.phases for t in phase.ticks]
-    assert run.metric("charged_ticks_total", result="ok") + run.metric(
-        "charged_ticks_total", result="partial"
-    ) + run.metric("charged_ticks_total", result="failed") == len(ticks)
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+async def compare_with_served(
+    sim: Simulator, metrics: Metrics, phases: list[Phase], late: set[int], db_url: str
+) -> None:
+    """The database against every tick's result and every body the simulator served (less
+    those in ``late``, which the client had given up on): nothing missing, nothing twice."""
+    ticks = [t for phase in phases for t in phase.ticks]
+    assert sample(metrics, "charged_ticks_total", result="ok") + sample(
+        metrics, "charged_ticks_total", result="partial"
+    ) + sample(metrics, "charged_ticks_total", result="failed") == len(ticks)
 
     # one poll_cycle row per tick, saying what the tick saw
     cycles = sorted(await fetch(db_url, "poll_cycle"), key=lambda r: r["tick_time"])
@@ -295,18 +310,13 @@ async def compare_with_served(run: Run, db_url: str) -> None:
     gaps = {
         (g["tick_time"], g["charge_point_id"]): g["reason"] for g in await fetch(db_url, "poll_gap")
     }
-    expected_gaps = {k: v for phase in run.phases for k, v in phase.gaps().items()}
+    expected_gaps = {k: v for phase in phases for k, v in phase.gaps().items()}
     assert gaps == expected_gaps
-    assert {phase.name for phase in run.phases if phase.gaps()} >= {
-        "latency",
-        "429 storm",
-        "malformed",
-    }
 
     # what the simulator served, per charger in order, less what the client had given up on
     served: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for index, s in enumerate(sim.served):
-        if index not in run.late:
+        if index not in late:
             served[s.charge_point_id].append(s.body)
 
     connectors: dict[tuple[str, datetime], dict[int, dict[str, Any]]] = defaultdict(dict)
@@ -369,9 +379,8 @@ async def compare_with_served(run: Run, db_url: str) -> None:
         abandoned += len(bodies) - position
     # every skipped body is one the client gave up on: a timeout or a broken connection (not
     # every such request reached the handler)
-    metrics = run.collector.metrics
     given_up = status_requests(metrics, "timeout") + status_requests(metrics, "connection_error")
-    assert abandoned <= given_up - len(run.late)
+    assert abandoned <= given_up - len(late)
     # nothing stored that was not served (a row in a gap tick, a stray tick)
     assert len(connector_rows) == expected_connectors
     assert len(measurement_rows) == expected_phases > 0
@@ -379,3 +388,226 @@ async def compare_with_served(run: Run, db_url: str) -> None:
     # the charger table holds each charger's last answer
     last = {cp: bodies[-1]["status"] for cp, bodies in served.items()}
     assert {r["id"]: r["status"] for r in await fetch(db_url, "charge_point_status")} == last
+
+
+# ------------------------------------------------------------ the real run loop, fake time
+
+FAKE_INTERVAL = 30.0
+WATCHDOG_USEC = 20_000_000  # WatchdogSec=20 s, shorter than an interval: the timer pings
+REAL_WAIT = 30.0  # real seconds any one awaited step may take before the test fails
+
+
+class RecordingNotifier(SystemdNotifier):
+    """systemd's side, in memory: every datagram with the fake clock's time it was sent."""
+
+    def __init__(self, clock: FakeClock, watchdog_usec: int) -> None:
+        super().__init__({"WATCHDOG_USEC": str(watchdog_usec)})
+        self.clock = clock
+        self.sent: list[tuple[float, tuple[str, ...]]] = []
+
+    def notify(self, *states: str) -> bool:
+        self.sent.append((self.clock.monotonic(), states))
+        return True
+
+    def pings(self) -> list[float]:
+        return [at for at, states in self.sent if "WATCHDOG=1" in states]
+
+
+@dataclass
+class Daemon:
+    """``Collector.run`` — the loop `charged run` runs — on a FakeClock that only the test
+    moves, against a simulator on the same clock: the test advances time to each grid point
+    and waits (in real time, bounded) for the tick there to be safe."""
+
+    simulator: Simulator
+    clock: FakeClock
+    collector: Collector
+    notifier: RecordingNotifier
+    results: asyncio.Queue[TickResult]
+    anchor: float
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    async def next_tick(self) -> TickResult:
+        """The next tick's result, once its rows are committed or spooled."""
+        result = await asyncio.wait_for(self.results.get(), REAL_WAIT)
+        assert self.collector.writer is not None
+        await asyncio.wait_for(self.collector.writer.wait_flushed(), REAL_WAIT)
+        await asyncio.wait_for(self._marked(), REAL_WAIT)
+        return result
+
+    async def _marked(self) -> None:
+        # the READY/WATCHDOG notice follows the flush in a task of its own
+        while self.collector._stored_tasks:
+            await asyncio.wait(set(self.collector._stored_tasks))
+
+    async def advance_to(self, k: float) -> None:
+        """Move the clock to grid point ``k`` (anchor + k intervals)."""
+        await self.clock.advance(self.anchor + k * FAKE_INTERVAL - self.clock.monotonic())
+
+    async def requests_held(self, target: int) -> None:
+        """Wait until the simulator has seen ``target`` requests (it counts each before the
+        latency or timeout fault holds it)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + REAL_WAIT
+        while self.simulator.requests < target:
+            assert loop.time() < give_up, "the tick's requests never reached the simulator"
+            await asyncio.sleep(0.01)  # real sockets: polling their effect, not the time
+
+
+@pytest.fixture
+def daemon_db(request: pytest.FixtureRequest) -> str:
+    """The database of the ``daemon`` fixture: ``db_url`` (both) unless parametrized."""
+    return str(request.getfixturevalue(getattr(request, "param", "db_url")))
+
+
+@pytest.fixture
+async def daemon(daemon_db: str, tmp_path: Path) -> AsyncIterator[Daemon]:
+    db_url = daemon_db
+    clock = FakeClock(auto_advance=False)
+    sim = Simulator(
+        SimulatorConfig(chargers=CHARGERS, seed=4, speed=60.0, start_time=noon_today()),
+        clock=clock,
+    )
+    sim.record_served = True
+    await sim.start("127.0.0.1", 0)
+    settings = settings_from_mapping(
+        {
+            "api": {
+                "base_url": sim.base_url,
+                "email": sim.account.email,
+                "password": sim.account.password,
+                "api_key": sim.account.api_key,
+                # real seconds: a hung request outlives the test's fake hours
+                "request_timeout": 60,
+                "max_attempts": 1,  # a retry would wait on the fake clock, in mid-tick
+                "max_concurrency": 30,
+                "max_requests_per_second": None,
+            },
+            "collector": {"interval": FAKE_INTERVAL, "rediscover_every": 1000},
+            "database": {"url": db_url},
+            "writer": {"flush_interval": 0.1},
+            "spool": {"directory": str(tmp_path / "spool")},
+            "ops": {"enabled": False},
+            "sessions": {"enabled": False},
+        },
+        source="test",
+    )
+    results: asyncio.Queue[TickResult] = asyncio.Queue()
+    notifier = RecordingNotifier(clock, WATCHDOG_USEC)
+    collector = Collector(
+        settings, clock=clock, notifier=notifier, on_tick=results.put_nowait, metrics=Metrics()
+    )
+    d = Daemon(sim, clock, collector, notifier, results, anchor=clock.monotonic())
+    try:
+        await collector.start()
+        d.task = asyncio.create_task(collector.run(d.stop))
+        yield d
+    finally:
+        if d.task is not None and not d.task.done():
+            collector.abort()  # a tick held by the simulator is cut short
+            await asyncio.wait_for(asyncio.wait({d.task}), REAL_WAIT)
+        await collector.close()
+        await sim.stop()
+
+
+async def test_the_run_loop_keeps_its_schedule_through_api_faults(
+    daemon: Daemon, db_url: str
+) -> None:
+    """Supervisor.run, not tick() by hand: the ticks stay on the interval grid through 5xx,
+    a malformed and an Offline charger, and a tick that overruns by more than two intervals
+    (the grid points it covered are skipped and counted, the next tick is on the grid)."""
+    d, faults = daemon, daemon.simulator.faults
+    ids = d.simulator.charge_point_ids()
+    phases: list[Phase] = []
+
+    async def tick(name: str, k: int) -> TickResult:
+        if k:
+            await d.advance_to(k)
+        result = await d.next_tick()
+        phases.append(Phase(name, [result]))
+        return result
+
+    clean = await tick("clean", 0)
+    faults.error_rate = 1.0  # every status answered 5xx
+    errors = await tick("5xx", 1)
+    faults.error_rate = 0.0
+    faults.malformed.add(ids[3])
+    malformed = await tick("malformed", 2)
+    faults.malformed.clear()
+    faults.offline.add(ids[5])
+    offline = await tick("offline", 3)
+    faults.offline.clear()
+    # tick 4's answers take 70 s of fake time: it ends at 4 + 2.33 intervals
+    faults.latency = 70.0
+    held = d.simulator.requests + CHARGERS
+    await d.advance_to(4)
+    await d.requests_held(held)
+    faults.latency = 0.0
+    await d.clock.advance(70.0)
+    slow = await d.next_tick()
+    phases.append(Phase("overran", [slow]))
+    # grid points 5 and 6 fell inside it: the next tick is at 7, on the grid
+    after = await tick("after the overrun", 7)
+    await tick("steady", 8)
+
+    assert (clean.ok, clean.failed) == (CHARGERS, 0)
+    assert (errors.ok, errors.failed) == (0, CHARGERS)
+    assert all("HTTP 50" in why for why in errors.failures.values())
+    assert malformed.failures == {ids[3]: "malformed payload"}
+    assert offline.failed == 0
+    assert (slow.ok, slow.duration, slow.skipped_before) == (CHARGERS, 70.0, 0)
+    assert after.skipped_before == 2
+    assert sample(d.collector.metrics, "charged_ticks_skipped_total") == 2
+
+    cycles = sorted(await fetch(db_url, "poll_cycle"), key=lambda r: r["tick_time"])
+    start = phases[0].ticks[0].tick_time
+    # one row per tick run, at its grid point; the skipped ones are on the next row
+    assert [
+        (round((c["tick_time"] - start).total_seconds() / FAKE_INTERVAL), c["skipped_ticks"])
+        for c in cycles
+    ] == [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (7, 2), (8, 0)]
+    assert [c["duration_s"] for c in cycles][4] == pytest.approx(70.0)
+    await compare_with_served(d.simulator, d.collector.metrics, phases, set(), db_url)
+
+
+@pytest.mark.parametrize("daemon_db", ["sqlite_url"], indirect=True)
+async def test_a_vendor_outage_feeds_the_watchdog_a_stuck_tick_does_not(daemon: Daemon) -> None:
+    """systemd must restart a stuck collector, not one that records a vendor outage: ticks
+    in which no charger answered still feed the watchdog, and with WatchdogSec (20 s) below
+    the interval (30 s) a timer pings in between; once a tick hangs, the pings stop after
+    the longest a healthy tick takes to be safe."""
+    d, faults = daemon, daemon.simulator.faults
+    assert d.collector.longest_tick_gap() == 30 + 27 + TICK_WRITE_GRACE
+    first = await d.next_tick()
+    assert first.ok == CHARGERS
+    ready_at = d.clock.monotonic()
+    assert d.notifier.sent[0][1][0] == "READY=1"
+
+    faults.error_rate = 1.0  # the vendor's status endpoint is down
+    outage = []
+    for k in (1, 2, 3):
+        await d.advance_to(k)
+        outage.append(await d.next_tick())
+    assert all(t.ok == 0 and t.failed == CHARGERS for t in outage)
+    # each failed tick, once safe, sent WATCHDOG=1 with its status ...
+    statuses = [s for _, states in d.notifier.sent for s in states if s.startswith("STATUS=")]
+    assert sum(f": 0/{CHARGERS} chargers" in s for s in statuses) == 3
+    # ... and the timer pinged every 10 s in between: no gap near WatchdogSec
+    pings = d.notifier.pings()
+    assert pings[0] - ready_at <= 10
+    assert max(b - a for a, b in itertools.pairwise(pings)) <= 10
+    last_safe = d.clock.monotonic()
+
+    faults.error_rate = 0.0
+    faults.timeout_rate = 1.0  # tick 4's requests are never answered: the tick is stuck
+    held = d.simulator.requests + CHARGERS
+    await d.advance_to(4)
+    await d.requests_held(held)
+    before = len(pings)
+    for _ in range(15):  # 150 s of fake time, the tick still in flight
+        await d.clock.advance(10.0)
+    pings = d.notifier.pings()[before:]
+    assert pings, "the timer stopped at once; a tick may take its deadline"
+    assert max(pings) <= last_safe + d.collector.longest_tick_gap()
+    assert d.clock.monotonic() - max(pings) > 20  # systemd would have restarted it
