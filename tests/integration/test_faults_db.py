@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -37,6 +38,8 @@ pytestmark = pytest.mark.mysql
 
 STEP_DEADLINE = 60.0  # seconds any one awaited condition may take before the test fails
 POLL = 0.05
+RESULTS = ("ok", "partial", "failed")  # the labels of charged_ticks_total
+HOW = ("written", "spooled")
 
 
 def free_port() -> int:
@@ -263,11 +266,14 @@ def spooled_payloads(segment: Path) -> bytes:
 
 
 async def fetch(db_url: str, table: str) -> list[dict[str, Any]]:
+    """Every row of ``table``, in time order (then in the order inserted)."""
     engine = create_engine(db_url)
     try:
         async with engine.connect() as conn:
             t = metadata.tables[table]
-            rows = await conn.execute(select(t).order_by(t.c.date_created))
+            when = next((t.c[c] for c in ("date_created", "tick_time") if c in t.c), None)
+            order = [*([when] if when is not None else []), *t.primary_key.columns]
+            rows = await conn.execute(select(t).order_by(*order))
             return [dict(r._mapping) for r in rows]
     finally:
         await engine.dispose()
@@ -304,7 +310,58 @@ async def assert_database_holds_exactly_what_was_served(sim: Simulator, db_url: 
     assert set(stored_phases) == set(served_phases)
     for phase, served_values in served_phases.items():
         assert stored_phases[phase] == served_values, f"measurements of {phase} differ"
+    await assert_ticks_hold_what_was_served(sim, db_url)
     return sum(len(v) for v in stored_connectors.values())
+
+
+async def assert_ticks_hold_what_was_served(sim: Simulator, db_url: str) -> None:
+    """poll_cycle, poll_gap and charge_point_status against the stored polls and what the
+    simulator served: one poll_cycle row per tick saying what it held, a poll_gap row for
+    every charger that did not answer in it, each charger's last answer in its table."""
+    everyone = set(sim.charge_point_ids())
+    answered: dict[Any, set[str]] = defaultdict(set)  # tick time -> chargers stored
+    rows_at: dict[Any, int] = defaultdict(int)  # tick time -> rows the tick stored
+    for table in ("connector_status", "measurement"):
+        for row in await fetch(db_url, table):
+            answered[row["date_created"]].add(row["charge_point_id"])
+            rows_at[row["date_created"]] += 1
+    gaps: dict[Any, dict[str, str]] = defaultdict(dict)
+    for gap in await fetch(db_url, "poll_gap"):
+        assert gap["charge_point_id"] not in gaps[gap["tick_time"]], "a gap stored twice"
+        gaps[gap["tick_time"]][gap["charge_point_id"]] = gap["reason"]
+    cycles = await fetch(db_url, "poll_cycle")
+    ticks = [c["tick_time"] for c in cycles]
+    assert len(set(ticks)) == len(ticks), "a tick stored twice"
+    assert set(answered) <= set(ticks), "polls stored without their tick's poll_cycle row"
+    assert set(gaps) <= set(ticks), "gaps stored without their tick's poll_cycle row"
+    for c in cycles:
+        at, ok, failed = c["tick_time"], answered.get(c["tick_time"], set()), gaps[c["tick_time"]]
+        assert ok | set(failed) == everyone and not ok & set(failed), f"tick {at}"
+        assert (c["chargers_asked"], c["chargers_ok"], c["chargers_failed"]) == (
+            len(everyone),
+            len(ok),
+            len(failed),
+        ), f"tick {at}"
+        # connectors and phases, plus each answering charger's charge_point_status row
+        assert c["rows"] == rows_at[at] + len(ok), f"tick {at}"
+        assert all(why.startswith("ApiUnavailable") for why in failed.values()), failed
+    for earlier, later in itertools.pairwise(cycles):
+        seconds = (later["tick_time"] - earlier["tick_time"]).total_seconds()
+        assert seconds >= 1 + later["skipped_ticks"]  # interval 1 s; skipped ones counted
+    # every body served is one tick in which that charger answered, and no tick has more
+    served_per_charger: dict[str, int] = defaultdict(int)
+    for s in sim.served:
+        served_per_charger[s.charge_point_id] += 1
+    for cp in everyone:
+        assert served_per_charger[cp] == sum(cp in answered[t] for t in ticks), cp
+    # charge_point_status: every charger, as it answered last, seen at its last tick
+    last_body = {s.charge_point_id: s.body for s in sim.served}
+    stored = {r["id"]: r for r in await fetch(db_url, "charge_point_status")}
+    assert set(stored) == everyone
+    for cp, row in stored.items():
+        assert row["status"] == last_body[cp]["status"], cp
+        assert row["last_seen"] == max(t for t in ticks if cp in answered[t]), cp
+        assert row["name"], cp
 
 
 # ------------------------------------------------------------------ scenarios
@@ -383,7 +440,10 @@ async def test_killed_while_database_down_replays_its_spool_after_restart(
             m["charged_rows_spooled_total{table=connector_status}"]
             + m["charged_rows_written_total{table=connector_status}"]
         )
-        return safe >= served
+        # and every tick's poll_cycle row (queued after its polls, before it is counted)
+        ticks = sum(m.get(f"charged_ticks_total{{result={r}}}", 0.0) for r in RESULTS)
+        cycles = sum(m.get(f"charged_rows_{how}_total{{table=poll_cycle}}", 0.0) for how in HOW)
+        return safe >= served and cycles >= ticks
 
     await d.wait_for("everything served to be written or spooled", all_served_is_safe)
     await d.signal(signal.SIGKILL)
