@@ -5,6 +5,7 @@ charger through the same client and audit table as the daemon."""
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,7 +74,9 @@ async def test_readyz_turns_200_once_a_tick_is_stored_and_metrics_count_it(
             status, body = await get(http, f"{base}/readyz")
             assert status == 503 and body["reasons"] == ["no tick stored yet"]
 
-            await collector.supervisor.tick()
+            before = time.time()
+            tick = await collector.supervisor.tick()
+            after = time.time()
             # the readiness mark follows the write: wait for the task the tick started
             for task in list(collector._stored_tasks):
                 await task
@@ -90,6 +93,25 @@ async def test_readyz_turns_200_once_a_tick_is_stored_and_metrics_count_it(
             assert samples[("charged_rows_written_total", (("table", "connector_status"),))] == 6
             assert samples[("charged_token_logins_total", ())] == 1
             assert samples[("charged_spool_bytes", ())] == 0
+            # what was queued, per table, is what was written; nothing waits any more
+            assert collector.writer is not None
+            written = collector.writer.rows_written
+            assert written["connector_status"] == 6 and written["poll_cycle"] == 1
+            assert written["charge_point_status"] == 3 + 3  # the list, then each status
+            for table, rows in written.items():
+                assert samples[("charged_rows_queued_total", (("table", table),))] == rows
+                assert samples[("charged_rows_written_total", (("table", table),))] == rows
+            assert samples[("charged_queue_depth", ())] == 0
+            # the tick: its duration observed once, its time as the last successful one
+            assert samples[("charged_tick_duration_seconds_count", ())] == 1
+            assert samples[("charged_tick_duration_seconds_sum", ())] == tick.duration > 0
+            last = samples[("charged_last_successful_tick_timestamp_seconds", ())]
+            assert before <= last <= after
+            # each commit's latency: at least the one of this tick's rows, in real seconds
+            writes = samples[("charged_db_write_seconds_count", ())]
+            assert writes >= 1
+            assert 0 < samples[("charged_db_write_seconds_sum", ())] < 10 * writes
+            assert samples[("charged_db_write_seconds_bucket", (("le", "+Inf"),))] == writes
             # the control API is off unless enabled
             status, _ = await get(http, f"{base}/api/control/chargers")
             assert status == 404
