@@ -32,8 +32,15 @@ from charged.metrics import Metrics
 from charged.ops.health import ReadinessState
 from charged.ops.sdnotify import SystemdNotifier, TickNotifier
 from charged.ops.server import OpsServer
-from charged.storage.engine import StorageError, check_database, create_engine
+from charged.storage.engine import (
+    DatabaseAccessDenied,
+    DatabaseUnavailable,
+    StorageError,
+    check_database,
+    create_engine,
+)
 from charged.storage.migrate import upgrade
+from charged.storage.rejected import RejectedRows
 from charged.storage.spool import Spool
 from charged.storage.writer import BatchWriter
 from charged.storage.writes import RowBatch
@@ -98,18 +105,13 @@ class Collector:
         await self.close()
 
     async def start(self) -> None:
-        """Database first (migrate, check), then the spool, then log in: a bad URL, a spool
-        in use or a wrong password fails fast.  The ops server answers from here on."""
+        """Database first (migrate, check), then the spool, then log in: a bad URL, a refused
+        database login, a spool in use or a wrong password fails fast.  A database server
+        that does not answer does not: ticks are spooled and the writer migrates and
+        replays once it answers.  The ops server answers from here on."""
         s = self.settings
-        if s.database.migrate_on_start:
-            # never cut halfway (MySQL's DDL is not transactional): a stop waits for its end
-            applied = await run_to_completion(
-                upgrade(s.database.url), on_cancel=self._log_migration_finishing
-            )
-            if applied:
-                self._log.info("database migrated", revisions=applied)
         self.engine = create_engine(s.database.url)
-        await check_database(self.engine)
+        prepared = await self._database_at_start()
         self.spool = Spool(
             s.spool.directory,
             max_bytes=s.spool.max_bytes,
@@ -143,7 +145,10 @@ class Collector:
             clock=self.clock,
             metrics=self.metrics,
             retry_backoff_max=s.writer.retry_backoff_max,
+            write_timeout=s.writer.write_timeout,
             spool=self.spool,
+            rejected=RejectedRows(s.spool.directory, clock=self.clock, metrics=self.metrics),
+            prepare=None if prepared else self._prepare_database,
         )
         # the writer starts before the login: what an earlier run spooled is replayed now
         self._writer_task = asyncio.create_task(self.writer.run(), name="charged-writer")
@@ -183,6 +188,37 @@ class Collector:
             self._sessions_task = asyncio.create_task(
                 self.sessions.run(self._sessions_stop), name="charged-sessions"
             )
+
+    async def _prepare_database(self) -> None:
+        """Pending migrations (with database.migrate_on_start), then a query that works."""
+        s = self.settings
+        if s.database.migrate_on_start:
+            # never cut halfway (MySQL's DDL is not transactional): a stop waits for its end
+            applied = await run_to_completion(
+                upgrade(s.database.url), on_cancel=self._log_migration_finishing
+            )
+            if applied:
+                self._log.info("database migrated", revisions=applied)
+        assert self.engine is not None
+        await check_database(self.engine)
+
+    async def _database_at_start(self) -> bool:
+        """True when the database is ready; False when its server does not answer yet."""
+        assert self.engine is not None
+        try:
+            await self._prepare_database()
+        except DatabaseAccessDenied:
+            raise  # a person has to fix the credentials: waiting cannot help
+        except DatabaseUnavailable as exc:
+            if self.engine.url.get_backend_name() == "sqlite":
+                raise  # a local file that cannot be opened does not come back by itself
+            # e.g. the machine booted before the database server: collect meanwhile
+            self._log.warning(
+                "database unreachable at start; collecting into the spool until it answers",
+                error=str(exc),
+            )
+            return False
+        return True
 
     def _log_migration_finishing(self) -> None:
         self._log.warning("stopping once the database migration in progress has finished")

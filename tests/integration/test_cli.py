@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -111,14 +112,63 @@ async def test_wrong_password_is_one_line_and_one_login(
     assert simulator.login_attempts == 1  # no retry storm
 
 
-async def test_database_unreachable_at_start(tmp_path: Path, simulator: Simulator) -> None:
+async def test_mysql_unreachable_at_start_collects_into_the_spool(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    # e.g. the machine booted before the database server: the service collects meanwhile
     path = config_file(
-        tmp_path, simulator, db_url="mysql+asyncmy://charged:s3cret@127.0.0.1:1/charged"
+        tmp_path,
+        simulator,
+        db_url="mysql+asyncmy://charged:s3cret@127.0.0.1:1/charged",
+        extra="collector:\n  interval: 1\nwriter:\n  flush_interval: 0.2\n",
     )
-    proc = await asyncio.to_thread(run_cli, "run", "-c", str(path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGED_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "charged.cli",
+        "run",
+        "-c",
+        str(path),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while not any(".spool" in p.name for p in (tmp_path / "spool").glob("*")):
+                line = (await proc.stdout.readline()).decode()
+                assert line, "charged run exited:\n" + "".join(seen)
+                seen.append(line)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    output = "".join(seen) + rest.decode()
+    assert proc.returncode == 0, output
+    assert "database unreachable at start; collecting into the spool" in output
+    assert "127.0.0.1:1" in output and "s3cret" not in output
+    assert "Traceback" not in output
+
+
+def test_a_database_url_that_does_not_parse_is_a_config_error(tmp_path: Path) -> None:
+    path = config_file(tmp_path, None, db_url="mysql+asyncmy://charged:s3cret@db:33o6/charged")
+    proc = run_cli("run", "-c", str(path))
+    assert proc.returncode == EXIT_CONFIG  # 78: not restarted by systemd, unlike 69
+    assert "the database URL is not valid" in one_line_error(proc)
+    assert "s3cret" not in proc.stderr
+
+
+def test_sqlite_unusable_at_start_is_one_line(tmp_path: Path) -> None:
+    # a local file that cannot be created does not come back by itself: fatal
+    path = config_file(tmp_path, None, db_url="sqlite+aiosqlite:////proc/charged/c.db")
+    proc = run_cli("run", "-c", str(path))
     assert proc.returncode == EXIT_UNAVAILABLE
-    line = one_line_error(proc)
-    assert "127.0.0.1:1" in line and "s3cret" not in proc.stderr
+    assert "choose a writable path in database.url" in one_line_error(proc)
 
 
 @pytest.mark.mysql
@@ -140,3 +190,23 @@ def test_demo_interval_below_a_second_is_a_usage_error() -> None:
     assert proc.returncode == 2
     assert "--interval: must be at least 1 second, got 0.5" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_sub_command_failure_is_one_line_under_python_m(tmp_path: Path) -> None:
+    # `python -m charged.cli` runs the module as __main__: the sub-commands' Fatal must still
+    # be caught (it was a traceback), and the API's transition warning is not a second line
+    path = config_file(tmp_path, None)
+    proc = run_cli("settings", "set", "CP1", "1", "--mode", "off", "-c", str(path))
+    assert proc.returncode == EXIT_UNAVAILABLE, proc.stderr
+    assert proc.stderr.splitlines() == [one_line_error(proc)]
+    assert "POST /auth/login" in proc.stderr
+
+
+async def test_an_api_address_that_finds_no_login_is_a_config_error(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    path = config_file(tmp_path, simulator)
+    path.write_text(path.read_text().replace(simulator.base_url, f"{simulator.base_url}/api/v5"))
+    proc = await asyncio.to_thread(run_cli, "run", "-c", str(path))
+    assert proc.returncode == EXIT_CONFIG  # not restarted in a loop by systemd
+    assert "check api.base_url" in one_line_error(proc)
