@@ -279,52 +279,58 @@ async def fetch(db_url: str, table: str) -> list[dict[str, Any]]:
         await engine.dispose()
 
 
+def connectors_of(body: dict[str, Any]) -> dict[int, tuple[Any, ...]]:
+    """connector id -> (status, kWh, session, phases) as served (rounded as stored)."""
+    return {
+        c["connectorId"]: (
+            c["status"],
+            round(c["totalConsumptionKwh"], 3),
+            c.get("sessionId"),
+            {
+                m["phase"]: (round(m["current"], 3), round(m["voltage"], 1))
+                for m in c.get("measurements") or []
+            },
+        )
+        for c in body.get("connectorStatuses") or []
+    }
+
+
+# a gap whose request the client gave up on: the simulator may have served its body
+GAVE_UP = ("no answer within", "connection failed", "deadline reached")
+
+
 async def assert_database_holds_exactly_what_was_served(sim: Simulator, db_url: str) -> int:
-    """Per connector (and phase), the served values in order equal the stored rows in time
-    order: nothing missing, nothing twice.  Returns the number of connector rows."""
-    served_connectors: dict[tuple[str, int], list[tuple[Any, ...]]] = defaultdict(list)
-    served_phases: dict[tuple[str, int, str], list[tuple[float, float]]] = defaultdict(list)
-    for s in sim.served:
-        for c in s.body.get("connectorStatuses") or []:
-            key = (s.charge_point_id, c["connectorId"])
-            served_connectors[key].append(
-                (c["status"], round(c["totalConsumptionKwh"], 3), c.get("sessionId"))
-            )
-            for m in c.get("measurements") or []:
-                served_phases[(*key, m["phase"])].append(
-                    (round(m["current"], 3), round(m["voltage"], 1))
-                )
-    stored_connectors: dict[tuple[str, int], list[tuple[Any, ...]]] = defaultdict(list)
-    for row in await fetch(db_url, "connector_status"):
-        stored_connectors[(row["charge_point_id"], row["connector_id"])].append(
-            (row["status"], round(float(row["total_consumption_kwh"]), 3), row["session_id"])
-        )
-    stored_phases: dict[tuple[str, int, str], list[tuple[float, float]]] = defaultdict(list)
-    for row in await fetch(db_url, "measurement"):
-        stored_phases[(row["charge_point_id"], row["connector_id"], row["phase"])].append(
-            (round(row["current"], 3), round(row["voltage"], 1))
-        )
-    assert set(stored_connectors) == set(served_connectors)
-    for connector, served in served_connectors.items():
-        assert stored_connectors[connector] == served, f"connector {connector} differs"
-    assert set(stored_phases) == set(served_phases)
-    for phase, served_values in served_phases.items():
-        assert stored_phases[phase] == served_values, f"measurements of {phase} differ"
-    await assert_ticks_hold_what_was_served(sim, db_url)
-    return sum(len(v) for v in stored_connectors.values())
+    """Tick by tick, charger by charger, the stored rows are the bodies the simulator served,
+    in order: nothing missing, nothing twice, nothing never served; with the poll_cycle,
+    poll_gap and charge_point_status rows saying the same.  Returns the connector rows.
 
-
-async def assert_ticks_hold_what_was_served(sim: Simulator, db_url: str) -> None:
-    """poll_cycle, poll_gap and charge_point_status against the stored polls and what the
-    simulator served: one poll_cycle row per tick saying what it held, a poll_gap row for
-    every charger that did not answer in it, each charger's last answer in its table."""
+    A body the simulator served but the client gave up on (its deadline passed on a busy
+    machine) is not stored; it is a poll_gap for that charger at that tick, so such skips
+    are allowed up to the charger's gaps of that kind."""
     everyone = set(sim.charge_point_ids())
+    stored: dict[tuple[str, Any], dict[int, tuple[Any, ...]]] = defaultdict(dict)
+    phases: dict[tuple[str, int, Any], dict[str, tuple[float, float]]] = defaultdict(dict)
+    rows_at: dict[Any, int] = defaultdict(int)  # tick time -> connector and phase rows
+    connector_rows = 0
+    for row in await fetch(db_url, "measurement"):
+        at = (row["charge_point_id"], row["connector_id"], row["date_created"])
+        assert row["phase"] not in phases[at], f"measurement stored twice: {at}"
+        phases[at][row["phase"]] = (round(row["current"], 3), round(row["voltage"], 1))
+        rows_at[row["date_created"]] += 1
+    for row in await fetch(db_url, "connector_status"):
+        cp, cid, at = row["charge_point_id"], row["connector_id"], row["date_created"]
+        assert cid not in stored[(cp, at)], f"connector stored twice: {cp}/{cid} at {at}"
+        kwh = round(float(row["total_consumption_kwh"]), 3)
+        stored[(cp, at)][cid] = (row["status"], kwh, row["session_id"], phases[(cp, cid, at)])
+        rows_at[at] += 1
+        connector_rows += 1
+    assert {(cp, cid, at) for cp, cid, at in phases} <= {
+        (cp, cid, at) for (cp, at), connectors in stored.items() for cid in connectors
+    }, "phases stored without their connector"
     answered: dict[Any, set[str]] = defaultdict(set)  # tick time -> chargers stored
-    rows_at: dict[Any, int] = defaultdict(int)  # tick time -> rows the tick stored
-    for table in ("connector_status", "measurement"):
-        for row in await fetch(db_url, table):
-            answered[row["date_created"]].add(row["charge_point_id"])
-            rows_at[row["date_created"]] += 1
+    for cp, at in stored:
+        answered[at].add(cp)
+
     gaps: dict[Any, dict[str, str]] = defaultdict(dict)
     for gap in await fetch(db_url, "poll_gap"):
         assert gap["charge_point_id"] not in gaps[gap["tick_time"]], "a gap stored twice"
@@ -344,24 +350,35 @@ async def assert_ticks_hold_what_was_served(sim: Simulator, db_url: str) -> None
         ), f"tick {at}"
         # connectors and phases, plus each answering charger's charge_point_status row
         assert c["rows"] == rows_at[at] + len(ok), f"tick {at}"
-        assert all(why.startswith("ApiUnavailable") for why in failed.values()), failed
     for earlier, later in itertools.pairwise(cycles):
         seconds = (later["tick_time"] - earlier["tick_time"]).total_seconds()
         assert seconds >= 1 + later["skipped_ticks"]  # interval 1 s; skipped ones counted
-    # every body served is one tick in which that charger answered, and no tick has more
-    served_per_charger: dict[str, int] = defaultdict(int)
+
+    served: dict[str, list[dict[int, tuple[Any, ...]]]] = defaultdict(list)
     for s in sim.served:
-        served_per_charger[s.charge_point_id] += 1
+        served[s.charge_point_id].append(connectors_of(s.body))
     for cp in everyone:
-        assert served_per_charger[cp] == sum(cp in answered[t] for t in ticks), cp
+        bodies, position, skipped = served[cp], 0, 0
+        for at in (t for t in ticks if cp in answered[t]):
+            while position < len(bodies) and bodies[position] != stored[(cp, at)]:
+                position, skipped = position + 1, skipped + 1
+            assert position < len(bodies), f"{cp} at {at}: stored, but never served (in order)"
+            position += 1
+        skipped += len(bodies) - position
+        given_up = sum(any(w in g.get(cp, "") for w in GAVE_UP) for g in gaps.values())
+        assert skipped <= given_up, f"{cp}: {skipped} bodies served but not stored"
+
     # charge_point_status: every charger, as it answered last, seen at its last tick
     last_body = {s.charge_point_id: s.body for s in sim.served}
-    stored = {r["id"]: r for r in await fetch(db_url, "charge_point_status")}
-    assert set(stored) == everyone
-    for cp, row in stored.items():
-        assert row["status"] == last_body[cp]["status"], cp
-        assert row["last_seen"] == max(t for t in ticks if cp in answered[t]), cp
+    by_id = {r["id"]: r for r in await fetch(db_url, "charge_point_status")}
+    assert set(by_id) == everyone
+    for cp, row in by_id.items():
+        last_seen = max(t for t in ticks if cp in answered[t])
+        assert row["last_seen"] == last_seen, cp
+        if connectors_of(last_body[cp]) == stored[(cp, last_seen)]:  # not given up on
+            assert row["status"] == last_body[cp]["status"], cp
         assert row["name"], cp
+    return connector_rows
 
 
 # ------------------------------------------------------------------ scenarios
@@ -432,6 +449,10 @@ async def test_killed_while_database_down_replays_its_spool_after_restart(
     # or in the database: rows still in memory would die with any process, by design of
     # SIGKILL; the spool's promise is what was handed to it.
     scenario.sim.faults.error_rate = 1.0
+    # Three failed ticks after the last body served: the writer takes rows in order, so
+    # with the poll_cycle rows of those ticks safe, every poll before them is safe too.
+    # (Matching counters alone let the kill cost a served body about one run in ten.)
+    failed_before = await d.metric("charged_ticks_total{result=failed}")
 
     async def all_served_is_safe() -> bool:
         served = sum(len(s.body.get("connectorStatuses") or []) for s in scenario.sim.served)
@@ -443,7 +464,8 @@ async def test_killed_while_database_down_replays_its_spool_after_restart(
         # and every tick's poll_cycle row (queued after its polls, before it is counted)
         ticks = sum(m.get(f"charged_ticks_total{{result={r}}}", 0.0) for r in RESULTS)
         cycles = sum(m.get(f"charged_rows_{how}_total{{table=poll_cycle}}", 0.0) for how in HOW)
-        return safe >= served and cycles >= ticks
+        failed = m.get("charged_ticks_total{result=failed}", 0.0)
+        return safe >= served and cycles >= ticks and failed >= failed_before + 3
 
     await d.wait_for("everything served to be written or spooled", all_served_is_safe)
     await d.signal(signal.SIGKILL)
