@@ -34,6 +34,7 @@ from charged.config import settings_from_mapping
 from charged.simulator import Account, Simulator, SimulatorConfig
 from charged.simulator.fleet_clock import FleetClock
 from charged.storage.schema import charging_session
+from charged.tasks import cancel_and_wait
 
 # The session tracker folds new polls in every this many ticks, and reconciles with the
 # vendor's chargingsessions every this many (one request per charger each time).
@@ -188,9 +189,7 @@ async def run_demo(
         if timer is not None:
             timer.cancel()
         if tracker_task is not None and not tracker_task.done():
-            tracker_task.cancel()  # left early (an error, a second Ctrl-C)
-            with contextlib.suppress(asyncio.CancelledError):
-                await tracker_task
+            await cancel_and_wait(tracker_task)  # left early (an error, a second Ctrl-C)
         if collector.engine is not None:
             with contextlib.suppress(Exception):  # what is stored, if the database answers
                 summary.sessions, summary.reconciled = await session_counts(collector.engine)
