@@ -36,8 +36,16 @@ def _ensure_venv(extras: str) -> None:
     spec = f".[{extras}]" if extras else "."
     print(f"installing charged{f'[{extras}]' if extras else ''} into {VENV} …", flush=True)
     subprocess.run(
-        [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-e", spec],
+        [
+            str(BIN / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-e",
+            spec,
+        ],
         cwd=ROOT,
         check=True,
     )
