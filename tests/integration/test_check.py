@@ -14,12 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from charged.check import (
@@ -35,8 +33,8 @@ from charged.check import (
 from charged.cli import EXIT_CONFIG, EXIT_ERROR, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.clock import FakeClock
 from charged.simulator import Simulator, SimulatorConfig
-from charged.storage.engine import create_engine
 from charged.storage.migrate import head_revision, upgrade
+from tests.integration.mysql_users import execute, temporary_user
 
 DB_PASSWORD = "db-Secret-4711"
 WRONG_PASSWORD = "not-the-password-8c1f"
@@ -137,31 +135,11 @@ def closed_port() -> int:
     return port
 
 
-async def execute(url: str, *statements: str) -> None:
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture
 async def mysql_user(mysql_url: str) -> AsyncIterator[str]:
     """``mysql_url`` reached through a user of its own that has a password."""
-    user = f"charged_c_{uuid.uuid4().hex[:8]}"
-    database = make_url(mysql_url).database
-    await execute(
-        mysql_url,
-        f"CREATE USER '{user}'@'%' IDENTIFIED BY '{DB_PASSWORD}'",
-        f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'%'",
-    )
-    try:
-        url = make_url(mysql_url).set(username=user, password=DB_PASSWORD)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        await execute(mysql_url, f"DROP USER IF EXISTS '{user}'@'%'")
+    async with temporary_user(mysql_url, DB_PASSWORD, "ALL PRIVILEGES") as url:
+        yield url
 
 
 # ---------------------------------------------------------------- all green

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 
 from charged.storage.engine import create_engine
 from charged.storage.migrate import upgrade
 from charged.storage.schema import charge_point_status, connector_status, measurement
+from tests.integration.mysql_users import execute, temporary_user
 
 pytestmark = pytest.mark.mysql
 
@@ -118,16 +117,6 @@ def test_macro_expansion_matches_grafana() -> None:
 # ---------------------------------------------------------------- the database
 
 
-async def execute(url: str, *statements: str) -> None:
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 def connector(
     cp: str, conn_id: int, tick: datetime, status: str, kw: float | None
 ) -> dict[str, Any]:
@@ -195,18 +184,8 @@ async def readonly_url(mysql_url: str) -> AsyncIterator[str]:
             await conn.execute(insert(measurement), MEASUREMENT_ROWS)
     finally:
         await engine.dispose()
-    user = f"charged_ro_{uuid.uuid4().hex[:8]}"
-    database = make_url(mysql_url).database
-    await execute(
-        mysql_url,
-        f"CREATE USER '{user}'@'%' IDENTIFIED BY '{RO_PASSWORD}'",
-        f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'",
-    )
-    try:
-        url = make_url(mysql_url).set(username=user, password=RO_PASSWORD)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        await execute(mysql_url, f"DROP USER IF EXISTS '{user}'@'%'")
+    async with temporary_user(mysql_url, RO_PASSWORD, "SELECT") as url:
+        yield url
 
 
 async def run_panel(url: str, q: Query) -> list[dict[str, Any]]:
