@@ -10,6 +10,7 @@ from charged.simulator.fleet import (
     charge_point_ids,
     check_installation_current,
 )
+from charged.simulator.physics import PhysicsConfig
 
 
 @dataclass
@@ -34,6 +35,9 @@ class SimulatorConfig:
     # installationCurrent (A) of every charger, and the exceptions by charge point id
     installation_current: float = INSTALLATION_CURRENT
     installation_currents: dict[str, float] = field(default_factory=dict)
+    # the site's wiring and the cars' physics (fuse tree, rotations, limit delay, ground
+    # truth); None: the plain field-study model, limits acting at once
+    physics: PhysicsConfig | None = None
 
     def validate(self) -> None:
         """Raise ValueError with one line naming the first impossible value."""
@@ -45,6 +49,8 @@ class SimulatorConfig:
             raise ValueError("api_versions must name at least one version, e.g. v5")
         self.validate_installation()
         self.faults.validate()
+        if self.physics is not None:
+            self.physics.validate(charge_point_ids(self.seed, self.chargers))
 
     def validate_installation(self) -> None:
         """The installation currents: 6–32 A, and only for chargers the fleet has."""

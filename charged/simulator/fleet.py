@@ -21,10 +21,12 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from charged.clock import Clock
+from charged.simulator.grid import Grid, GroundTruth
+from charged.simulator.physics import Physics, PhysicsConfig, Visit
 
 STEP = 10.0  # fleet seconds per model step
 NOMINAL_VOLTAGE = 230.0
@@ -127,13 +129,52 @@ class ConnectorReading:
         return sum(i * v for i, v in zip(self.currents, self.voltages, strict=True)) / 1000.0
 
 
-class Connector:
-    def __init__(
-        self, charge_point: ChargePoint, connector_id: int, slot: int, slots: int, seed: int
-    ) -> None:
+class ConnectorBase:
+    """What the server asks of a connector, whichever model drives its car."""
+
+    def __init__(self, charge_point: ChargePoint, connector_id: int) -> None:
         self.charge_point = charge_point
         self.connector_id = connector_id
         self.settings = ConnectorSettings()
+
+    def limit(self) -> float | None:
+        """The current cap from settings: None = none, 0 = no charging at all."""
+        if self.settings.mode == "Off":
+            return 0.0
+        cp = self.charge_point
+        caps = [
+            c
+            for c in (self.settings.max_current, cp.settings.max_current, cp.installation_current)
+            if c is not None
+        ]
+        return min(caps) if caps else None
+
+    def apply_settings(self) -> None:
+        """The cloud stored new settings: models that act on them later are told here."""
+
+    def advance_to(self, now: float) -> None:
+        raise NotImplementedError
+
+    def reading(self) -> ConnectorReading:
+        raise NotImplementedError
+
+    def remote_stop(self) -> bool:
+        raise NotImplementedError
+
+    def remote_start(self) -> bool:
+        raise NotImplementedError
+
+    def sessions(self) -> list[Session]:
+        raise NotImplementedError
+
+
+class Connector(ConnectorBase):
+    """The lazily stepped model of the field study (no fuse tree, limits act at once)."""
+
+    def __init__(
+        self, charge_point: ChargePoint, connector_id: int, slot: int, slots: int, seed: int
+    ) -> None:
+        super().__init__(charge_point, connector_id)
         self._slot = slot  # position in the fleet: makes session ids unique fleet-wide
         self._slots = slots
         self._rng = random.Random(f"{seed}/{charge_point.id}/{connector_id}")
@@ -154,9 +195,7 @@ class Connector:
     def _initial_state(self) -> None:
         # Start warm: some bays are already occupied, part-way through a visit, so the first
         # poll already shows charging without simulating the hours before the start.
-        hour = _hour(self.t)
-        occupied = 0.4 if 7 <= hour < 19 else 0.15
-        if self._rng.random() >= occupied:
+        if self._rng.random() >= occupied_share(self.t):
             self._next_arrival = self._sample_arrival(self.t)
             return
         vehicle = self._sample_vehicle(self.t)
@@ -273,44 +312,12 @@ class Connector:
             self.session = None
 
     def _sample_vehicle(self, arrival: float) -> Vehicle:
-        rng = self._rng
-        if rng.random() < 0.3:
-            phases, current = 3, 15.0 + rng.uniform(-0.3, 0.3)
-        else:
-            phases = 1
-            current = (15.0 if rng.random() < 0.7 else 9.0) + rng.uniform(-0.3, 0.3)
-        target = rng.uniform(4.0, 6.0)
-        vehicle = Vehicle(
-            phases=phases,
-            current=current,
-            target_kwh=target,
-            taper_kwh=rng.uniform(0.15, 0.35),
-            departs=0.0,
-        )
-        vehicle.departs = arrival + _charge_seconds(vehicle) + rng.uniform(0.25, 3.0) * 3600.0
-        return vehicle
+        return sample_vehicle(self._rng, arrival)
 
     def _sample_arrival(self, after: float) -> float:
-        # Non-homogeneous Poisson arrivals by thinning against the peak rate.
-        t = after
-        while True:
-            t += self._rng.expovariate(_MAX_ARRIVAL_RATE) * 3600.0
-            if self._rng.random() * _MAX_ARRIVAL_RATE <= _ARRIVALS_PER_HOUR[_hour(t)]:
-                return t
+        return sample_arrival(self._rng, after)
 
     # ------------------------------------------------------------ the loop
-
-    def limit(self) -> float | None:
-        """The current cap from settings: None = none, 0 = no charging at all."""
-        if self.settings.mode == "Off":
-            return 0.0
-        cp = self.charge_point
-        caps = [
-            c
-            for c in (self.settings.max_current, cp.settings.max_current, cp.installation_current)
-            if c is not None
-        ]
-        return min(caps) if caps else None
 
     def effective_currents(self, wanted: tuple[float, float, float]) -> tuple[float, float, float]:
         cap = self.limit()
@@ -375,13 +382,13 @@ class ChargePoint:
     password: str
     fleet_start: float
     settings: ChargePointSettings = field(default_factory=ChargePointSettings)
-    connectors: list[Connector] = field(default_factory=list)
+    connectors: list[ConnectorBase] = field(default_factory=list)
     offline_until: float = 0.0  # fleet time a reboot ends
     installation_current: float = INSTALLATION_CURRENT  # A per phase the wiring allows
     firmware_version: str = "1.4.2"
     hardware_version: str = "1.0.0"
 
-    def connector(self, connector_id: int) -> Connector | None:
+    def connector(self, connector_id: int) -> ConnectorBase | None:
         if 1 <= connector_id <= len(self.connectors):
             return self.connectors[connector_id - 1]
         return None
@@ -404,9 +411,12 @@ class Fleet:
         start_time: float | None = None,
         installation_current: float = INSTALLATION_CURRENT,
         installation_currents: Mapping[str, float] | None = None,
+        physics: PhysicsConfig | None = None,
     ) -> None:
         """``installation_current`` is every charge point's, ``installation_currents`` the
-        exceptions by charge point id (ids that are not in the fleet are refused)."""
+        exceptions by charge point id (ids that are not in the fleet are refused).  With
+        ``physics`` the connectors are driven by the site's physics (fuse tree, rotations,
+        limits acting late, ground truth): see :mod:`charged.simulator.physical`."""
         if chargers < 0:
             raise ValueError(f"chargers must not be negative, got {chargers}")
         if speed <= 0:
@@ -428,6 +438,13 @@ class Fleet:
         self._offset = 0.0
         self._by_id: dict[str, ChargePoint] = {}
         slots = chargers * CONNECTORS_PER_AURA
+        self.physics: Physics | None = None
+        if physics is not None:
+            physics.validate(ids)
+            self.physics = Physics(
+                Grid(physics.grid_spec(), int(self.start_time), record=physics.record),
+                limit_delay=physics.limit_delay,
+            )
         for index, cp_id in enumerate(ids):
             cp = ChargePoint(
                 id=cp_id,
@@ -437,10 +454,13 @@ class Fleet:
                 fleet_start=self.start_time,
                 installation_current=float(exceptions.get(cp_id, installation_current)),
             )
-            cp.connectors = [
-                Connector(cp, cid, index * CONNECTORS_PER_AURA + cid - 1, slots, seed)
-                for cid in range(1, CONNECTORS_PER_AURA + 1)
-            ]
+            if self.physics is None or physics is None:
+                cp.connectors = [
+                    Connector(cp, cid, index * CONNECTORS_PER_AURA + cid - 1, slots, seed)
+                    for cid in range(1, CONNECTORS_PER_AURA + 1)
+                ]
+            else:
+                cp.connectors = _physical_connectors(cp, index, slots, seed, self.physics, physics)
             self._by_id[cp_id] = cp
 
     def now(self) -> float:
@@ -465,8 +485,25 @@ class Fleet:
         """The charge point brought up to now, or None if the fleet has no such id."""
         cp = self._by_id.get(cp_id)
         if cp is not None:
-            cp.advance_to(self.now())
+            if self.physics is not None:
+                self.physics.advance_to(self.now())  # one site: every charger moves together
+            else:
+                cp.advance_to(self.now())
         return cp
+
+    def settings_changed(self, cp: ChargePoint) -> None:
+        """The cloud stored new settings for ``cp`` (or one of its connectors): on a wired
+        site the cars follow them after the limit delay; the plain model reads them live."""
+        for connector in cp.connectors:
+            connector.apply_settings()
+
+    def ground_truth(self) -> GroundTruth:
+        """Per fuse and site phase up to now: current, peak, ampere-seconds and seconds above
+        the limit.  Only a fleet created with ``physics`` has one."""
+        if self.physics is None:
+            raise RuntimeError("this fleet has no site physics; give it a PhysicsConfig")
+        self.physics.advance_to(self.now())
+        return self.physics.grid.truth()
 
     def sessions(self, cp_id: str, connector_id: int | None = None) -> list[SessionTruth]:
         """Truth of the charge point's sessions (finished and running), oldest first."""
@@ -479,6 +516,37 @@ class Fleet:
             if connector_id is None or c.connector_id == connector_id
             for s in c.sessions()
         ]
+
+
+def _physical_connectors(
+    cp: ChargePoint, index: int, slots: int, seed: int, physics: Physics, config: PhysicsConfig
+) -> list[ConnectorBase]:
+    # imported here: physical.py builds on this module's classes
+    from charged.simulator.physical import PhysicalConnector, sampled_visits
+
+    connectors: list[ConnectorBase] = []
+    for cid in range(1, CONNECTORS_PER_AURA + 1):
+        scenario = (config.visits or {}).get((cp.id, cid))
+        visits: Iterator[Visit] | Sequence[Visit]
+        if scenario is not None:
+            visits = sorted(scenario, key=lambda v: v.arrival)
+        elif config.sample_arrivals:
+            rng = random.Random(f"{seed}/{cp.id}/{cid}")
+            visits = sampled_visits(rng, int(cp.fleet_start), config.half_follower_share)
+        else:
+            visits = ()
+        connectors.append(
+            PhysicalConnector(
+                cp,
+                cid,
+                slot=index * CONNECTORS_PER_AURA + cid - 1,
+                slots=slots,
+                physics=physics,
+                visits=visits,
+                seed=seed,
+            )
+        )
+    return connectors
 
 
 def check_installation_current(amps: float, where: str) -> None:
@@ -505,6 +573,44 @@ def charge_point_ids(seed: int, count: int) -> list[str]:
             seen.add(cp_id)
             ids.append(cp_id)
     return ids
+
+
+def sample_vehicle(rng: random.Random, arrival: float) -> Vehicle:
+    """A visiting vehicle as the field study saw them (see the module docstring)."""
+    if rng.random() < 0.3:
+        phases, current = 3, 15.0 + rng.uniform(-0.3, 0.3)
+    else:
+        phases = 1
+        current = (15.0 if rng.random() < 0.7 else 9.0) + rng.uniform(-0.3, 0.3)
+    target = rng.uniform(4.0, 6.0)
+    vehicle = Vehicle(
+        phases=phases,
+        current=current,
+        target_kwh=target,
+        taper_kwh=rng.uniform(0.15, 0.35),
+        departs=0.0,
+    )
+    vehicle.departs = arrival + _charge_seconds(vehicle) + rng.uniform(0.25, 3.0) * 3600.0
+    return vehicle
+
+
+def sample_arrival(rng: random.Random, after: float) -> float:
+    """The next arrival after ``after``: non-homogeneous Poisson by thinning at the peak rate."""
+    t = after
+    while True:
+        t += rng.expovariate(_MAX_ARRIVAL_RATE) * 3600.0
+        if rng.random() * _MAX_ARRIVAL_RATE <= _ARRIVALS_PER_HOUR[_hour(t)]:
+            return t
+
+
+def occupied_share(t: float) -> float:
+    """Share of bays already occupied at a start at ``t`` (the warm start)."""
+    hour = _hour(t)
+    return 0.4 if 7 <= hour < 19 else 0.15
+
+
+def charge_seconds(vehicle: Vehicle) -> float:
+    return _charge_seconds(vehicle)
 
 
 def _charge_seconds(vehicle: Vehicle) -> float:

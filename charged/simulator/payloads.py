@@ -15,7 +15,7 @@ from charged.simulator.fleet import (
     MIN_CURRENT,
     ChargePoint,
     ChargePointSettings,
-    Connector,
+    ConnectorBase,
     ConnectorSettings,
     Session,
 )
@@ -108,7 +108,7 @@ def charge_point_settings_json(cp: ChargePoint) -> JsonObject:
     }
 
 
-def connector_settings_json(c: Connector) -> JsonObject:
+def connector_settings_json(c: ConnectorBase) -> JsonObject:
     s = c.settings
     return {
         "chargePointId": c.charge_point.id,
@@ -132,7 +132,7 @@ def status_json(cp: ChargePoint, *, offline: bool, no_measurements: bool) -> Jso
     }
 
 
-def connector_status_json(c: Connector, no_measurements: bool) -> JsonObject:
+def connector_status_json(c: ConnectorBase, no_measurements: bool) -> JsonObject:
     reading = c.reading()
     session = reading.session
     measurements: list[JsonObject] | None = None

@@ -32,7 +32,8 @@ from charged.clock import Clock, SystemClock
 from charged.simulator import payloads
 from charged.simulator.config import Account, SimulatorConfig
 from charged.simulator.faults import FaultDice, Faults
-from charged.simulator.fleet import ChargePoint, Connector, Fleet
+from charged.simulator.fleet import ChargePoint, ConnectorBase, Fleet
+from charged.simulator.grid import GroundTruth
 from charged.simulator.payloads import BadRequest, JsonObject
 from charged.simulator.tokens import TokenIssuer
 
@@ -40,6 +41,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REBOOT_SECONDS = 30.0  # fleet seconds a rebooting charger reports Offline
 SERVED_LIMIT = 1_000_000  # recorded status bodies kept at most (oldest dropped)
 WRITE_LOG_LIMIT = 10_000  # (method, path) of the latest change requests kept
+GROUND_TRUTH_PATH = "/simulator/ground-truth"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Simulator:
             start_time=config.start_time,
             installation_current=config.installation_current,
             installation_currents=config.installation_currents,
+            physics=config.physics,
         )
         self.tokens = TokenIssuer(self.clock)
         self.record_served = config.record_served
@@ -147,12 +150,17 @@ class Simulator:
             app.router.add_put(f"{cp}/schedules", self._update_schedule)
             app.router.add_get(f"{cp}/schedules/{{sched}}", self._get_schedule)
             app.router.add_delete(f"{cp}/schedules/{{sched}}", self._delete_schedule)
+        # The simulator's own, outside the vendor's API: the ground truth tests and the
+        # benchmark judge a balancer by.  Nothing in charged reads it.
+        app.router.add_get(GROUND_TRUTH_PATH, self._ground_truth)
         return app
 
     # ------------------------------------------------------------------ middleware
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == GROUND_TRUTH_PATH:
+            return await handler(request)  # the judge's window: no vendor auth, no faults
         self.requests += 1
         if request.method != "GET" and "/auth/" not in request.path:
             self.writes += 1
@@ -237,6 +245,17 @@ class Simulator:
             return _refresh_error("the refresh token is unknown, expired or logged out")
         return web.json_response({"token": pair.token, "refreshToken": pair.refresh_token})
 
+    # ------------------------------------------------------------------ ground truth
+
+    def ground_truth(self) -> GroundTruth:
+        """Per fuse and site phase, up to the fleet's now (a simulator with physics only)."""
+        return self.fleet.ground_truth()
+
+    async def _ground_truth(self, request: web.Request) -> web.StreamResponse:
+        if self.fleet.physics is None:
+            return _error(404, "this simulator has no site physics (start it with a site)")
+        return web.json_response(self.ground_truth().as_json())
+
     # ------------------------------------------------------------------ charge points
 
     async def _owned(self, request: web.Request) -> web.StreamResponse:
@@ -281,6 +300,7 @@ class Simulator:
             return _error(400, str(exc))
         if cp.id not in self.faults.ignore_writes:
             cp.settings = settings
+            self.fleet.settings_changed(cp)
         return web.Response(status=200)
 
     async def _get_connector_settings(self, request: web.Request) -> web.StreamResponse:
@@ -301,6 +321,7 @@ class Simulator:
         if cp_id not in self.faults.ignore_writes:
             # the model was brought up to now by _connector(): the change applies from here
             connector.settings = settings
+            self.fleet.settings_changed(cp)
         return web.Response(status=200)
 
     # ------------------------------------------------------------------ sessions
@@ -453,7 +474,7 @@ class Simulator:
                 content_type="application/json",
             )
 
-    def _connector(self, request: web.Request) -> Connector:
+    def _connector(self, request: web.Request) -> ConnectorBase:
         cp = self._cp(request)
         raw = request.match_info["cid"]
         connector = cp.connector(int(raw)) if raw.isdigit() else None
