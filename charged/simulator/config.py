@@ -38,6 +38,8 @@ class SimulatorConfig:
     # the site's wiring and the cars' physics (fuse tree, rotations, limit delay, ground
     # truth); None: the plain field-study model, limits acting at once
     physics: PhysicsConfig | None = None
+    # chargers whose isLoadbalanced reads true (the vendor's cloud balances them)
+    loadbalanced: frozenset[str] = frozenset()
 
     def validate(self) -> None:
         """Raise ValueError with one line naming the first impossible value."""

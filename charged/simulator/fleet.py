@@ -385,6 +385,8 @@ class ChargePoint:
     connectors: list[ConnectorBase] = field(default_factory=list)
     offline_until: float = 0.0  # fleet time a reboot ends
     installation_current: float = INSTALLATION_CURRENT  # A per phase the wiring allows
+    # the vendor's own cloud load balancing (an Amp/Power Guard set up in its partner portal)
+    is_loadbalanced: bool = False
     firmware_version: str = "1.4.2"
     hardware_version: str = "1.0.0"
 
@@ -412,6 +414,7 @@ class Fleet:
         installation_current: float = INSTALLATION_CURRENT,
         installation_currents: Mapping[str, float] | None = None,
         physics: PhysicsConfig | None = None,
+        loadbalanced: frozenset[str] = frozenset(),
     ) -> None:
         """``installation_current`` is every charge point's, ``installation_currents`` the
         exceptions by charge point id (ids that are not in the fleet are refused).  With
@@ -453,6 +456,7 @@ class Fleet:
                 password=f"{random.Random(f'{seed}/pw/{cp_id}').randrange(10**8):08d}",
                 fleet_start=self.start_time,
                 installation_current=float(exceptions.get(cp_id, installation_current)),
+                is_loadbalanced=cp_id in loadbalanced,
             )
             if self.physics is None or physics is None:
                 cp.connectors = [

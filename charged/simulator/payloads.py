@@ -85,7 +85,7 @@ def charge_point_json(cp: ChargePoint, *, expand_settings: bool = False) -> Json
         "name": cp.name,
         "password": cp.password,
         "type": "AURA",
-        "isLoadbalanced": False,
+        "isLoadbalanced": cp.is_loadbalanced,
         "firmwareVersion": cp.firmware_version,
         "hardwareVersion": cp.hardware_version,
         "ownerReadOnly": False,

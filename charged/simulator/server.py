@@ -69,6 +69,7 @@ class Simulator:
             installation_current=config.installation_current,
             installation_currents=config.installation_currents,
             physics=config.physics,
+            loadbalanced=frozenset(config.loadbalanced),
         )
         self.tokens = TokenIssuer(self.clock)
         self.record_served = config.record_served

@@ -119,6 +119,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "measurement": ("charge_point_id", "connector_id", "phase", "date_created"),
     "poll_cycle": ("tick_time",),
     "poll_gap": ("tick_time", "charge_point_id"),
+    "balancer_decision": ("tick_time", "charge_point_id", "connector_id"),
 }
 
 # Tables whose rows update the existing row with the same primary key.
@@ -134,6 +135,7 @@ WRITE_ORDER: tuple[str, ...] = (
     "measurement",
     "poll_cycle",
     "poll_gap",
+    "balancer_decision",
 )
 
 # Control actions (charged/control): one row per field a CLI or API request tried to change,
@@ -200,4 +202,35 @@ charging_session = Table(
         "charge_point_id", "connector_id", "session_id", name="uq_charging_session_natural"
     ),
     Index("ix_charging_session_start_time", "start_time"),
+)
+
+# The balancer's decisions (charged/balancer/runtime.py): one row per connector per balancer
+# step, in shadow mode too.  Currents are A per phase.  phases: the site phases the connector
+# is counted on (learned from its car; all three while unknown).  limit_in_force_a: the limit
+# read back before the step (NULL: not known yet).  limit_sent_a: the write the guarantee let
+# out (in shadow mode: the one it would have sent), write_result what came of it (confirmed,
+# unknown, refused, not_sent, shadow).  reason: why the allocation gave allocated_a
+# (fair_share, car_max, paused_floor, pinned, offline, ...); deferred: why a different target
+# was not sent this tick; bottleneck: the fuse/phase that limited it.
+balancer_decision = Table(
+    "balancer_decision",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tick_time", DateTime, nullable=False),
+    Column("charge_point_id", String(128), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("phases", String(8)),
+    Column("measured_a", Float),
+    Column("allocated_a", Float),
+    Column("limit_in_force_a", Float),
+    Column("limit_sent_a", Float),
+    Column("write_result", String(16)),
+    Column("reason", String(32)),
+    Column("deferred", String(255)),
+    Column("bottleneck", String(160)),
+    UniqueConstraint(
+        "tick_time", "charge_point_id", "connector_id", name="uq_balancer_decision_natural"
+    ),
+    Index("ix_balancer_decision_charge_point_id_tick_time", "charge_point_id", "tick_time"),
 )
