@@ -32,9 +32,9 @@ from sqlalchemy.engine import URL
 
 from charged.chargeamps.client import ChargeAmpsClient
 from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
-from charged.cli import EXIT_CONFIG, EXIT_ERROR, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.clock import Clock, SystemClock
 from charged.config import DATABASE_URL_ENV, ConfigError, Settings, load_settings
+from charged.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.storage.engine import (
     DatabaseAccessDenied,
     StorageError,

@@ -22,12 +22,17 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from charged.exits import (
+    EXIT_BROKEN_PIPE,
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_USAGE,
+    Fatal,
+    translate_errors,
+)
+
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 DEFAULT_CONFIG = "/etc/charged/config.yaml"
-EXIT_USAGE = 2
-# The reader of standard output went away (`charged export … | head`): end quietly with the
-# status a Unix tool killed by SIGPIPE has (128 + 13), as `seq` or `cat` would.
-EXIT_BROKEN_PIPE = 141
 
 
 def parse_when(text: str) -> datetime:
@@ -150,9 +155,7 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
 # ---------------------------------------------------------------- shared
 
 
-def _fatal(message: str, code: int = 1) -> Exception:
-    from charged.cli import Fatal
-
+def _fatal(message: str, code: int = EXIT_ERROR) -> Exception:
     return Fatal(message, code)
 
 
@@ -173,13 +176,12 @@ def database_url(args: argparse.Namespace) -> str:
     try:
         return load_settings(args.config, require_secrets=False).database.url
     except ConfigError as exc:
-        raise _fatal(f"{exc} (or give --db FILE / --db-url URL)", 78) from None
+        raise _fatal(f"{exc} (or give --db FILE / --db-url URL)", EXIT_CONFIG) from None
 
 
 @asynccontextmanager
 async def opened(args: argparse.Namespace, *tables: str) -> AsyncIterator[AsyncEngine]:
     """The engine for the command's database, checked to hold ``tables``."""
-    from charged.cli import translate_errors
     from charged.storage.engine import StorageError, check_database, create_engine
 
     try:
