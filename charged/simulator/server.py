@@ -35,6 +35,7 @@ from charged.simulator.faults import FaultDice, Faults
 from charged.simulator.fleet import ChargePoint, ConnectorBase, Fleet
 from charged.simulator.grid import GroundTruth
 from charged.simulator.payloads import BadRequest, JsonObject
+from charged.simulator.physical import physical_connectors
 from charged.simulator.tokens import TokenIssuer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -70,6 +71,7 @@ class Simulator:
             installation_currents=config.installation_currents,
             physics=config.physics,
             loadbalanced=frozenset(config.loadbalanced),
+            physical_connectors=physical_connectors,
         )
         self.tokens = TokenIssuer(self.clock)
         self.record_served = config.record_served
