@@ -301,6 +301,7 @@ async def check_api_login(
                 api_key=settings.api_key,
                 clock=clock,
                 request_timeout=min(api.request_timeout, time_limit),
+                max_body_bytes=api.max_body_bytes,
                 max_attempts=1,
                 # the outcome is this check's line; the client's own log lines would repeat it
                 logger=structlog.wrap_logger(structlog.ReturnLogger()),

@@ -481,6 +481,7 @@ async def _controller(
                 max_concurrency=settings.api.max_concurrency,
                 max_requests_per_second=settings.api.max_requests_per_second,
                 request_timeout=settings.api.request_timeout,
+                max_body_bytes=settings.api.max_body_bytes,
                 max_attempts=settings.api.max_attempts,
                 token_store=TokenStore(settings.api.token_cache)
                 if settings.api.token_cache
