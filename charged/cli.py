@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     from charged.analysis.cli import add_analysis_commands
 
     add_analysis_commands(sub)
+    from charged.balancer.cli import add_balance_commands
+
+    add_balance_commands(sub)
     return parser
 
 

@@ -21,10 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charged.balancer.model import ConnectorKey
-from charged.control.audit import AuditRecord, AuditSink
+from charged.control.audit import RELEASE_ACTION, AuditRecord, AuditSink, json_text
 
 BALANCER_ACTOR = "balancer"
-RELEASE_ACTION = "balancer_release"
 PINNING_FIELDS = ("maxCurrent", "mode")
 # a change that was (or may have been) carried out pins; a refused or failed one does not
 PINNING_RESULTS = ("ok", "unchanged", "unverified", "attempted")
@@ -149,9 +148,9 @@ async def record_release(audit: AuditSink, key: ConnectorKey, actor: str, when: 
                 charge_point_id=key[0],
                 connector_id=key[1],
                 action=RELEASE_ACTION,
-                field=None,
+                field="release",
                 old_value=None,
-                new_value=None,
+                new_value=json_text(None),
                 result="ok",
                 error=None,
             )

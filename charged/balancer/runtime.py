@@ -207,7 +207,9 @@ class BalancerRuntime:
         report = StepReport(now, tuple(states), allocation, decided, results, vendor_ok, measured)
         self.last = report
         self._steps += 1
-        await self._put({"balancer_decision": self._rows(report)})
+        await self._put(
+            {"balancer_decision": self._rows(report), "balancer_fuse": self._fuse_rows(report)}
+        )
         self._record_metrics(report, time.process_time() - started)
         return report
 
@@ -394,6 +396,30 @@ class BalancerRuntime:
                     "bottleneck": bottleneck,
                 }
             )
+        return rows
+
+    def _fuse_rows(self, report: StepReport) -> list[dict[str, Any]]:
+        tick_time = datetime.fromtimestamp(round(report.time), UTC).replace(tzinfo=None)
+        rows = []
+        parents = {c.name: f.name for f in self.site.fuses() for c in f.children}
+        for fuse in self.site.fuses():
+            capacity = self.site.capacity(fuse)
+            envelope = report.plan.envelope.get(fuse.name, (0.0, 0.0, 0.0))
+            measured = report.measured.get(fuse.name, (0.0, 0.0, 0.0))
+            for phase, name in enumerate(PHASE_NAMES):
+                rows.append(
+                    {
+                        "tick_time": tick_time,
+                        "mode": self.mode,
+                        "fuse": fuse.name,
+                        "parent": parents.get(fuse.name),
+                        "phase": name,
+                        "limit_a": fuse.limit[phase],
+                        "capacity_a": capacity[phase],
+                        "envelope_a": round(envelope[phase], 3),
+                        "measured_a": round(measured[phase], 3),
+                    }
+                )
         return rows
 
     def _record_metrics(self, report: StepReport, cpu: float) -> None:

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from charged.chargeamps.errors import ApiError, ChargeAmpsError
 from charged.config import ControlSettings
+from charged.control.audit import RELEASE_ACTION
 from charged.control.operations import (
     ChangeResult,
     Controller,
@@ -101,6 +102,7 @@ def install_control_routes(
         ("PATCH", "/chargers/{cp}/connectors/{connector}/settings", api.set_connector),
         ("POST", "/chargers/{cp}/connectors/{connector}/start", api.start),
         ("POST", "/chargers/{cp}/connectors/{connector}/stop", api.stop),
+        ("POST", "/chargers/{cp}/connectors/{connector}/release", api.release),
     ]
     for method, path, handler in routes:
         app.router.add_route(method, prefix + path, api.guard(handler))
@@ -209,6 +211,15 @@ class _ControlApi:
             return await controller.remote_stop(cp, connector)
 
         return await self._change(request, cp, connector, "remote_stop", run, optional=True)
+
+    async def release(self, request: web.Request) -> web.StreamResponse:
+        cp, connector = _connector_target(request)
+
+        async def run(controller: Controller, body: object) -> ChangeResult:
+            empty_body(body)
+            return await controller.release_pin(cp, connector)
+
+        return await self._change(request, cp, connector, RELEASE_ACTION, run, optional=True)
 
     async def reboot(self, request: web.Request) -> web.StreamResponse:
         cp = parse_charger_id(request.match_info["cp"])

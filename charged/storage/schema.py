@@ -120,6 +120,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "poll_cycle": ("tick_time",),
     "poll_gap": ("tick_time", "charge_point_id"),
     "balancer_decision": ("tick_time", "charge_point_id", "connector_id"),
+    "balancer_fuse": ("tick_time", "fuse", "phase"),
 }
 
 # Tables whose rows update the existing row with the same primary key.
@@ -136,6 +137,7 @@ WRITE_ORDER: tuple[str, ...] = (
     "poll_cycle",
     "poll_gap",
     "balancer_decision",
+    "balancer_fuse",
 )
 
 # Control actions (charged/control): one row per field a CLI or API request tried to change,
@@ -233,4 +235,24 @@ balancer_decision = Table(
         "tick_time", "charge_point_id", "connector_id", name="uq_balancer_decision_natural"
     ),
     Index("ix_balancer_decision_charge_point_id_tick_time", "charge_point_id", "tick_time"),
+)
+
+# Each fuse and site phase at each balancer step: its limit, what the balancer may use of it
+# (capacity: limit minus the margin), the envelope of the limits in force once the step's
+# writes are out (each unconfirmed change counted at the higher of old and new) and the current
+# the polls measured through it.  `charged balance status` prints the newest step.
+balancer_fuse = Table(
+    "balancer_fuse",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tick_time", DateTime, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("fuse", String(128), nullable=False),
+    Column("parent", String(128)),  # the fuse above it (NULL: the root): the tree
+    Column("phase", String(2), nullable=False),
+    Column("limit_a", Float, nullable=False),
+    Column("capacity_a", Float, nullable=False),
+    Column("envelope_a", Float, nullable=False),
+    Column("measured_a", Float, nullable=False),
+    UniqueConstraint("tick_time", "fuse", "phase", name="uq_balancer_fuse_natural"),
 )
