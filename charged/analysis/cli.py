@@ -120,6 +120,12 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
     export.add_argument(
         "-o", "--output", metavar="FILE", help="write here (default: standard output)"
     )
+    export.add_argument(
+        "--keep-formulas",
+        action="store_true",
+        help="CSV: write text cells beginning with = + - @ tab or CR as they are (by default "
+        "they get a leading ' so a spreadsheet shows them instead of running them)",
+    )
     no_update(export)
 
     plot = subparsers.add_parser(
@@ -286,19 +292,22 @@ async def cmd_export(args: argparse.Namespace) -> int:
         raise _fatal(str(exc), EXIT_USAGE) from None
     fmt = guess_format(args.output, args.format)
     to_stdout = args.output in (None, "-")
+    options: dict[str, Any] = {
+        "since": since,
+        "until": until,
+        "neutralise_formulas": not args.keep_formulas,
+    }
     async with opened(args, table.name) as engine:
         if table.name == "charging_session":
             await _update_sessions(engine, args)
         try:
             if fmt == "parquet":
                 path = None if to_stdout else Path(args.output)
-                count = await export_table(
-                    engine, table, fmt=fmt, out=None, path=path, since=since, until=until
-                )
+                count = await export_table(engine, table, fmt=fmt, out=None, path=path, **options)
             elif to_stdout:
                 try:
                     count = await export_table(
-                        engine, table, fmt=fmt, out=sys.stdout, path=None, since=since, until=until
+                        engine, table, fmt=fmt, out=sys.stdout, path=None, **options
                     )
                     sys.stdout.flush()
                 except BrokenPipeError:
@@ -307,7 +316,7 @@ async def cmd_export(args: argparse.Namespace) -> int:
                 # a one-shot command with nothing else on its loop: plain file writes are fine
                 with open(args.output, "w", encoding="utf-8", newline="") as out:  # noqa: ASYNC230
                     count = await export_table(
-                        engine, table, fmt=fmt, out=out, path=None, since=since, until=until
+                        engine, table, fmt=fmt, out=out, path=None, **options
                     )
         except ExportError as exc:
             raise _fatal(str(exc)) from None
