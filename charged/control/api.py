@@ -93,6 +93,9 @@ def install_control_routes(
         # config.py refuses this already; a second guard costs nothing and fails closed.
         raise ValueError(f"the control token must be at least {MIN_TOKEN_CHARS} characters")
     api = _ControlApi(controller_factory, token)
+    # Before routing answers: without a valid token, every method and path under the prefix
+    # is 401, so a 404 or 405 never tells a stranger which routes exist.
+    app.middlewares.append(api.gate(prefix))
     routes: list[tuple[str, str, Handler]] = [
         ("GET", "/chargers", api.chargers),
         ("GET", "/chargers/{cp}/settings", api.show_chargepoint),
@@ -113,16 +116,25 @@ class _ControlApi:
         self._factory = controller_factory
         self._expected = token.encode()
 
+    def gate(self, prefix: str) -> Any:
+        """A middleware refusing any unauthenticated request under ``prefix`` with 401."""
+
+        @web.middleware
+        async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+            path = request.path
+            under = path == prefix or path.startswith(prefix + "/")
+            if under and not self._authorized(request):
+                return _unauthorized()
+            return await handler(request)
+
+        return gate
+
     def guard(self, handler: Handler) -> Handler:
         """Token first, then the handler; expected problems become JSON errors."""
 
         async def guarded(request: web.Request) -> web.StreamResponse:
-            if not self._authorized(request):
-                return _error(
-                    401,
-                    "missing or wrong bearer token",
-                    headers={"WWW-Authenticate": 'Bearer realm="charged-control"'},
-                )
+            if not self._authorized(request):  # the gate did already; fail closed anyway
+                return _unauthorized()
             try:
                 return await handler(request)
             except _HttpProblem as exc:
@@ -278,6 +290,10 @@ async def _json_body(request: web.Request, *, optional: bool = False) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidValue("the body is not valid JSON") from None
+    except RecursionError:
+        # '[' x 100000: the decoder gives up past the interpreter's recursion limit.  No
+        # body of this API nests deeper than an object of scalars.
+        raise InvalidValue("the body is nested too deeply to be a request of this API") from None
 
 
 def _result(result: ChangeResult) -> web.Response:
@@ -293,6 +309,14 @@ def _result(result: ChangeResult) -> web.Response:
     else:
         status = 200
     return web.json_response(result.to_json(), status=status)
+
+
+def _unauthorized() -> web.Response:
+    return _error(
+        401,
+        "missing or wrong bearer token",
+        headers={"WWW-Authenticate": 'Bearer realm="charged-control"'},
+    )
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
