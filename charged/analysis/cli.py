@@ -48,6 +48,20 @@ def parse_when(text: str) -> datetime:
     return moment
 
 
+def parse_month(text: str) -> datetime:
+    """YYYY-MM → its first moment (UTC)."""
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--month takes a month as YYYY-MM (e.g. 2026-11), got {text!r}"
+        ) from None
+
+
+def next_month(month: datetime) -> datetime:
+    return month.replace(year=month.year + month.month // 12, month=month.month % 12 + 1)
+
+
 def parse_day(text: str) -> datetime:
     day = parse_when(text)
     if day.time() != datetime.min.time():
@@ -98,6 +112,18 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
     sessions.add_argument("--charger", metavar="CP", help="only this charge point")
     sessions.add_argument("--connector", type=int, metavar="N", help="only this connector")
     time_range(sessions)
+    sessions.add_argument(
+        "--month",
+        type=parse_month,
+        metavar="YYYY-MM",
+        help="the sessions that started in this UTC month (instead of --since/--until)",
+    )
+    sessions.add_argument(
+        "--by",
+        choices=("tag", "user"),
+        help="a report instead of the list: sessions, energy and hours per RFID tag (or per "
+        "vendor user id), each session counted in the period it started in",
+    )
     sessions.add_argument("--json", action="store_true", help="print JSON for scripts")
     no_update(sessions)
 
@@ -235,6 +261,11 @@ def _range(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
         if since is not None or until is not None:
             raise _fatal("give either --date or --since/--until, not both", EXIT_USAGE)
         since, until = day, day + timedelta(days=1)
+    month: datetime | None = getattr(args, "month", None)
+    if month is not None:
+        if since is not None or until is not None:
+            raise _fatal("give either --month or --since/--until, not both", EXIT_USAGE)
+        since, until = month, next_month(month)
     if since is not None and until is not None and until <= since:
         raise _fatal("--until must be after --since", EXIT_USAGE)
     return since, until
@@ -255,7 +286,9 @@ async def cmd_sessions(args: argparse.Namespace) -> int:
                 conn, charger=args.charger, connector=args.connector, since=since, until=until
             )
     try:
-        if args.json:
+        if args.by is not None:
+            _print_energy_report(rows, args, since, until)
+        elif args.json:
             json.dump(sessions_json(rows), sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
@@ -264,6 +297,30 @@ async def cmd_sessions(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return _reader_gone()
     return 0
+
+
+def _print_energy_report(
+    rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
+    from charged.analysis.energy_report import energy_by, print_report, report_json
+
+    report = energy_by(rows, args.by, since, until)
+    if args.json:
+        json.dump(report_json(report), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    what = "RFID tag" if args.by == "tag" else "vendor user"
+    if args.month is not None:
+        period = f"sessions started in {args.month:%Y-%m} (UTC)"
+    elif since is None and until is None:
+        period = "every session stored"
+    else:
+        period = f"sessions started {_span(since, until)}"
+    title = f"Energy per {what}, {period}"
+    print_report(report, title, sys.stdout)
 
 
 def _reader_gone() -> int:

@@ -70,6 +70,8 @@ class VendorSession:
     end: datetime | None
     energy_kwh: float | None
     session_type: str | None = None
+    rfid: str | None = None  # the tag that started it
+    user_id: str | None = None  # the vendor's user
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,14 @@ from charged.storage.schema import charging_session, connector_status, measureme
 
 SessionKey = tuple[str, int, int]  # charge_point_id, connector_id, session_id
 KEY_COLUMNS = ("charge_point_id", "connector_id", "session_id")
-VENDOR_COLUMNS = ("vendor_start", "vendor_end", "vendor_energy_kwh", "reconciled_at")
+VENDOR_COLUMNS = (
+    "vendor_start",
+    "vendor_end",
+    "vendor_energy_kwh",
+    "rfid",
+    "user_id",
+    "reconciled_at",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +159,8 @@ async def stored_sessions(
                     end=r.vendor_end,
                     energy_kwh=r.vendor_energy_kwh,
                     session_type=r.session_type,
+                    rfid=r.rfid,
+                    user_id=r.user_id,
                 )
             key = (r.charge_point_id, int(r.connector_id), int(r.session_id))
             found[key] = StoredSession(r.first_poll, r.end_time, vendor)
@@ -306,6 +315,8 @@ async def upsert_vendor(
         "vendor_start": naive_utc(vendor.start),
         "vendor_end": naive_utc(vendor.end),
         "vendor_energy_kwh": vendor.energy_kwh,
+        "rfid": vendor.rfid,
+        "user_id": vendor.user_id,
         "reconciled_at": reconciled_at,
         "session_type": vendor.session_type,
         "polls": 0,

@@ -338,6 +338,8 @@ class SessionTracker:
                     end=naive_utc(session.end_time),
                     energy_kwh=session.total_consumption_kwh,
                     session_type=session.session_type,
+                    rfid=session.rfid,
+                    user_id=session.user_id,
                 )
                 await upsert_vendor(conn, key, vendor, now)
             # and the sessions they show ended earlier than the polls could tell

@@ -198,12 +198,17 @@ charging_session = Table(
     Column("vendor_start", DateTime),
     Column("vendor_end", DateTime),
     Column("vendor_energy_kwh", Double),
+    # who charged, as the vendor's chargingsessions say (the polls do not): the tag that
+    # started the session (hex, NULL without one) and the vendor's user id
+    Column("rfid", String(64)),
+    Column("user_id", String(128)),
     Column("reconciled_at", DateTime),
     Column("updated", DateTime, nullable=False),
     UniqueConstraint(
         "charge_point_id", "connector_id", "session_id", name="uq_charging_session_natural"
     ),
     Index("ix_charging_session_start_time", "start_time"),
+    Index("ix_charging_session_rfid", "rfid"),
 )
 
 # The balancer's decisions (charged/balancer/runtime.py): one row per connector per balancer
