@@ -256,7 +256,7 @@ def _print_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    from charged.cli import Fatal
+    from charged.exits import Fatal
 
     settings = _settings(args.config)
     engine = await _engine(settings)
@@ -303,8 +303,8 @@ async def cmd_release(args: argparse.Namespace) -> int:
 
 
 def _settings(path: str) -> Any:
-    from charged.cli import Fatal
     from charged.config import ConfigError, load_settings
+    from charged.exits import Fatal
 
     try:
         return load_settings(path, require_secrets=False)
@@ -313,8 +313,8 @@ def _settings(path: str) -> Any:
 
 
 async def _engine(settings: Any) -> Any:
-    from charged.cli import translate_errors
     from charged.control.cli import _audit_engine
+    from charged.exits import translate_errors
 
     try:
         return await _audit_engine(settings.database)
