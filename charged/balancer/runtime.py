@@ -299,7 +299,8 @@ class BalancerRuntime:
                 connector_id=tracked.key[1],
                 limit=value,
             )
-        tracked.confirm(value, now)
+        spec = self.site.charger(tracked.key[0])
+        tracked.confirm(value, now, full=spec.connector_max if spec else self.params.max_current)
 
     def _states(self, now: float) -> list[ConnectorState]:
         p = self.params

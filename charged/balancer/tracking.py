@@ -62,9 +62,17 @@ class Tracked:
     energy_kwh: float = 0.0
     online: bool = False
 
-    def confirm(self, value: float, now: float) -> None:
-        """A read-back shows ``value`` in force (after our write or anyone's)."""
-        if self.limit is not None and value != self.limit:
+    def confirm(self, value: float, now: float, *, full: float = MAX_CURRENT) -> None:
+        """A read-back shows ``value`` in force (after our write or anyone's).
+
+        The first value read (at start, or after a restart) may itself have been set moments
+        ago, by a balancer that ran before, and its car may still draw the old one: it is
+        adopted as a change from ``full``, so the guarantee keeps counting the full limit
+        until a car has had the time to follow.  No increase uses room before that."""
+        if self.limit is None:
+            self.previous_limit = full
+            self.limit_since = now
+        elif value != self.limit:
             self.previous_limit = self.limit
             self.limit_since = now
         self.limit = value

@@ -97,6 +97,7 @@ class Session:
     energy_kwh: float = 0.0
     charging_seconds: float = 0.0  # drawing power
     idle_seconds: float = 0.0  # plugged in, session open, not drawing
+    first_draw: float | None = None  # when the car first drew current (wired sites only)
 
     def truth(self) -> SessionTruth:
         return SessionTruth(
@@ -109,6 +110,7 @@ class Session:
             energy_kwh=self.energy_kwh,
             charging_seconds=self.charging_seconds,
             idle_seconds=self.idle_seconds,
+            first_draw=self.first_draw,
         )
 
 
@@ -123,6 +125,7 @@ class SessionTruth:
     energy_kwh: float
     charging_seconds: float
     idle_seconds: float
+    first_draw: float | None = None
 
     @property
     def session_type(self) -> str:

@@ -122,6 +122,7 @@ class PhysicalConnector(ConnectorBase):
             energy_kwh=record.energy_kwh,
             charging_seconds=float(record.charging_seconds),
             idle_seconds=float(record.idle_seconds),
+            first_draw=None if record.first_draw is None else float(record.first_draw),
         )
 
     def current_session(self) -> Session | None:

@@ -127,8 +127,9 @@ def test_connected_under_a_pause_wants_current_connected_under_room_is_full() ->
 
 def test_a_confirmed_change_keeps_the_previous_limit_and_when() -> None:
     tracked = Tracked(KEY)
-    tracked.confirm(16.0, 10.0)
-    assert (tracked.previous_limit, tracked.limit_since) == (None, None)
+    tracked.confirm(16.0, 10.0, full=32.0)
+    # the first value read is adopted as a change from the full limit (it may be fresh)
+    assert (tracked.previous_limit, tracked.limit_since) == (32.0, 10.0)
     tracked.pending = 8.0
     tracked.confirm(8.0, 40.0)
     assert (tracked.limit, tracked.previous_limit, tracked.limit_since) == (8.0, 16.0, 40.0)
