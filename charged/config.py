@@ -47,14 +47,25 @@ class ApiSettings(_Section):
     api_key: str | None = Field(default=None, repr=False)
     api_key_file: Path | None = None
     request_timeout: PositiveFloat = 10.0
-    # the largest vendor answer read (bytes); a larger one is a payload error, not read
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     max_concurrency: PositiveInt = 10
     # None: no requests-per-second cap (concurrency still applies)
     max_requests_per_second: PositiveFloat | None = 20.0
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
     # where the bearer token is cached between runs (daemon and CLI share it); None: memory only
     token_cache: Path | None = None
+    # the account's organisation id: each tick asks GET /organisations/{id}/chargepoints/
+    # statuses once (v5) instead of one request per charger; None: one request per charger
+    organisation_id: str | None = None
+
+    @field_validator("organisation_id")
+    @classmethod
+    def _organisation(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value or "/" in value:
+            raise ValueError("must be the organisation's id (no '/'), or null")
+        return value
 
     @field_validator("base_url")
     @classmethod

@@ -22,7 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-CHARGING = "Charging"
+from charged.chargeamps.states import ConnectorState, is_charging
+
+CHARGING = ConnectorState.CHARGING.value  # stored statuses are normalised names
 PHASES = ("L1", "L2", "L3")
 # A spacing this many times the usual one is a gap in the polling.
 GAP_FACTOR = 1.5
@@ -59,7 +61,8 @@ class Poll:
 
     @property
     def charging(self) -> bool:
-        return self.status == CHARGING
+        """Drawing power: Charging only (SuspendedEV/EVSE keep the session open, idle)."""
+        return is_charging(self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +73,6 @@ class VendorSession:
     end: datetime | None
     energy_kwh: float | None
     session_type: str | None = None
-    rfid: str | None = None  # the tag that started it
-    user_id: str | None = None  # the vendor's user
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,22 +138,13 @@ def derive_session(
     polls: Sequence[Poll],
     *,
     next_poll: datetime | None,
-    next_start: datetime | None = None,
     vendor: VendorSession | None = None,
     interval: float = 30.0,
 ) -> SessionFacts:
     """The session's figures from its polls (oldest first).
 
     ``next_poll``: the connector's first poll after the session's last one, which no longer
-    shows the session (None while it still runs).  ``next_start``: when the connector's next
-    session began, if known.  ``vendor``: the reconciled values.
-
-    The end: the vendor's ``endTime`` once reconciled (authoritative, taken as it is); before
-    that the status's ``endTime`` if a poll showed one, else the first poll that no longer
-    shows the session.  Either is capped by ``next_start``, so the session ends at the
-    latest when the next one on its connector began (the first poll after it may be a poll
-    of the next session, or come after a gap the next one began in), and never before the
-    last poll that showed it.
+    shows the session (None while it still runs).  ``vendor``: the reconciled values.
     """
     polls = sorted(polls, key=lambda p: p.time)
     spacing = usual_spacing(polls, interval)
@@ -163,12 +155,10 @@ def derive_session(
     start = (vendor.start if vendor else None) or status_start
     if start is None and polls:
         start = polls[0].time
-    end = vendor.end if vendor else None
-    if end is None:
-        # not confirmed by the vendor yet: what the polls showed
-        end = status_end or next_poll
-        if end is not None and next_start is not None and polls:
-            end = max(min(end, next_start), polls[-1].time)
+    end = (vendor.end if vendor else None) or status_end
+    if end is None and next_poll is not None:
+        # not confirmed by the vendor yet: the first poll that no longer showed it
+        end = next_poll
 
     gap_count = 0
     gap_s = 0.0

@@ -25,6 +25,7 @@ from charged.chargeamps.errors import (
     ApiError,
     ApiUnavailable,
     AuthenticationError,
+    BodyNotJson,
     ChargeAmpsError,
     DeadlineExceeded,
     PayloadError,
@@ -38,12 +39,14 @@ from charged.chargeamps.models import (
     LoginResult,
     Schedule,
     User,
+    has_numbered_status,
     parse_chargepoint,
     parse_chargepoint_settings,
     parse_charging_session,
     parse_connector_settings,
     parse_list,
     parse_login,
+    parse_override,
     parse_refresh,
     parse_schedule,
     parse_status,
@@ -69,11 +72,6 @@ NOT_REPEATED = (
     "not repeated: the charger may have carried it out; check its status before trying again"
 )
 RFID_FORMATS = ("Hex", "Dec", "ReverseDec")
-# The largest answer read from the vendor.  A status is ~1 KiB and the longest list of
-# sessions a few hundred KiB: 4 MiB is far above any real answer, and bounds what one
-# request in flight can hold (an unbounded read of a 300 MB answer took the daemon to 1 GB).
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-BODY_TOO_LARGE = "{what}: the answer is larger than {cap} bytes (api.max_body_bytes); not read"
 
 # Path templates: the metric label and the `endpoint` of errors.
 LOGIN = "/auth/login"
@@ -92,6 +90,11 @@ REBOOT = "/chargepoints/{id}/reboot"
 SCHEDULES = "/chargepoints/{id}/schedules"
 SCHEDULE = "/chargepoints/{id}/schedules/{schedule}"
 CALLBACKS = "/chargepoints/callbacks/{action}"
+ORGANISATION_STATUSES = "/organisations/{org}/chargepoints/statuses"
+SCHEDULE_OVERRIDE = "/chargepoints/{id}/connectors/{connector}/schedule/override"
+SCHEDULE_OVERRIDE_STATUS = "/chargepoints/{id}/schedule/override/status"
+# What of an error body goes into the message: the vendor's own words, one line, short.
+ERROR_TEXT_LIMIT = 160
 
 _HINTS = {
     400: "the vendor rejected the request as invalid",
@@ -106,6 +109,25 @@ def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # naive means UTC, as everywhere in charged
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error_text(raw: bytes) -> str:
+    """An error body as the vendor describes it (an application/octet-stream string, or a
+    JSON ``{"error"/"message"}``) → one short printable line; empty if there is none."""
+    text = raw[: ERROR_TEXT_LIMIT * 4].decode("utf-8", "replace").strip()
+    if text.startswith(("{", '"')):
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            pass
+        else:
+            if isinstance(parsed, dict):
+                parsed = parsed.get("error") or parsed.get("message") or ""
+            text = parsed if isinstance(parsed, str) else ""
+    line = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    if len(line) > ERROR_TEXT_LIMIT:
+        line = line[: ERROR_TEXT_LIMIT - 1] + "…"
+    return line
 
 
 class _AuthCalls:
@@ -137,7 +159,6 @@ class ChargeAmpsClient:
         max_concurrency: int = 10,
         max_requests_per_second: float | None = 20.0,
         request_timeout: float = 10.0,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_attempts: int = 4,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
@@ -156,8 +177,6 @@ class ChargeAmpsClient:
                 raise ValueError(f"api.{name} is empty; set it in the config or its env variable")
         if request_timeout <= 0:
             raise ValueError(f"api.request_timeout must be positive, got {request_timeout}")
-        if max_body_bytes < 1:
-            raise ValueError(f"api.max_body_bytes must be positive, got {max_body_bytes}")
         self._session = session
         self._root = f"{base_url.rstrip('/')}/api/{api_version.strip('/')}"
         self._email = email
@@ -168,7 +187,6 @@ class ChargeAmpsClient:
         self._log = logger or structlog.get_logger("charged.chargeamps")
         self._rng = rng or random.Random()
         self._timeout = request_timeout
-        self._max_body = max_body_bytes
         self._policy = BackoffPolicy(max_attempts, backoff_base, backoff_max)
         self._limiter = RateLimiter(
             self._clock,
@@ -185,6 +203,10 @@ class ChargeAmpsClient:
         )
         self._api_up: bool | None = None
         self._payload_failing: set[str] = set()
+        # ocppVersion by charger, from the lists and charger reads: it says what a numbered
+        # connector status means (a name means itself on every charger)
+        self._ocpp_versions: dict[str, str | None] = {}
+        self._unknown_statuses: set[str] = set()  # raw values warned about once each
 
     def __repr__(self) -> str:
         return f"ChargeAmpsClient({self._root!r})"
@@ -239,23 +261,91 @@ class ChargeAmpsClient:
             cp_id = item.get("id") if isinstance(item, dict) else None
             key = cp_id if isinstance(cp_id, str) else None
             try:
-                found.append(parse_chargepoint(item))
+                cp = parse_chargepoint(item)
             except PayloadError as exc:
                 self._payload_problem(exc, OWNED, key)
                 continue
             self._payload_recovered(key)
+            self._ocpp_versions[cp.id] = cp.ocpp_version
+            found.append(cp)
         return found
 
     async def chargepoint(
         self, cp_id: str, *, expand_settings: bool = False, deadline: float | None = None
     ) -> ChargePoint:
         params = {"expand": "settings"} if expand_settings else None
-        return await self._get(
+        cp = await self._get(
             CHARGEPOINT, {"id": cp_id}, parse_chargepoint, cp_id, params=params, deadline=deadline
         )
+        self._ocpp_versions[cp.id] = cp.ocpp_version
+        return cp
 
     async def status(self, cp_id: str, *, deadline: float | None = None) -> ChargePointStatus:
-        return await self._get(STATUS, {"id": cp_id}, parse_status, cp_id, deadline=deadline)
+        """The charger's status, connector statuses normalised (charged.chargeamps.states)."""
+        data = await self._fetch(STATUS, {"id": cp_id}, cp_id=cp_id, deadline=deadline)
+        if cp_id not in self._ocpp_versions and has_numbered_status(data):
+            # a numbered status means one thing on CAPI, another on OCPP: learn which once
+            await self.chargepoint(cp_id, deadline=deadline)
+        return self._status_of(data, cp_id, STATUS)
+
+    async def organisation_statuses(
+        self, organisation_id: str, *, deadline: float | None = None
+    ) -> tuple[list[ChargePointStatus], list[str]]:
+        """Every charger of the organisation in one call (v5).
+
+        → (the statuses that parse, the ids of those that do not: each counted and logged
+        as a payload error of its own, so one bad charger does not cost the others).
+        """
+        path = {"org": organisation_id}
+        data = await self._fetch(ORGANISATION_STATUSES, path, deadline=deadline)
+        if data is None:
+            return [], []
+        if not isinstance(data, list):
+            raise self._payload_problem(
+                PayloadError("expected a JSON array of charge point statuses"),
+                ORGANISATION_STATUSES,
+                None,
+            )
+        unknown_kind = {
+            item["id"]
+            for item in data
+            if isinstance(item, dict)
+            and isinstance(item.get("id"), str)
+            and item["id"] not in self._ocpp_versions
+            and has_numbered_status(item)
+        }
+        if unknown_kind:
+            await self.owned_chargepoints(deadline=deadline)  # one list for all of them
+        statuses: list[ChargePointStatus] = []
+        broken: list[str] = []
+        for item in data:
+            cp_id = item.get("id") if isinstance(item, dict) else None
+            key = cp_id if isinstance(cp_id, str) else None
+            try:
+                statuses.append(self._status_of(item, key, ORGANISATION_STATUSES))
+            except PayloadError:
+                if key is not None:
+                    broken.append(key)
+        return statuses, broken
+
+    def _status_of(self, data: object, cp_id: str | None, template: str) -> ChargePointStatus:
+        version = self._ocpp_versions.get(cp_id) if cp_id is not None else None
+        try:
+            status = parse_status(data, version)
+        except PayloadError as exc:
+            raise self._payload_problem(exc, template, cp_id) from exc
+        self._payload_recovered(cp_id)
+        for c in status.connector_statuses:
+            if c.state is None and c.status not in self._unknown_statuses:
+                # stored as it came; a value no document names may be a new firmware's
+                self._unknown_statuses.add(c.status)
+                self._log.warning(
+                    "connector status no vendor document names; stored as it came",
+                    status=c.status[:64],
+                    charge_point_id=c.charge_point_id,
+                    connector_id=c.connector_id,
+                )
+        return status
 
     async def chargepoint_settings(
         self, cp_id: str, *, deadline: float | None = None
@@ -267,7 +357,7 @@ class ChargeAmpsClient:
     async def set_chargepoint_settings(
         self, settings: ChargePointSettings, *, deadline: float | None = None
     ) -> None:
-        await self._request(
+        await self._write(
             "PUT",
             CP_SETTINGS,
             path={"id": settings.id},
@@ -289,7 +379,7 @@ class ChargeAmpsClient:
     async def set_connector_settings(
         self, settings: ConnectorSettings, *, deadline: float | None = None
     ) -> None:
-        await self._request(
+        await self._write(
             "PUT",
             CONNECTOR_SETTINGS,
             path={"id": settings.charge_point_id, "connector": settings.connector_id},
@@ -369,7 +459,7 @@ class ChargeAmpsClient:
         if external_transaction_id is not None:
             body["externalTransactionId"] = external_transaction_id
         # Not idempotent: a start that reached the charger must not be sent twice.
-        await self._request(
+        await self._write(
             "PUT",
             REMOTE_START,
             path={"id": cp_id, "connector": connector_id},
@@ -384,7 +474,7 @@ class ChargeAmpsClient:
         # The vendor answers 403 to a PUT without a body: always send {}.  Retried like any
         # PUT: a second stop of a connector that has stopped changes nothing, and a stop
         # that gets through matters more than one request too many.
-        await self._request(
+        await self._write(
             "PUT",
             REMOTE_STOP,
             path={"id": cp_id, "connector": connector_id},
@@ -394,14 +484,14 @@ class ChargeAmpsClient:
 
     async def reboot(self, cp_id: str, *, deadline: float | None = None) -> None:
         # Not idempotent: a second reboot would interrupt the charger again.
-        await self._request(
+        await self._write(
             "PUT", REBOOT, path={"id": cp_id}, body={}, deadline=deadline, idempotent=False
         )
 
     async def set_callbacks(
         self, cp_ids: list[str], *, enabled: bool, deadline: float | None = None
     ) -> None:
-        await self._request(
+        await self._write(
             "PUT",
             CALLBACKS,
             path={"action": "enable" if enabled else "disable"},
@@ -435,7 +525,7 @@ class ChargeAmpsClient:
         self, cp_id: str, schedule: Schedule, *, deadline: float | None = None
     ) -> Schedule:
         """POST a schedule; returns the vendor's copy when it sends one back."""
-        data = await self._request(
+        data = await self._write(
             "POST", SCHEDULES, path={"id": cp_id}, body=schedule.to_json(), deadline=deadline
         )
         return self._parse(data, parse_schedule, SCHEDULES, cp_id) if data else schedule
@@ -443,16 +533,64 @@ class ChargeAmpsClient:
     async def update_schedule(
         self, cp_id: str, schedule: Schedule, *, deadline: float | None = None
     ) -> None:
-        await self._request(
+        await self._write(
             "PUT", SCHEDULES, path={"id": cp_id}, body=schedule.to_json(), deadline=deadline
+        )
+
+    async def override_schedule(
+        self, cp_id: str, connector_id: int, *, deadline: float | None = None
+    ) -> None:
+        """Charge now on a connector whose schedule would hold it (v5; the PUT has no body)."""
+        await self._write(
+            "PUT",
+            SCHEDULE_OVERRIDE,
+            path={"id": cp_id, "connector": connector_id},
+            deadline=deadline,
+        )
+
+    async def schedule_override_status(
+        self, cp_id: str, *, deadline: float | None = None
+    ) -> dict[int, bool]:
+        """connector id → whether its schedule is overridden (v5: [{connectorId, isOverridden}])."""
+        return await self._get(
+            SCHEDULE_OVERRIDE_STATUS,
+            {"id": cp_id},
+            lambda d: dict(parse_list(d, parse_override, "ScheduleOverride[]")),
+            cp_id,
+            deadline=deadline,
         )
 
     async def delete_schedule(
         self, cp_id: str, schedule_id: str, *, deadline: float | None = None
     ) -> None:
-        await self._request(
+        await self._write(
             "DELETE", SCHEDULE, path={"id": cp_id, "schedule": schedule_id}, deadline=deadline
         )
+
+    async def _write(
+        self,
+        method: str,
+        template: str,
+        *,
+        path: Mapping[str, str | int],
+        body: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        idempotent: bool = True,
+    ) -> Any:
+        """A change: the vendor describes its answers as application/octet-stream strings,
+        so a 2xx is a success whatever its body (None when it is not JSON); the caller's
+        read-back is what verifies the change."""
+        try:
+            return await self._request(
+                method,
+                template,
+                path=path,
+                body=body,
+                deadline=deadline,
+                idempotent=idempotent,
+            )
+        except BodyNotJson:
+            return None
 
     # ------------------------------------------------------------ parsing
 
@@ -644,17 +782,9 @@ class ChargeAmpsClient:
                     data=payload,
                     timeout=aiohttp.ClientTimeout(total=timeout),
                 ) as response:
+                    raw = await response.read()
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
-                    raw = await self._read_body(response)
-                    if raw is None:
-                        # Leaving the block unread closes the connection: the rest of the
-                        # answer is never downloaded.
-                        self._metrics.api_requests.labels(template, "body_too_large").inc()
-                        raise PayloadError(
-                            BODY_TOO_LARGE.format(what=what, cap=self._max_body),
-                            endpoint=template,
-                        )
             except TimeoutError:
                 self._metrics.api_requests.labels(template, "timeout").inc()
                 raise ApiUnavailable(
@@ -685,23 +815,6 @@ class ChargeAmpsClient:
         self._metrics.api_requests.labels(template, str(status)).inc()
         return status, raw, retry_after
 
-    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes | None:
-        """The body, or None when it is larger than the cap (at most cap + 1 bytes are read)."""
-        cap = self._max_body
-        declared = response.content_length
-        if declared is not None and declared > cap:
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await response.content.read(cap + 1 - size)
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > cap:
-                return None
-            chunks.append(chunk)
-
     def _interpret(
         self,
         status: int,
@@ -717,7 +830,7 @@ class ChargeAmpsClient:
             try:
                 return json.loads(raw)
             except ValueError:
-                raise PayloadError(
+                raise BodyNotJson(
                     f"{what}: HTTP {status} but the body is not JSON", endpoint=template
                 ) from None
         if auth == "login" and status in (400, 401, 403):
@@ -743,7 +856,12 @@ class ChargeAmpsClient:
                 f"token refresh refused (HTTP {status})", status=status, endpoint=template
             )
         hint = _HINTS.get(status, "unexpected answer")
-        raise ApiError(f"{what}: HTTP {status}: {hint}", status=status, endpoint=template)
+        said = _error_text(raw)
+        raise ApiError(
+            f"{what}: HTTP {status}: {hint}" + (f" (the vendor said: {said})" if said else ""),
+            status=status,
+            endpoint=template,
+        )
 
     def _retry_after(self, value: str | None) -> float | None:
         """Retry-After as seconds: a number, or an HTTP date relative to the clock."""

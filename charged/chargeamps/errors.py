@@ -75,3 +75,8 @@ class PayloadError(ChargeAmpsError):
         super().__init__(message)
         self.charge_point_id = charge_point_id
         self.endpoint = endpoint
+
+
+class BodyNotJson(PayloadError):
+    """A 2xx answer whose body is not JSON.  An error for a read (the data is missing); for a
+    write the vendor describes its answers as plain strings, so there it is a success."""

@@ -17,6 +17,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from charged.chargeamps.errors import PayloadError
+from charged.chargeamps.states import (
+    ConnectorState,
+    is_charging,
+    is_session_open,
+    normalise,
+    status_name,
+)
 
 T = TypeVar("T")
 JsonObject = dict[str, Any]
@@ -28,8 +35,9 @@ JsonObject = dict[str, Any]
 @dataclass(frozen=True, slots=True)
 class Measurement:
     phase: str
-    current: float
-    voltage: float
+    # null in practice now and then (a meter that did not answer): kept as None
+    current: float | None
+    voltage: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +47,32 @@ class ConnectorStatus:
     total_consumption_kwh: float | None
     charging_power_kw: float | None
     session_type: str | None
+    # The normalised name (charged.chargeamps.states), or the raw value if it names no state.
     status: str
     measurements: tuple[Measurement, ...]
     start_time: datetime | None
     end_time: datetime | None
     session_id: int | None
+    # What the vendor sent (a digit, another casing); None: the same as ``status``.
+    status_raw: str | None = None
+
+    @property
+    def state(self) -> ConnectorState | None:
+        """The normalised state; None for a value no document names."""
+        return normalise(self.status)
+
+    @property
+    def charging(self) -> bool:
+        """Drawing power now."""
+        return is_charging(self.status)
+
+    @property
+    def session_open(self) -> bool:
+        """A session is open: charging, paused (SuspendedEV/EVSE), finishing, or plugged in
+        with a session that has not ended."""
+        return is_session_open(
+            self.status, session_id=self.session_id, ended=self.end_time is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,33 +363,42 @@ def parse_measurement(data: object) -> Measurement:
     d = _object(data, "Measurement")
     return Measurement(
         phase=_req_str(d, "phase", "Measurement"),
-        current=_to_float(d.get("current"), "Measurement", "current"),
-        voltage=_to_float(d.get("voltage"), "Measurement", "voltage"),
+        current=_opt_float(d, "current", "Measurement"),
+        voltage=_opt_float(d, "voltage", "Measurement"),
     )
 
 
-def parse_connector_status(data: object, charge_point_id: str | None = None) -> ConnectorStatus:
-    """One connector of a status; ``charge_point_id`` fills a missing ``chargePointId``."""
+def parse_connector_status(
+    data: object, charge_point_id: str | None = None, ocpp_version: str | None = None
+) -> ConnectorStatus:
+    """One connector of a status; ``charge_point_id`` fills a missing ``chargePointId``;
+    ``ocpp_version`` (the charger's) says how a numbered status is read."""
     what = "ConnectorStatus"
     d = _object(data, what)
     cp_id = _opt_str(d, "chargePointId", what) or charge_point_id
     if cp_id is None:
         raise _fail(what, "chargePointId", "a string", None)
+    connector_id = _req_int(d, "connectorId", what)
+    raw_status = _req_str(d, "status", what)
+    status = status_name(raw_status, ocpp_version)
     return ConnectorStatus(
         charge_point_id=cp_id,
-        connector_id=_req_int(d, "connectorId", what),
+        connector_id=connector_id,
         total_consumption_kwh=_consumption(d, what),
         charging_power_kw=_opt_float(d, "chargingPowerKw", what),
         session_type=_opt_str(d, "sessionType", what),
-        status=_req_str(d, "status", what),
+        status=status,
         measurements=_items(d.get("measurements"), f"{what}.measurements", parse_measurement),
         start_time=_opt_time(d, "startTime", what),
         end_time=_opt_time(d, "endTime", what),
         session_id=_opt_int(d, "sessionId", what),
+        status_raw=None if raw_status == status else raw_status,
     )
 
 
-def parse_status(data: object) -> ChargePointStatus:
+def parse_status(data: object, ocpp_version: str | None = None) -> ChargePointStatus:
+    """A charger's status; ``ocpp_version`` is the charger's (null: CAPI), which says what a
+    numbered connector status means (a name means itself on every charger)."""
     what = "ChargePointStatus"
     d = _object(data, what)
     cp_id = _req_str(d, "id", what)
@@ -369,8 +407,27 @@ def parse_status(data: object) -> ChargePointStatus:
     return ChargePointStatus(
         id=cp_id,
         status=_req_str(d, "status", what),
-        connector_statuses=tuple(parse_connector_status(c, cp_id) for c in connectors),
+        connector_statuses=tuple(
+            parse_connector_status(c, cp_id, ocpp_version) for c in connectors
+        ),
     )
+
+
+def has_numbered_status(data: object) -> bool:
+    """Whether a raw status body holds a connector status given as a number (whose meaning
+    depends on the charger's protocol)."""
+    if not isinstance(data, dict):
+        return False
+    connectors = data.get("connectorStatuses")
+    if not isinstance(connectors, list):
+        return False
+    for c in connectors:
+        value = c.get("status") if isinstance(c, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if isinstance(value, str) and value.strip().isdigit():
+            return True
+    return False
 
 
 def parse_chargepoint_settings(data: object) -> ChargePointSettings:
@@ -493,21 +550,45 @@ def parse_refresh(data: object) -> tuple[str, str | None]:
     return token, refresh if isinstance(refresh, str) and refresh else None
 
 
+def _recased(d: JsonObject, names: tuple[str, ...]) -> JsonObject:
+    """``d`` with each of ``names`` found under any casing (meterValueList, MeterValueList,
+    metervaluelist …) put under its camelCase name; an exact match wins."""
+    wanted = {name.casefold(): name for name in names if name not in d}
+    if not wanted:
+        return d
+    out = dict(d)
+    for key, value in d.items():
+        name = wanted.get(key.casefold())
+        if name is not None and name not in out:
+            out[name] = value
+    return out
+
+
+_METER_VALUE_KEYS = ("chargePointId", "connectorId", "measurements", "timestamp")
+_MEASUREMENT_KEYS = ("phase", "current", "voltage")
+
+
 def parse_meter_value(data: object) -> MeterValue:
+    """One entry of a metervalue callback, its field names in any casing (callback bodies
+    come in camelCase and PascalCase)."""
     what = "MeterValue"
-    d = _object(data, what)
+    d = _recased(_object(data, what), _METER_VALUE_KEYS)
     return MeterValue(
         charge_point_id=_req_str(d, "chargePointId", what),
         connector_id=_req_int(d, "connectorId", what),
         total_consumption_kwh=_consumption(d, what),
-        measurements=_items(d.get("measurements"), f"{what}.measurements", parse_measurement),
+        measurements=_items(
+            d.get("measurements"),
+            f"{what}.measurements",
+            lambda m: parse_measurement(_recased(_object(m, "Measurement"), _MEASUREMENT_KEYS)),
+        ),
         timestamp=_opt_time(d, "timestamp", what),
     )
 
 
 def parse_meter_values(data: object) -> tuple[MeterValue, ...]:
-    """The ``metervalue`` callback body: ``{"meterValueList": [...]}``."""
-    d = _object(data, "metervalue callback")
+    """The ``metervalue`` callback body: ``{"meterValueList": [...]}`` (any casing)."""
+    d = _recased(_object(data, "metervalue callback"), ("meterValueList",))
     return _items(d.get("meterValueList"), "meterValueList", parse_meter_value)
 
 
@@ -520,6 +601,13 @@ def parse_schedule(data: object) -> Schedule:
         charge_point_id=_opt_str(d, "chargePointId", what),
         raw=d,
     )
+
+
+def parse_override(data: object) -> tuple[int, bool]:
+    """One connector of GET .../schedule/override/status: ``{connectorId, isOverridden}``."""
+    what = "ScheduleOverride"
+    d = _object(data, what)
+    return _req_int(d, "connectorId", what), _bool(d, "isOverridden", what)
 
 
 def parse_list(data: object, parse: Callable[[object], T], what: str) -> list[T]:

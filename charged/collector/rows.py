@@ -39,6 +39,7 @@ def status_rows(status: ChargePointStatus, poll_time: datetime) -> dict[str, lis
                 "charging_power_kw": conn.charging_power_kw,
                 "session_type": conn.session_type,
                 "status": conn.status,
+                "status_raw": conn.status_raw,
                 "start_time": _iso(conn.start_time),
                 "end_time": _iso(conn.end_time),
                 "session_id": conn.session_id,

@@ -133,7 +133,6 @@ class Collector:
             max_concurrency=s.api.max_concurrency,
             max_requests_per_second=s.api.max_requests_per_second,
             request_timeout=s.api.request_timeout,
-            max_body_bytes=s.api.max_body_bytes,
             max_attempts=s.api.max_attempts,
             token_store=TokenStore(s.api.token_cache) if s.api.token_cache else None,
             metrics=self.metrics,
@@ -174,6 +173,7 @@ class Collector:
             clock=self.clock,
             metrics=self.metrics,
             on_tick=self._tick_done,
+            organisation_id=s.api.organisation_id,
         )
         if s.sessions.enabled:
             # charging_session, derived from the stored polls and reconciled with the vendor

@@ -16,7 +16,12 @@ from typing import Any, Protocol
 
 import structlog
 
-from charged.chargeamps.errors import AuthenticationError, ChargeAmpsError, PayloadError
+from charged.chargeamps.errors import (
+    ApiError,
+    AuthenticationError,
+    ChargeAmpsError,
+    PayloadError,
+)
 from charged.chargeamps.models import ChargePoint, ChargePointStatus
 from charged.clock import Clock, SystemClock, sleep_or_stop
 from charged.collector.rows import charge_point_rows, count_rows, db_time, status_rows
@@ -30,6 +35,10 @@ class StatusSource(Protocol):
     async def owned_chargepoints(self, *, deadline: float | None = None) -> list[ChargePoint]: ...
 
     async def status(self, cp_id: str, *, deadline: float | None = None) -> ChargePointStatus: ...
+
+    async def organisation_statuses(
+        self, organisation_id: str, *, deadline: float | None = None
+    ) -> tuple[list[ChargePointStatus], list[str]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +76,11 @@ class Supervisor:
         metrics: Metrics | None = None,
         on_tick: TickCallback | None = None,
         logger: Any = None,
+        organisation_id: str | None = None,
     ) -> None:
+        """``organisation_id``: each tick asks for every charger's status in one call (v5's
+        organisation statuses), and asks chargers one by one only when that call fails, or
+        for a charger its answer leaves out."""
         self._client = client
         self._queue = queue
         self._interval = interval
@@ -83,6 +96,12 @@ class Supervisor:
         self._pending_skipped = 0
         self._reported_failures: set[str] = set()
         self.ticks_run = 0
+        self._organisation = organisation_id
+        self._organisation_refused = False  # a 4xx: not asked again until the next discovery
+        self._organisation_failing = False
+        # this tick's statuses from the organisation call, and the ids it could not parse
+        self._prefetched: dict[str, ChargePointStatus] = {}
+        self._prefetch_broken: set[str] = set()
 
     @property
     def charge_points(self) -> list[str]:
@@ -118,6 +137,7 @@ class Supervisor:
         tick_time = db_time(self._clock.utcnow())
         await self._discover_if_due(deadline)
         ids = list(self._charge_points)
+        await self._prefetch(ids, started, deadline)
         outcomes = await asyncio.gather(*(self._poll(cp, tick_time, deadline) for cp in ids))
         ok = rows = charging = 0
         power = 0.0
@@ -145,6 +165,7 @@ class Supervisor:
             failures=failed,
         )
         self._pending_skipped = 0
+        self._prefetched, self._prefetch_broken = {}, set()
         await self._put(self._cycle_rows(result))
         self._record(result)
         if self._on_tick is not None:
@@ -190,6 +211,7 @@ class Supervisor:
         before = set(self._charge_points)
         self._charge_points = [cp.id for cp in chosen]
         self._ticks_since_discovery = 0
+        self._organisation_refused = False  # try the organisation call again
         if set(self._charge_points) != before:
             self._log.info("chargers discovered", chargers=len(self._charge_points))
         await self._put(charge_point_rows(chosen))
@@ -199,7 +221,7 @@ class Supervisor:
     ) -> tuple[int, int, float] | str:
         """Rows of one charger queued → (rows, charging connectors, kW); a failure → reason."""
         try:
-            status = await self._client.status(cp_id, deadline=deadline)
+            status = await self._status(cp_id, deadline)
         except AuthenticationError:
             raise
         except PayloadError:
@@ -211,9 +233,54 @@ class Supervisor:
         self._metrics.chargers_polled.labels("ok").inc()
         batch = status_rows(status, tick_time)
         await self._put(batch)
-        charging = sum(1 for c in status.connector_statuses if c.status == "Charging")
+        charging = sum(1 for c in status.connector_statuses if c.charging)
         power = sum(c.charging_power_kw or 0.0 for c in status.connector_statuses)
         return count_rows(batch), charging, power
+
+    async def _prefetch(self, ids: Sequence[str], started: float, deadline: float) -> None:
+        """Every charger's status in one organisation call, when configured; on failure the
+        chargers are asked one by one (with the rest of the tick's time: the call gets half
+        of it at most)."""
+        org = self._organisation
+        if org is None or self._organisation_refused or not ids:
+            return
+        try:
+            statuses, broken = await self._client.organisation_statuses(
+                org, deadline=started + (deadline - started) / 2
+            )
+        except AuthenticationError:
+            raise
+        except ChargeAmpsError as exc:
+            self._metrics.organisation_polls.labels("failed").inc()
+            refused = isinstance(exc, ApiError)  # 4xx: wrong id, no right to it, or v4
+            if refused:
+                self._organisation_refused = True
+            if not self._organisation_failing or refused:
+                self._log.warning(
+                    "organisation statuses failed; asking each charger instead"
+                    + (" until the next discovery of chargers" if refused else ""),
+                    organisation_id=org,
+                    error=str(exc)[:200],
+                    hint="check api.organisation_id (and api.version: v5)" if refused else None,
+                )
+            self._organisation_failing = True
+            return
+        self._metrics.organisation_polls.labels("ok").inc()
+        if self._organisation_failing:
+            self._log.info("organisation statuses answer again", organisation_id=org)
+            self._organisation_failing = False
+        wanted = set(ids)
+        self._prefetched = {s.id: s for s in statuses if s.id in wanted}
+        self._prefetch_broken = set(broken) & wanted
+
+    async def _status(self, cp_id: str, deadline: float) -> ChargePointStatus:
+        """The charger's status: from this tick's organisation call, or asked on its own."""
+        found = self._prefetched.get(cp_id)
+        if found is not None:
+            return found
+        if cp_id in self._prefetch_broken:
+            raise PayloadError(f"organisation statuses: the entry of {cp_id} is malformed")
+        return await self._client.status(cp_id, deadline=deadline)
 
     async def _put(self, batch: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         # A full queue makes us wait here: backpressure, never a silent drop.

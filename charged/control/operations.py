@@ -37,8 +37,9 @@ from charged.chargeamps.models import (
     ConnectorSettings,
     ConnectorStatus,
 )
+from charged.chargeamps.states import NO_VEHICLE
 from charged.clock import Clock
-from charged.control.audit import ATTEMPTED, RELEASE_ACTION, AuditRecord, AuditSink, json_text
+from charged.control.audit import ATTEMPTED, AuditRecord, AuditSink, json_text
 from charged.control.validation import (
     UNSET,
     ChargePointChange,
@@ -330,7 +331,9 @@ class Controller:
             ConnectorOverview(
                 connector_id=c.connector_id,
                 status=c.status,
-                current=max((m.current for m in c.measurements), default=None),
+                current=max(
+                    (m.current for m in c.measurements if m.current is not None), default=None
+                ),
                 power_kw=c.charging_power_kw,
                 energy_kwh=c.total_consumption_kwh,
             )
@@ -413,6 +416,14 @@ class Controller:
                 check_installation_current(change.max_current, before.installation_current, cp_id)
             old = chargepoint_settings_json(before)
             changes = _field_changes(wanted, old)
+            if change.down_light is not None and before.down_light is None:
+                # the reference: downLight is a Halo's; an Aura reports it as null.  The
+                # charger cannot take it (409), whatever the value asked.
+                no_light = (
+                    f"charger {cp_id} has no down light (its downLight reads null; "
+                    "a Halo has one): nothing sent"
+                )
+                return _Done(changes, Outcome.FAILED, no_light, conflict=True)
             if all(old[name] == value for name, value in wanted.items()):
                 return _Done(changes, Outcome.UNCHANGED, note="already as asked: nothing sent")
             updated = dataclasses.replace(
@@ -448,6 +459,8 @@ class Controller:
             if before is not None and _session_running(before):
                 note = f"a session is already running ({before.status}): nothing sent"
                 return _Done(changes, Outcome.UNCHANGED, note=note)
+            # sent all the same: an OCPP charger may wait for the car to be plugged in
+            no_vehicle = before is not None and before.state in NO_VEHICLE
             await run.sending(changes)
             try:
                 await self._client.remote_start(
@@ -458,18 +471,21 @@ class Controller:
                     rfid_length=start.rfid_length,
                 )
             except ApiError as exc:
-                if exc.status == 409 and before is not None and before.status == "Available":
-                    hint = "the connector reads Available: is a vehicle plugged in?"
-                    return _Done(changes, Outcome.FAILED, f"{exc}; {hint}", conflict=True)
+                if exc.status == 409 and no_vehicle:
+                    return _Done(
+                        changes, Outcome.FAILED, f"{exc}; {NO_VEHICLE_HINT}", conflict=True
+                    )
                 raise
             old_session = None if before is None else before.session_id
 
             def started(c: ConnectorStatus) -> bool:
-                return c.status == "Charging" or (
-                    _session_running(c) and c.session_id != old_session
-                )
+                return c.charging or (c.session_open and c.session_id != old_session)
 
-            return await self._watch(cp_id, connector_id, changes, started, "started", "start")
+            done = await self._watch(cp_id, connector_id, changes, started, "started", "start")
+            if done.outcome is Outcome.UNVERIFIED and no_vehicle:
+                # the vendor documents no refusal for this: it may accept and do nothing
+                done = dataclasses.replace(done, error=f"{done.error}; {NO_VEHICLE_HINT}")
+            return done
 
         wanted: dict[str, JsonValue] = {"remoteStart": start.describe()}
         return await self._change(cp_id, connector_id, "remote_start", wanted, attempt)
@@ -513,18 +529,6 @@ class Controller:
 
         wanted: dict[str, JsonValue] = {"reboot": None}
         return await self._change(cp_id, None, "reboot", wanted, attempt)
-
-    async def release_pin(self, cp_id: str, connector_id: int) -> ChangeResult:
-        """End a person's pin on a connector: the balancer drives it again from its next tick.
-        Nothing is sent to the charger; the release is an audit row (``balancer_release``)."""
-
-        async def attempt(run: _Run) -> _Done:
-            await self._connector(cp_id, connector_id)
-            note = "released: the balancer drives it again from its next tick"
-            return _Done((FieldChange("release", None),), Outcome.OK, note=note)
-
-        wanted: dict[str, JsonValue] = {"release": None}
-        return await self._change(cp_id, connector_id, RELEASE_ACTION, wanted, attempt)
 
     async def reject(
         self,
@@ -749,6 +753,7 @@ class Controller:
 
 
 OFFLINE: Final = "Offline"
+NO_VEHICLE_HINT: Final = "the connector read Available before the start: is a vehicle plugged in?"
 
 
 def _offline(cp_id: str) -> str:
@@ -756,13 +761,10 @@ def _offline(cp_id: str) -> str:
 
 
 def _session_running(c: ConnectorStatus) -> bool:
-    """A session is open on the connector: charging, or plugged in with a session that has
-    not ended (a full car, a limit of 0, OCPP's Suspended…)."""
-    if c.status == "Charging":
-        return True
-    if c.status == "Available":  # nothing plugged in
-        return False
-    return c.session_id is not None and c.end_time is None
+    """A session is open on the connector: charging, paused (SuspendedEV/EVSE: a car held
+    back by a limit has not ended its session), finishing, or plugged in with a session that
+    has not ended (a full car, a limit of 0); see charged.chargeamps.states."""
+    return c.session_open
 
 
 def _command(field: str, new: JsonValue, before: ConnectorStatus | None) -> FieldChange:

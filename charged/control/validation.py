@@ -25,13 +25,14 @@ MIN_CURRENT: Final = 6
 MAX_CURRENT: Final = 32
 PAUSE_CURRENT: Final = 0
 
-MAX_RFID_BYTES: Final = 16
+# The vendor's v5 description: an RFID is 4, 7 or 10 bytes (the ISO 14443 UID sizes).
+RFID_LENGTHS: Final = (4, 7, 10)
 _CHARGER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 _DIGITS = re.compile(r"[0-9]+")
 # what the OpenAPI file allows a JSON rfid to be
-_JSON_HEX_RFID = re.compile(rf"(?:[0-9A-Fa-f]{{2}}){{1,{MAX_RFID_BYTES}}}")
-_JSON_DEC_RFID = re.compile(r"[0-9]{1,40}")
+_JSON_HEX_RFID = re.compile(r"(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})")
+_JSON_DEC_RFID = re.compile(r"[0-9]{1,25}")  # 10 bytes: 2^80 has 25 digits
 
 JsonValue: TypeAlias = "str | int | float | bool | None"
 T = TypeVar("T")
@@ -238,10 +239,11 @@ def parse_connector_list(text: str) -> tuple[int, ...]:
 def remote_start(
     rfid: object, rfid_format: object = "Hex", rfid_length: object = None, *, strict: bool = False
 ) -> RemoteStart:
-    """An RFID the charger can check: hex digits for Hex, decimal digits otherwise.
+    """An RFID as the vendor documents it: 4, 7 or 10 bytes; given as hex digits (two per
+    byte, ``Hex``) or as a decimal number with its length (``Dec``, ``ReverseDec``).
 
-    ``strict`` (JSON): a Hex id is 1–16 whole bytes (two digits each), a decimal one 1–40
-    digits, nothing around them, and rfidLength is an integer.
+    ``strict`` (JSON): a Hex id is 8, 14 or 20 hex digits, a decimal one 1–25 digits,
+    nothing around them, and rfidLength is an integer.
     """
     fmt = parse_rfid_format(rfid_format, strict=strict)
     if not isinstance(rfid, str) or not rfid.strip():
@@ -250,9 +252,9 @@ def remote_start(
     if strict:
         pattern = _JSON_HEX_RFID if fmt == "Hex" else _JSON_DEC_RFID
         kind = (
-            f"1–{MAX_RFID_BYTES} bytes of two hex digits each"
+            "4, 7 or 10 bytes of two hex digits each (8, 14 or 20 digits)"
             if fmt == "Hex"
-            else "1–40 decimal digits"
+            else "1–25 decimal digits"
         )
         if not pattern.fullmatch(tag):
             raise InvalidValue(f"rfid in {fmt} format must be {kind}, got {_show(rfid)}")
@@ -263,7 +265,9 @@ def remote_start(
                 f"rfidLength must be a JSON integer (bytes), got {_show(rfid_length)}"
             )
     pattern, kind = (_HEX, "hex digits") if fmt == "Hex" else (_DIGITS, "decimal digits")
-    if not pattern.fullmatch(tag) or len(tag) > 2 * MAX_RFID_BYTES + 8:
+    if len(tag) > 64:
+        raise InvalidValue(f"rfid is too long: an RFID is 4, 7 or 10 bytes, got {_show(rfid)}")
+    if not pattern.fullmatch(tag):
         raise InvalidValue(f"rfid in {fmt} format must be {kind}, got {_show(rfid)}")
     if rfid_length is None:
         if fmt != "Hex":
@@ -279,8 +283,12 @@ def remote_start(
         length = int(rfid_length)
     else:
         raise InvalidValue(f"rfidLength must be a number of bytes, got {_show(rfid_length)}")
-    if not 1 <= length <= MAX_RFID_BYTES:
-        raise InvalidValue(f"rfidLength must be 1–{MAX_RFID_BYTES} bytes, got {length}")
+    if length not in RFID_LENGTHS:
+        raise InvalidValue(f"rfidLength must be 4, 7 or 10 bytes (as documented), got {length}")
+    if fmt == "Hex" and len(tag) != 2 * length:
+        raise InvalidValue(
+            f"a Hex rfid of {length} bytes has {2 * length} digits, got {len(tag)} digits"
+        )
     return RemoteStart(rfid=tag, rfid_format=fmt, rfid_length=length)
 
 

@@ -5,17 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
-
-import yaml
 
 from charged.simulator.config import Account, SimulatorConfig
 from charged.simulator.faults import Faults
-from charged.simulator.fleet import charge_point_ids
-from charged.simulator.grid import grid_from_mapping
-from charged.simulator.physics import PhysicsConfig
-from charged.simulator.scenario import read_scenario
-from charged.simulator.server import GROUND_TRUTH_PATH, Simulator
+from charged.simulator.server import Simulator
 
 
 def _non_negative_int(text: str) -> int:
@@ -69,19 +62,6 @@ def _share(text: str) -> float:
     return value
 
 
-def _delay(text: str) -> tuple[int, int]:
-    low, sep, high = text.partition("-")
-    try:
-        pair = (int(low), int(high) if sep else int(low))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not SECONDS or MIN-MAX seconds, e.g. 30-60"
-        ) from None
-    if not 0 <= pair[0] <= pair[1]:
-        raise argparse.ArgumentTypeError(f"{text}: give 0 <= MIN <= MAX seconds")
-    return pair
-
-
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Account()
     # Options that clash only together (shares adding up to more than 1) are found after
@@ -113,7 +93,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         default=32.0,
         metavar="A",
         help="installationCurrent of every charger, 6–32 A (default: 32); a maxCurrent above "
-        "it is refused with 400",
+        "it is refused with 400 (or clipped: --above-installation clip)",
     )
     parser.add_argument(
         "--installation-current-of",
@@ -123,38 +103,31 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CP=A",
         help="installationCurrent of one charger, e.g. 2104894082C=16 (repeatable)",
     )
-    site = parser.add_argument_group(
-        "site physics",
-        "a wired site: fuse tree, phase rotations, limits acting late, the ground truth per "
-        "fuse and phase at GET /simulator/ground-truth; on with --site or --scenario",
+    parser.add_argument(
+        "--above-installation",
+        choices=("reject", "clip"),
+        default="reject",
+        help="a maxCurrent above the installation current (the reference does not say): "
+        "refused with 400 (default) or clipped to it",
     )
-    site.add_argument(
-        "--site",
-        type=Path,
-        metavar="FILE",
-        help="YAML: fuse: {name, limit (A, one or per phase), chargers: [ids], children: "
-        "[...]}, rotations: {CP: L2L3L1}",
+    parser.add_argument(
+        "--mixed-fleet",
+        action="store_true",
+        help="every kind of charger the vendor documents, in turn: CAPI Auras naming or "
+        "numbering their statuses or using OCPP's names, OCPP 1.6 Auras (names, numbers), "
+        "a Halo (connector 2 a Schuko socket), an Aura with a single connector owner",
     )
-    site.add_argument(
-        "--scenario",
-        type=Path,
-        metavar="FILE",
-        help="CSV of visits (arrival, departure, energy_kwh, phases, max_current[, charger, "
-        "connector, follows_limit]) instead of sampled arrivals",
+    parser.add_argument(
+        "--organisation-id",
+        default="demo-organisation",
+        help="the account's organisation: GET /api/v5/organisations/ID/chargepoints/statuses "
+        "answers every charger at once (default: demo-organisation)",
     )
-    site.add_argument(
-        "--limit-delay",
-        type=_delay,
-        default=(30, 60),
-        metavar="MIN-MAX",
-        help="seconds before a changed limit acts, drawn per change (default: 30-60)",
-    )
-    site.add_argument(
-        "--half-followers",
-        type=_share,
-        default=0.0,
-        metavar="SHARE",
-        help="share of sampled cars that draw half their limit (default: 0)",
+    parser.add_argument(
+        "--conflicts",
+        action="store_true",
+        help="answer a change to an offline charger, or a remote start with no car, with 409 "
+        "+ JSON (not documented by the vendor) instead of accepting it with no effect",
     )
     parser.add_argument(
         "--email", default=defaults.email, help=f"account email (default: {defaults.email})"
@@ -264,14 +237,12 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         faults=faults,
         installation_current=getattr(ns, "installation_current", 32.0),
         installation_currents=dict(getattr(ns, "installation_current_of", [])),
+        mixed_fleet=getattr(ns, "mixed_fleet", False),
+        organisation_id=getattr(ns, "organisation_id", "demo-organisation"),
+        conflicts=getattr(ns, "conflicts", False),
+        above_installation=getattr(ns, "above_installation", "reject"),
     )
     usage_error = getattr(ns, "simulate_usage_error", None)
-    try:
-        config.physics = _physics_from_args(ns, config)
-    except ValueError as exc:
-        if usage_error is None:
-            raise
-        usage_error(str(exc))
     if usage_error is not None:
         try:
             config.validate_installation()
@@ -285,37 +256,6 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         usage_error(f"{exc}; lower one of them")  # prints one line, exits 2
         raise  # not reached: argparse's error() exits
     return config
-
-
-def _physics_from_args(ns: argparse.Namespace, config: SimulatorConfig) -> PhysicsConfig | None:
-    site_file: Path | None = getattr(ns, "site", None)
-    scenario_file: Path | None = getattr(ns, "scenario", None)
-    if site_file is None and scenario_file is None:
-        return None
-    site = None
-    if site_file is not None:
-        try:
-            data = yaml.safe_load(site_file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ValueError(f"--site {site_file}: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ValueError(f"--site {site_file}: not YAML ({exc})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"--site {site_file}: must be a mapping with fuse and rotations")
-        try:
-            site = grid_from_mapping(data, charge_point_ids(config.seed, config.chargers))
-        except ValueError as exc:
-            raise ValueError(f"--site {site_file}: {exc}") from None
-    visits = None
-    if scenario_file is not None:
-        visits = read_scenario(scenario_file, charge_point_ids(config.seed, config.chargers))
-    return PhysicsConfig(
-        site=site,
-        limit_delay=ns.limit_delay,
-        half_follower_share=ns.half_followers,
-        visits=None if visits is None else visits.visits,
-        sample_arrivals=visits is None,
-    )
 
 
 async def run_simulator(
@@ -332,9 +272,11 @@ async def run_simulator(
         account = config.account
         # The simulated account's credentials are printed on purpose: they are not secrets
         # but what a client of this local fake must be configured with.
+        kinds = "chargers of every kind" if config.mixed_fleet else "Aura chargers"
         out(
-            f"charged simulate: {config.chargers} Aura chargers at {simulator.base_url}/api/v5 "
-            f"(also /api/v4; fleet clock ×{config.speed:g}, seed {config.seed})"
+            f"charged simulate: {config.chargers} {kinds} at {simulator.base_url}/api/v5 "
+            f"(also /api/v4; fleet clock ×{config.speed:g}, seed {config.seed}; "
+            f"organisation {config.organisation_id})"
         )
         out(
             f"account: email {account.email}  password {account.password}  apiKey {account.api_key}"
@@ -345,13 +287,6 @@ async def run_simulator(
                 for cp_id, amps in sorted(config.installation_currents.items())
             )
             out(f"installation current: {config.installation_current:g} A{exceptions}")
-        if config.physics is not None:
-            low, high = config.physics.limit_delay
-            fuses = len(list(config.physics.grid_spec().root.walk()))
-            out(
-                f"site physics: {fuses} fuse(s), limits act after {low}-{high} s, "
-                f"ground truth at {simulator.base_url}{GROUND_TRUTH_PATH}"
-            )
         active = _active_faults(config.faults)
         out(f"faults: {active}" if active else "faults: none")
         await asyncio.Event().wait()  # until cancelled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from charged.simulator.faults import Faults
 from charged.simulator.fleet import (
@@ -38,8 +39,16 @@ class SimulatorConfig:
     # the site's wiring and the cars' physics (fuse tree, rotations, limit delay, ground
     # truth); None: the plain field-study model, limits acting at once
     physics: PhysicsConfig | None = None
-    # chargers whose isLoadbalanced reads true (the vendor's cloud balances them)
-    loadbalanced: frozenset[str] = frozenset()
+    # every kind of charger the documents describe (charged.simulator.kinds), not all Auras
+    mixed_fleet: bool = False
+    # the account's organisation: GET /organisations/{id}/chargepoints/statuses (v5)
+    organisation_id: str = "demo-organisation"
+    # What the reference leaves unsaid, each as an option.  conflicts: a change to an
+    # offline charger, or a remote start with no car, is answered 409 + JSON (an answer the
+    # vendor documents only for register) instead of being accepted with no effect.
+    conflicts: bool = False
+    # a maxCurrent above the installation current: refused (400) or clipped to it
+    above_installation: Literal["reject", "clip"] = "reject"
 
     def validate(self) -> None:
         """Raise ValueError with one line naming the first impossible value."""
@@ -49,6 +58,14 @@ class SimulatorConfig:
             raise ValueError(f"speed must be positive, got {self.speed:g}")
         if not self.api_versions:
             raise ValueError("api_versions must name at least one version, e.g. v5")
+        if self.above_installation not in ("reject", "clip"):
+            raise ValueError(
+                f"above_installation must be reject or clip, got {self.above_installation!r}"
+            )
+        if not self.organisation_id.strip() or "/" in self.organisation_id:
+            raise ValueError(
+                f"organisation_id must be a non-empty id without '/', got {self.organisation_id!r}"
+            )
         self.validate_installation()
         self.faults.validate()
         if self.physics is not None:

@@ -31,6 +31,9 @@ class Faults:
     # token_lifetime makes tokens die before their announced expiry, unannounced.
     token_exp_claim: float | None = None
     ignore_writes: set[str] = field(default_factory=set)  # cp ids whose settings PUT is a no-op
+    # cp id -> the raw value every connector's status reads (Faulted, "7", a new word …)
+    connector_status: dict[str, str] = field(default_factory=dict)
+    null_readings: set[str] = field(default_factory=set)  # cp ids: L2 current, L3 voltage null
 
     def validate(self) -> None:
         """Raise ValueError with one line naming the first impossible value."""

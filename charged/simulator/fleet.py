@@ -21,28 +21,13 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from charged.clock import Clock
 from charged.simulator.grid import Grid, GroundTruth
-from charged.simulator.physics import Physics, PhysicsConfig
-
-
-class PhysicalConnectors(Protocol):
-    """Builds a charge point's connectors on a site with physics."""
-
-    def __call__(
-        self,
-        cp: ChargePoint,
-        index: int,
-        slots: int,
-        seed: int,
-        physics: Physics,
-        config: PhysicsConfig,
-    ) -> list[ConnectorBase]: ...
-
+from charged.simulator.kinds import AURA, SCHUKO_MAX_CURRENT, ChargerKind, fleet_kinds
+from charged.simulator.physics import Physics, PhysicsConfig, Visit
 
 STEP = 10.0  # fleet seconds per model step
 NOMINAL_VOLTAGE = 230.0
@@ -53,6 +38,7 @@ TAPER_CURRENT = 3.5
 IDLE_PHASE_CURRENT = 0.001  # what the unused phases of a one-phase vehicle read
 HISTORY_PER_CONNECTOR = 500  # finished sessions kept per connector (bounded memory)
 CONNECTORS_PER_AURA = 2
+FINISHING_SECONDS = 60.0  # a full car this close to leaving reads Finishing (OCPP states)
 
 # Arrivals per connector per hour, by UTC hour of fleet time: a morning rush, a quieter day,
 # a smaller evening bump, few at night.
@@ -97,7 +83,13 @@ class Session:
     energy_kwh: float = 0.0
     charging_seconds: float = 0.0  # drawing power
     idle_seconds: float = 0.0  # plugged in, session open, not drawing
-    first_draw: float | None = None  # when the car first drew current (wired sites only)
+    schuko: bool = False  # on a Halo's household socket
+
+    @property
+    def session_type(self) -> str:
+        if self.schuko:
+            return "Schuko"
+        return "ThreePhase" if self.phases == 3 else "OnePhase"
 
     def truth(self) -> SessionTruth:
         return SessionTruth(
@@ -105,12 +97,12 @@ class Session:
             charge_point_id=self.charge_point_id,
             connector_id=self.connector_id,
             phases=self.phases,
+            schuko=self.schuko,
             start=self.start,
             end=self.end,
             energy_kwh=self.energy_kwh,
             charging_seconds=self.charging_seconds,
             idle_seconds=self.idle_seconds,
-            first_draw=self.first_draw,
         )
 
 
@@ -125,10 +117,12 @@ class SessionTruth:
     energy_kwh: float
     charging_seconds: float
     idle_seconds: float
-    first_draw: float | None = None
+    schuko: bool = False
 
     @property
     def session_type(self) -> str:
+        if self.schuko:
+            return "Schuko"
         return "ThreePhase" if self.phases == 3 else "OnePhase"
 
 
@@ -140,6 +134,9 @@ class ConnectorReading:
     currents: tuple[float, float, float] | None  # per phase, None unless charging
     voltages: tuple[float, float, float]
     session: Session | None
+    # why a plugged-in car draws nothing: "stopped" (no session), "full", "finishing" (full
+    # and about to leave), "paused" (a limit below 6 A, or mode Off); None otherwise
+    idle: str | None = None
 
     @property
     def power_kw(self) -> float:
@@ -154,6 +151,7 @@ class ConnectorBase:
     def __init__(self, charge_point: ChargePoint, connector_id: int) -> None:
         self.charge_point = charge_point
         self.connector_id = connector_id
+        self.schuko = charge_point.kind.is_schuko(connector_id)
         self.settings = ConnectorSettings()
 
     def limit(self) -> float | None:
@@ -322,6 +320,7 @@ class Connector(ConnectorBase):
             connector_id=self.connector_id,
             phases=self.vehicle.phases,
             start=start,
+            schuko=self.schuko,
         )
 
     def _close_session(self) -> None:
@@ -331,7 +330,15 @@ class Connector(ConnectorBase):
             self.session = None
 
     def _sample_vehicle(self, arrival: float) -> Vehicle:
-        return sample_vehicle(self._rng, arrival)
+        vehicle = sample_vehicle(self._rng, arrival)
+        if self.schuko:
+            # a household socket: one phase, at most 10 A (the same draws: seeds comparable);
+            # it takes longer, and stays as long after being full
+            tail = vehicle.departs - arrival - charge_seconds(vehicle)
+            vehicle.phases = 1
+            vehicle.current = min(vehicle.current, SCHUKO_MAX_CURRENT - 0.5)
+            vehicle.departs = arrival + charge_seconds(vehicle) + tail
+        return vehicle
 
     def _sample_arrival(self, after: float) -> float:
         return sample_arrival(self._rng, after)
@@ -358,10 +365,21 @@ class Connector(ConnectorBase):
         if self.vehicle is None:
             return ConnectorReading("Available", None, self._voltages, None)
         if not self._drawing():
-            return ConnectorReading("Connected", None, self._voltages, self.session)
+            return ConnectorReading(
+                "Connected", None, self._voltages, self.session, self._idle_reason()
+            )
         return ConnectorReading(
             "Charging", self.effective_currents(self._draw), self._voltages, self.session
         )
+
+    def _idle_reason(self) -> str:
+        if self.session is None:
+            return "stopped"
+        if self.full:
+            assert self.vehicle is not None
+            soon = self.vehicle.departs - self.t <= FINISHING_SECONDS
+            return "finishing" if soon else "full"
+        return "paused"
 
     # ------------------------------------------------------------ commands
 
@@ -404,10 +422,9 @@ class ChargePoint:
     connectors: list[ConnectorBase] = field(default_factory=list)
     offline_until: float = 0.0  # fleet time a reboot ends
     installation_current: float = INSTALLATION_CURRENT  # A per phase the wiring allows
-    # the vendor's own cloud load balancing (an Amp/Power Guard set up in its partner portal)
-    is_loadbalanced: bool = False
     firmware_version: str = "1.4.2"
     hardware_version: str = "1.0.0"
+    kind: ChargerKind = AURA  # model, protocol, how it spells statuses
 
     def connector(self, connector_id: int) -> ConnectorBase | None:
         if 1 <= connector_id <= len(self.connectors):
@@ -420,7 +437,8 @@ class ChargePoint:
 
 
 class Fleet:
-    """Aura charge points with two connectors each, deterministic for a seed."""
+    """Charge points with two connectors each, deterministic for a seed: all CAPI Auras, or
+    (``mixed``) the cycle of kinds in :mod:`charged.simulator.kinds`."""
 
     def __init__(
         self,
@@ -433,15 +451,12 @@ class Fleet:
         installation_current: float = INSTALLATION_CURRENT,
         installation_currents: Mapping[str, float] | None = None,
         physics: PhysicsConfig | None = None,
-        loadbalanced: frozenset[str] = frozenset(),
-        physical_connectors: PhysicalConnectors | None = None,
+        mixed: bool = False,
     ) -> None:
         """``installation_current`` is every charge point's, ``installation_currents`` the
         exceptions by charge point id (ids that are not in the fleet are refused).  With
         ``physics`` the connectors are driven by the site's physics (fuse tree, rotations,
-        limits acting late, ground truth), built by ``physical_connectors``
-        (:func:`charged.simulator.physical.physical_connectors`, passed in because that module
-        builds on this one's classes)."""
+        limits acting late, ground truth): see :mod:`charged.simulator.physical`."""
         if chargers < 0:
             raise ValueError(f"chargers must not be negative, got {chargers}")
         if speed <= 0:
@@ -465,30 +480,30 @@ class Fleet:
         slots = chargers * CONNECTORS_PER_AURA
         self.physics: Physics | None = None
         if physics is not None:
-            if physical_connectors is None:
-                raise ValueError("a fleet with site physics needs physical_connectors")
             physics.validate(ids)
             self.physics = Physics(
                 Grid(physics.grid_spec(), int(self.start_time), record=physics.record),
                 limit_delay=physics.limit_delay,
             )
+        kinds = fleet_kinds(chargers, mixed=mixed)
         for index, cp_id in enumerate(ids):
+            kind = kinds[index]
             cp = ChargePoint(
                 id=cp_id,
                 index=index,
-                name=f"Aura {index + 1:02d}",
+                name=f"{kind.model.capitalize()} {index + 1:02d}",
+                kind=kind,
                 password=f"{random.Random(f'{seed}/pw/{cp_id}').randrange(10**8):08d}",
                 fleet_start=self.start_time,
                 installation_current=float(exceptions.get(cp_id, installation_current)),
-                is_loadbalanced=cp_id in loadbalanced,
             )
-            if self.physics is None or physics is None or physical_connectors is None:
+            if self.physics is None or physics is None:
                 cp.connectors = [
                     Connector(cp, cid, index * CONNECTORS_PER_AURA + cid - 1, slots, seed)
                     for cid in range(1, CONNECTORS_PER_AURA + 1)
                 ]
             else:
-                cp.connectors = physical_connectors(cp, index, slots, seed, self.physics, physics)
+                cp.connectors = _physical_connectors(cp, index, slots, seed, self.physics, physics)
             self._by_id[cp_id] = cp
 
     def now(self) -> float:
@@ -544,6 +559,37 @@ class Fleet:
             if connector_id is None or c.connector_id == connector_id
             for s in c.sessions()
         ]
+
+
+def _physical_connectors(
+    cp: ChargePoint, index: int, slots: int, seed: int, physics: Physics, config: PhysicsConfig
+) -> list[ConnectorBase]:
+    # imported here: physical.py builds on this module's classes
+    from charged.simulator.physical import PhysicalConnector, sampled_visits
+
+    connectors: list[ConnectorBase] = []
+    for cid in range(1, CONNECTORS_PER_AURA + 1):
+        scenario = (config.visits or {}).get((cp.id, cid))
+        visits: Iterator[Visit] | Sequence[Visit]
+        if scenario is not None:
+            visits = sorted(scenario, key=lambda v: v.arrival)
+        elif config.sample_arrivals:
+            rng = random.Random(f"{seed}/{cp.id}/{cid}")
+            visits = sampled_visits(rng, int(cp.fleet_start), config.half_follower_share)
+        else:
+            visits = ()
+        connectors.append(
+            PhysicalConnector(
+                cp,
+                cid,
+                slot=index * CONNECTORS_PER_AURA + cid - 1,
+                slots=slots,
+                physics=physics,
+                visits=visits,
+                seed=seed,
+            )
+        )
+    return connectors
 
 
 def check_installation_current(amps: float, where: str) -> None:

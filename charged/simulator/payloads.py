@@ -6,7 +6,6 @@ raise :class:`BadRequest` with one line saying which field is wrong and what it 
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +16,7 @@ from charged.simulator.fleet import (
     ChargePoint,
     ChargePointSettings,
     ConnectorBase,
+    ConnectorReading,
     ConnectorSettings,
     Session,
 )
@@ -69,14 +69,20 @@ def login_json(token: str, refresh_token: str, email: str) -> JsonObject:
     }
 
 
-def charge_point_json(cp: ChargePoint, *, expand_settings: bool = False) -> JsonObject:
+def charge_point_json(cp: ChargePoint, email: str, *, expand_settings: bool = False) -> JsonObject:
+    kind = cp.kind
     connectors = []
     for c in cp.connectors:
+        owner: str | None = None
+        if kind.owned_connector is not None:
+            # a single connector owner: each connector names its user, ours and another's
+            mine = c.connector_id == kind.owned_connector
+            owner = user_id(email) if mine else user_id(f"neighbour-{cp.id}-{c.connector_id}")
         item: JsonObject = {
             "chargePointId": cp.id,
             "connectorId": c.connector_id,
-            "type": "Charger",
-            "connectorUserId": None,
+            "type": kind.connector_type(c.connector_id),
+            "connectorUserId": owner,
         }
         if expand_settings:
             item["settings"] = connector_settings_json(c)
@@ -85,12 +91,12 @@ def charge_point_json(cp: ChargePoint, *, expand_settings: bool = False) -> Json
         "id": cp.id,
         "name": cp.name,
         "password": cp.password,
-        "type": "AURA",
-        "isLoadbalanced": cp.is_loadbalanced,
+        "type": kind.model,
+        "isLoadbalanced": False,
         "firmwareVersion": cp.firmware_version,
         "hardwareVersion": cp.hardware_version,
-        "ownerReadOnly": False,
-        "ocppVersion": None,  # a CAPI charger
+        "ownerReadOnly": kind.owned_connector is not None,
+        "ocppVersion": kind.ocpp_version,  # null: a CAPI charger
         "connectors": connectors,
     }
     if expand_settings:
@@ -103,7 +109,8 @@ def charge_point_settings_json(cp: ChargePoint) -> JsonObject:
     return {
         "id": cp.id,
         "dimmer": s.dimmer,
-        "downLight": s.down_light,
+        # only a Halo has a down light: an Aura's is null
+        "downLight": s.down_light if cp.kind.has_down_light else None,
         "maxCurrent": _number(s.max_current),
         "installationCurrent": _number(cp.installation_current),
     }
@@ -123,17 +130,50 @@ def connector_settings_json(c: ConnectorBase) -> JsonObject:
     }
 
 
-def status_json(cp: ChargePoint, *, offline: bool, no_measurements: bool) -> JsonObject:
+def status_json(
+    cp: ChargePoint,
+    *,
+    offline: bool,
+    no_measurements: bool,
+    status_override: str | None = None,
+    null_readings: bool = False,
+) -> JsonObject:
+    """``status_override``: every connector's ``status`` as given (Faulted, a digit, a value
+    no document names); ``null_readings``: L2's current and L3's voltage null."""
     if offline:
-        return {"id": cp.id, "status": "Offline"}
+        # the key stays (nullable in the schema; public clients require it)
+        return {"id": cp.id, "status": "Offline", "connectorStatuses": None}
+    owned = cp.kind.owned_connector
     return {
         "id": cp.id,
         "status": "Online",
-        "connectorStatuses": [connector_status_json(c, no_measurements) for c in cp.connectors],
+        "connectorStatuses": [
+            connector_status_json(c, no_measurements, status_override, null_readings)
+            for c in cp.connectors
+            if owned is None or c.connector_id == owned  # a single owner sees only theirs
+        ],
     }
 
 
-def connector_status_json(c: ConnectorBase, no_measurements: bool) -> JsonObject:
+def connector_state(c: ConnectorBase, reading: ConnectorReading) -> str:
+    """The reading as the charger's protocol names it: CAPI's Available/Charging/Connected,
+    or OCPP's (Preparing, SuspendedEV/EVSE, Finishing) on chargers that report those."""
+    if not c.charge_point.kind.uses_ocpp_states or reading.status != "Connected":
+        return reading.status
+    return {
+        "stopped": "Preparing",  # plugged in, no transaction: waiting for a start
+        "full": "SuspendedEV",  # the car takes nothing
+        "finishing": "Finishing",
+        "paused": "SuspendedEVSE",  # the charger offers too little (a limit, mode Off)
+    }.get(reading.idle or "", "SuspendedEV")
+
+
+def connector_status_json(
+    c: ConnectorBase,
+    no_measurements: bool,
+    status_override: str | None = None,
+    null_readings: bool = False,
+) -> JsonObject:
     reading = c.reading()
     session = reading.session
     measurements: list[JsonObject] | None = None
@@ -145,13 +185,19 @@ def connector_status_json(c: ConnectorBase, no_measurements: bool) -> JsonObject
                 {"phase": phase, "current": round(i, 3), "voltage": v}
                 for phase, i, v in zip(PHASES, reading.currents, reading.voltages, strict=True)
             ]
+            if null_readings:
+                measurements[1]["current"] = None
+                measurements[2]["voltage"] = None
+    status: str | int = c.charge_point.kind.spell(connector_state(c, reading))
+    if status_override is not None:
+        status = status_override
     return {
         "chargePointId": c.charge_point.id,
         "connectorId": c.connector_id,
         "totalConsumptionKwh": round(session.energy_kwh, 3) if session else 0.0,
         "chargingPowerKw": round(power, 3),
-        "sessionType": _session_type(session.phases) if session else None,
-        "status": reading.status,
+        "sessionType": session.session_type if session else None,
+        "status": status,
         "measurements": measurements,
         "startTime": iso(session.start) if session else None,
         "endTime": iso(session.end) if session else None,
@@ -159,46 +205,21 @@ def connector_status_json(c: ConnectorBase, no_measurements: bool) -> JsonObject
     }
 
 
-# The garage's drivers: each session is started by one of them with their tag (RFID lock on),
-# a few without one (from the app, or with the lock off).
-DRIVERS = 48
-UNTAGGED_SHARE = 0.1
-
-
-def session_rfid(session: Session) -> str | None:
-    """The tag (4 bytes, hex) that started the session; None for one started without.
-
-    A pure function of the session, so a fleet's sessions name the same drivers whatever the
-    order of requests, and without drawing on the connectors' random streams."""
-    digest = hashlib.sha256(
-        f"{session.charge_point_id}/{session.connector_id}/{session.id}".encode()
-    ).digest()
-    if digest[0] < UNTAGGED_SHARE * 256:
-        return None
-    driver = int.from_bytes(digest[1:3], "big") % DRIVERS
-    return hashlib.sha256(f"driver/{driver}".encode()).hexdigest()[:8].upper()
-
-
 def session_json(session: Session, email: str) -> JsonObject:
-    rfid = session_rfid(session)
     return {
         "id": session.id,
         "chargePointId": session.charge_point_id,
         "connectorId": session.connector_id,
         "userId": user_id(email),
-        "rfid": rfid,
-        "rfidDec": None if rfid is None else str(int(rfid, 16)),
-        "sessionType": _session_type(session.phases),
+        "rfid": None,
+        "rfidDec": None,
+        "sessionType": session.session_type,
         "startTime": iso(session.start),
         "endTime": iso(session.end),
         "totalConsumptionKwh": round(session.energy_kwh, 3),
         "externalTransactionId": None,
         "externalId": None,
     }
-
-
-def _session_type(phases: int) -> str:
-    return "ThreePhase" if phases == 3 else "OnePhase"
 
 
 # ------------------------------------------------------------------ request bodies
@@ -227,7 +248,9 @@ def _choice(d: JsonObject, key: str, values: tuple[str, ...], what: str) -> str:
     return value
 
 
-def _max_current(d: JsonObject, what: str, installation_current: float) -> float | None:
+def _max_current(
+    d: JsonObject, what: str, installation_current: float, clip: bool = False
+) -> float | None:
     value = d.get("maxCurrent")
     if value is None:
         return None
@@ -236,8 +259,10 @@ def _max_current(d: JsonObject, what: str, installation_current: float) -> float
     if value != 0 and not MIN_CURRENT <= value <= MAX_CURRENT:
         raise BadRequest(f"{what}.maxCurrent: must be null, 0 or {MIN_CURRENT:g}–{MAX_CURRENT:g} A")
     if value > installation_current:
-        # The reference lists 400 for invalid input and says no more; a limit the wiring
-        # cannot carry is refused rather than silently clipped.
+        # The reference lists 400 for invalid input and says no more: refused (the default)
+        # or, as an option, clipped to what the wiring carries.
+        if clip:
+            return float(installation_current)
         raise BadRequest(
             f"{what}.maxCurrent: {value:g} A is above the installation current "
             f"({installation_current:g} A)"
@@ -251,7 +276,12 @@ def _same_id(d: JsonObject, key: str, expected: str | int, what: str) -> None:
 
 
 def parse_connector_settings(
-    body: object, cp_id: str, connector_id: int, installation_current: float = MAX_CURRENT
+    body: object,
+    cp_id: str,
+    connector_id: int,
+    installation_current: float = MAX_CURRENT,
+    *,
+    clip: bool = False,
 ) -> ConnectorSettings:
     what = "ConnectorSettings"
     d = _object(body, what)
@@ -261,7 +291,7 @@ def parse_connector_settings(
     cable_lock = _bool(d, "cableLock", what)
     assert rfid_lock is not None and cable_lock is not None
     return ConnectorSettings(
-        max_current=_max_current(d, what, installation_current),
+        max_current=_max_current(d, what, installation_current, clip),
         mode=_choice(d, "mode", MODE_VALUES, what),
         rfid_lock=rfid_lock,
         cable_lock=cable_lock,
@@ -269,18 +299,30 @@ def parse_connector_settings(
 
 
 def parse_charge_point_settings(
-    body: object, cp_id: str, installation_current: float = MAX_CURRENT
+    body: object,
+    cp_id: str,
+    installation_current: float = MAX_CURRENT,
+    *,
+    has_down_light: bool = True,
+    current: ChargePointSettings | None = None,
+    clip: bool = False,
 ) -> ChargePointSettings:
+    """``current``: the settings now (a null downLight on a Halo leaves its light as it is;
+    an Aura has none, and only null is accepted for it)."""
     what = "ChargePointSettings"
     d = _object(body, what)
     _same_id(d, "id", cp_id, what)
     down_light = d.get("downLight")
     if down_light is not None and not isinstance(down_light, bool):
         raise BadRequest(f"{what}.downLight: must be true, false or null")
+    if down_light is not None and not has_down_light:
+        raise BadRequest(f"{what}.downLight: this charger has no down light; send null")
+    if down_light is None:
+        down_light = current.down_light if current is not None and has_down_light else False
     return ChargePointSettings(
         dimmer=_choice(d, "dimmer", DIMMER_VALUES, what),
-        down_light=bool(down_light),
-        max_current=_max_current(d, what, installation_current),
+        down_light=down_light,
+        max_current=_max_current(d, what, installation_current, clip),
     )
 
 

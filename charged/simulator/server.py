@@ -4,12 +4,17 @@ Same paths under every configured version (``/api/v4``, ``/api/v5``), same JSON,
 codes as the reference.  Login needs the ``apiKey`` header; everything else a live bearer JWT.
 Faults are read per request from ``self.faults`` so tests can switch them while it runs.
 
-A charger that is offline (rebooting, or in ``faults.offline``) still has its settings read
-from the cloud, but every change — settings PUT, remote start or stop, reboot — is answered
-409 ``{"error", "messageCode": "ChargePointOffline"}``: the reference does not say what the
-vendor does there, and refusing (409 is its "conflict with the charger's state") is what a
-cloud that cannot reach the charger can honestly answer; it never pretends a change was made.
-A maxCurrent above the charger's ``installationCurrent`` is 400, never clipped.
+Answers are as the reference describes them: a PUT's 200 and every error carry a plain
+``application/octet-stream`` string (only refresh's 400 is JSON ``{error, messageCode}``), with
+the documented codes (400 invalid, 401, 403 not allowed, 404 unknown).  Where the reference is
+silent the answer is an option of :class:`SimulatorConfig`:
+
+- a change to an offline charger (rebooting, or in ``faults.offline``) or a remote start with
+  no car plugged in: accepted (200) with no effect by default — settings are kept by the cloud
+  and read back, a command is lost — or, with ``conflicts``, 409 ``{"error", "messageCode"}``
+  (a code the vendor documents only for register);
+- a maxCurrent above the charger's ``installationCurrent``: 400 (``above_installation:
+  reject``, the default) or clipped to it (``clip``).
 
 ``requests`` counts every request; ``writes`` and ``write_log`` (method, path; the latest
 :data:`WRITE_LOG_LIMIT`) every request that could change something (anything but GET and the
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +40,6 @@ from charged.simulator.faults import FaultDice, Faults
 from charged.simulator.fleet import ChargePoint, ConnectorBase, Fleet
 from charged.simulator.grid import GroundTruth
 from charged.simulator.payloads import BadRequest, JsonObject
-from charged.simulator.physical import physical_connectors
 from charged.simulator.tokens import TokenIssuer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -70,8 +74,7 @@ class Simulator:
             installation_current=config.installation_current,
             installation_currents=config.installation_currents,
             physics=config.physics,
-            loadbalanced=frozenset(config.loadbalanced),
-            physical_connectors=physical_connectors,
+            mixed=config.mixed_fleet,
         )
         self.tokens = TokenIssuer(self.clock)
         self.record_served = config.record_served
@@ -85,6 +88,9 @@ class Simulator:
         self._schedules: dict[str, dict[str, JsonObject]] = {}
         self._schedule_serial = 0
         self.callbacks_enabled: set[str] = set()
+        self._overridden: set[tuple[str, int]] = set()  # (cp, connector) schedule overrides
+        # answered by kind: "status" (one charger), "organisation" (all of them at once)
+        self.request_counts: Counter[str] = Counter()
         self._stopping = asyncio.Event()
         self.hung_requests = 0  # requests the timeout fault is holding (tests wait on this)
         self._hung_changed = asyncio.Condition()
@@ -131,6 +137,10 @@ class Simulator:
             app.router.add_post(f"{base}/auth/refreshToken", self._refresh)
             cps = f"{base}/chargepoints"
             # fixed paths before {cp} so "owned" and "callbacks" are not taken for ids
+            if version != "v4":  # a v5 endpoint
+                app.router.add_get(
+                    f"{base}/organisations/{{org}}/chargepoints/statuses", self._org_statuses
+                )
             app.router.add_get(f"{cps}/owned", self._owned)
             app.router.add_put(f"{cps}/callbacks/enable", self._callbacks_enable)
             app.router.add_put(f"{cps}/callbacks/disable", self._callbacks_disable)
@@ -147,6 +157,8 @@ class Simulator:
             app.router.add_get(f"{cp}/chargingsessions/{{sid}}", self._session)
             app.router.add_put(f"{con}/remotestart", self._remote_start)
             app.router.add_put(f"{con}/remotestop", self._remote_stop)
+            app.router.add_put(f"{con}/schedule/override", self._override_schedule)
+            app.router.add_get(f"{cp}/schedule/override/status", self._override_status)
             app.router.add_put(f"{cp}/reboot", self._reboot)
             app.router.add_get(f"{cp}/schedules", self._list_schedules)
             app.router.add_post(f"{cp}/schedules", self._create_schedule)
@@ -185,9 +197,10 @@ class Simulator:
                 await self._set_hung(-1)
             return web.Response(status=503)
         if decision == "rate_limit":
-            return web.json_response(
-                {"error": "Too many requests", "messageCode": "TooManyRequests"},
+            return web.Response(
                 status=429,
+                body=b"Too many requests",
+                content_type="application/octet-stream",
                 headers={"Retry-After": f"{self.faults.retry_after:g}"},
             )
         if decision == "error":
@@ -262,33 +275,62 @@ class Simulator:
     # ------------------------------------------------------------------ charge points
 
     async def _owned(self, request: web.Request) -> web.StreamResponse:
+        email = self.account.email
         return web.json_response(
-            [payloads.charge_point_json(cp) for cp in self.fleet.charge_points()]
+            [payloads.charge_point_json(cp, email) for cp in self.fleet.charge_points()]
         )
 
     async def _charge_point(self, request: web.Request) -> web.StreamResponse:
         cp = self._cp(request)
         expand = request.query.get("expand", "")
         return web.json_response(
-            payloads.charge_point_json(cp, expand_settings="settings" in expand.split(","))
+            payloads.charge_point_json(
+                cp, self.account.email, expand_settings="settings" in expand.split(",")
+            )
         )
 
     async def _status(self, request: web.Request) -> web.StreamResponse:
         cp = self._cp(request)
-        now = self.fleet.now()
+        self.request_counts["status"] += 1
         if cp.id in self.faults.malformed:
             return web.Response(
                 text=f'{{"id": "{cp.id}", "status": "Onl', content_type="application/json"
             )
-        offline = self.is_offline(cp)
+        return web.json_response(self._status_body(cp))
+
+    def _status_body(self, cp: ChargePoint) -> JsonObject:
+        """A charger's status as served (and recorded, with ``record_served``)."""
+        now = self.fleet.now()
+        f = self.faults
         body = payloads.status_json(
-            cp, offline=offline, no_measurements=self.faults.no_measurements
+            cp,
+            offline=self.is_offline(cp),
+            no_measurements=f.no_measurements,
+            status_override=f.connector_status.get(cp.id),
+            null_readings=cp.id in f.null_readings,
         )
         if self.record_served:
             if len(self.served) >= SERVED_LIMIT:
                 del self.served[: SERVED_LIMIT // 2]
             self.served.append(ServedStatus(cp.id, now, body))
-        return web.json_response(body)
+        return body
+
+    async def _org_statuses(self, request: web.Request) -> web.StreamResponse:
+        """Every charger of the organisation in one answer (v5)."""
+        org = request.match_info["org"]
+        if org != self.config.organisation_id:
+            return _error(404, f"unknown organisation {org}")
+        self.request_counts["organisation"] += 1
+        bodies: list[JsonObject] = []
+        for listed in self.fleet.charge_points():
+            cp = self.fleet.get(listed.id)
+            assert cp is not None
+            if cp.id in self.faults.malformed:
+                # one broken entry in a list that is otherwise JSON: a shape, not a syntax error
+                bodies.append({"id": cp.id, "status": "Online", "connectorStatuses": "Onl"})
+                continue
+            bodies.append(self._status_body(cp))
+        return web.json_response(bodies)
 
     async def _get_cp_settings(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(payloads.charge_point_settings_json(self._cp(request)))
@@ -297,14 +339,23 @@ class Simulator:
         cp = self._cp(request)
         body = await _required_body(request)
         self._refuse_if_offline(cp)
+        if cp.kind.owned_connector is not None:
+            return _error(403, f"charge point {cp.id} is shared: its settings are not yours")
         try:
-            settings = payloads.parse_charge_point_settings(body, cp.id, cp.installation_current)
+            settings = payloads.parse_charge_point_settings(
+                body,
+                cp.id,
+                cp.installation_current,
+                has_down_light=cp.kind.has_down_light,
+                current=cp.settings,
+                clip=self._clip,
+            )
         except BadRequest as exc:
             return _error(400, str(exc))
         if cp.id not in self.faults.ignore_writes:
             cp.settings = settings
             self.fleet.settings_changed(cp)
-        return web.Response(status=200)
+        return _ok()
 
     async def _get_connector_settings(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(payloads.connector_settings_json(self._connector(request)))
@@ -314,10 +365,11 @@ class Simulator:
         body = await _required_body(request)
         cp = connector.charge_point
         self._refuse_if_offline(cp)
+        self._refuse_if_not_ours(connector)
         cp_id = cp.id
         try:
             settings = payloads.parse_connector_settings(
-                body, cp_id, connector.connector_id, cp.installation_current
+                body, cp_id, connector.connector_id, cp.installation_current, clip=self._clip
             )
         except BadRequest as exc:
             return _error(400, str(exc))
@@ -325,7 +377,7 @@ class Simulator:
             # the model was brought up to now by _connector(): the change applies from here
             connector.settings = settings
             self.fleet.settings_changed(cp)
-        return web.Response(status=200)
+        return _ok()
 
     # ------------------------------------------------------------------ sessions
 
@@ -365,27 +417,52 @@ class Simulator:
         connector = self._connector(request)
         body = await _required_body(request)
         self._refuse_if_offline(connector.charge_point)
+        self._refuse_if_not_ours(connector)
         try:
             payloads.parse_remote_start(body)
         except BadRequest as exc:
             return _error(400, str(exc))
-        if not connector.remote_start():
-            return _error(409, "no vehicle is plugged into this connector")
-        return web.Response(status=200)
+        if self.is_offline(connector.charge_point):
+            return _ok()  # accepted by the cloud; the charger never hears of it
+        if not connector.remote_start() and self.config.conflicts:
+            return _conflict("no vehicle is plugged into this connector", "NoVehicle")
+        return _ok()
 
     async def _remote_stop(self, request: web.Request) -> web.StreamResponse:
         connector = self._connector(request)
         await _required_body(request)
         self._refuse_if_offline(connector.charge_point)
-        connector.remote_stop()
-        return web.Response(status=200)
+        self._refuse_if_not_ours(connector)
+        if not self.is_offline(connector.charge_point):
+            connector.remote_stop()
+        return _ok()
 
     async def _reboot(self, request: web.Request) -> web.StreamResponse:
         cp = self._cp(request)
         await _required_body(request)
         self._refuse_if_offline(cp)
-        cp.offline_until = self.fleet.now() + REBOOT_SECONDS
-        return web.Response(status=200)
+        if not self.is_offline(cp):
+            cp.offline_until = self.fleet.now() + REBOOT_SECONDS
+        return _ok()
+
+    async def _override_schedule(self, request: web.Request) -> web.StreamResponse:
+        """PUT .../connectors/{cid}/schedule/override (no body): charge now, schedule aside."""
+        connector = self._connector(request)
+        self._refuse_if_not_ours(connector)
+        self._overridden.add((connector.charge_point.id, connector.connector_id))
+        return _ok()
+
+    async def _override_status(self, request: web.Request) -> web.StreamResponse:
+        cp = self._cp(request)
+        return web.json_response(
+            [
+                {
+                    "connectorId": c.connector_id,
+                    "isOverridden": (cp.id, c.connector_id) in self._overridden,
+                }
+                for c in cp.connectors
+            ]
+        )
 
     async def _callbacks_enable(self, request: web.Request) -> web.StreamResponse:
         return await self._callbacks(request, enable=True)
@@ -407,7 +484,7 @@ class Simulator:
             self.callbacks_enabled.update(ids)
         else:
             self.callbacks_enabled.difference_update(ids)
-        return web.Response(status=200)
+        return _ok()
 
     # ------------------------------------------------------------------ schedules
 
@@ -451,7 +528,7 @@ class Simulator:
         cp, schedules = self._cp_schedules(request)
         if schedules.pop(request.match_info["sched"], None) is None:
             return _error(404, f"no schedule {request.match_info['sched']} on {cp.id}")
-        return web.Response(status=200)
+        return _ok()
 
     # ------------------------------------------------------------------ look-ups
 
@@ -465,8 +542,14 @@ class Simulator:
         """Rebooting, or made offline by the ``offline`` fault."""
         return cp.id in self.faults.offline or cp.offline_until > self.fleet.now()
 
+    @property
+    def _clip(self) -> bool:
+        return self.config.above_installation == "clip"
+
     def _refuse_if_offline(self, cp: ChargePoint) -> None:
-        if self.is_offline(cp):
+        """With ``conflicts``: 409 + JSON for a change to an offline charger (by default the
+        change is accepted: the cloud keeps settings, a command never reaches the charger)."""
+        if self.config.conflicts and self.is_offline(cp):
             raise web.HTTPConflict(
                 text=json.dumps(
                     {
@@ -475,6 +558,15 @@ class Simulator:
                     }
                 ),
                 content_type="application/json",
+            )
+
+    def _refuse_if_not_ours(self, connector: ConnectorBase) -> None:
+        owned = connector.charge_point.kind.owned_connector
+        if owned is not None and connector.connector_id != owned:
+            raise _http_error(
+                web.HTTPForbidden,
+                f"connector {connector.connector_id} of {connector.charge_point.id} "
+                "belongs to another user",
             )
 
     def _connector(self, request: web.Request) -> ConnectorBase:
@@ -515,16 +607,26 @@ async def _required_body(request: web.Request) -> Any:
     return body
 
 
-def _error_body(message: str) -> str:
-    return json.dumps({"error": message, "messageCode": "InvalidInput"})
+# The reference describes PUT answers and error bodies as application/octet-stream strings.
+PLAIN = "application/octet-stream"
+
+
+def _ok() -> web.Response:
+    return web.Response(status=200, body=b"Success", content_type=PLAIN)
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=_error_body(message), content_type="application/json")
+    return web.Response(status=status, body=message.encode(), content_type=PLAIN)
 
 
 def _http_error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
-    return kind(text=_error_body(message), content_type="application/json")
+    return kind(body=message.encode(), content_type=PLAIN)
+
+
+def _conflict(message: str, code: str) -> web.Response:
+    # the invented answer (SimulatorConfig.conflicts): 409 with a JSON body
+    body = json.dumps({"error": message, "messageCode": code})
+    return web.Response(status=409, text=body, content_type="application/json")
 
 
 def _refresh_error(message: str) -> web.Response:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import structlog
 
+from charged.cli import Fatal
 from charged.control.cli import add_control_commands
-from charged.exits import Fatal
 from charged.simulator import Simulator, SimulatorConfig
 
 MORNING = 1_767_258_000.0  # 09:00 UTC: vehicles are charging
@@ -444,7 +444,12 @@ async def test_one_reboot_needs_no_confirmation_and_an_offline_charger_is_report
     # rebooting: Offline for a while; a second reboot or a settings change cannot reach it
     assert await run(config, "reboot", cp) == 1
     assert f"{cp}: failed: charger {cp} is Offline: nothing sent" in capsys.readouterr().out
-    assert await run(config, "settings", "set", cp, "1", "--mode", "off") == 1
+    # a settings change is kept by the cloud for it (read back: ok) …
+    assert await run(config, "settings", "set", cp, "1", "--mode", "off") == 0
+    capsys.readouterr()
+    # … unless the vendor refuses it (409, as the simulator's option): then the reason
+    sim.config.conflicts = True
+    assert await run(config, "settings", "set", cp, "1", "--mode", "on") == 1
     assert (
         f"charger {cp} is Offline (restarting or out of reach): the vendor refused the change "
         "(HTTP 409); try again when it is Online" in capsys.readouterr().out

@@ -145,12 +145,19 @@ async def test_a_write_the_charger_ignores_is_failed_and_audited_failed(rig: Rig
 
 async def test_chargepoint_settings_change_and_read_back(rig: Rig) -> None:
     cp_id = rig.sim.charge_point_ids()[1]
-    result = await rig.controller.set_chargepoint(
-        cp_id, ChargePointChange(dimmer="High", down_light=True)
-    )
+    result = await rig.controller.set_chargepoint(cp_id, ChargePointChange(dimmer="High"))
     assert result.ok, result.error
     settings = await rig.client.chargepoint_settings(cp_id)
-    assert (settings.dimmer, settings.down_light) == ("High", True)
+    # an Aura's downLight is null, and the write-back of null keeps it so
+    assert (settings.dimmer, settings.down_light) == ("High", None)
+    writes = rig.sim.writes
+    light = await rig.controller.set_chargepoint(cp_id, ChargePointChange(down_light=True))
+    assert light.outcome is Outcome.FAILED
+    assert light.error == (
+        f"charger {cp_id} has no down light (its downLight reads null; a Halo has one): "
+        "nothing sent"
+    )
+    assert rig.sim.writes == writes
 
 
 async def test_unknown_charger_or_connector_and_too_high_limits_send_nothing(rig: Rig) -> None:
@@ -204,7 +211,11 @@ async def test_a_rebooting_charger_takes_no_change_and_says_why(rig: Rig) -> Non
             f"charger {cp_id} is Offline: nothing sent; try again when it is Online"
         )
     assert rig.sim.writes == writes  # nothing was sent to it
-    # a settings change goes to the vendor, which refuses it (409): the reason is named
+    # a settings change goes to the cloud, which keeps it for the charger: read back, ok
+    setting = await rig.controller.set_connector(cp_id, 2, ConnectorChange(cable_lock=True))
+    assert setting.ok, setting.error
+    # a vendor answering 409 (an option of the simulator): refused, and the reason named
+    rig.sim.config.conflicts = True
     setting = await rig.controller.set_connector(cp_id, 2, ConnectorChange(rfid_lock=True))
     assert setting.outcome is Outcome.FAILED
     assert setting.error == (

@@ -262,7 +262,7 @@ async def test_api_faults_keep_ticking_and_store_exactly_what_was_served(
     offline_served = [s.body for s in sim.served[-CHARGERS:] if s.charge_point_id == offline_cp]
     faults.offline.clear()
     assert all(t.failed == 0 for t in offline.ticks)
-    assert offline_served == [{"id": offline_cp, "status": "Offline"}]
+    assert offline_served == [{"id": offline_cp, "status": "Offline", "connectorStatuses": None}]
 
     # -- tokens die long before their announced expiry: 401, one refresh, the poll goes on
     for renewals in (1, 2):

@@ -391,15 +391,18 @@ async def test_charge_point_settings_get_put_and_errors(api: Api, sim: Simulator
     assert settings == {
         "id": cp,
         "dimmer": "Medium",
-        "downLight": False,
+        "downLight": None,  # an Aura has no down light
         "maxCurrent": None,
         "installationCurrent": 32,
     }
-    assert (await api.put(path, {**settings, "dimmer": "Low"}))[0] == 200
-    assert (await api.get(path))[1]["dimmer"] == "Low"
+    # a PUT answers with a plain string, as the reference describes it
+    status, answer, resp = await api.call("PUT", path, {**settings, "dimmer": "Low"})
+    assert (status, answer, resp.content_type) == (200, "Success", "application/octet-stream")
+    assert (await api.get(path))[1] == {**settings, "dimmer": "Low"}  # downLight still null
     for bad in (
         {**settings, "dimmer": "Bright"},
         {**settings, "downLight": "yes"},
+        {**settings, "downLight": True},  # an Aura has none to switch
         {**settings, "maxCurrent": 40},
         {**settings, "id": "1111111111A"},
         [],
@@ -408,6 +411,10 @@ async def test_charge_point_settings_get_put_and_errors(api: Api, sim: Simulator
     assert (await api.put(path, raw=b"{not json"))[0] == 400
     assert (await api.put(path))[0] == 403  # no body
     assert (await api.get(path))[1]["dimmer"] == "Low"
+    # errors are plain strings too, with the documented codes
+    status, answer, resp = await api.call("PUT", path, {**settings, "dimmer": "Bright"})
+    assert (status, resp.content_type) == (400, "application/octet-stream")
+    assert answer == "ChargePointSettings.dimmer: must be one of Off, Low, Medium, High"
 
 
 async def test_connector_settings_get_put_and_errors(api: Api, sim: Simulator) -> None:
@@ -559,14 +566,23 @@ async def test_remote_stop_and_start(api: Api, sim: Simulator) -> None:
         available += [c for c in body["connectorStatuses"] if c["status"] == "Available"]
     empty = (available[0]["chargePointId"], available[0]["connectorId"])
     path = f"/chargepoints/{empty[0]}/connectors/{empty[1]}/remotestart"
-    assert (await api.put(path, start))[0] == 409  # nothing plugged in
+    # nothing plugged in: no refusal is documented; accepted, and nothing happens
+    assert (await api.put(path, start))[0] == 200
+    assert (await connector_status(api, empty[0], empty[1]))["status"] == "Available"
+    sim.config.conflicts = True  # the invented answer, as an option
+    status, answer = await api.put(path, start)
+    assert (status, answer["messageCode"]) == (409, "NoVehicle")
 
 
 async def test_reboot_takes_the_charger_offline_briefly(api: Api, sim: Simulator) -> None:
     cp = sim.charge_point_ids()[4]
     assert (await api.put(f"/chargepoints/{cp}/reboot"))[0] == 403
     assert (await api.put(f"/chargepoints/{cp}/reboot", {}))[0] == 200
-    assert (await api.get(f"/chargepoints/{cp}/status"))[1] == {"id": cp, "status": "Offline"}
+    assert (await api.get(f"/chargepoints/{cp}/status"))[1] == {
+        "id": cp,
+        "status": "Offline",
+        "connectorStatuses": None,
+    }
     sim.fleet.advance(31)
     assert (await api.get(f"/chargepoints/{cp}/status"))[1]["status"] == "Online"
 
@@ -672,12 +688,40 @@ async def test_malformed_status_is_garbage_json(api: Api, sim: Simulator) -> Non
 async def test_offline_charger(api: Api, sim: Simulator) -> None:
     cp = sim.charge_point_ids()[5]
     sim.faults.offline.add(cp)
-    assert (await api.get(f"/chargepoints/{cp}/status")) == (200, {"id": cp, "status": "Offline"})
+    # connectorStatuses stays, null (nullable but present in the schema)
+    offline = {"id": cp, "status": "Offline", "connectorStatuses": None}
+    assert (await api.get(f"/chargepoints/{cp}/status")) == (200, offline)
     sim.faults.offline.discard(cp)
     assert (await api.get(f"/chargepoints/{cp}/status"))[1]["status"] == "Online"
 
 
-async def test_an_offline_charger_refuses_every_change_with_409(api: Api, sim: Simulator) -> None:
+async def test_an_offline_charger_takes_changes_without_effect_by_default(
+    api: Api, sim: Simulator
+) -> None:
+    cp = sim.charge_point_ids()[6]
+    base = f"/chargepoints/{cp}"
+    _, point = await api.get(f"{base}/settings")
+    start = {"rfidLength": 4, "rfidFormat": "Hex", "rfid": "0A0B0C0D"}
+    assert (await api.put(f"{base}/reboot", {}))[0] == 200  # offline while it restarts
+    before = await api.get(f"{base}/status")
+    for path, body in [
+        (f"{base}/connectors/1/remotestart", start),
+        (f"{base}/connectors/1/remotestop", {}),
+        (f"{base}/reboot", {}),
+    ]:
+        assert (await api.put(path, body))[0] == 200, path  # no refusal is documented
+    assert await api.get(f"{base}/status") == before  # and nothing reached the charger
+    # the cloud keeps settings for it
+    assert (await api.put(f"{base}/settings", {**point, "dimmer": "Low"}))[0] == 200
+    assert (await api.get(f"{base}/settings"))[1]["dimmer"] == "Low"
+    sim.fleet.advance(31)
+    assert (await api.get(f"{base}/status"))[1]["status"] == "Online"
+
+
+async def test_an_offline_charger_refuses_every_change_with_409_as_an_option(
+    api: Api, sim: Simulator
+) -> None:
+    sim.config.conflicts = True
     cp = sim.charge_point_ids()[6]
     base = f"/chargepoints/{cp}"
     _, point = await api.get(f"{base}/settings")
@@ -789,7 +833,7 @@ async def test_installation_current_is_per_charger_and_caps_max_current(clock: F
             assert (await api.put(path, {**plug, "maxCurrent": 16}))[0] == 200
             status, answer = await api.put(path, {**plug, "maxCurrent": 20})
             assert status == 400
-            assert answer["error"] == (
+            assert answer == (
                 "ConnectorSettings.maxCurrent: 20 A is above the installation current (16 A)"
             )
             _, point = await api.get(f"/chargepoints/{ids[1]}/settings")
@@ -800,6 +844,13 @@ async def test_installation_current_is_per_charger_and_caps_max_current(clock: F
             other = f"/chargepoints/{ids[0]}/connectors/2/settings"
             _, plug = await api.get(other)
             assert (await api.put(other, {**plug, "maxCurrent": 32}))[0] == 200
+            # as an option, clipped to what the wiring carries instead of refused
+            sim.config.above_installation = "clip"
+            _, plug = await api.get(path)
+            assert (await api.put(path, {**plug, "maxCurrent": 20}))[0] == 200
+            assert (await api.get(path))[1]["maxCurrent"] == 16
+            assert (await api.put(cp_path, {**point, "maxCurrent": 25}))[0] == 200
+            assert (await api.get(cp_path))[1]["maxCurrent"] == 16
     finally:
         await sim.stop()
 

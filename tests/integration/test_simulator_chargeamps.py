@@ -13,6 +13,7 @@ from chargeamps.external import ChargeAmpsExternalClient
 from chargeamps.models import StartAuth
 
 from charged.simulator import Simulator, SimulatorConfig
+from charged.simulator.kinds import ChargerKind
 
 MORNING = 1_767_225_600.0 + 9 * 3600  # 2026-01-01T09:00Z
 
@@ -21,7 +22,10 @@ MORNING = 1_767_225_600.0 + 9 * 3600  # 2026-01-01T09:00Z
 async def sim() -> AsyncIterator[Simulator]:
     # The real clock (chargeamps checks token expiry against time.time()); the fleet starts
     # on a fixed morning so what is plugged in does not depend on when the test runs.
+    # Auras, the last of them made a Halo for its settings (a down light the public client
+    # can read: it types downLight as a boolean); its connectors stay Type 2
     simulator = Simulator(SimulatorConfig(chargers=6, seed=11, start_time=MORNING))
+    simulator.fleet.charge_points()[-1].kind = ChargerKind(model="HALO")
     await simulator.start("127.0.0.1", 0)
     try:
         yield simulator
@@ -47,7 +51,8 @@ async def test_login_owned_and_status(client: ChargeAmpsExternalClient, sim: Sim
     owned = await client.get_chargepoints()
     assert sim.login_attempts == 1
     assert [cp.id for cp in owned] == sim.charge_point_ids()
-    assert all(cp.type == "AURA" and len(cp.connectors) == 2 for cp in owned)
+    assert [cp.type for cp in owned] == ["AURA"] * 5 + ["HALO"]
+    assert all(len(cp.connectors) == 2 for cp in owned)
     statuses = [await client.get_chargepoint_status(cp.id) for cp in owned]
     assert sim.login_attempts == 1  # one login, then the token is reused
     assert {s.status for s in statuses} == {"Online"}
@@ -81,9 +86,12 @@ async def test_charge_point_settings_sessions_and_commands(
     client: ChargeAmpsExternalClient, sim: Simulator
 ) -> None:
     cp = sim.charge_point_ids()[1]
-    settings = await client.get_chargepoint_settings(cp)
+    # The public client types downLight as a boolean, which an Aura sends as null (the
+    # reference): its charger settings are read from a Halo's here.
+    halo = next(p for p in sim.fleet.charge_points() if p.kind.has_down_light)
+    settings = await client.get_chargepoint_settings(halo.id)
     await client.set_chargepoint_settings(settings.model_copy(update={"dimmer": "High"}))
-    assert (await client.get_chargepoint_settings(cp)).dimmer == "High"
+    assert (await client.get_chargepoint_settings(halo.id)).dimmer == "High"
 
     sim.fleet.advance(24 * 3600)
     sessions = await client.get_all_chargingsessions(cp)

@@ -338,6 +338,33 @@ async def test_stop_without_a_session_and_start_with_one_send_nothing_and_say_so
     assert vendor.writes == [("stop", ("CP1", 2))]
 
 
+@pytest.mark.parametrize("paused", ["SuspendedEV", "SuspendedEVSE", "Finishing"])
+async def test_a_paused_car_has_a_session_open_even_without_a_session_id(
+    controller: Controller, vendor: FakeVendor, paused: str
+) -> None:
+    # OCPP's paused states: a car held back by a limit has not ended its session
+    vendor.states[("CP1", 2)] = (paused, None)
+    busy = await controller.remote_start("CP1", 2, remote_start("0A1B2C3D"))
+    assert (busy.outcome, busy.note) == (
+        Outcome.UNCHANGED,
+        f"a session is already running ({paused}): nothing sent",
+    )
+    assert vendor.writes == []
+    assert (await controller.remote_stop("CP1", 2)).outcome is Outcome.OK
+    assert vendor.writes == [("stop", ("CP1", 2))]
+
+
+async def test_a_start_with_no_car_that_the_vendor_accepts_is_unverified_and_says_why(
+    controller: Controller, vendor: FakeVendor
+) -> None:
+    vendor.ignore_commands = True  # accepted, nothing happens (no refusal is documented)
+    result = await controller.remote_start("CP1", 2, remote_start("0A1B2C3D"))
+    assert result.outcome is Outcome.UNVERIFIED
+    assert result.error is not None and result.error.endswith(
+        "the connector read Available before the start: is a vehicle plugged in?"
+    )
+
+
 async def test_a_command_whose_effect_does_not_show_is_unverified(
     controller: Controller, vendor: FakeVendor, audit: MemoryAuditSink, fake_clock: FakeClock
 ) -> None:

@@ -148,12 +148,20 @@ def test_remote_start_rfid_rules() -> None:
     assert remote_start("0a1b2c3d").rfid_length == 4
     assert remote_start("12345", "dec", "4").rfid_format == "Dec"
     assert remote_start_from_json({"rfid": "AABBCCDD", "rfidLength": 4}).rfid == "AABBCCDD"
+    # the vendor's rule: 4, 7 or 10 bytes
+    assert remote_start("04A1B2C3D4E5F6").rfid_length == 7
+    assert remote_start("00112233445566778899").rfid_length == 10
+    assert remote_start(str(256**4 - 1), "ReverseDec", 4).rfid_length == 4
     for args, reason in [
         (("xyz",), "must be hex digits"),
         (("ABC",), "two digits per byte"),
         (("12AB", "Dec", 2), "must be decimal digits"),
         (("1234", "Dec"), "rfidLength (bytes) is needed"),
-        (("AABB", "Hex", 0), "rfidLength must be 1–16"),
+        (("AABB", "Hex", 0), "rfidLength must be 4, 7 or 10 bytes (as documented), got 0"),
+        (("AABB",), "rfidLength must be 4, 7 or 10 bytes (as documented), got 2"),
+        (("AABBCCDDEE",), "got 5"),
+        (("AA" * 16,), "got 16"),
+        (("AABBCCDD", "Hex", 7), "a Hex rfid of 7 bytes has 14 digits, got 8 digits"),
         (("AABB", "Hex", True), "rfidLength must be a number"),
         (("AABB", "Base64"), "rfidFormat must be one of"),
         (("",), "rfid must be the tag's id"),
@@ -165,18 +173,19 @@ def test_remote_start_rfid_rules() -> None:
         remote_start_from_json({})
     # JSON: the OpenAPI file's patterns, exactly
     for body, reason in [
-        ({"rfid": "ABC", "rfidLength": 2}, "1–16 bytes of two hex digits each"),
-        ({"rfid": " AABB"}, "1–16 bytes of two hex digits each"),
-        ({"rfid": "AA" * 17}, "1–16 bytes of two hex digits each"),
-        ({"rfid": "AABB", "rfidLength": "2"}, "rfidLength must be a JSON integer"),
-        ({"rfid": "1234", "rfidFormat": "dec", "rfidLength": 2}, "rfidFormat must be one of"),
-        ({"rfid": "1" * 41, "rfidFormat": "Dec", "rfidLength": 2}, "1–40 decimal digits"),
+        ({"rfid": "ABC", "rfidLength": 2}, "4, 7 or 10 bytes of two hex digits each"),
+        ({"rfid": " AABBCCDD"}, "4, 7 or 10 bytes of two hex digits each"),
+        ({"rfid": "AA" * 5}, "4, 7 or 10 bytes of two hex digits each"),
+        ({"rfid": "AABBCCDD", "rfidLength": "4"}, "rfidLength must be a JSON integer"),
+        ({"rfid": "1234", "rfidFormat": "dec", "rfidLength": 4}, "rfidFormat must be one of"),
+        ({"rfid": "1" * 26, "rfidFormat": "Dec", "rfidLength": 10}, "1–25 decimal digits"),
+        ({"rfid": "1234", "rfidFormat": "Dec", "rfidLength": 2}, "must be 4, 7 or 10 bytes"),
     ]:
         with pytest.raises(InvalidValue) as caught:
             remote_start_from_json(body)
         assert reason in str(caught.value), body
-    dec = remote_start_from_json({"rfid": "1234", "rfidFormat": "Dec", "rfidLength": 2})
-    assert (dec.rfid, dec.rfid_format, dec.rfid_length) == ("1234", "Dec", 2)
+    dec = remote_start_from_json({"rfid": "1234", "rfidFormat": "Dec", "rfidLength": 4})
+    assert (dec.rfid, dec.rfid_format, dec.rfid_length) == ("1234", "Dec", 4)
 
 
 def test_lists_and_empty_bodies() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from charged.chargeamps.models import (
     parse_status,
     parse_time,
 )
+from charged.chargeamps.states import ConnectorState
 
 
 def status_json(**connector: object) -> dict[str, object]:
@@ -45,8 +47,8 @@ def status_json(**connector: object) -> dict[str, object]:
     return {"id": "1903000191A", "status": "Online", "connectorStatuses": [base]}
 
 
-def only_connector(data: dict[str, object]):  # type: ignore[no-untyped-def]
-    status = parse_status(data)
+def only_connector(data: dict[str, object], ocpp: str | None = None):  # type: ignore[no-untyped-def]
+    status = parse_status(data, ocpp)
     assert len(status.connector_statuses) == 1
     return status.connector_statuses[0]
 
@@ -72,13 +74,99 @@ def test_a_charging_status_parses_field_for_field() -> None:
     assert conn.session_id == 42
 
 
-@pytest.mark.parametrize("status", ["SuspendedEV", "Weird new state", "7", "Faulted"])
-def test_unknown_connector_status_strings_are_kept_verbatim(status: str) -> None:
-    assert only_connector(status_json(status=status)).status == status
+@pytest.mark.parametrize("status", ["Weird new state", "17", "-1", "Charging now"])
+def test_a_status_no_document_names_is_kept_verbatim_without_a_state(status: str) -> None:
+    conn = only_connector(status_json(status=status))
+    assert conn.status == status
+    assert conn.status_raw is None  # stored as it came: nothing to tell apart
+    assert conn.state is None
 
 
-def test_a_numeric_status_is_kept_as_its_digits() -> None:
-    assert only_connector(status_json(status=3)).status == "3"
+@pytest.mark.parametrize("ocpp", [None, "1.6"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Available",
+        "Charging",
+        "Connected",
+        "SuspendedEV",
+        "SuspendedEVSE",
+        "Finishing",
+        "Preparing",
+        "Reserved",
+        "Unavailable",
+        "Faulted",
+        "Error",
+        "Unknown",
+    ],
+)
+def test_a_name_is_that_name_whatever_the_kind_of_charger(name: str, ocpp: str | None) -> None:
+    conn = only_connector(status_json(status=name), ocpp)
+    assert conn.status == name
+    assert conn.state == ConnectorState(name)
+    assert conn.status_raw is None
+
+
+def test_names_are_matched_without_regard_to_case_and_the_raw_value_is_kept() -> None:
+    conn = only_connector(status_json(status="suspendedev"))
+    assert (conn.status, conn.status_raw) == ("SuspendedEV", "suspendedev")
+
+
+CAPI = ["Available", "Charging", "Connected", "Error", "Unknown"]
+OCPP = ["Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing",
+        "Reserved", "Unavailable", "Faulted", "Unknown"]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", [0, 1, 2, 3, 4, "0", "1", " 2 ", "3", "4"])
+def test_a_digit_on_a_capi_charger_reads_the_capi_table(raw: object) -> None:
+    conn = only_connector(status_json(status=raw), None)
+    assert conn.status == CAPI[int(str(raw))]
+    assert conn.status_raw == str(raw)
+
+
+@pytest.mark.parametrize("code", range(10))
+def test_a_digit_on_an_ocpp_charger_reads_the_ocpp_table(code: int) -> None:
+    for raw in (code, str(code)):
+        conn = only_connector(status_json(status=raw), "1.6")
+        assert conn.status == OCPP[code]
+        assert conn.status_raw == str(code)
+
+
+def test_digits_beyond_a_table_are_kept_raw() -> None:
+    capi = only_connector(status_json(status=7), None)
+    assert (capi.status, capi.state) == ("7", None)
+    ocpp = only_connector(status_json(status=7), "1.6")
+    assert ocpp.status == "Unavailable"
+
+
+@pytest.mark.parametrize(
+    ("status", "session_id", "end", "open_", "charging"),
+    [
+        ("Charging", None, None, True, True),
+        ("SuspendedEV", None, None, True, False),  # a car paused by a limit: still open
+        ("SuspendedEVSE", 7, None, True, False),
+        ("Finishing", 7, None, True, False),
+        ("Available", 7, None, False, False),
+        ("Connected", 7, None, True, False),  # a full car, its session not ended
+        ("Connected", 7, "2026-01-01T07:00:00Z", False, False),
+        ("Connected", None, None, False, False),
+        ("Preparing", None, None, False, False),
+        ("Something new", 7, None, True, False),
+    ],
+)
+def test_session_open_and_charging_follow_the_normalised_state(
+    status: str, session_id: int | None, end: str | None, open_: bool, charging: bool
+) -> None:
+    conn = only_connector(status_json(status=status, sessionId=session_id, endTime=end))
+    assert conn.session_open is open_
+    assert conn.charging is charging
+
+
+def test_a_digit_for_suspended_ev_on_ocpp_is_an_open_session() -> None:
+    conn = only_connector(status_json(status=4, sessionId=None), "1.6")
+    assert conn.status == "SuspendedEV" and conn.session_open
+    capi = only_connector(status_json(status=4, sessionId=None), None)
+    assert capi.status == "Unknown" and not capi.session_open
 
 
 @pytest.mark.parametrize("value", [None, []])
@@ -365,3 +453,31 @@ def test_metervalue_callback_accepts_any_casing_and_null_measurements() -> None:
     assert values[0].timestamp == datetime(2026, 1, 1, 5, 0, 30, tzinfo=UTC)
     assert values[0].measurements == (Measurement("L1", 9.1, 229.0),)
     assert values[1].measurements == () and values[1].total_consumption_kwh is None
+
+
+@pytest.mark.parametrize("recase", [str.upper, lambda k: k[0].upper() + k[1:], str.lower])
+def test_a_metervalue_callback_in_pascal_or_any_casing_is_read_whole(recase: Any) -> None:
+    camel = {
+        "meterValueList": [
+            {
+                "chargePointId": "CP",
+                "connectorId": 2,
+                "totalConsumptionKwh": 1.25,
+                "measurements": [{"phase": "L2", "current": 7.5, "voltage": None}],
+                "timestamp": "2026-01-01T06:00:30Z",
+            }
+        ]
+    }
+
+    def cased(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {recase(k): cased(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [cased(v) for v in value]
+        return value
+
+    (value,) = parse_meter_values(cased(camel))  # PascalCase was silently empty
+    assert (value.charge_point_id, value.connector_id) == ("CP", 2)
+    assert value.total_consumption_kwh == 1.25
+    assert value.measurements == (Measurement("L2", 7.5, None),)
+    assert value.timestamp == datetime(2026, 1, 1, 6, 0, 30, tzinfo=UTC)

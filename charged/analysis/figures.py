@@ -1,6 +1,6 @@
 """Regenerate the README's figures from a fresh demo database.
 
-    python -m charged.docs_figures [--out docs/img] [--db FILE]
+    python -m charged.analysis.figures [--out docs/img] [--db FILE]
 
 Runs the demo for four real minutes — ``charged demo --date 2026-01-05 --speed 60 --interval 1
 --duration 240``: 30 simulated chargers from 07:00 to 11:00 UTC, a poll every fleet minute —
@@ -15,9 +15,7 @@ type (and prints them):
   the limit from the audit table;
 - ``garage.png``: (c) total power and current per phase of the whole garage.
 
-It is a tool for the documentation, not part of :mod:`charged.analysis`: it drives the demo,
-the collector and the control layer, which the analysis package must not depend on.
-Needs matplotlib (the test environment has it; from a checkout ``pip install '.[plot]'``).
+Needs matplotlib (``pip install 'charged[plot]'``).
 """
 
 from __future__ import annotations
@@ -77,6 +75,7 @@ class LimitOneCar:
     async def _charging_three_phase(
         self, collector: Collector, tick: datetime
     ) -> tuple[str, int] | None:
+        from charged.chargeamps.states import ConnectorState
         from charged.storage.schema import connector_status as cs
 
         assert collector.engine is not None
@@ -86,7 +85,7 @@ class LimitOneCar:
                     select(cs.c.charge_point_id, cs.c.connector_id)
                     .where(
                         cs.c.date_created == tick,
-                        cs.c.status == "Charging",
+                        cs.c.status == ConnectorState.CHARGING.value,
                         cs.c.session_type == "ThreePhase",
                     )
                     .order_by(cs.c.total_consumption_kwh, cs.c.charge_point_id)
@@ -177,7 +176,7 @@ def _plot(db: Path, out: Path, charger: str, target: tuple[str, int], session: i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m charged.docs_figures",
+        prog="python -m charged.analysis.figures",
         description="Run the demo for 4 minutes (30 chargers, 2026-01-05 07:00-11:00 UTC, a "
         "10 A limit on one connector 08:00-08:30) and draw the README's figures from it.",
     )
