@@ -32,9 +32,9 @@ from sqlalchemy.engine import URL
 
 from charged.chargeamps.client import ChargeAmpsClient
 from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
-from charged.cli import EXIT_CONFIG, EXIT_ERROR, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.clock import Clock, SystemClock
 from charged.config import DATABASE_URL_ENV, ConfigError, Settings, load_settings
+from charged.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.storage.engine import (
     DatabaseAccessDenied,
     StorageError,
@@ -301,6 +301,7 @@ async def check_api_login(
                 api_key=settings.api_key,
                 clock=clock,
                 request_timeout=min(api.request_timeout, time_limit),
+                max_body_bytes=api.max_body_bytes,
                 max_attempts=1,
                 # the outcome is this check's line; the client's own log lines would repeat it
                 logger=structlog.wrap_logger(structlog.ReturnLogger()),

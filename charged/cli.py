@@ -1,7 +1,7 @@
-"""The `charged` command.
+"""The `charged` command: the top-level parser, and the commands without a module of their own.
 
-Exit codes: 0 success; 1 unexpected error; 2 bad usage; 69 database or vendor API
-unreachable; 77 login refused (wrong email, password or apiKey); 78 bad configuration.
+Exit codes and the one-line failures are in :mod:`charged.exits`; the sub-command modules
+(check, control, analysis) import them from there, never from here.
 """
 
 from __future__ import annotations
@@ -18,21 +18,14 @@ from typing import Any
 import structlog
 
 from charged import __version__
+from charged.exits import (
+    EXIT_CONFIG,
+    EXIT_UNAVAILABLE,
+    Fatal,
+    translate_errors,
+)
 
 DEFAULT_CONFIG = "/etc/charged/config.yaml"
-
-EXIT_ERROR = 1
-EXIT_UNAVAILABLE = 69
-EXIT_NOPERM = 77
-EXIT_CONFIG = 78
-
-
-class Fatal(Exception):
-    """An expected failure: printed as one line, exits with ``code``."""
-
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     from charged.analysis.cli import add_analysis_commands
 
     add_analysis_commands(sub)
+    from charged.balancer.cli import add_balance_commands
+
+    add_balance_commands(sub)
     return parser
 
 
@@ -181,32 +177,6 @@ def _load(path: str, *, require_secrets: bool = True) -> Any:
         return load_settings(path, require_secrets=require_secrets)
     except ConfigError as exc:
         raise Fatal(str(exc), EXIT_CONFIG) from None
-
-
-def translate_errors(exc: BaseException) -> Fatal | None:
-    """Expected failures → one line and an exit code; anything else is a bug."""
-    from charged.chargeamps.errors import (
-        ApiAddressError,
-        ApiUnavailable,
-        AuthenticationError,
-        ChargeAmpsError,
-    )
-    from charged.collector.supervisor import NoChargersError
-    from charged.ops.server import OpsServerError
-    from charged.storage.engine import DatabaseAccessDenied, DatabaseUrlError, StorageError
-    from charged.storage.spool import SpoolError
-
-    if isinstance(exc, AuthenticationError | DatabaseAccessDenied):
-        return Fatal(str(exc), EXIT_NOPERM)
-    if isinstance(exc, DatabaseUrlError | ApiAddressError):
-        return Fatal(str(exc), EXIT_CONFIG)
-    if isinstance(exc, ApiUnavailable | StorageError):
-        return Fatal(str(exc), EXIT_UNAVAILABLE)
-    if isinstance(exc, NoChargersError | ChargeAmpsError | SpoolError):
-        return Fatal(str(exc), EXIT_ERROR)
-    if isinstance(exc, OpsServerError):
-        return Fatal(str(exc), EXIT_UNAVAILABLE)
-    return None
 
 
 async def _cmd_run(args: argparse.Namespace) -> int:
@@ -340,8 +310,4 @@ async def _cmd_db(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m charged.cli`: run the imported module, not this __main__ copy of it, whose
-    # Fatal would be a different class from the charged.cli.Fatal the sub-commands raise
-    from charged.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -47,6 +47,8 @@ class ApiSettings(_Section):
     api_key: str | None = Field(default=None, repr=False)
     api_key_file: Path | None = None
     request_timeout: PositiveFloat = 10.0
+    # the largest vendor answer read (bytes); a larger one is a payload error, not read
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     max_concurrency: PositiveInt = 10
     # None: no requests-per-second cap (concurrency still applies)
     max_requests_per_second: PositiveFloat | None = 20.0

@@ -98,6 +98,52 @@ class Metrics:
             registry=r,
         )
         self.db_errors = Counter("charged_db_errors", "Failed database writes", registry=r)
+        # balancer (charged/balancer/runtime.py)
+        fuse_phase = ["fuse", "phase"]
+        self.balancer_fuse_limit = Gauge(
+            "charged_balancer_fuse_limit_amperes",
+            "Each fuse's limit per site phase, as the site describes it",
+            fuse_phase,
+            registry=r,
+        )
+        self.balancer_fuse_envelope = Gauge(
+            "charged_balancer_fuse_envelope_amperes",
+            "The most the limits in force let flow through the fuse per site phase (each "
+            "unconfirmed change at the higher of old and new)",
+            fuse_phase,
+            registry=r,
+        )
+        self.balancer_fuse_measured = Gauge(
+            "charged_balancer_fuse_measured_amperes",
+            "Current measured through the fuse per site phase at the last tick",
+            fuse_phase,
+            registry=r,
+        )
+        self.balancer_paused = Gauge(
+            "charged_balancer_connectors_paused",
+            "Connectors that want current but are paused (no room for the minimum)",
+            registry=r,
+        )
+        self.balancer_pinned = Gauge(
+            "charged_balancer_connectors_pinned",
+            "Connectors a person set: fixed loads until released",
+            registry=r,
+        )
+        self.balancer_writes = Counter(
+            "charged_balancer_setpoint_writes",
+            "Limits the balancer sent, by result (shadow: would have sent)",
+            ["result"],
+            registry=r,
+        )
+        self.balancer_ticks = Counter(
+            "charged_balancer_ticks", "Balancer steps by outcome", ["result"], registry=r
+        )
+        self.balancer_tick_cpu = Histogram(
+            "charged_balancer_step_cpu_seconds",
+            "CPU time of one balancer step (allocation, plan, rows)",
+            buckets=DB_BUCKETS,
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

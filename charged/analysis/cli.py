@@ -22,12 +22,17 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from charged.exits import (
+    EXIT_BROKEN_PIPE,
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_USAGE,
+    Fatal,
+    translate_errors,
+)
+
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 DEFAULT_CONFIG = "/etc/charged/config.yaml"
-EXIT_USAGE = 2
-# The reader of standard output went away (`charged export … | head`): end quietly with the
-# status a Unix tool killed by SIGPIPE has (128 + 13), as `seq` or `cat` would.
-EXIT_BROKEN_PIPE = 141
 
 
 def parse_when(text: str) -> datetime:
@@ -41,6 +46,20 @@ def parse_when(text: str) -> datetime:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
+
+
+def parse_month(text: str) -> datetime:
+    """YYYY-MM → its first moment (UTC)."""
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--month takes a month as YYYY-MM (e.g. 2026-11), got {text!r}"
+        ) from None
+
+
+def next_month(month: datetime) -> datetime:
+    return month.replace(year=month.year + month.month // 12, month=month.month % 12 + 1)
 
 
 def parse_day(text: str) -> datetime:
@@ -93,6 +112,18 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
     sessions.add_argument("--charger", metavar="CP", help="only this charge point")
     sessions.add_argument("--connector", type=int, metavar="N", help="only this connector")
     time_range(sessions)
+    sessions.add_argument(
+        "--month",
+        type=parse_month,
+        metavar="YYYY-MM",
+        help="the sessions that started in this UTC month (instead of --since/--until)",
+    )
+    sessions.add_argument(
+        "--by",
+        choices=("tag", "user"),
+        help="a report instead of the list: sessions, energy and hours per RFID tag (or per "
+        "vendor user id), each session counted in the period it started in",
+    )
     sessions.add_argument("--json", action="store_true", help="print JSON for scripts")
     no_update(sessions)
 
@@ -114,6 +145,12 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
     )
     export.add_argument(
         "-o", "--output", metavar="FILE", help="write here (default: standard output)"
+    )
+    export.add_argument(
+        "--keep-formulas",
+        action="store_true",
+        help="CSV: write text cells beginning with = + - @ tab or CR as they are (by default "
+        "they get a leading ' so a spreadsheet shows them instead of running them)",
     )
     no_update(export)
 
@@ -150,9 +187,7 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
 # ---------------------------------------------------------------- shared
 
 
-def _fatal(message: str, code: int = 1) -> Exception:
-    from charged.cli import Fatal
-
+def _fatal(message: str, code: int = EXIT_ERROR) -> Exception:
     return Fatal(message, code)
 
 
@@ -173,13 +208,12 @@ def database_url(args: argparse.Namespace) -> str:
     try:
         return load_settings(args.config, require_secrets=False).database.url
     except ConfigError as exc:
-        raise _fatal(f"{exc} (or give --db FILE / --db-url URL)", 78) from None
+        raise _fatal(f"{exc} (or give --db FILE / --db-url URL)", EXIT_CONFIG) from None
 
 
 @asynccontextmanager
 async def opened(args: argparse.Namespace, *tables: str) -> AsyncIterator[AsyncEngine]:
     """The engine for the command's database, checked to hold ``tables``."""
-    from charged.cli import translate_errors
     from charged.storage.engine import StorageError, check_database, create_engine
 
     try:
@@ -227,6 +261,11 @@ def _range(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
         if since is not None or until is not None:
             raise _fatal("give either --date or --since/--until, not both", EXIT_USAGE)
         since, until = day, day + timedelta(days=1)
+    month: datetime | None = getattr(args, "month", None)
+    if month is not None:
+        if since is not None or until is not None:
+            raise _fatal("give either --month or --since/--until, not both", EXIT_USAGE)
+        since, until = month, next_month(month)
     if since is not None and until is not None and until <= since:
         raise _fatal("--until must be after --since", EXIT_USAGE)
     return since, until
@@ -247,7 +286,9 @@ async def cmd_sessions(args: argparse.Namespace) -> int:
                 conn, charger=args.charger, connector=args.connector, since=since, until=until
             )
     try:
-        if args.json:
+        if args.by is not None:
+            _print_energy_report(rows, args, since, until)
+        elif args.json:
             json.dump(sessions_json(rows), sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
@@ -256,6 +297,30 @@ async def cmd_sessions(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return _reader_gone()
     return 0
+
+
+def _print_energy_report(
+    rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
+    from charged.analysis.energy_report import energy_by, print_report, report_json
+
+    report = energy_by(rows, args.by, since, until)
+    if args.json:
+        json.dump(report_json(report), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    what = "RFID tag" if args.by == "tag" else "vendor user"
+    if args.month is not None:
+        period = f"sessions started in {args.month:%Y-%m} (UTC)"
+    elif since is None and until is None:
+        period = "every session stored"
+    else:
+        period = f"sessions started {_span(since, until)}"
+    title = f"Energy per {what}, {period}"
+    print_report(report, title, sys.stdout)
 
 
 def _reader_gone() -> int:
@@ -284,19 +349,22 @@ async def cmd_export(args: argparse.Namespace) -> int:
         raise _fatal(str(exc), EXIT_USAGE) from None
     fmt = guess_format(args.output, args.format)
     to_stdout = args.output in (None, "-")
+    options: dict[str, Any] = {
+        "since": since,
+        "until": until,
+        "neutralise_formulas": not args.keep_formulas,
+    }
     async with opened(args, table.name) as engine:
         if table.name == "charging_session":
             await _update_sessions(engine, args)
         try:
             if fmt == "parquet":
                 path = None if to_stdout else Path(args.output)
-                count = await export_table(
-                    engine, table, fmt=fmt, out=None, path=path, since=since, until=until
-                )
+                count = await export_table(engine, table, fmt=fmt, out=None, path=path, **options)
             elif to_stdout:
                 try:
                     count = await export_table(
-                        engine, table, fmt=fmt, out=sys.stdout, path=None, since=since, until=until
+                        engine, table, fmt=fmt, out=sys.stdout, path=None, **options
                     )
                     sys.stdout.flush()
                 except BrokenPipeError:
@@ -305,7 +373,7 @@ async def cmd_export(args: argparse.Namespace) -> int:
                 # a one-shot command with nothing else on its loop: plain file writes are fine
                 with open(args.output, "w", encoding="utf-8", newline="") as out:  # noqa: ASYNC230
                     count = await export_table(
-                        engine, table, fmt=fmt, out=out, path=None, since=since, until=until
+                        engine, table, fmt=fmt, out=out, path=None, **options
                     )
         except ExportError as exc:
             raise _fatal(str(exc)) from None

@@ -73,6 +73,8 @@ class VendorSession:
     end: datetime | None
     energy_kwh: float | None
     session_type: str | None = None
+    rfid: str | None = None  # the tag that started it
+    user_id: str | None = None  # the vendor's user
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +140,22 @@ def derive_session(
     polls: Sequence[Poll],
     *,
     next_poll: datetime | None,
+    next_start: datetime | None = None,
     vendor: VendorSession | None = None,
     interval: float = 30.0,
 ) -> SessionFacts:
     """The session's figures from its polls (oldest first).
 
     ``next_poll``: the connector's first poll after the session's last one, which no longer
-    shows the session (None while it still runs).  ``vendor``: the reconciled values.
+    shows the session (None while it still runs).  ``next_start``: when the connector's next
+    session began, if known.  ``vendor``: the reconciled values.
+
+    The end: the vendor's ``endTime`` once reconciled (authoritative, taken as it is); before
+    that the status's ``endTime`` if a poll showed one, else the first poll that no longer
+    shows the session.  Either is capped by ``next_start``, so the session ends at the
+    latest when the next one on its connector began (the first poll after it may be a poll
+    of the next session, or come after a gap the next one began in), and never before the
+    last poll that showed it.
     """
     polls = sorted(polls, key=lambda p: p.time)
     spacing = usual_spacing(polls, interval)
@@ -155,10 +166,12 @@ def derive_session(
     start = (vendor.start if vendor else None) or status_start
     if start is None and polls:
         start = polls[0].time
-    end = (vendor.end if vendor else None) or status_end
-    if end is None and next_poll is not None:
-        # not confirmed by the vendor yet: the first poll that no longer showed it
-        end = next_poll
+    end = vendor.end if vendor else None
+    if end is None:
+        # not confirmed by the vendor yet: what the polls showed
+        end = status_end or next_poll
+        if end is not None and next_start is not None and polls:
+            end = max(min(end, next_start), polls[-1].time)
 
     gap_count = 0
     gap_s = 0.0

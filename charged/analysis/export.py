@@ -85,14 +85,37 @@ def _text(value: Any) -> Any:
     return value
 
 
+# A spreadsheet runs a cell that begins with one of these as a formula (a charger named
+# "=HYPERLINK(…)" in the vendor app would run in the researcher's spreadsheet).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value: Any) -> Any:
+    """A text cell a spreadsheet would run, prefixed with ``'`` so it shows as text.
+
+    Only text is touched: numbers (``-3.5`` in a numeric column) arrive as int/float and
+    stay numbers; times are written without a sign.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 class CsvSink:
-    def __init__(self, out: IO[str], columns: Sequence[str]) -> None:
+    def __init__(
+        self, out: IO[str], columns: Sequence[str], *, neutralise_formulas: bool = True
+    ) -> None:
         self._writer = csv.writer(out, lineterminator="\n")
         self._writer.writerow(columns)
+        self._neutralise = neutralise_formulas
 
     def write(self, rows: Sequence[Sequence[Any]]) -> None:
         # csv writes None as an empty field and floats in their shortest exact form
-        self._writer.writerows([[_text(v) for v in row] for row in rows])
+        if self._neutralise:
+            cells = [[neutralise_formula(_text(v)) for v in row] for row in rows]
+        else:
+            cells = [[_text(v) for v in row] for row in rows]
+        self._writer.writerows(cells)
 
     def close(self) -> None:
         pass
@@ -167,8 +190,13 @@ async def export_table(
     since: datetime | None = None,
     until: datetime | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    neutralise_formulas: bool = True,
 ) -> int:
-    """Write the table's rows in the range to ``out`` (CSV/JSON Lines) or ``path``; → rows."""
+    """Write the table's rows in the range to ``out`` (CSV/JSON Lines) or ``path``; → rows.
+
+    In CSV, text cells a spreadsheet would run as a formula are neutralised unless
+    ``neutralise_formulas`` is false (:func:`neutralise_formula`); JSONL and Parquet are exact.
+    """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     columns = [c.name for c in table.columns]
@@ -179,7 +207,10 @@ async def export_table(
         sink = ParquetSink(path, table)
     else:
         assert out is not None
-        sink = CsvSink(out, columns) if fmt == "csv" else JsonLinesSink(out, columns)
+        if fmt == "csv":
+            sink = CsvSink(out, columns, neutralise_formulas=neutralise_formulas)
+        else:
+            sink = JsonLinesSink(out, columns)
     rows = 0
     try:
         query = export_query(table, since, until).execution_options(yield_per=chunk_rows)

@@ -26,7 +26,14 @@ from charged.storage.schema import charging_session, connector_status, measureme
 
 SessionKey = tuple[str, int, int]  # charge_point_id, connector_id, session_id
 KEY_COLUMNS = ("charge_point_id", "connector_id", "session_id")
-VENDOR_COLUMNS = ("vendor_start", "vendor_end", "vendor_energy_kwh", "reconciled_at")
+VENDOR_COLUMNS = (
+    "vendor_start",
+    "vendor_end",
+    "vendor_energy_kwh",
+    "rfid",
+    "user_id",
+    "reconciled_at",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +159,8 @@ async def stored_sessions(
                     end=r.vendor_end,
                     energy_kwh=r.vendor_energy_kwh,
                     session_type=r.session_type,
+                    rfid=r.rfid,
+                    user_id=r.user_id,
                 )
             key = (r.charge_point_id, int(r.connector_id), int(r.session_id))
             found[key] = StoredSession(r.first_poll, r.end_time, vendor)
@@ -228,6 +237,68 @@ async def next_poll_after(
     return value
 
 
+async def next_session_start(
+    conn: AsyncConnection, key: SessionKey, last_poll: datetime
+) -> datetime | None:
+    """When the connector's next session began, as far as is stored, if after ``last_poll``.
+
+    The first poll after the session's last may already show the next session: its start is
+    the status's ``startTime`` (the poll's own time without one).  A session only the vendor
+    reported (begun and ended between two polls, or during a gap) is in charging_session.
+    The earlier of the two; what caps the session's end so that sessions never overlap.
+    """
+    cp, connector, sid = key
+    cs = connector_status
+    following = (
+        await conn.execute(
+            select(cs.c.session_id, cs.c.start_time, cs.c.date_created)
+            .where(
+                cs.c.charge_point_id == cp,
+                cs.c.connector_id == connector,
+                cs.c.date_created > last_poll,
+            )
+            .order_by(cs.c.date_created)
+            .limit(1)
+        )
+    ).first()
+    starts: list[datetime] = []
+    if following is not None and _int(following.session_id) not in (None, sid):
+        starts.append(parse_stored_time(following.start_time) or following.date_created)
+    stored = charging_session
+    began = func.coalesce(stored.c.start_time, stored.c.vendor_start)
+    known: datetime | None = await conn.scalar(
+        select(func.min(began)).where(
+            stored.c.charge_point_id == cp,
+            stored.c.connector_id == connector,
+            stored.c.session_id != sid,
+            began > last_poll,
+        )
+    )
+    if known is not None:
+        starts.append(known)
+    return min(starts) if starts else None
+
+
+async def sessions_running_into(
+    conn: AsyncConnection, key: SessionKey, start: datetime
+) -> list[SessionKey]:
+    """Sessions of the connector that began before ``start`` and end after it (or run on):
+    to be derived again when the vendor reports a session beginning at ``start``."""
+    cp, connector, sid = key
+    cs = charging_session
+    result = await conn.execute(
+        select(cs.c.session_id).where(
+            cs.c.charge_point_id == cp,
+            cs.c.connector_id == connector,
+            cs.c.session_id != sid,
+            cs.c.start_time < start,
+            cs.c.vendor_end.is_(None),
+            cs.c.end_time.is_(None) | (cs.c.end_time > start),
+        )
+    )
+    return [(cp, connector, int(r.session_id)) for r in result]
+
+
 async def upsert_facts(
     conn: AsyncConnection, key: SessionKey, facts: SessionFacts, updated: datetime
 ) -> None:
@@ -244,6 +315,8 @@ async def upsert_vendor(
         "vendor_start": naive_utc(vendor.start),
         "vendor_end": naive_utc(vendor.end),
         "vendor_energy_kwh": vendor.energy_kwh,
+        "rfid": vendor.rfid,
+        "user_id": vendor.user_id,
         "reconciled_at": reconciled_at,
         "session_type": vendor.session_type,
         "polls": 0,

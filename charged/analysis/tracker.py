@@ -34,8 +34,10 @@ from charged.analysis.session_store import (
     load_polls,
     naive_utc,
     next_poll_after,
+    next_session_start,
     open_sessions,
     resume_after,
+    sessions_running_into,
     status_rows_after,
     stored_sessions,
     upsert_facts,
@@ -243,8 +245,15 @@ class SessionTracker:
             bounds = [stored.vendor.start - VENDOR_CLOCK_SKEW]
         polls = await load_polls(conn, key, min(bounds) if bounds else None)
         next_poll = await next_poll_after(conn, key[0], key[1], polls[-1].time) if polls else None
+        next_start = await next_session_start(conn, key, polls[-1].time) if polls else None
         vendor = stored.vendor if stored else None
-        facts = derive_session(polls, next_poll=next_poll, vendor=vendor, interval=self._interval)
+        facts = derive_session(
+            polls,
+            next_poll=next_poll,
+            next_start=next_start,
+            vendor=vendor,
+            interval=self._interval,
+        )
         await upsert_facts(conn, key, facts, self._now())
         if facts.end_time is not None and (stored is None or stored.end_time is None):
             self._check_energy(key, facts)
@@ -329,10 +338,21 @@ class SessionTracker:
                     end=naive_utc(session.end_time),
                     energy_kwh=session.total_consumption_kwh,
                     session_type=session.session_type,
+                    rfid=session.rfid,
+                    user_id=session.user_id,
                 )
                 await upsert_vendor(conn, key, vendor, now)
-            stored = await stored_sessions(conn, keys)
-            for key in keys:
+            # and the sessions they show ended earlier than the polls could tell
+            before = [
+                earlier
+                for key, session in zip(keys, sessions, strict=True)
+                if session.start_time is not None
+                for earlier in await sessions_running_into(
+                    conn, key, naive_utc(session.start_time) or session.start_time
+                )
+            ]
+            stored = await stored_sessions(conn, [*keys, *before])
+            for key in [*keys, *before]:
                 await self._refresh(conn, key, stored.get(key), None)
         return len(sessions)
 

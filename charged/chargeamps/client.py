@@ -72,6 +72,11 @@ NOT_REPEATED = (
     "not repeated: the charger may have carried it out; check its status before trying again"
 )
 RFID_FORMATS = ("Hex", "Dec", "ReverseDec")
+# The largest answer read from the vendor.  A status is ~1 KiB and the longest list of
+# sessions a few hundred KiB: 4 MiB is far above any real answer, and bounds what one
+# request in flight can hold (an unbounded read of a 300 MB answer took the daemon to 1 GB).
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+BODY_TOO_LARGE = "{what}: the answer is larger than {cap} bytes (api.max_body_bytes); not read"
 
 # Path templates: the metric label and the `endpoint` of errors.
 LOGIN = "/auth/login"
@@ -159,6 +164,7 @@ class ChargeAmpsClient:
         max_concurrency: int = 10,
         max_requests_per_second: float | None = 20.0,
         request_timeout: float = 10.0,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_attempts: int = 4,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
@@ -177,6 +183,8 @@ class ChargeAmpsClient:
                 raise ValueError(f"api.{name} is empty; set it in the config or its env variable")
         if request_timeout <= 0:
             raise ValueError(f"api.request_timeout must be positive, got {request_timeout}")
+        if max_body_bytes < 1:
+            raise ValueError(f"api.max_body_bytes must be positive, got {max_body_bytes}")
         self._session = session
         self._root = f"{base_url.rstrip('/')}/api/{api_version.strip('/')}"
         self._email = email
@@ -187,6 +195,7 @@ class ChargeAmpsClient:
         self._log = logger or structlog.get_logger("charged.chargeamps")
         self._rng = rng or random.Random()
         self._timeout = request_timeout
+        self._max_body = max_body_bytes
         self._policy = BackoffPolicy(max_attempts, backoff_base, backoff_max)
         self._limiter = RateLimiter(
             self._clock,
@@ -782,9 +791,17 @@ class ChargeAmpsClient:
                     data=payload,
                     timeout=aiohttp.ClientTimeout(total=timeout),
                 ) as response:
-                    raw = await response.read()
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
+                    raw = await self._read_body(response)
+                    if raw is None:
+                        # Leaving the block unread closes the connection: the rest of the
+                        # answer is never downloaded.
+                        self._metrics.api_requests.labels(template, "body_too_large").inc()
+                        raise PayloadError(
+                            BODY_TOO_LARGE.format(what=what, cap=self._max_body),
+                            endpoint=template,
+                        )
             except TimeoutError:
                 self._metrics.api_requests.labels(template, "timeout").inc()
                 raise ApiUnavailable(
@@ -814,6 +831,23 @@ class ChargeAmpsClient:
                 ) from None
         self._metrics.api_requests.labels(template, str(status)).inc()
         return status, raw, retry_after
+
+    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes | None:
+        """The body, or None when it is larger than the cap (at most cap + 1 bytes are read)."""
+        cap = self._max_body
+        declared = response.content_length
+        if declared is not None and declared > cap:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await response.content.read(cap + 1 - size)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > cap:
+                return None
+            chunks.append(chunk)
 
     def _interpret(
         self,

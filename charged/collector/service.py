@@ -133,6 +133,7 @@ class Collector:
             max_concurrency=s.api.max_concurrency,
             max_requests_per_second=s.api.max_requests_per_second,
             request_timeout=s.api.request_timeout,
+            max_body_bytes=s.api.max_body_bytes,
             max_attempts=s.api.max_attempts,
             token_store=TokenStore(s.api.token_cache) if s.api.token_cache else None,
             metrics=self.metrics,

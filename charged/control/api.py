@@ -27,6 +27,7 @@ from aiohttp import web
 
 from charged.chargeamps.errors import ApiError, ChargeAmpsError
 from charged.config import ControlSettings
+from charged.control.audit import RELEASE_ACTION
 from charged.control.operations import (
     ChangeResult,
     Controller,
@@ -92,6 +93,9 @@ def install_control_routes(
         # config.py refuses this already; a second guard costs nothing and fails closed.
         raise ValueError(f"the control token must be at least {MIN_TOKEN_CHARS} characters")
     api = _ControlApi(controller_factory, token)
+    # Before routing answers: without a valid token, every method and path under the prefix
+    # is 401, so a 404 or 405 never tells a stranger which routes exist.
+    app.middlewares.append(api.gate(prefix))
     routes: list[tuple[str, str, Handler]] = [
         ("GET", "/chargers", api.chargers),
         ("GET", "/chargers/{cp}/settings", api.show_chargepoint),
@@ -101,6 +105,7 @@ def install_control_routes(
         ("PATCH", "/chargers/{cp}/connectors/{connector}/settings", api.set_connector),
         ("POST", "/chargers/{cp}/connectors/{connector}/start", api.start),
         ("POST", "/chargers/{cp}/connectors/{connector}/stop", api.stop),
+        ("POST", "/chargers/{cp}/connectors/{connector}/release", api.release),
     ]
     for method, path, handler in routes:
         app.router.add_route(method, prefix + path, api.guard(handler))
@@ -111,16 +116,25 @@ class _ControlApi:
         self._factory = controller_factory
         self._expected = token.encode()
 
+    def gate(self, prefix: str) -> Any:
+        """A middleware refusing any unauthenticated request under ``prefix`` with 401."""
+
+        @web.middleware
+        async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+            path = request.path
+            under = path == prefix or path.startswith(prefix + "/")
+            if under and not self._authorized(request):
+                return _unauthorized()
+            return await handler(request)
+
+        return gate
+
     def guard(self, handler: Handler) -> Handler:
         """Token first, then the handler; expected problems become JSON errors."""
 
         async def guarded(request: web.Request) -> web.StreamResponse:
-            if not self._authorized(request):
-                return _error(
-                    401,
-                    "missing or wrong bearer token",
-                    headers={"WWW-Authenticate": 'Bearer realm="charged-control"'},
-                )
+            if not self._authorized(request):  # the gate did already; fail closed anyway
+                return _unauthorized()
             try:
                 return await handler(request)
             except _HttpProblem as exc:
@@ -210,6 +224,15 @@ class _ControlApi:
 
         return await self._change(request, cp, connector, "remote_stop", run, optional=True)
 
+    async def release(self, request: web.Request) -> web.StreamResponse:
+        cp, connector = _connector_target(request)
+
+        async def run(controller: Controller, body: object) -> ChangeResult:
+            empty_body(body)
+            return await controller.release_pin(cp, connector)
+
+        return await self._change(request, cp, connector, RELEASE_ACTION, run, optional=True)
+
     async def reboot(self, request: web.Request) -> web.StreamResponse:
         cp = parse_charger_id(request.match_info["cp"])
 
@@ -267,6 +290,10 @@ async def _json_body(request: web.Request, *, optional: bool = False) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidValue("the body is not valid JSON") from None
+    except RecursionError:
+        # '[' x 100000: the decoder gives up past the interpreter's recursion limit.  No
+        # body of this API nests deeper than an object of scalars.
+        raise InvalidValue("the body is nested too deeply to be a request of this API") from None
 
 
 def _result(result: ChangeResult) -> web.Response:
@@ -282,6 +309,14 @@ def _result(result: ChangeResult) -> web.Response:
     else:
         status = 200
     return web.json_response(result.to_json(), status=status)
+
+
+def _unauthorized() -> web.Response:
+    return _error(
+        401,
+        "missing or wrong bearer token",
+        headers={"WWW-Authenticate": 'Bearer realm="charged-control"'},
+    )
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

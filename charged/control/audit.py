@@ -27,6 +27,8 @@ ERROR_CHARS = 1000
 FIELD_CHARS = 32
 # result of the rows written before a change is sent, until its outcome replaces it
 ATTEMPTED: Final = "attempted"
+# a person's pin on a connector ended: the balancer drives it again (charged/balancer/pins.py)
+RELEASE_ACTION: Final = "balancer_release"
 
 
 @dataclass(frozen=True, slots=True)

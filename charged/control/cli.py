@@ -46,11 +46,10 @@ from charged.control.validation import (
     parse_switch,
     remote_start,
 )
+from charged.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_USAGE, Fatal, translate_errors
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+EXIT_FAILED = EXIT_ERROR  # a change failed, was unverified or not audited
 DEFAULT_CONFIG = "/etc/charged/config.yaml"
 UNKNOWN_HINT = "`charged chargers` lists the account's chargers"
 EPILOG = (
@@ -449,7 +448,6 @@ async def _controller(
 
     from charged.chargeamps.auth import TokenStore
     from charged.chargeamps.client import ChargeAmpsClient
-    from charged.cli import Fatal, translate_errors
     from charged.clock import SystemClock
     from charged.config import ConfigError, load_settings
     from charged.control.audit import AuditSink, MemoryAuditSink, SqlAuditSink
@@ -458,7 +456,7 @@ async def _controller(
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
-        raise Fatal(str(exc), 78) from None
+        raise Fatal(str(exc), EXIT_CONFIG) from None
     for warning in settings.warnings:  # as `charged run` logs them
         print(f"charged: warning: {warning}", file=sys.stderr)
     # The command prints its own results and its failures (one line each); the service's
@@ -483,6 +481,7 @@ async def _controller(
                 max_concurrency=settings.api.max_concurrency,
                 max_requests_per_second=settings.api.max_requests_per_second,
                 request_timeout=settings.api.request_timeout,
+                max_body_bytes=settings.api.max_body_bytes,
                 max_attempts=settings.api.max_attempts,
                 token_store=TokenStore(settings.api.token_cache)
                 if settings.api.token_cache
@@ -540,8 +539,6 @@ async def _run_changes(
             raise _usage(f"{reason}; {UNKNOWN_HINT}{problem}") from None
         asking = confirm is not None and not args.yes and _several(selection)
         if asking and not _confirmed(str(confirm), targets):
-            from charged.cli import Fatal
-
             raise Fatal("not confirmed: nothing sent", EXIT_FAILED)
         results = list(await asyncio.gather(*(one(controller, cp, n) for cp, n in targets)))
     print_results(results, as_json=args.json)
@@ -558,8 +555,6 @@ async def _refuse(
     connectors: bool,
 ) -> int:
     """An invalid value: audit it as rejected for the named targets, then exit 2."""
-    from charged.cli import Fatal
-
     try:
         async with _controller(args, audited=True, login=False) as controller:
             problem = await _audit_refusal(controller, selection, action, asked, reason, connectors)
@@ -636,8 +631,6 @@ def print_results(
 
 
 def _usage(message: str) -> Exception:
-    from charged.cli import Fatal
-
     return Fatal(message, EXIT_USAGE)
 
 

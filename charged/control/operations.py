@@ -39,7 +39,7 @@ from charged.chargeamps.models import (
 )
 from charged.chargeamps.states import NO_VEHICLE
 from charged.clock import Clock
-from charged.control.audit import ATTEMPTED, AuditRecord, AuditSink, json_text
+from charged.control.audit import ATTEMPTED, RELEASE_ACTION, AuditRecord, AuditSink, json_text
 from charged.control.validation import (
     UNSET,
     ChargePointChange,
@@ -529,6 +529,18 @@ class Controller:
 
         wanted: dict[str, JsonValue] = {"reboot": None}
         return await self._change(cp_id, None, "reboot", wanted, attempt)
+
+    async def release_pin(self, cp_id: str, connector_id: int) -> ChangeResult:
+        """End a person's pin on a connector: the balancer drives it again from its next tick.
+        Nothing is sent to the charger; the release is an audit row (``balancer_release``)."""
+
+        async def attempt(run: _Run) -> _Done:
+            await self._connector(cp_id, connector_id)
+            note = "released: the balancer drives it again from its next tick"
+            return _Done((FieldChange("release", None),), Outcome.OK, note=note)
+
+        wanted: dict[str, JsonValue] = {"release": None}
+        return await self._change(cp_id, connector_id, RELEASE_ACTION, wanted, attempt)
 
     async def reject(
         self,

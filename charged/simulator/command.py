@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
+
+import yaml
 
 from charged.simulator.config import Account, SimulatorConfig
 from charged.simulator.faults import Faults
-from charged.simulator.server import Simulator
+from charged.simulator.fleet import charge_point_ids
+from charged.simulator.grid import grid_from_mapping
+from charged.simulator.physics import PhysicsConfig
+from charged.simulator.scenario import read_scenario
+from charged.simulator.server import GROUND_TRUTH_PATH, Simulator
 
 
 def _non_negative_int(text: str) -> int:
@@ -62,6 +69,19 @@ def _share(text: str) -> float:
     return value
 
 
+def _delay(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    try:
+        pair = (int(low), int(high) if sep else int(low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not SECONDS or MIN-MAX seconds, e.g. 30-60"
+        ) from None
+    if not 0 <= pair[0] <= pair[1]:
+        raise argparse.ArgumentTypeError(f"{text}: give 0 <= MIN <= MAX seconds")
+    return pair
+
+
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Account()
     # Options that clash only together (shares adding up to more than 1) are found after
@@ -102,6 +122,39 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="CP=A",
         help="installationCurrent of one charger, e.g. 2104894082C=16 (repeatable)",
+    )
+    site = parser.add_argument_group(
+        "site physics",
+        "a wired site: fuse tree, phase rotations, limits acting late, the ground truth per "
+        "fuse and phase at GET /simulator/ground-truth; on with --site or --scenario",
+    )
+    site.add_argument(
+        "--site",
+        type=Path,
+        metavar="FILE",
+        help="YAML: fuse: {name, limit (A, one or per phase), chargers: [ids], children: "
+        "[...]}, rotations: {CP: L2L3L1}",
+    )
+    site.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="CSV of visits (arrival, departure, energy_kwh, phases, max_current[, charger, "
+        "connector, follows_limit]) instead of sampled arrivals",
+    )
+    site.add_argument(
+        "--limit-delay",
+        type=_delay,
+        default=(30, 60),
+        metavar="MIN-MAX",
+        help="seconds before a changed limit acts, drawn per change (default: 30-60)",
+    )
+    site.add_argument(
+        "--half-followers",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help="share of sampled cars that draw half their limit (default: 0)",
     )
     parser.add_argument(
         "--above-installation",
@@ -243,6 +296,12 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         above_installation=getattr(ns, "above_installation", "reject"),
     )
     usage_error = getattr(ns, "simulate_usage_error", None)
+    try:
+        config.physics = _physics_from_args(ns, config)
+    except ValueError as exc:
+        if usage_error is None:
+            raise
+        usage_error(str(exc))
     if usage_error is not None:
         try:
             config.validate_installation()
@@ -256,6 +315,37 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         usage_error(f"{exc}; lower one of them")  # prints one line, exits 2
         raise  # not reached: argparse's error() exits
     return config
+
+
+def _physics_from_args(ns: argparse.Namespace, config: SimulatorConfig) -> PhysicsConfig | None:
+    site_file: Path | None = getattr(ns, "site", None)
+    scenario_file: Path | None = getattr(ns, "scenario", None)
+    if site_file is None and scenario_file is None:
+        return None
+    site = None
+    if site_file is not None:
+        try:
+            data = yaml.safe_load(site_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"--site {site_file}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--site {site_file}: not YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"--site {site_file}: must be a mapping with fuse and rotations")
+        try:
+            site = grid_from_mapping(data, charge_point_ids(config.seed, config.chargers))
+        except ValueError as exc:
+            raise ValueError(f"--site {site_file}: {exc}") from None
+    visits = None
+    if scenario_file is not None:
+        visits = read_scenario(scenario_file, charge_point_ids(config.seed, config.chargers))
+    return PhysicsConfig(
+        site=site,
+        limit_delay=ns.limit_delay,
+        half_follower_share=ns.half_followers,
+        visits=None if visits is None else visits.visits,
+        sample_arrivals=visits is None,
+    )
 
 
 async def run_simulator(
@@ -287,6 +377,13 @@ async def run_simulator(
                 for cp_id, amps in sorted(config.installation_currents.items())
             )
             out(f"installation current: {config.installation_current:g} A{exceptions}")
+        if config.physics is not None:
+            low, high = config.physics.limit_delay
+            fuses = len(list(config.physics.grid_spec().root.walk()))
+            out(
+                f"site physics: {fuses} fuse(s), limits act after {low}-{high} s, "
+                f"ground truth at {simulator.base_url}{GROUND_TRUTH_PATH}"
+            )
         active = _active_faults(config.faults)
         out(f"faults: {active}" if active else "faults: none")
         await asyncio.Event().wait()  # until cancelled

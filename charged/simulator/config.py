@@ -39,6 +39,8 @@ class SimulatorConfig:
     # the site's wiring and the cars' physics (fuse tree, rotations, limit delay, ground
     # truth); None: the plain field-study model, limits acting at once
     physics: PhysicsConfig | None = None
+    # chargers whose isLoadbalanced reads true (the vendor's cloud balances them)
+    loadbalanced: frozenset[str] = frozenset()
     # every kind of charger the documents describe (charged.simulator.kinds), not all Auras
     mixed_fleet: bool = False
     # the account's organisation: GET /organisations/{id}/chargepoints/statuses (v5)

@@ -21,13 +21,29 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from charged.clock import Clock
 from charged.simulator.grid import Grid, GroundTruth
 from charged.simulator.kinds import AURA, SCHUKO_MAX_CURRENT, ChargerKind, fleet_kinds
-from charged.simulator.physics import Physics, PhysicsConfig, Visit
+from charged.simulator.physics import Physics, PhysicsConfig
+
+
+class PhysicalConnectors(Protocol):
+    """Builds a charge point's connectors on a site with physics."""
+
+    def __call__(
+        self,
+        cp: ChargePoint,
+        index: int,
+        slots: int,
+        seed: int,
+        physics: Physics,
+        config: PhysicsConfig,
+    ) -> list[ConnectorBase]: ...
+
 
 STEP = 10.0  # fleet seconds per model step
 NOMINAL_VOLTAGE = 230.0
@@ -83,6 +99,7 @@ class Session:
     energy_kwh: float = 0.0
     charging_seconds: float = 0.0  # drawing power
     idle_seconds: float = 0.0  # plugged in, session open, not drawing
+    first_draw: float | None = None  # when the car first drew current (wired sites only)
     schuko: bool = False  # on a Halo's household socket
 
     @property
@@ -103,6 +120,7 @@ class Session:
             energy_kwh=self.energy_kwh,
             charging_seconds=self.charging_seconds,
             idle_seconds=self.idle_seconds,
+            first_draw=self.first_draw,
         )
 
 
@@ -117,6 +135,7 @@ class SessionTruth:
     energy_kwh: float
     charging_seconds: float
     idle_seconds: float
+    first_draw: float | None = None
     schuko: bool = False
 
     @property
@@ -422,6 +441,8 @@ class ChargePoint:
     connectors: list[ConnectorBase] = field(default_factory=list)
     offline_until: float = 0.0  # fleet time a reboot ends
     installation_current: float = INSTALLATION_CURRENT  # A per phase the wiring allows
+    # the vendor's own cloud load balancing (an Amp/Power Guard set up in its partner portal)
+    is_loadbalanced: bool = False
     firmware_version: str = "1.4.2"
     hardware_version: str = "1.0.0"
     kind: ChargerKind = AURA  # model, protocol, how it spells statuses
@@ -451,12 +472,16 @@ class Fleet:
         installation_current: float = INSTALLATION_CURRENT,
         installation_currents: Mapping[str, float] | None = None,
         physics: PhysicsConfig | None = None,
+        loadbalanced: frozenset[str] = frozenset(),
+        physical_connectors: PhysicalConnectors | None = None,
         mixed: bool = False,
     ) -> None:
         """``installation_current`` is every charge point's, ``installation_currents`` the
         exceptions by charge point id (ids that are not in the fleet are refused).  With
         ``physics`` the connectors are driven by the site's physics (fuse tree, rotations,
-        limits acting late, ground truth): see :mod:`charged.simulator.physical`."""
+        limits acting late, ground truth), built by ``physical_connectors``
+        (:func:`charged.simulator.physical.physical_connectors`, passed in because that module
+        builds on this one's classes)."""
         if chargers < 0:
             raise ValueError(f"chargers must not be negative, got {chargers}")
         if speed <= 0:
@@ -480,6 +505,8 @@ class Fleet:
         slots = chargers * CONNECTORS_PER_AURA
         self.physics: Physics | None = None
         if physics is not None:
+            if physical_connectors is None:
+                raise ValueError("a fleet with site physics needs physical_connectors")
             physics.validate(ids)
             self.physics = Physics(
                 Grid(physics.grid_spec(), int(self.start_time), record=physics.record),
@@ -496,14 +523,15 @@ class Fleet:
                 password=f"{random.Random(f'{seed}/pw/{cp_id}').randrange(10**8):08d}",
                 fleet_start=self.start_time,
                 installation_current=float(exceptions.get(cp_id, installation_current)),
+                is_loadbalanced=cp_id in loadbalanced,
             )
-            if self.physics is None or physics is None:
+            if self.physics is None or physics is None or physical_connectors is None:
                 cp.connectors = [
                     Connector(cp, cid, index * CONNECTORS_PER_AURA + cid - 1, slots, seed)
                     for cid in range(1, CONNECTORS_PER_AURA + 1)
                 ]
             else:
-                cp.connectors = _physical_connectors(cp, index, slots, seed, self.physics, physics)
+                cp.connectors = physical_connectors(cp, index, slots, seed, self.physics, physics)
             self._by_id[cp_id] = cp
 
     def now(self) -> float:
@@ -559,37 +587,6 @@ class Fleet:
             if connector_id is None or c.connector_id == connector_id
             for s in c.sessions()
         ]
-
-
-def _physical_connectors(
-    cp: ChargePoint, index: int, slots: int, seed: int, physics: Physics, config: PhysicsConfig
-) -> list[ConnectorBase]:
-    # imported here: physical.py builds on this module's classes
-    from charged.simulator.physical import PhysicalConnector, sampled_visits
-
-    connectors: list[ConnectorBase] = []
-    for cid in range(1, CONNECTORS_PER_AURA + 1):
-        scenario = (config.visits or {}).get((cp.id, cid))
-        visits: Iterator[Visit] | Sequence[Visit]
-        if scenario is not None:
-            visits = sorted(scenario, key=lambda v: v.arrival)
-        elif config.sample_arrivals:
-            rng = random.Random(f"{seed}/{cp.id}/{cid}")
-            visits = sampled_visits(rng, int(cp.fleet_start), config.half_follower_share)
-        else:
-            visits = ()
-        connectors.append(
-            PhysicalConnector(
-                cp,
-                cid,
-                slot=index * CONNECTORS_PER_AURA + cid - 1,
-                slots=slots,
-                physics=physics,
-                visits=visits,
-                seed=seed,
-            )
-        )
-    return connectors
 
 
 def check_installation_current(amps: float, where: str) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,14 +90,16 @@ def single_fuse(limit: float, name: str = "main") -> GridSpec:
     return GridSpec(Fuse(name, (limit, limit, limit)))
 
 
-def grid_from_mapping(data: Mapping[str, Any]) -> GridSpec:
+def grid_from_mapping(data: Mapping[str, Any], charger_ids: Sequence[str] = ()) -> GridSpec:
     """The simulator's own reading of a site description (plain data, e.g. from YAML)::
 
         fuse: {name: main, limit: 63, children: [{name: row-a, limit: [32, 32, 25],
                chargers: [2104894082C]}]}
         rotations: {2104894082C: L2L3L1}
 
-    A ``limit`` is one number (every phase) or three.  Raises ValueError naming the key.
+    A ``limit`` is one number (every phase) or three.  With ``charger_ids`` (the fleet's, in
+    order) a charger may also be given by its position, 1 for the first.  Raises ValueError
+    naming the key.
     """
     unknown = set(data) - {"fuse", "rotations"}
     if unknown:
@@ -107,14 +109,23 @@ def grid_from_mapping(data: Mapping[str, Any]) -> GridSpec:
     rotations = data.get("rotations") or {}
     if not isinstance(rotations, Mapping):
         raise ValueError("site.rotations must map charger ids to rotations like L2L3L1")
+
+    def charger(name: object, where: str) -> str:
+        if isinstance(name, int) and not isinstance(name, bool) and charger_ids:
+            if not 1 <= name <= len(charger_ids):
+                raise ValueError(f"{where}: charger position {name} is not 1–{len(charger_ids)}")
+            return charger_ids[name - 1]
+        return str(name)
+
     spec = GridSpec(
-        _fuse(data["fuse"], "site.fuse"), {str(k): str(v) for k, v in rotations.items()}
+        _fuse(data["fuse"], "site.fuse", charger),
+        {charger(k, "site.rotations"): str(v) for k, v in rotations.items()},
     )
     spec.validate()
     return spec
 
 
-def _fuse(data: Any, where: str) -> Fuse:
+def _fuse(data: Any, where: str, charger: Callable[[object, str], str]) -> Fuse:
     if not isinstance(data, Mapping):
         raise ValueError(f"{where} must be a mapping with name and limit")
     unknown = set(data) - {"name", "limit", "children", "chargers"}
@@ -137,8 +148,8 @@ def _fuse(data: Any, where: str) -> Fuse:
     return Fuse(
         str(data["name"]),
         (limit[0], limit[1], limit[2]),
-        tuple(_fuse(c, f"{where}.children[{i}]") for i, c in enumerate(children)),
-        tuple(str(c) for c in chargers),
+        tuple(_fuse(c, f"{where}.children[{i}]", charger) for i, c in enumerate(children)),
+        tuple(charger(c, f"{where}.chargers") for c in chargers),
     )
 
 

@@ -6,6 +6,7 @@ raise :class:`BadRequest` with one line saying which field is wrong and what it 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -92,7 +93,7 @@ def charge_point_json(cp: ChargePoint, email: str, *, expand_settings: bool = Fa
         "name": cp.name,
         "password": cp.password,
         "type": kind.model,
-        "isLoadbalanced": False,
+        "isLoadbalanced": cp.is_loadbalanced,
         "firmwareVersion": cp.firmware_version,
         "hardwareVersion": cp.hardware_version,
         "ownerReadOnly": kind.owned_connector is not None,
@@ -205,14 +206,35 @@ def connector_status_json(
     }
 
 
+# The garage's drivers: each session is started by one of them with their tag (RFID lock on),
+# a few without one (from the app, or with the lock off).
+DRIVERS = 48
+UNTAGGED_SHARE = 0.1
+
+
+def session_rfid(session: Session) -> str | None:
+    """The tag (4 bytes, hex) that started the session; None for one started without.
+
+    A pure function of the session, so a fleet's sessions name the same drivers whatever the
+    order of requests, and without drawing on the connectors' random streams."""
+    digest = hashlib.sha256(
+        f"{session.charge_point_id}/{session.connector_id}/{session.id}".encode()
+    ).digest()
+    if digest[0] < UNTAGGED_SHARE * 256:
+        return None
+    driver = int.from_bytes(digest[1:3], "big") % DRIVERS
+    return hashlib.sha256(f"driver/{driver}".encode()).hexdigest()[:8].upper()
+
+
 def session_json(session: Session, email: str) -> JsonObject:
+    rfid = session_rfid(session)
     return {
         "id": session.id,
         "chargePointId": session.charge_point_id,
         "connectorId": session.connector_id,
         "userId": user_id(email),
-        "rfid": None,
-        "rfidDec": None,
+        "rfid": rfid,
+        "rfidDec": None if rfid is None else str(int(rfid, 16)),
         "sessionType": session.session_type,
         "startTime": iso(session.start),
         "endTime": iso(session.end),

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 
 from charged.simulator.fleet import (
+    CONNECTORS_PER_AURA,
     HISTORY_PER_CONNECTOR,
     IDLE_PHASE_CURRENT,
     MAX_CURRENT,
@@ -29,7 +30,7 @@ from charged.simulator.fleet import (
     sample_arrival,
     sample_vehicle,
 )
-from charged.simulator.physics import Car, Physics, Plug, SessionRecord, Visit
+from charged.simulator.physics import Car, Physics, PhysicsConfig, Plug, SessionRecord, Visit
 
 
 def sampled_visits(rng: random.Random, start: int, half_share: float) -> Iterator[Visit]:
@@ -121,6 +122,7 @@ class PhysicalConnector(ConnectorBase):
             energy_kwh=record.energy_kwh,
             charging_seconds=float(record.charging_seconds),
             idle_seconds=float(record.idle_seconds),
+            first_draw=None if record.first_draw is None else float(record.first_draw),
         )
 
     def current_session(self) -> Session | None:
@@ -151,3 +153,32 @@ class PhysicalConnector(ConnectorBase):
     def sessions(self) -> list[Session]:
         running = self.current_session()
         return [*self.history, *([running] if running is not None else [])]
+
+
+def physical_connectors(
+    cp: ChargePoint, index: int, slots: int, seed: int, physics: Physics, config: PhysicsConfig
+) -> list[ConnectorBase]:
+    """The connectors of ``cp`` as views onto the site's physics (what Fleet is given)."""
+    connectors: list[ConnectorBase] = []
+    for cid in range(1, CONNECTORS_PER_AURA + 1):
+        scenario = (config.visits or {}).get((cp.id, cid))
+        visits: Iterator[Visit] | Sequence[Visit]
+        if scenario is not None:
+            visits = sorted(scenario, key=lambda v: v.arrival)
+        elif config.sample_arrivals:
+            rng = random.Random(f"{seed}/{cp.id}/{cid}")
+            visits = sampled_visits(rng, int(cp.fleet_start), config.half_follower_share)
+        else:
+            visits = ()
+        connectors.append(
+            PhysicalConnector(
+                cp,
+                cid,
+                slot=index * CONNECTORS_PER_AURA + cid - 1,
+                slots=slots,
+                physics=physics,
+                visits=visits,
+                seed=seed,
+            )
+        )
+    return connectors

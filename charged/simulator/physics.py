@@ -79,6 +79,7 @@ class SessionRecord:
     energy_kwh: float = 0.0
     charging_seconds: int = 0
     idle_seconds: int = 0
+    first_draw: int | None = None  # the second the car first drew current in this session
 
 
 @dataclass(frozen=True)
@@ -339,6 +340,8 @@ class Physics:
         for terminal in range(phases):
             change(plug.columns[terminal], draw_ma)
         plug.draw_ma, plug.loaded_phases = draw_ma, phases
+        if draw_ma > 0 and plug.session is not None and plug.session.first_draw is None:
+            plug.session.first_draw = self.t
 
     def _settle(self, plug: Plug, t: int) -> None:
         """Account energy and session time up to ``t`` at the draw in force since ``mark``."""
@@ -414,6 +417,7 @@ class Physics:
             energy_kwh=session.energy_kwh + gained,
             charging_seconds=session.charging_seconds + (dt if plug.draw_ma > 0 else 0),
             idle_seconds=session.idle_seconds + (dt if plug.draw_ma == 0 else 0),
+            first_draw=session.first_draw,
         )
 
     def energy_wanted(self) -> float:

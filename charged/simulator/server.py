@@ -40,6 +40,7 @@ from charged.simulator.faults import FaultDice, Faults
 from charged.simulator.fleet import ChargePoint, ConnectorBase, Fleet
 from charged.simulator.grid import GroundTruth
 from charged.simulator.payloads import BadRequest, JsonObject
+from charged.simulator.physical import physical_connectors
 from charged.simulator.tokens import TokenIssuer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -74,6 +75,8 @@ class Simulator:
             installation_current=config.installation_current,
             installation_currents=config.installation_currents,
             physics=config.physics,
+            loadbalanced=frozenset(config.loadbalanced),
+            physical_connectors=physical_connectors,
             mixed=config.mixed_fleet,
         )
         self.tokens = TokenIssuer(self.clock)

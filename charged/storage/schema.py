@@ -124,6 +124,8 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "measurement": ("charge_point_id", "connector_id", "phase", "date_created"),
     "poll_cycle": ("tick_time",),
     "poll_gap": ("tick_time", "charge_point_id"),
+    "balancer_decision": ("tick_time", "charge_point_id", "connector_id"),
+    "balancer_fuse": ("tick_time", "fuse", "phase"),
 }
 
 # Tables whose rows update the existing row with the same primary key.
@@ -139,6 +141,8 @@ WRITE_ORDER: tuple[str, ...] = (
     "measurement",
     "poll_cycle",
     "poll_gap",
+    "balancer_decision",
+    "balancer_fuse",
 )
 
 # Control actions (charged/control): one row per field a CLI or API request tried to change,
@@ -199,10 +203,66 @@ charging_session = Table(
     Column("vendor_start", DateTime),
     Column("vendor_end", DateTime),
     Column("vendor_energy_kwh", Double),
+    # who charged, as the vendor's chargingsessions say (the polls do not): the tag that
+    # started the session (hex, NULL without one) and the vendor's user id
+    Column("rfid", String(64)),
+    Column("user_id", String(128)),
     Column("reconciled_at", DateTime),
     Column("updated", DateTime, nullable=False),
     UniqueConstraint(
         "charge_point_id", "connector_id", "session_id", name="uq_charging_session_natural"
     ),
     Index("ix_charging_session_start_time", "start_time"),
+    Index("ix_charging_session_rfid", "rfid"),
+)
+
+# The balancer's decisions (charged/balancer/runtime.py): one row per connector per balancer
+# step, in shadow mode too.  Currents are A per phase.  phases: the site phases the connector
+# is counted on (learned from its car; all three while unknown).  limit_in_force_a: the limit
+# read back before the step (NULL: not known yet).  limit_sent_a: the write the guarantee let
+# out (in shadow mode: the one it would have sent), write_result what came of it (confirmed,
+# unknown, refused, not_sent, shadow).  reason: why the allocation gave allocated_a
+# (fair_share, car_max, paused_floor, pinned, offline, ...); deferred: why a different target
+# was not sent this tick; bottleneck: the fuse/phase that limited it.
+balancer_decision = Table(
+    "balancer_decision",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tick_time", DateTime, nullable=False),
+    Column("charge_point_id", String(128), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("phases", String(8)),
+    Column("measured_a", Float),
+    Column("allocated_a", Float),
+    Column("limit_in_force_a", Float),
+    Column("limit_sent_a", Float),
+    Column("write_result", String(16)),
+    Column("reason", String(32)),
+    Column("deferred", String(255)),
+    Column("bottleneck", String(160)),
+    UniqueConstraint(
+        "tick_time", "charge_point_id", "connector_id", name="uq_balancer_decision_natural"
+    ),
+    Index("ix_balancer_decision_charge_point_id_tick_time", "charge_point_id", "tick_time"),
+)
+
+# Each fuse and site phase at each balancer step: its limit, what the balancer may use of it
+# (capacity: limit minus the margin), the envelope of the limits in force once the step's
+# writes are out (each unconfirmed change counted at the higher of old and new) and the current
+# the polls measured through it.  `charged balance status` prints the newest step.
+balancer_fuse = Table(
+    "balancer_fuse",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tick_time", DateTime, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("fuse", String(128), nullable=False),
+    Column("parent", String(128)),  # the fuse above it (NULL: the root): the tree
+    Column("phase", String(2), nullable=False),
+    Column("limit_a", Float, nullable=False),
+    Column("capacity_a", Float, nullable=False),
+    Column("envelope_a", Float, nullable=False),
+    Column("measured_a", Float, nullable=False),
+    UniqueConstraint("tick_time", "fuse", "phase", name="uq_balancer_fuse_natural"),
 )

@@ -75,6 +75,9 @@ async def _write_group(
 # through SQLAlchemy (exec_driver_sql) so errors are wrapped and disconnects handled as usual.
 
 MYSQL_ROWS_PER_STATEMENT = 500
+# The status flag a MySQL/MariaDB server sets while the session's sql_mode has
+# NO_BACKSLASH_ESCAPES (the protocol's SERVER_STATUS_NO_BACKSLASH_ESCAPES).
+SERVER_STATUS_NO_BACKSLASH_ESCAPES = 0x0200
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +125,12 @@ async def _write_pipelined(
     conn: AsyncConnection, plan: _MysqlPlan, rows: Sequence[Mapping[str, Any]]
 ) -> None:
     raw = await conn.get_raw_connection()
-    escape = raw.driver_connection.escape  # type: ignore[union-attr]
+    driver = raw.driver_connection
     sending: asyncio.Future[Any] | None = None
     try:
         for start in range(0, len(rows), MYSQL_ROWS_PER_STATEMENT):
             chunk = rows[start : start + MYSQL_ROWS_PER_STATEMENT]
+            escape = _row_escaper(driver)
             # Rendered while the server still executes the previous statement.
             sql = plan.prefix + ",".join([escape(plan.values(r)) for r in chunk]) + plan.suffix
             if sending is not None:
@@ -148,6 +152,24 @@ async def _write_pipelined(
             await asyncio.wait({sending})
             if not sending.cancelled():
                 sending.exception()  # retrieved: the error we are leaving with tells the story
+
+
+def _row_escaper(driver: Any) -> Callable[[tuple[Any, ...]], str]:
+    """Renders one row's values as ``(v1, v2, …)`` for the mode the connection is in now.
+
+    The driver's ``escape`` of a whole tuple always escapes text with backslashes; under
+    ``NO_BACKSLASH_ESCAPES`` a backslash is an ordinary character and only a doubled quote
+    escapes, so ``O'Brien`` would end the literal early (a syntax error for the whole batch)
+    and a backslash would be stored doubled.  The server reports the mode in every answer's
+    status flags (which is how MySQL's own C client escapes too); the driver's per-value
+    ``literal`` follows them, so under that mode each value goes through it.  The tuple path
+    stays for the default mode: it is the faster one (bench/writer_bench.py).
+    """
+    if driver.server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+        literal = driver.literal
+        return lambda values: "(" + ",".join([literal(v) for v in values]) + ")"
+    escape: Callable[[tuple[Any, ...]], str] = driver.escape
+    return escape
 
 
 def ordered_tables(table_names: Sequence[str] | set[str]) -> list[str]:

@@ -29,6 +29,8 @@ from charged.cli import main
 from charged.control.operations import Controller
 from charged.control.validation import ConnectorChange
 from charged.simulator import Simulator
+from charged.simulator.fleet import Session as FleetSession
+from charged.simulator.payloads import session_rfid
 from charged.storage.engine import create_engine
 from charged.storage.schema import charging_session, connector_status, measurement, metadata
 
@@ -139,6 +141,57 @@ def test_sessions_table_has_a_line_per_session_and_a_total(
     assert len(lines) == len(morning.truth) + 2
     total = sum(t.energy_kwh for t in morning.truth.values())
     assert lines[-1] == f"{len(morning.truth)} sessions, {total:.2f} kWh"
+
+
+def test_sessions_by_tag_for_a_month_bills_the_vendors_tags(
+    db: str, morning: Morning, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the morning is reconciled: every session has the tag the simulator's vendor reports
+    rows = (
+        sqlite3.connect(db)
+        .execute(
+            "SELECT charge_point_id, connector_id, session_id, rfid, user_id, energy_kwh "
+            "FROM charging_session"
+        )
+        .fetchall()
+    )
+    assert rows and all(user for *_, user, _ in rows)
+    expected: dict[str | None, float] = {}
+    for cp, connector, sid, rfid, _, kwh in rows:
+        truth = morning.truth[(cp, connector, sid)]
+        assert rfid == session_rfid(FleetSession(sid, cp, connector, truth.phases, truth.start))
+        expected[rfid] = expected.get(rfid, 0.0) + kwh
+    assert len([tag for tag in expected if tag]) > 3  # several drivers
+
+    month = DAY[:7]
+    code, out, err = run(capsys, "sessions", "--db", db, "--by", "tag", "--month", month, "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["since"] == f"{month}-01T00:00:00Z"
+    assert {line["rfid"]: line["energyKwh"] for line in document["lines"]} == pytest.approx(
+        expected
+    )
+    assert document["total"]["sessions"] == len(rows)
+
+    code, out, _ = run(capsys, "sessions", "--db", db, "--by", "tag", "--month", month)
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == f"Energy per RFID tag, sessions started in {month} (UTC)"
+    total = next(line for line in lines if line.startswith("total"))
+    running = document["total"]["running"]
+    assert total.split()[:4] == [
+        "total",
+        str(len(rows)),
+        str(running),
+        f"{sum(expected.values()):.2f}",
+    ]
+
+    # a month without sessions, and a bad month
+    code, out, _ = run(capsys, "sessions", "--db", db, "--by", "tag", "--month", "2025-12")
+    assert code == 0 and out.splitlines()[-1] == "no sessions started in that period"
+    with pytest.raises(SystemExit) as bad:
+        main(["sessions", "--db", db, "--by", "tag", "--month", "2026-13"])
+    assert bad.value.code == 2
+    assert "--month takes a month as YYYY-MM" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- export

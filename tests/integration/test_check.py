@@ -30,8 +30,8 @@ from charged.check import (
     exit_code,
     run_checks,
 )
-from charged.cli import EXIT_CONFIG, EXIT_ERROR, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.clock import FakeClock
+from charged.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.simulator import Simulator, SimulatorConfig
 from charged.storage.migrate import head_revision, upgrade
 from tests.integration.mysql_users import execute, temporary_user

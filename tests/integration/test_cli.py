@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from charged.cli import EXIT_CONFIG, EXIT_NOPERM, EXIT_UNAVAILABLE
+from charged.exits import EXIT_CONFIG, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.simulator import Simulator, SimulatorConfig
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from charged.cli import Fatal
 from charged.control.cli import add_control_commands
+from charged.exits import Fatal
 from charged.simulator import Simulator, SimulatorConfig
 
 MORNING = 1_767_258_000.0  # 09:00 UTC: vehicles are charging

@@ -7,8 +7,9 @@ damaged import) and a charger whose voltage reading is wrong, which the energy c
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,11 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from charged.analysis.plot_data import find_sessions, session_series
 from charged.analysis.plots import energy_power_figure
 from charged.analysis.tracker import SessionTracker
+from charged.chargeamps.models import ChargingSession
 from charged.clock import FakeClock
 from charged.metrics import Metrics
 from charged.storage.engine import create_engine
 from charged.storage.migrate import upgrade
-from charged.storage.schema import charging_session, connector_status, measurement
+from charged.storage.schema import (
+    charge_point_status,
+    charging_session,
+    connector_status,
+    measurement,
+)
 
 T0 = datetime(2026, 1, 5, 8, 0, 0)
 CP = "2301000001A"
@@ -240,3 +247,85 @@ async def test_measured_power_in_the_plot_is_the_sessions_peak(engine: AsyncEngi
     assert max(p for p in series.power_w if p is not None) == pytest.approx(row["peak_power_w"])
     assert row["peak_power_w"] == pytest.approx(3 * AMPS * 231.0)
     assert series.phase_currents["L2"] == [AMPS] * 20
+
+
+# ---------------------------------------------------------------- no overlap on a connector
+
+
+async def _write_status(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+    base = {"charge_point_id": CP, "connector_id": 1, "total_consumption_kwh": 0.0}
+    async with engine.begin() as conn:
+        await conn.execute(connector_status.insert(), [{**base, **r} for r in rows])
+
+
+async def test_a_session_ends_at_the_latest_when_the_next_one_on_its_connector_began(
+    engine: AsyncEngine,
+) -> None:
+    # Session 1 is last seen at 08:09:30; the collector is away until 09:00, when the poll
+    # already shows session 2, begun (by the status) at 08:40.  Session 1 ended before that.
+    await write_session(engine, session_id=1, polls=20)  # 08:00-08:09:30, Available at 08:10
+    async with engine.begin() as conn:  # drop the closing poll: the gap hides the end
+        await conn.execute(connector_status.delete().where(connector_status.c.session_id.is_(None)))
+    second_start = T0 + timedelta(minutes=40)
+    await _write_status(
+        engine,
+        [
+            {
+                "status": "Charging",
+                "session_id": 2,
+                "start_time": second_start.isoformat(),
+                "date_created": T0 + timedelta(hours=1, seconds=30 * k),
+            }
+            for k in range(5)
+        ],
+    )
+    assert await tracker(engine).update() == 2
+    first, second = await session_rows(engine)
+    assert first["end_time"] == second_start  # not 09:00, the first poll without it
+    assert second["start_time"] == second_start
+    assert first["end_time"] <= second["start_time"]
+    assert first["last_poll"] == T0 + timedelta(seconds=30 * 19)
+
+
+class OneVendorSession:
+    """The vendor client's chargingsessions, answering with one session."""
+
+    def __init__(self, session: ChargingSession) -> None:
+        self.session = session
+
+    async def charging_sessions(self, cp: str, **_: Any) -> list[ChargingSession]:
+        return [self.session] if cp == self.session.charge_point_id else []
+
+
+async def test_sessions_of_one_connector_never_overlap(engine: AsyncEngine) -> None:
+    # two sessions polled, then the reconcile reports one in between that the polls missed
+    # (begun between session 10's last poll, 08:04:30, and its closing poll, 08:05): each
+    # session's end is at most the next one's start
+    await write_session(engine, session_id=10, polls=10)
+    await write_session(engine, session_id=12, polls=10, start=T0 + timedelta(minutes=30))
+    async with engine.begin() as conn:
+        await conn.execute(charge_point_status.insert(), [{"id": CP, "status": "Online"}])
+    between = ChargingSession(
+        id=11,
+        charge_point_id=CP,
+        connector_id=1,
+        user_id=None,
+        rfid=None,
+        rfid_dec=None,
+        session_type="OnePhase",
+        start_time=(T0 + timedelta(minutes=4, seconds=45)).replace(tzinfo=UTC),
+        end_time=(T0 + timedelta(minutes=20)).replace(tzinfo=UTC),
+        total_consumption_kwh=1.5,
+        external_transaction_id=None,
+        external_id=None,
+    )
+    clock = FakeClock(T0.replace(tzinfo=UTC).timestamp() + 7200)
+    one = SessionTracker(engine, OneVendorSession(between), clock=clock, interval=INTERVAL)
+    await one.update()
+    assert await one.reconcile() == 1
+    rows = sorted(await session_rows(engine), key=lambda r: r["start_time"])
+    assert [r["session_id"] for r in rows] == [10, 11, 12]
+    for earlier, later in itertools.pairwise(rows):
+        assert earlier["end_time"] <= later["start_time"], (earlier, later)
+    assert rows[0]["end_time"] == T0 + timedelta(minutes=4, seconds=45)
+    assert rows[1]["end_time"] == T0 + timedelta(minutes=20)  # the vendor's, as it is

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from charged.simulator import Account, add_simulate_arguments, config_from_args, run_simulator
+from charged.simulator.fleet import charge_point_ids
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -167,3 +169,80 @@ async def test_run_simulator_prints_where_and_who_then_serves_until_cancelled() 
         with pytest.raises(aiohttp.ClientConnectionError):
             async with http.get(f"{url}/chargepoints/owned"):
                 pass  # the port is closed again
+
+
+def test_site_scenario_and_delay_make_a_wired_site(tmp_path: Path) -> None:
+    ids = charge_point_ids(1, 3)
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "fuse: {name: main, limit: 40, chargers: [1], children: "
+        "[{name: row, limit: [16, 20, 20], chargers: [2, 3]}]}\n"
+        f"rotations: {{2: L2L3L1, {ids[2]}: L3L1L2}}\n"
+    )
+    scenario = tmp_path / "day.csv"
+    scenario.write_text(
+        "arrival,departure,energy_kwh,phases,max_current,charger,connector,follows_limit\n"
+        "2026-01-05T07:00:00+00:00,2026-01-05T09:00:00+00:00,5,1,16,,,\n"
+        "2026-01-05T07:00:00+00:00,2026-01-05T09:00:00+00:00,5,3,10,3,2,0.5\n"
+        "2026-01-05T07:30:00Z,2026-01-05T08:00:00Z,2,1,32,,,\n"
+    )
+    config = config_from_args(
+        parse(
+            "--chargers",
+            "3",
+            "--site",
+            str(site),
+            "--scenario",
+            str(scenario),
+            "--limit-delay",
+            "40-50",
+            "--half-followers",
+            "0.2",
+        )
+    )
+    physics = config.physics
+    assert physics is not None and physics.site is not None
+    assert physics.limit_delay == (40, 50) and physics.half_follower_share == 0.2
+    assert physics.site.root.chargers == (ids[0],)
+    assert physics.site.root.children[0].chargers == (ids[1], ids[2])
+    assert dict(physics.site.rotations) == {ids[1]: "L2L3L1", ids[2]: "L3L1L2"}
+    assert physics.visits is not None and not physics.sample_arrivals
+    # first free in fleet order: the first row on charger 1 connector 1, the third (a later
+    # arrival, while 1/1 is taken) on 1/2; the second where it says
+    assert [k for k, v in sorted(physics.visits.items()) for _ in v] == sorted(
+        [(ids[0], 1), (ids[0], 2), (ids[2], 2)]
+    )
+    assert physics.visits[(ids[2], 2)][0].car.follows_limit == 0.5
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("2026-01-05T07:00:00,2026-01-05T09:00:00Z,5,1,16", "row 2, column arrival: "),
+        ("2026-01-05T07:00:00Z,2026-01-05T06:00:00Z,5,1,16", "row 2, column departure: must"),
+        ("2026-01-05T07:00:00Z,2026-01-05T09:00:00Z,5,2,16", "row 2, column phases: '2' is"),
+        ("2026-01-05T07:00:00Z,2026-01-05T09:00:00Z,x,1,16", "row 2, column energy_kwh: 'x'"),
+        ("2026-01-05T07:00:00Z,2026-01-05T09:00:00Z,5,1,40", "row 2, column max_current: 40"),
+    ],
+)
+def test_a_bad_scenario_row_is_a_usage_error_naming_row_and_column(
+    tmp_path: Path, row: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "bad.csv"
+    scenario.write_text(f"arrival,departure,energy_kwh,phases,max_current\n{row}\n")
+    with pytest.raises(SystemExit) as exited:
+        config_from_args(parse("--chargers", "1", "--scenario", str(scenario)))
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_a_bad_site_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text("fuse: {name: main, limit: 40, chargers: [7]}\n")
+    with pytest.raises(SystemExit) as exited:
+        config_from_args(parse("--chargers", "2", "--site", str(site)))
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert "--site" in err and "charger position 7 is not 1–2" in err

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from charged.cli import EXIT_CONFIG, EXIT_NOPERM
 from charged.config import CollectorSettings, ShutdownSettings
+from charged.exits import EXIT_CONFIG, EXIT_NOPERM
 from charged.simulator import Simulator, SimulatorConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -125,3 +125,53 @@ async def test_a_row_that_cannot_be_rendered_stops_the_write_and_leaves_a_usable
         await write_rows(conn, "poll_gap", gap_rows(3))
     async with engine.connect() as conn:
         assert len((await conn.execute(select(metadata.tables["poll_gap"]))).all()) == 3
+
+
+# Text that breaks a renderer which escapes for the wrong sql_mode: a quote ends a literal
+# early under NO_BACKSLASH_ESCAPES if escaped as \', a backslash is stored doubled, NUL and
+# text outside the BMP (4-byte UTF-8) must survive as they are.
+HOSTILE = [
+    "O'Brien's garage",
+    "back\\slash \\' \\\\ end\\",
+    "nul\x00inside",
+    "emoji 🔌⚡ 𝄞 and ÅÄÖ",
+    "'; DROP TABLE poll_gap; --",
+    "%s %% %(x)s",
+    "\\",
+    "'",
+    "",
+]
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "NO_BACKSLASH_ESCAPES",
+        "ANSI_QUOTES,NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES",
+        "STRICT_TRANS_TABLES",  # the default kind: backslashes escape
+        "",
+    ],
+)
+async def test_text_is_stored_exactly_under_every_sql_mode(engine: AsyncEngine, mode: str) -> None:
+    reasons = [HOSTILE[n % len(HOSTILE)] for n in range(MYSQL_ROWS_PER_STATEMENT + 20)]
+    rows = [
+        {"tick_time": STAMP, "charge_point_id": f"cp-{n:05d}", "reason": reason}
+        for n, reason in enumerate(reasons)
+    ]
+    names = [{"id": f"cp-{n}", "name": text} for n, text in enumerate(HOSTILE)]
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f"SET SESSION sql_mode = '{mode}'")
+        # the session really is in that mode: the server answers in it
+        assert (await conn.exec_driver_sql("SELECT @@session.sql_mode")).scalar() == mode
+        await write_rows(conn, "poll_gap", rows)  # pipelined over two statements
+        await write_rows(conn, "charge_point_status", names)
+        await write_rows(conn, "charge_point_status", names)  # the upsert path, again
+    gap = metadata.tables["poll_gap"]
+    status = metadata.tables["charge_point_status"]
+    async with engine.connect() as conn:
+        stored = await conn.execute(
+            select(gap.c.charge_point_id, gap.c.reason).order_by(gap.c.charge_point_id)
+        )
+        assert [r.reason for r in stored] == reasons
+        named = await conn.execute(select(status.c.id, status.c.name))
+        assert {r.id: r.name for r in named} == {n["id"]: n["name"] for n in names}

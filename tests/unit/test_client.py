@@ -893,3 +893,36 @@ async def test_cancelling_a_call_during_backoff_propagates_and_stops_retrying(
         await task
     await manual.advance(60)
     assert vendor.count("data") == 1
+
+
+# ---------------------------------------------------------------- body size cap
+
+
+async def test_an_answer_larger_than_the_cap_is_a_counted_payload_error(
+    http: aiohttp.ClientSession,
+    vendor: FakeVendor,
+    fake_clock: FakeClock,
+    metrics: Metrics,
+    log: RecordingLogger,
+) -> None:
+    cap = 4096
+    client = make_client(http, fake_clock, metrics, log, max_body_bytes=cap)
+    exact = json.dumps(status_body("CP1")).encode()
+    padded = exact[:-1] + b" " * (cap - len(exact)) + b"}"  # exactly the cap: still read
+    assert len(padded) == cap
+    vendor.script("/chargepoints/CP1/status", CallbackResult(body=padded))
+    assert (await client.status("CP1")).id == "CP1"
+    vendor.script("/chargepoints/CP1/status", CallbackResult(body=padded + b" "))
+    with pytest.raises(PayloadError, match="larger than 4096 bytes"):
+        await client.status("CP1")
+    template = "/chargepoints/{id}/status"
+    assert sample(metrics, "charged_payload_errors_total", endpoint=template) == 1
+    labels = {"endpoint": template, "status": "body_too_large"}
+    assert sample(metrics, "charged_api_requests_total", **labels) == 1
+    assert vendor.count("data", "/chargepoints/CP1/status") == 2  # not retried
+    assert (await client.status("CP1")).id == "CP1"  # the next answer is read again
+
+
+def test_the_cap_must_be_positive(http: aiohttp.ClientSession, fake_clock: FakeClock) -> None:
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        make_client(http, fake_clock, Metrics(), RecordingLogger(), max_body_bytes=0)

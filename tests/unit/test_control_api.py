@@ -289,3 +289,71 @@ async def test_controller_not_ready_is_503() -> None:
 def test_a_short_token_is_refused_at_install() -> None:
     with pytest.raises(ValueError, match="at least 16"):
         install_control_routes(web.Application(), controller_factory=lambda: None, token="short")  # type: ignore[arg-type,return-value]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/chargers"),  # a route, the wrong method: was 405 before the token
+        ("PUT", "/chargers/CP1/settings"),
+        ("GET", "/chargers/CP1/reboot"),
+        ("POST", "/chargers/CP1/connectors/1/settings"),
+        ("GET", "/no/such/route"),  # no route: was 404 before the token
+        ("OPTIONS", "/chargers"),
+        ("GET", ""),
+        ("PATCH", "/"),
+    ],
+)
+async def test_without_the_token_every_method_and_path_is_401(
+    api: Api, vendor: FakeVendor, audit: MemoryAuditSink, method: str, path: str
+) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789abcdef"}):
+        status, body = await api.call(method, path, headers=headers)
+        assert status == 401, (method, path)
+        assert body == {"error": "missing or wrong bearer token"}
+    assert vendor.writes == [] and audit.records == []
+    # with the token, the router's own answers are back: the route map is for the operator
+    url = api.server.make_url("/api/control" + path)
+    async with api.session.request(method, url, headers=AUTH) as response:
+        assert response.status in (404, 405)
+
+
+async def test_a_deeply_nested_body_is_400_with_one_log_line_and_no_traceback(
+    vendor: FakeVendor,
+    audit: MemoryAuditSink,
+    fake_clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    class Recorder:
+        def __getattr__(self, level: str) -> Any:
+            return lambda event, **kw: lines.append((level, event, kw))
+
+    controller = Controller(vendor, audit, actor="control-api", clock=fake_clock, logger=Recorder())
+    app = web.Application()
+    install_control_routes(app, controller_factory=lambda: controller, token=TOKEN)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Api(server, session)
+            for raw in (
+                b"[" * 100_000,
+                b'{"mode": ' + b"[" * 100_000,
+                b"[" * 100_000 + b"]" * 100_000,
+            ):
+                lines.clear()
+                with caplog.at_level("DEBUG"):
+                    status, body = await api.call(
+                        "PATCH", "/chargers/CP1/connectors/1/settings", raw=raw
+                    )
+                assert status == 400, body
+                assert "nested too deeply" in body["error"] or "not valid JSON" in body["error"]
+                assert len(lines) == 1, lines
+                assert not [r for r in caplog.records if r.exc_info], "no traceback in the log"
+                caplog.clear()
+    finally:
+        await server.close()
+    assert vendor.writes == []
+    assert {r.result for r in audit.records} == {"rejected"}

@@ -133,3 +133,50 @@ def test_a_session_only_the_vendor_knows_keeps_its_figures() -> None:
         4.2,
     )
     assert facts.phases == 3 and facts.polls == 0 and facts.connected_s == 7200
+
+
+# ---------------------------------------------------------------- the end, and the next session
+
+
+def test_the_end_is_the_first_poll_without_the_session() -> None:
+    session = polls("C" * 10, ONE_PHASE)  # last poll at T0 + 270 s
+    assert derive_session(session, next_poll=T0 + timedelta(seconds=300)).end_time == T0 + (
+        timedelta(seconds=300)
+    )
+
+
+def test_the_end_is_capped_by_the_next_session_on_the_connector() -> None:
+    # the collector was away for an hour; the next car plugged in 20 min after the last poll
+    # of this one: the session cannot have lasted until the first poll after the gap
+    session = polls("C" * 10, ONE_PHASE)
+    last = session[-1].time
+    next_start = last + timedelta(minutes=20)
+    facts = derive_session(
+        session, next_poll=last + timedelta(hours=1), next_start=next_start, interval=30
+    )
+    assert facts.end_time == next_start
+    assert facts.connected_s == (next_start - T0).total_seconds()
+    # what the polls did not see is a gap, not charging
+    assert facts.gap_count == 1 and facts.charging_s < 11 * 30
+
+
+def test_a_next_start_before_the_last_poll_does_not_cut_what_the_polls_saw() -> None:
+    session = polls("C" * 10, ONE_PHASE)
+    last = session[-1].time
+    facts = derive_session(
+        session, next_poll=last + timedelta(seconds=30), next_start=last - timedelta(seconds=5)
+    )
+    assert facts.end_time == last
+
+
+def test_the_vendors_end_is_taken_as_it_is() -> None:
+    session = polls("C" * 10, ONE_PHASE)
+    vendor_end = session[-1].time + timedelta(minutes=5)
+    vendor = VendorSession(start=T0, end=vendor_end, energy_kwh=1.0)
+    facts = derive_session(
+        session,
+        next_poll=session[-1].time + timedelta(minutes=30),
+        next_start=session[-1].time + timedelta(minutes=1),
+        vendor=vendor,
+    )
+    assert facts.end_time == vendor_end

@@ -1,6 +1,6 @@
 """Regenerate the README's figures from a fresh demo database.
 
-    python -m charged.analysis.figures [--out docs/img] [--db FILE]
+    python -m charged.docs_figures [--out docs/img] [--db FILE]
 
 Runs the demo for four real minutes — ``charged demo --date 2026-01-05 --speed 60 --interval 1
 --duration 240``: 30 simulated chargers from 07:00 to 11:00 UTC, a poll every fleet minute —
@@ -15,7 +15,9 @@ type (and prints them):
   the limit from the audit table;
 - ``garage.png``: (c) total power and current per phase of the whole garage.
 
-Needs matplotlib (``pip install 'charged[plot]'``).
+It is a tool for the documentation, not part of :mod:`charged.analysis`: it drives the demo,
+the collector and the control layer, which the analysis package must not depend on.
+Needs matplotlib (the test environment has it; from a checkout ``pip install '.[plot]'``).
 """
 
 from __future__ import annotations
@@ -176,7 +178,7 @@ def _plot(db: Path, out: Path, charger: str, target: tuple[str, int], session: i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m charged.analysis.figures",
+        prog="python -m charged.docs_figures",
         description="Run the demo for 4 minutes (30 chargers, 2026-01-05 07:00-11:00 UTC, a "
         "10 A limit on one connector 08:00-08:30) and draw the README's figures from it.",
     )

@@ -4,8 +4,8 @@ name in status (a v4 digit, whose meaning depends on the charger's protocol; ano
 NULL means the vendor sent exactly what status holds, which is every row written before this
 revision: those stored the value as it came.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -1,4 +1,4 @@
-"""python -m charged.analysis.figures: bad input is one line and a non-zero exit, before the
+"""python -m charged.docs_figures: bad input is one line and a non-zero exit, before the
 four-minute demo starts (the figures themselves are made by running it; see the README)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from charged.analysis.figures import main
+from charged.docs_figures import main
 
 
 def test_an_existing_database_is_refused(

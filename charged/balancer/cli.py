@@ -1,0 +1,325 @@
+"""`charged balance`: what the balancer sees and decided, and releasing a person's pin.
+
+``status`` prints the newest balancer step from the database (``balancer_fuse`` and
+``balancer_decision``, written by the daemon in shadow and active mode alike): every fuse of
+the tree with, per site phase, its limit, the envelope of the limits in force, the measured
+current and the headroom left (capacity, i.e. limit minus margin, minus envelope); then the
+connectors that are paused, pinned or offline.  ``release CP CONNECTOR`` ends a person's pin
+(a ``balancer_release`` row in the audit table): the balancer drives the connector again from
+its next tick.  Other sub-commands (``evaluate``, ``scenario``) register here too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from sqlalchemy import func, select
+
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+DEFAULT_CONFIG = "/etc/charged/config.yaml"
+EXIT_USAGE = 2
+EXIT_NO_DATA = 1
+
+
+def add_balance_commands(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``charged balance`` and its sub-commands; returns the group's parser so that other
+    packages can add theirs (``balance_subparsers`` on it)."""
+    balance: argparse.ArgumentParser = subparsers.add_parser(
+        "balance",
+        help="the load balancer: status, release a pinned connector",
+        description="The phase-aware load balancer (balancer.mode in the config).",
+    )
+    sub = balance.add_subparsers(dest="balance_command", required=True, metavar="ACTION")
+    balance.set_defaults(balance_subparsers=sub)
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "-c",
+            "--config",
+            default=os.environ.get("CHARGED_CONFIG", DEFAULT_CONFIG),
+            help=f"YAML config file (default: $CHARGED_CONFIG or {DEFAULT_CONFIG})",
+        )
+
+    status = sub.add_parser(
+        "status",
+        help="the fuse tree with per-phase limit, envelope, measured current and headroom",
+        description="Print the newest balancer step stored in the database: per fuse and "
+        "site phase the limit, the envelope of the limits in force (each unconfirmed change "
+        "at the higher of old and new), the measured current and the headroom (limit minus "
+        "margin minus envelope); then paused, pinned and offline connectors.",
+        epilog="Exit codes: 0 printed, 1 no balancer step stored yet, 69 database "
+        "unreachable, 78 bad configuration.",
+    )
+    common(status)
+    status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    status.set_defaults(control_handler=cmd_status)
+
+    release = sub.add_parser(
+        "release",
+        help="let the balancer drive a connector a person set again",
+        description="End a person's pin on a connector (set through `charged settings`, the "
+        "control API or the vendor's app): the balancer drives it again from its next tick. "
+        "Audited in control_action (action balancer_release).",
+        epilog="Exit codes: 0 released, 2 bad arguments, 69 database unreachable, 78 bad "
+        "configuration.",
+    )
+    common(release)
+    release.add_argument("charger", metavar="CP", help="charge point id")
+    release.add_argument("connector", metavar="CONNECTOR", type=_connector, help="1 or 2")
+    release.set_defaults(control_handler=cmd_release)
+    return balance
+
+
+def _connector(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a connector number (1, 2, ...)")
+    return int(text)
+
+
+# ---------------------------------------------------------------- status
+
+
+@dataclass(frozen=True, slots=True)
+class FusePhaseRow:
+    fuse: str
+    phase: str
+    limit: float
+    capacity: float
+    envelope: float
+    measured: float
+
+    @property
+    def headroom(self) -> float:
+        return self.capacity - self.envelope
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorRow:
+    charge_point_id: str
+    connector_id: int
+    reason: str | None
+    allocated: float | None
+    in_force: float | None
+    measured: float | None
+    phases: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    tick_time: datetime
+    mode: str
+    fuses: tuple[FusePhaseRow, ...]
+    connectors: tuple[ConnectorRow, ...]
+    depth: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tickTime": self.tick_time.replace(tzinfo=UTC).isoformat(),
+            "mode": self.mode,
+            "fuses": [
+                {
+                    "fuse": f.fuse,
+                    "phase": f.phase,
+                    "limit": f.limit,
+                    "capacity": f.capacity,
+                    "envelope": f.envelope,
+                    "measured": f.measured,
+                    "headroom": round(f.headroom, 3),
+                }
+                for f in self.fuses
+            ],
+            "connectors": [
+                {
+                    "chargePointId": c.charge_point_id,
+                    "connectorId": c.connector_id,
+                    "reason": c.reason,
+                    "allocated": c.allocated,
+                    "inForce": c.in_force,
+                    "measured": c.measured,
+                    "phases": c.phases,
+                }
+                for c in self.connectors
+            ],
+        }
+
+
+async def read_status(engine: Any) -> Status | None:
+    """The newest balancer step stored, or None when there is none."""
+    from charged.storage.schema import balancer_decision as d
+    from charged.storage.schema import balancer_fuse as f
+
+    async with engine.connect() as conn:
+        newest = (await conn.execute(select(func.max(f.c.tick_time)))).scalar()
+        if newest is None:
+            return None
+        fuse_rows = (
+            await conn.execute(
+                select(
+                    f.c.mode,
+                    f.c.parent,
+                    f.c.fuse,
+                    f.c.phase,
+                    f.c.limit_a,
+                    f.c.capacity_a,
+                    f.c.envelope_a,
+                    f.c.measured_a,
+                )
+                .where(f.c.tick_time == newest)
+                .order_by(f.c.id)
+            )
+        ).all()
+        connector_rows = (
+            await conn.execute(
+                select(
+                    d.c.charge_point_id,
+                    d.c.connector_id,
+                    d.c.reason,
+                    d.c.allocated_a,
+                    d.c.limit_in_force_a,
+                    d.c.measured_a,
+                    d.c.phases,
+                )
+                .where(d.c.tick_time == newest)
+                .order_by(d.c.charge_point_id, d.c.connector_id)
+            )
+        ).all()
+    parents = {row[2]: row[1] for row in fuse_rows}
+    depth: dict[str, int] = {}
+    for name in parents:
+        level, above = 0, parents[name]
+        while above is not None and level < len(parents):
+            level, above = level + 1, parents.get(above)
+        depth[name] = level
+    return Status(
+        tick_time=newest,
+        mode=fuse_rows[0][0] if fuse_rows else "unknown",
+        fuses=tuple(FusePhaseRow(*row[2:]) for row in fuse_rows),
+        connectors=tuple(ConnectorRow(*row) for row in connector_rows),
+        depth=depth,
+    )
+
+
+def print_status(status: Status, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    when = status.tick_time.strftime("%Y-%m-%d %H:%M:%S")
+    by_reason: dict[str, list[ConnectorRow]] = {}
+    for c in status.connectors:
+        by_reason.setdefault(c.reason or "unknown", []).append(c)
+    paused = by_reason.get("paused_floor", [])
+    print(
+        f"balancer {status.mode}, step of {when} UTC: {len(status.connectors)} connectors, "
+        f"{len(paused)} paused, {len(by_reason.get('pinned', []))} pinned, "
+        f"{len(by_reason.get('offline', []))} offline",
+        file=out,
+    )
+    table = [["FUSE", "PHASE", "LIMIT", "ENVELOPE", "MEASURED", "HEADROOM"]]
+    for row in status.fuses:
+        indent = "  " * status.depth.get(row.fuse, 0)
+        table.append(
+            [
+                indent + row.fuse,
+                row.phase,
+                f"{row.limit:g} A",
+                f"{row.envelope:.1f} A",
+                f"{row.measured:.1f} A",
+                f"{row.headroom:.1f} A" + ("  OVER" if row.headroom < 0 else ""),
+            ]
+        )
+    _print_table(table, out)
+    for reason, title in (
+        ("paused_floor", "paused (no room for the minimum; they take turns)"),
+        ("pinned", "pinned by a person (`charged balance release CP CONNECTOR`)"),
+        ("offline", "offline (counted at full limits)"),
+        ("not_writable", "not driven (vendor balancing, or writes refused)"),
+    ):
+        rows = by_reason.get(reason, [])
+        if rows:
+            names = ", ".join(f"{c.charge_point_id}/{c.connector_id}" for c in rows)
+            print(f"{title}: {names}", file=out)
+
+
+def _print_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [
+            cell.ljust(width) if i < 2 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip(), file=out)
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    from charged.exits import Fatal
+
+    settings = _settings(args.config)
+    engine = await _engine(settings)
+    try:
+        status = await read_status(engine)
+    finally:
+        await engine.dispose()
+    if status is None:
+        raise Fatal(
+            "no balancer step stored yet: is balancer.mode shadow or active, and the daemon "
+            "running with this database?",
+            EXIT_NO_DATA,
+        )
+    if args.json:
+        print(json.dumps(status.to_json(), indent=2))
+    else:
+        print_status(status)
+    return 0
+
+
+# ---------------------------------------------------------------- release
+
+
+async def cmd_release(args: argparse.Namespace) -> int:
+    from charged.balancer.pins import record_release
+    from charged.control.audit import SqlAuditSink
+    from charged.control.cli import _actor
+
+    settings = _settings(args.config)
+    engine = await _engine(settings)
+    try:
+        when = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        await record_release(SqlAuditSink(engine), (args.charger, args.connector), _actor(), when)
+    finally:
+        await engine.dispose()
+    print(
+        f"released {args.charger} connector {args.connector}: the balancer drives it again "
+        "from its next tick"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _settings(path: str) -> Any:
+    from charged.config import ConfigError, load_settings
+    from charged.exits import Fatal
+
+    try:
+        return load_settings(path, require_secrets=False)
+    except ConfigError as exc:
+        raise Fatal(str(exc), 78) from None
+
+
+async def _engine(settings: Any) -> Any:
+    from charged.control.cli import _audit_engine
+    from charged.exits import translate_errors
+
+    try:
+        return await _audit_engine(settings.database)
+    except Exception as exc:
+        fatal = translate_errors(exc)
+        if fatal is None:
+            raise
+        raise fatal from None

@@ -1,0 +1,166 @@
+"""What the runtime knows of each connector between ticks: limits in force, and its car.
+
+The allocation and the guarantee are pure; this is the memory that feeds them.  Limits: the
+setting last read back (adopted at start), a value sent whose outcome is not known
+(``pending``: counted at the higher of old and new until a read-back settles it), and the
+value before the last confirmed change with when it was confirmed (a car takes up to a minute
+to follow a lowered limit: the guarantee keeps counting the old value that long).  The car:
+which charger terminals it draws on and the most it drew while allowed more, learned per
+session from the polls and forgotten when the car leaves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from charged.balancer.model import (
+    MAX_CURRENT,
+    ChargerSpec,
+    ConnectorKey,
+    ConnectorState,
+)
+from charged.chargeamps.models import ConnectorSettings, ConnectorStatus
+
+PHASE_INDEX = {"L1": 0, "L2": 1, "L3": 2}
+DRAWING_AMPS = 1.0  # a terminal carrying more than this is one the car draws on
+# statuses in which no car is plugged in (anything else counts as plugged, to be safe)
+UNPLUGGED = frozenset({"Available", "Offline", "Unknown", "Faulted", "Unavailable"})
+
+
+def settings_limit(settings: ConnectorSettings, spec: ChargerSpec | None) -> float:
+    """The limit a connector's settings put in force (A): mode Off 0, no maxCurrent its full."""
+    full = spec.connector_max if spec is not None else MAX_CURRENT
+    if settings.installation_current is not None:
+        full = min(full, settings.installation_current)
+    if settings.mode == "Off":
+        return 0.0
+    if settings.max_current is None:
+        return full
+    return min(float(settings.max_current), full)
+
+
+@dataclass
+class Tracked:
+    """The runtime's memory of one connector."""
+
+    key: ConnectorKey
+    limit: float | None = None  # read back (confirmed); None: never read
+    pending: float | None = None  # sent, outcome unknown
+    previous_limit: float | None = None
+    limit_since: float | None = None
+    needs_read: bool = True
+    refused: bool = False  # the vendor refused our writes for it (403): not writable
+    # the car of the current session
+    session_id: int | None = None
+    terminals: set[int] = field(default_factory=set)
+    car_max: float | None = None
+    plugged_since: float | None = None
+    drew_at: float | None = None  # last poll it drew current
+    status: str = "Unknown"
+    measured: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    measured_at: float | None = None
+    energy_kwh: float = 0.0
+    online: bool = False
+
+    def confirm(self, value: float, now: float, *, full: float = MAX_CURRENT) -> None:
+        """A read-back shows ``value`` in force (after our write or anyone's).
+
+        The first value read (at start, or after a restart) may itself have been set moments
+        ago, by a balancer that ran before, and its car may still draw the old one: it is
+        adopted as a change from ``full``, so the guarantee keeps counting the full limit
+        until a car has had the time to follow.  No increase uses room before that."""
+        if self.limit is None:
+            self.previous_limit = full
+            self.limit_since = now
+        elif value != self.limit:
+            self.previous_limit = self.limit
+            self.limit_since = now
+        self.limit = value
+        self.pending = None
+        self.needs_read = False
+
+    def observe(self, status: ConnectorStatus | None, online: bool, now: float) -> None:
+        """This tick's poll of the connector (None: its charger did not answer)."""
+        self.online = online and status is not None
+        if status is None:
+            return
+        self.status = status.status
+        per_terminal = [0.0, 0.0, 0.0]
+        for m in status.measurements:
+            index = PHASE_INDEX.get(m.phase.upper())
+            if index is not None and m.current is not None:
+                per_terminal[index] = max(0.0, float(m.current))
+        measured = (per_terminal[0], per_terminal[1], per_terminal[2])
+        self.measured, self.measured_at = measured, now
+        self.energy_kwh = status.total_consumption_kwh or 0.0
+        if not self.plugged:
+            self._forget_car()
+            return
+        if status.session_id is not None and status.session_id != self.session_id:
+            if self.session_id is not None:
+                self._forget_car()
+            self.session_id = status.session_id
+        if self.plugged_since is None:
+            self.plugged_since = status.start_time.timestamp() if status.start_time else now
+        drawing = [t for t, amps in enumerate(measured) if amps > DRAWING_AMPS]
+        if drawing:
+            self.drew_at = now
+            self.terminals.update(drawing)
+            top = max(measured)
+            limit = self.limit if self.limit is not None else MAX_CURRENT
+            if top < limit - 2.0:  # drawing well under what it may: that is the car's own
+                self.car_max = max(self.car_max or 0.0, top)
+
+    def _forget_car(self) -> None:
+        self.session_id = None
+        self.terminals = set()
+        self.car_max = None
+        self.plugged_since = None
+        self.drew_at = None
+
+    @property
+    def plugged(self) -> bool:
+        return self.status not in UNPLUGGED
+
+    def wants_current(self, now: float, min_current: float, settle_s: float) -> bool:
+        """Plugged and not full.  A car shows Connected both when full and when held below
+        6 A: Connected under a limit that allows it to charge, for longer than a car takes to
+        follow the limit, is full."""
+        if not self.plugged:
+            return False
+        if self.status == "Charging":
+            return True
+        limit = self.limit if self.limit is not None else 0.0
+        if limit < min_current:
+            return True
+        since = self.limit_since if self.limit_since is not None else self.plugged_since
+        return since is not None and now - since < settle_s * 2
+
+    def state(
+        self,
+        now: float,
+        *,
+        pinned: float | None,
+        writable: bool,
+        min_current: float,
+        settle_s: float,
+    ) -> ConnectorState:
+        return ConnectorState(
+            key=self.key,
+            online=self.online,
+            plugged=self.plugged,
+            wants_current=self.wants_current(now, min_current, settle_s),
+            terminals=frozenset(self.terminals) if self.terminals else None,
+            measured=self.measured,
+            measured_at=self.measured_at,
+            car_max=self.car_max,
+            follows_limit=None,
+            limit=self.limit,
+            pending=self.pending,
+            previous_limit=self.previous_limit,
+            limit_since=self.limit_since,
+            pinned=pinned,
+            plugged_since=self.plugged_since,
+            session_energy_kwh=self.energy_kwh,
+            writable=writable and not self.refused,
+        )
