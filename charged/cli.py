@@ -47,14 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"YAML config file (default: $CHARGED_CONFIG or {DEFAULT_CONFIG})",
         )
 
-    run = sub.add_parser("run", help="run the collector daemon")
+    run = sub.add_parser(
+        "run",
+        help="run the collector daemon",
+        description="Run the collector: apply pending migrations (unless --no-migrate), log in "
+        "once, poll every charger every collector.interval seconds and store the rows, spooling "
+        "them to disk while the database is away; serve /healthz, /readyz and /metrics (and the "
+        "control API when enabled). SIGTERM or SIGINT stops it cleanly.",
+        epilog="Exit codes: 0 stopped cleanly, 1 error, 69 database or API unreachable, "
+        "77 login refused, 78 bad configuration.",
+    )
     config_arg(run)
     run.add_argument(
         "--no-migrate", action="store_true", help="do not apply database migrations at start"
     )
 
     demo = sub.add_parser(
-        "demo", help="simulator + collector + SQLite in one process; no config needed"
+        "demo",
+        help="simulator + collector + SQLite in one process; no config needed",
+        description="Run the simulated vendor API, the collector and the session tracker in "
+        "one process, storing into an SQLite file; one line per tick. Rows carry the fleet's "
+        "time (07:00 UTC on --date, --speed times faster than real time). Ctrl-C ends it and "
+        "prints how to look at the data.",
     )
     demo.add_argument(
         "--db",
@@ -95,18 +109,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     from charged.simulator import add_simulate_arguments
 
-    simulate = sub.add_parser("simulate", help="serve a simulated Charge Amps API")
+    simulate = sub.add_parser(
+        "simulate",
+        help="serve a simulated Charge Amps API",
+        description="Serve the simulated Charge Amps cloud API (same paths and JSON as the "
+        "vendor's) for a fleet of Aura chargers, with faults to inject. Ctrl-C or SIGTERM "
+        "stops it.",
+    )
     add_simulate_arguments(simulate)
 
-    db = sub.add_parser("db", help="database schema: upgrade, current")
+    db = sub.add_parser(
+        "db",
+        help="database schema: upgrade, current",
+        description="Create or upgrade the database schema (db upgrade), or show the applied "
+        "migration (db current). Needs only database.url from the config (or --db-url), not "
+        "the vendor's secrets.",
+    )
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     for name, text in (
         ("upgrade", "apply all migrations"),
         ("current", "print the applied migration"),
     ):
-        action = db_sub.add_parser(name, help=text)
+        action = db_sub.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}.")
         config_arg(action)
-        action.add_argument("--url", help="database URL (instead of the config's database.url)")
+        action.add_argument(
+            "--db-url",
+            metavar="URL",
+            help="database URL (instead of the config's database.url)",
+        )
+        # the spelling of earlier versions, kept for scripts that use it
+        action.add_argument("--url", dest="db_url", help=argparse.SUPPRESS)
     from charged.check_cli import add_check_command
     from charged.control.cli import add_control_commands
 
@@ -277,24 +309,39 @@ async def _cmd_demo(args: argparse.Namespace) -> int:
 
 async def _cmd_simulate(args: argparse.Namespace) -> int:
     from charged.log import configure_logging
+    from charged.signals import install_stop_signals
     from charged.simulator import config_from_args, run_simulator
+    from charged.tasks import cancel_and_wait
 
     configure_logging("info", "auto")
+    # SIGINT and SIGTERM stop it with 0, also when it was started in the background by a
+    # shell script (`charged simulate &`), which hands it SIGINT ignored: the loop's own
+    # handlers replace the inherited SIG_IGN, so Ctrl-C or `kill -INT` still stop it.
+    stop = asyncio.Event()
+    install_stop_signals(stop, lambda: None)
+    serving = asyncio.ensure_future(run_simulator(config_from_args(args), args.host, args.port))
+    stopped = asyncio.ensure_future(stop.wait())
     try:
-        await run_simulator(config_from_args(args), args.host, args.port)
+        await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not serving.done():
+            await cancel_and_wait(serving)
+        await cancel_and_wait(stopped)
+    if serving.cancelled():
+        return 0
+    try:
+        serving.result()  # it ended by itself: it could not start
     except OSError as exc:
         raise Fatal(
             f"cannot serve on {args.host}:{args.port}: {exc.strerror}", EXIT_UNAVAILABLE
         ) from None
-    except asyncio.CancelledError:
-        pass
     return 0
 
 
 async def _cmd_db(args: argparse.Namespace) -> int:
     from charged.storage.migrate import current, upgrade
 
-    url = args.url or _load(args.config, require_secrets=False).database.url
+    url = args.db_url or _load(args.config, require_secrets=False).database.url
     try:
         if args.db_command == "upgrade":
             applied = await upgrade(url)

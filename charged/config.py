@@ -181,6 +181,11 @@ class Settings(_Section):
         return _required(self.api.api_key, "api_key", self.source)
 
 
+# Settings fields that the loader fills in (where the file came from, what to warn about):
+# a file naming them is refused like any other unknown key.
+INTERNAL_FIELDS = ("source", "warnings")
+
+
 def _required(value: str | None, name: str, source: str) -> str:
     if not value:
         raise ConfigError(f"{source}: api.{name} is missing: {_secret_hint(name)}")
@@ -241,6 +246,11 @@ def settings_from_mapping(
     warnings: tuple[str, ...] = (),
 ) -> Settings:
     env = os.environ if environ is None else environ
+    for key in INTERNAL_FIELDS:  # fields of Settings, but not keys of the file
+        if key in data:
+            raise ConfigError(
+                f"{source}: unknown key '{key}'; check its spelling against config.example.yaml"
+            )
     try:
         settings = Settings.model_validate({**data, "source": source, "warnings": warnings})
     except ValidationError as exc:

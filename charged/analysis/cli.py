@@ -106,7 +106,11 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
         )
 
     sessions = subparsers.add_parser(
-        "sessions", help="charging sessions: energy, power, phases, connected/charging/idle time"
+        "sessions",
+        help="charging sessions: energy, power, phases, connected/charging/idle time",
+        description="List the charging sessions stored (derived from the polls, confirmed by "
+        "the vendor once reconciled), or with --by a report of energy per RFID tag or user. "
+        "New polls are folded in first unless --no-update.",
     )
     database(sessions)
     sessions.add_argument("--charger", metavar="CP", help="only this charge point")
@@ -128,7 +132,10 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
     no_update(sessions)
 
     export = subparsers.add_parser(
-        "export", help="a table or the sessions as CSV, JSON Lines or Parquet (streamed)"
+        "export",
+        help="a table or the sessions as CSV, JSON Lines or Parquet (streamed)",
+        description="Write a table, or the sessions, as CSV, JSON Lines or Parquet, streamed "
+        "from the database. Times are UTC.",
     )
     export.add_argument(
         "table",
@@ -155,7 +162,11 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
     no_update(export)
 
     plot = subparsers.add_parser(
-        "plot", help="PNG/SVG figures: energy and power per session, phase currents, garage"
+        "plot",
+        help="PNG/SVG figures: energy and power per session, phase currents, garage",
+        description="Draw a figure from the stored polls and sessions: energy and power of a "
+        "charger's sessions, the phase currents of one session with its max-current limit, or "
+        "the whole garage's power and phase currents. Needs matplotlib.",
     )
     plot.add_argument(
         "kind",
@@ -232,7 +243,7 @@ async def opened(args: argparse.Namespace, *tables: str) -> AsyncIterator[AsyncE
         if missing:
             raise _fatal(
                 f"the database has no {', '.join(missing)} table; run `charged db upgrade` "
-                "on it first (same -c, or --url)"
+                "on it first (same -c, or --db-url)"
             )
         yield engine
     finally:
@@ -459,15 +470,37 @@ async def _energy(
         )
     elif args.charger is not None:
         if since is None and until is None:
-            raise _fatal("say which time: --date DAY or --since/--until", EXIT_USAGE)
+            since, until = await _latest_day(conn, args)
         rows = await find_sessions(
             conn, charger=args.charger, connector=args.connector, since=since, until=until
         )
         title = f"Charger {args.charger}: energy and power per session, {_span(since, until)}"
     else:
-        raise _fatal("plot energy needs --charger CP (with --date) or --session ID", EXIT_USAGE)
+        raise _fatal(
+            "plot energy needs --charger CP (with --date DAY, else its latest day) or --session ID",
+            EXIT_USAGE,
+        )
     series = [await session_series(conn, row) for row in rows]
     return energy_power_figure(series, title)
+
+
+async def _latest_day(conn: Any, args: argparse.Namespace) -> tuple[datetime, datetime]:
+    """Without --date: the UTC day of the charger's latest session (said on stderr)."""
+    from charged.analysis.plot_data import find_sessions
+
+    rows = await find_sessions(conn, charger=args.charger, connector=args.connector)
+    starts = [r["start_time"] for r in rows if r["start_time"] is not None]
+    if not starts:
+        raise _fatal(
+            f"no sessions stored for charger {args.charger}; list them with `charged sessions`"
+        )
+    day = max(starts).replace(hour=0, minute=0, second=0, microsecond=0)
+    print(
+        f"charged: no --date given: drawing {day:%Y-%m-%d}, the day of the charger's latest "
+        "session",
+        file=sys.stderr,
+    )
+    return day, day + timedelta(days=1)
 
 
 async def _phases(conn: Any, args: argparse.Namespace) -> Any:

@@ -42,13 +42,23 @@ def print_sessions(rows: Sequence[Row], out: TextIO) -> None:
 
 
 def sessions_json(rows: Sequence[Row]) -> dict[str, Any]:
-    """Every column; times as ISO 8601 UTC with a Z."""
+    """Every column, named in camelCase like the vendor's fields and every other --json of
+    charged (``charge_point_id`` → ``chargePointId``); times as ISO 8601 UTC with a Z."""
     return {
         "sessions": [
-            {k: _iso(v) if isinstance(v, datetime) else v for k, v in r.items() if k != "id"}
+            {
+                camel_case(k): _iso(v) if isinstance(v, datetime) else v
+                for k, v in r.items()
+                if k != "id"
+            }
             for r in rows
         ]
     }
+
+
+def camel_case(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def _iso(moment: datetime) -> str:

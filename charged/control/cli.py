@@ -86,16 +86,38 @@ def add_control_commands(subparsers: Any) -> dict[str, Handler]:
         )
         return parser
 
-    chargers = subparsers.add_parser("chargers", help="owned chargers with their live status")
+    chargers = subparsers.add_parser(
+        "chargers",
+        help="owned chargers with their live status",
+        description="List the account's chargers with each connector's live status: state, "
+        "current, power and the energy of the running session (read from the vendor; nothing "
+        "is stored or changed).",
+        epilog=EPILOG,
+    )
     common(chargers)
 
-    settings = subparsers.add_parser("settings", help="show or change connector settings")
+    settings = subparsers.add_parser(
+        "settings",
+        help="show or change connector settings",
+        description="Show (settings show) or change (settings set) charge point and connector "
+        "settings; every change is read back and audited in control_action.",
+    )
     settings_sub = settings.add_subparsers(dest="settings_command", required=True, metavar="ACTION")
-    show = settings_sub.add_parser("show", help="charge point and connector settings")
+    show = settings_sub.add_parser(
+        "show",
+        help="charge point and connector settings",
+        description="Print the charge point's settings (dimmer, down light, max current, "
+        "installation current) and each connector's (mode, max current, RFID and cable lock).",
+        epilog=EPILOG,
+    )
     common(show)
     chargers_arg(show, connector="connector id(s), comma-separated (default: all)")
     change = settings_sub.add_parser(
-        "set", help="change connector settings (read, change, write, read back)", epilog=EPILOG
+        "set",
+        help="change connector settings (read, change, write, read back)",
+        description="Change connector settings: each named connector's settings are read, "
+        "changed, written back whole and read again; every field is audited.",
+        epilog=EPILOG,
     )
     common(change)
     chargers_arg(change, connector="connector id(s), comma-separated (with --all: optional)")
@@ -106,9 +128,20 @@ def add_control_commands(subparsers: Any) -> dict[str, Handler]:
     change.add_argument("--rfid-lock", metavar="on|off")
     change.add_argument("--cable-lock", metavar="on|off")
 
-    point = subparsers.add_parser("chargepoint", help="change charge point settings")
+    point = subparsers.add_parser(
+        "chargepoint",
+        help="change charge point settings",
+        description="Change charge point settings (chargepoint set): dimmer, down light, max "
+        "current; read back and audited like connector settings.",
+    )
     point_sub = point.add_subparsers(dest="chargepoint_command", required=True, metavar="ACTION")
-    point_set = point_sub.add_parser("set", help="dimmer, down light, max current", epilog=EPILOG)
+    point_set = point_sub.add_parser(
+        "set",
+        help="dimmer, down light, max current",
+        description="Change the dimmer, down light or max current of charge points: read, "
+        "change, write back whole, read again; every field is audited.",
+        epilog=EPILOG,
+    )
     common(point_set)
     chargers_arg(point_set, connector=None)
     point_set.add_argument("--dimmer", help="Off, Low, Medium or High")

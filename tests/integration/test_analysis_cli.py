@@ -102,16 +102,21 @@ def test_sessions_json_lists_every_stored_session_and_filters(
     code, out, err = run(capsys, "sessions", "--db", db, "--json")
     assert code == 0, err
     listed = json.loads(out)["sessions"]
-    assert {(s["charge_point_id"], s["connector_id"], s["session_id"]) for s in listed} == set(
+    assert {(s["chargePointId"], s["connectorId"], s["sessionId"]) for s in listed} == set(
         morning.truth
     )
+    # camelCase like every --json of charged, each column once
+    assert {"energyKwh", "peakPowerW", "idleAfterS", "gapCount", "vendorStart", "rfid"} <= set(
+        listed[0]
+    )
+    assert not [key for key in listed[0] if "_" in key]
     cp = morning.charge_point_ids[0]
     code, out, _ = run(
         capsys, "sessions", "--db", db, "--json", "--charger", cp, "--connector", "2"
     )
     assert code == 0
     chosen = json.loads(out)["sessions"]
-    assert chosen == [s for s in listed if s["charge_point_id"] == cp and s["connector_id"] == 2]
+    assert chosen == [s for s in listed if s["chargePointId"] == cp and s["connectorId"] == 2]
     strict_subsets = 0
     for since, until in (
         ("2026-01-05T07:00", "2026-01-05T07:20"),
@@ -123,8 +128,8 @@ def test_sessions_json_lists_every_stored_session_and_filters(
         overlapping = [
             s
             for s in listed
-            if s["start_time"] < datetime.fromisoformat(until).isoformat() + "Z"
-            and (s["end_time"] is None or s["end_time"] >= since)
+            if s["startTime"] < datetime.fromisoformat(until).isoformat() + "Z"
+            and (s["endTime"] is None or s["endTime"] >= since)
         ]
         assert code == 0 and json.loads(out)["sessions"] == overlapping
         strict_subsets += 0 < len(overlapping) < len(listed)
@@ -336,6 +341,27 @@ def test_plot_energy_of_a_chargers_morning(
         assert f"session {key[2]} (conn. {key[1]}" in text  # one legend entry per session
 
 
+def test_plot_energy_without_a_date_draws_the_chargers_latest_day(
+    db: str, morning: Morning, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the usage shows --date as optional: without it, the day of the latest session
+    cp = morning.charge_point_ids[0]
+    with_date, without = tmp_path / "with.svg", tmp_path / "without.svg"
+    code, _, err = run(capsys, "plot", "energy", "--db", db, "--charger", cp, "--date", DAY,
+                       "-o", str(with_date))  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, "plot", "energy", "--db", db, "--charger", cp, "-o", str(without))
+    assert code == 0, err
+    assert out.strip().startswith(f"wrote {without}")
+    assert err.strip() == (
+        f"charged: no --date given: drawing {DAY}, the day of the charger's latest session"
+    )
+    assert f"Charger {cp}: energy and power per session, {DAY} (UTC)" in without.read_text()
+    code, _, err = run(capsys, "plot", "energy", "--db", db, "--charger", "NOPE", "-o",
+                       str(tmp_path / "x.png"))  # fmt: skip
+    assert code == 1 and "no sessions stored for charger NOPE" in err
+
+
 async def test_phase_plot_overlays_the_audited_limit(morning: Morning) -> None:
     assert LIMITED.target is not None
     cp, connector = LIMITED.target
@@ -464,7 +490,7 @@ def test_a_database_without_the_sessions_table_says_to_upgrade(
     assert code == 1
     assert err.strip() == (
         "charged: the database has no charging_session table; run `charged db upgrade` on it "
-        "first (same -c, or --url)"
+        "first (same -c, or --db-url)"
     )
 
 

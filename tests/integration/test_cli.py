@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -210,3 +211,73 @@ async def test_an_api_address_that_finds_no_login_is_a_config_error(
     proc = await asyncio.to_thread(run_cli, "run", "-c", str(path))
     assert proc.returncode == EXIT_CONFIG  # not restarted in a loop by systemd
     assert "check api.base_url" in one_line_error(proc)
+
+
+# ---------------------------------------------------------------- consistency
+
+
+def _commands(parser: Any, name: str = "charged") -> list[tuple[str, Any]]:
+    import argparse
+
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                found.append((f"{name} {sub_name}", sub))
+                found += _commands(sub, f"{name} {sub_name}")
+    return found
+
+
+def test_every_command_has_help_and_a_description() -> None:
+    from charged.cli import build_parser
+
+    commands = _commands(build_parser())
+    assert len(commands) > 20
+    for name, parser in commands:
+        assert parser.description, f"`{name} --help` says nothing about what it does"
+        assert parser.description.strip()[-1] in ".)", name
+
+
+def test_the_database_option_is_db_url_everywhere() -> None:
+    from charged.cli import build_parser
+
+    for name, parser in _commands(build_parser()):
+        options = {o for a in parser._actions for o in a.option_strings}
+        shown = {o for a in parser._actions if a.help != "==SUPPRESS==" for o in a.option_strings}
+        assert "--database-url" not in options, name
+        if "--url" in options:  # the old spelling of db upgrade/current: accepted, not shown
+            assert "--url" not in shown and "--db-url" in shown, name
+
+
+def test_db_upgrade_takes_db_url_and_still_the_old_url(tmp_path: Path) -> None:
+    for option, name in (("--db-url", "new.db"), ("--url", "old.db")):
+        url = f"sqlite+aiosqlite:///{tmp_path / name}"
+        proc = run_cli("db", "upgrade", option, url, "-c", str(tmp_path / "none.yaml"))
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("applied: 0001")
+        proc = run_cli("db", "current", option, url, "-c", str(tmp_path / "none.yaml"))
+        assert proc.returncode == 0 and proc.stdout.strip()
+    assert "--url" not in run_cli("db", "upgrade", "--help").stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_simulate_stops_on_a_signal_even_with_sigint_ignored_by_its_parent(sig: int) -> None:
+    # what a shell script's `charged simulate &` does to it: SIGINT arrives set to SIG_IGN
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "charged.cli", "simulate", "--port", "0", "--chargers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the handlers are in place once it serves
+        assert first.startswith("charged simulate: 1 Aura chargers at http://127.0.0.1:")
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 0
+        assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -70,8 +70,8 @@ def test_demo_rows_are_stamped_with_fleet_time_and_make_sessions(
     sessions = json.loads(capsys.readouterr().out)["sessions"]
     assert sessions
     for s in sessions:
-        start = datetime.fromisoformat(s["start_time"].rstrip("Z"))
-        first = datetime.fromisoformat(s["first_poll"].rstrip("Z"))
+        start = datetime.fromisoformat(s["startTime"].rstrip("Z"))
+        first = datetime.fromisoformat(s["firstPoll"].rstrip("Z"))
         # the simulator's session start lies on the same time line as the polls
         assert start <= first + timedelta(minutes=10)
-        assert s["connected_s"] >= 0
+        assert s["connectedS"] >= 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,9 @@ def test_database_url_from_env(tmp_path: Path) -> None:
         ("api: [1, 2]\n", "api: Input should be"),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("api:\n  email: [unclosed\n", "YAML syntax error at line"),
+        # fields the loader fills in are not keys of the file
+        ("source: /tmp/elsewhere.yaml\n", "unknown key 'source'"),
+        ("warnings: []\n", "unknown key 'warnings'"),
     ],
 )
 def test_bad_config_is_one_line_naming_file_and_key(
@@ -210,3 +214,29 @@ def test_charged_run_exits_78_on_control_without_ops(
     assert main(["run", "-c", str(path)]) == 78
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ops.enabled is false" in err
+
+
+def test_the_example_shows_every_key(tmp_path: Path) -> None:
+    # every key of every section, set or commented out (a secret is best left out of it)
+    from pydantic import BaseModel
+
+    from charged.config import INTERNAL_FIELDS, Settings
+
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in (ROOT / "config.example.yaml").read_text().splitlines():
+        top = re.match(r"^([a-z_]+):", line)
+        if top:
+            current = top.group(1)
+            sections[current] = []
+        key = re.match(r"^\s+#?\s*([a-z_]+):", line)
+        if key and current is not None:
+            sections[current].append(key.group(1))
+    for name, field in Settings.model_fields.items():
+        if name in INTERNAL_FIELDS:
+            continue
+        assert name in sections, f"config.example.yaml has no section {name}"
+        model = field.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        missing = set(model.model_fields) - set(sections[name])
+        assert not missing, f"config.example.yaml does not show {name}.{sorted(missing)}"
