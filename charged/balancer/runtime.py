@@ -38,6 +38,7 @@ import structlog
 
 from charged.balancer.actuator import Actuator, Sent, SetConnector, WriteResult
 from charged.balancer.allocate import allocate
+from charged.balancer.failsafe import shadow_only
 from charged.balancer.model import (
     DEFAULT_PARAMS,
     PHASE_NAMES,
@@ -94,6 +95,13 @@ class StepReport:
 Put = Callable[[RowBatch], Awaitable[None]]
 
 
+def tick_input(
+    tick_time: datetime, statuses: Mapping[str, ChargePointStatus], asked: int
+) -> TickInput:
+    """A collector tick (its poll time is naive UTC, as stored) as the balancer reads it."""
+    return TickInput(tick_time.replace(tzinfo=UTC).timestamp(), dict(statuses), asked)
+
+
 class BalancerRuntime:
     def __init__(
         self,
@@ -124,7 +132,7 @@ class BalancerRuntime:
         self._tracked: dict[ConnectorKey, Tracked] = {
             key: Tracked(key) for key in site.connector_keys()
         }
-        self._loadbalanced: dict[str, bool] | None = None  # None: the list not read yet
+        self._shadow_only: dict[str, str] | None = None  # None: the list not read yet
         self._memory = BalancerMemory()
         self._steps = 0
         self._latest: TickInput | None = None
@@ -187,11 +195,11 @@ class BalancerRuntime:
         p = self.params
         await self._fold_pins()
         vendor_ok = tick.asked == 0 or bool(tick.statuses)
-        if self._loadbalanced is None and vendor_ok:
+        due = self._steps % self._reread_every == 0  # the first step, and every n-th
+        if vendor_ok and (self._shadow_only is None or due):
             await self._read_chargers()
         self._observe(tick, now)
         if vendor_ok:
-            due = self._steps % self._reread_every == 0
             await self._read_back(now, every=due)
         states = self._states(now)
         allocation = allocate(self.site, states, now, p, self._memory)
@@ -233,25 +241,17 @@ class BalancerRuntime:
         except ChargeAmpsError as exc:
             self._log.warning("could not list the chargers; driving none yet", error=str(exc))
             return
-        self._loadbalanced = {cp.id: cp.is_loadbalanced for cp in owned}
-        for cp in owned:
-            spec = self.site.charger(cp.id)
-            driven = spec is not None and not spec.vendor_balancing_off
-            if cp.is_loadbalanced and driven and cp.id not in self._warned_vendor:
-                self._warned_vendor.add(cp.id)
-                self._log.warning(
-                    "charger is load-balanced by the vendor's cloud: shadow only "
-                    "(set vendor_balancing_off in the site if that is not so)",
-                    charge_point_id=cp.id,
-                )
+        refused = shadow_only(self.site, owned)
+        self._shadow_only = refused
+        for cp_id, why in refused.items():
+            if cp_id not in self._warned_vendor:
+                self._warned_vendor.add(cp_id)
+                self._log.warning("charger not driven", charge_point_id=cp_id, reason=why)
 
     def _writable(self, cp_id: str) -> bool:
-        if self._loadbalanced is None:
-            return False
-        spec = self.site.charger(cp_id)
-        if spec is None:
-            return False
-        return not self._loadbalanced.get(cp_id, False) or spec.vendor_balancing_off
+        if self._shadow_only is None:
+            return False  # the charger list was not read yet: drive nobody
+        return self.site.charger(cp_id) is not None and cp_id not in self._shadow_only
 
     def _observe(self, tick: TickInput, now: float) -> None:
         for key, tracked in self._tracked.items():

@@ -61,6 +61,9 @@ class Tracked:
     measured_at: float | None = None
     energy_kwh: float = 0.0
     online: bool = False
+    # the car drew more than the new limit at the last poll before the latest change: only
+    # then does a later poll at or under the new limit show that the car followed it
+    above_before_change: bool = False
 
     def confirm(self, value: float, now: float, *, full: float = MAX_CURRENT) -> None:
         """A read-back shows ``value`` in force (after our write or anyone's).
@@ -72,16 +75,24 @@ class Tracked:
         if self.limit is None:
             self.previous_limit = full
             self.limit_since = now
+            self.above_before_change = max(self.measured) > value
         elif value != self.limit:
             self.previous_limit = self.limit
             self.limit_since = now
+            self.above_before_change = max(self.measured) > value
         self.limit = value
         self.pending = None
         self.needs_read = False
 
     def observe(self, status: ConnectorStatus | None, online: bool, now: float) -> None:
         """This tick's poll of the connector (None: its charger did not answer)."""
+        was_online = self.online
         self.online = online and status is not None
+        if self.online and not was_online and self.limit is not None:
+            # back after an outage: what the cloud held meanwhile reaches the charger only
+            # now, and its car follows late; read it again and count it as fresh
+            self.limit = self.pending = None
+            self.needs_read = True
         if status is None:
             return
         self.status = status.status
@@ -136,6 +147,20 @@ class Tracked:
         since = self.limit_since if self.limit_since is not None else self.plugged_since
         return since is not None and now - since < settle_s * 2
 
+    def _evidence_time(self) -> float | None:
+        """The poll time the guarantee may take as evidence that the car follows its limit.
+
+        A poll at or under a lowered limit proves the car follows it only if the car drew
+        more than that before the change, and the poll came after the change: an idle
+        connector, or a car drawing little on its own, "follows" any limit and may take the
+        old one the moment a car plugs in or ramps up.  Otherwise the change counts at the
+        old value for the full settle time."""
+        if self.measured_at is None or self.limit_since is None:
+            return self.measured_at
+        if self.measured_at > self.limit_since and self.above_before_change:
+            return self.measured_at
+        return None
+
     def state(
         self,
         now: float,
@@ -152,7 +177,7 @@ class Tracked:
             wants_current=self.wants_current(now, min_current, settle_s),
             terminals=frozenset(self.terminals) if self.terminals else None,
             measured=self.measured,
-            measured_at=self.measured_at,
+            measured_at=self._evidence_time(),
             car_max=self.car_max,
             follows_limit=None,
             limit=self.limit,

@@ -89,6 +89,7 @@ class Simulator:
         self.base_url = ""
         self._dice = FaultDice(self.faults, config.seed)
         self._schedules: dict[str, dict[str, JsonObject]] = {}
+        self._unsynced: set[str] = set()  # offline chargers whose stored settings wait
         self._schedule_serial = 0
         self.callbacks_enabled: set[str] = set()
         self._overridden: set[tuple[str, int]] = set()  # (cp, connector) schedule overrides
@@ -357,7 +358,7 @@ class Simulator:
             return _error(400, str(exc))
         if cp.id not in self.faults.ignore_writes:
             cp.settings = settings
-            self.fleet.settings_changed(cp)
+            self._settings_stored(cp)
         return _ok()
 
     async def _get_connector_settings(self, request: web.Request) -> web.StreamResponse:
@@ -379,7 +380,7 @@ class Simulator:
         if cp_id not in self.faults.ignore_writes:
             # the model was brought up to now by _connector(): the change applies from here
             connector.settings = settings
-            self.fleet.settings_changed(cp)
+            self._settings_stored(cp)
         return _ok()
 
     # ------------------------------------------------------------------ sessions
@@ -539,7 +540,19 @@ class Simulator:
         cp = self.fleet.get(request.match_info["cp"])
         if cp is None:
             raise _http_error(web.HTTPNotFound, f"unknown charge point {request.match_info['cp']}")
+        if cp.id in self._unsynced and not self.is_offline(cp):
+            # back online: the cloud pushes what it stored meanwhile (cars follow it late)
+            self._unsynced.discard(cp.id)
+            self.fleet.settings_changed(cp)
         return cp
+
+    def _settings_stored(self, cp: ChargePoint) -> None:
+        """The cloud stored new settings: an online charger gets them now, an offline one
+        when it is back (noticed at the next request about it, e.g. the next poll)."""
+        if self.is_offline(cp):
+            self._unsynced.add(cp.id)
+        else:
+            self.fleet.settings_changed(cp)
 
     def is_offline(self, cp: ChargePoint) -> bool:
         """Rebooting, or made offline by the ``offline`` fault."""
