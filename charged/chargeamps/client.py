@@ -98,6 +98,9 @@ CALLBACKS = "/chargepoints/callbacks/{action}"
 ORGANISATION_STATUSES = "/organisations/{org}/chargepoints/statuses"
 SCHEDULE_OVERRIDE = "/chargepoints/{id}/connectors/{connector}/schedule/override"
 SCHEDULE_OVERRIDE_STATUS = "/chargepoints/{id}/schedule/override/status"
+# An organisation's statuses hold every charger: its cap is this much per charger expected
+# (a status of two charging connectors is about 1 KiB), or api.max_body_bytes if larger.
+ORGANISATION_BYTES_PER_CHARGER = 16 * 1024
 # What of an error body goes into the message: the vendor's own words, one line, short.
 ERROR_TEXT_LIMIT = 160
 
@@ -216,6 +219,8 @@ class ChargeAmpsClient:
         # connector status means (a name means itself on every charger)
         self._ocpp_versions: dict[str, str | None] = {}
         self._unknown_statuses: set[str] = set()  # raw values warned about once each
+        # answers that hold many chargers get a cap of their own (by path template)
+        self._body_caps: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"ChargeAmpsClient({self._root!r})"
@@ -298,13 +303,18 @@ class ChargeAmpsClient:
         return self._status_of(data, cp_id, STATUS)
 
     async def organisation_statuses(
-        self, organisation_id: str, *, deadline: float | None = None
+        self, organisation_id: str, *, chargers: int = 1, deadline: float | None = None
     ) -> tuple[list[ChargePointStatus], list[str]]:
         """Every charger of the organisation in one call (v5).
 
+        ``chargers``: how many the caller expects; the answer may be
+        ``max(api.max_body_bytes, chargers × ORGANISATION_BYTES_PER_CHARGER)`` long.
         → (the statuses that parse, the ids of those that do not: each counted and logged
         as a payload error of its own, so one bad charger does not cost the others).
         """
+        self._body_caps[ORGANISATION_STATUSES] = max(
+            self._max_body, chargers * ORGANISATION_BYTES_PER_CHARGER
+        )
         path = {"org": organisation_id}
         data = await self._fetch(ORGANISATION_STATUSES, path, deadline=deadline)
         if data is None:
@@ -793,14 +803,14 @@ class ChargeAmpsClient:
                 ) as response:
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
-                    raw = await self._read_body(response)
+                    cap = self._body_caps.get(template, self._max_body)
+                    raw = await self._read_body(response, cap)
                     if raw is None:
                         # Leaving the block unread closes the connection: the rest of the
                         # answer is never downloaded.
                         self._metrics.api_requests.labels(template, "body_too_large").inc()
                         raise PayloadError(
-                            BODY_TOO_LARGE.format(what=what, cap=self._max_body),
-                            endpoint=template,
+                            BODY_TOO_LARGE.format(what=what, cap=cap), endpoint=template
                         )
             except TimeoutError:
                 self._metrics.api_requests.labels(template, "timeout").inc()
@@ -832,9 +842,8 @@ class ChargeAmpsClient:
         self._metrics.api_requests.labels(template, str(status)).inc()
         return status, raw, retry_after
 
-    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes | None:
+    async def _read_body(self, response: aiohttp.ClientResponse, cap: int) -> bytes | None:
         """The body, or None when it is larger than the cap (at most cap + 1 bytes are read)."""
-        cap = self._max_body
         declared = response.content_length
         if declared is not None and declared > cap:
             return None

@@ -37,7 +37,7 @@ class StatusSource(Protocol):
     async def status(self, cp_id: str, *, deadline: float | None = None) -> ChargePointStatus: ...
 
     async def organisation_statuses(
-        self, organisation_id: str, *, deadline: float | None = None
+        self, organisation_id: str, *, chargers: int = 1, deadline: float | None = None
     ) -> tuple[list[ChargePointStatus], list[str]]: ...
 
 
@@ -246,7 +246,7 @@ class Supervisor:
             return
         try:
             statuses, broken = await self._client.organisation_statuses(
-                org, deadline=started + (deadline - started) / 2
+                org, chargers=len(ids), deadline=started + (deadline - started) / 2
             )
         except AuthenticationError:
             raise

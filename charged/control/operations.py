@@ -461,6 +461,7 @@ class Controller:
                 return _Done(changes, Outcome.UNCHANGED, note=note)
             # sent all the same: an OCPP charger may wait for the car to be plugged in
             no_vehicle = before is not None and before.state in NO_VEHICLE
+            lock_off = await self._rfid_lock_off(cp_id, connector_id)
             await run.sending(changes)
             try:
                 await self._client.remote_start(
@@ -485,10 +486,30 @@ class Controller:
             if done.outcome is Outcome.UNVERIFIED and no_vehicle:
                 # the vendor documents no refusal for this: it may accept and do nothing
                 done = dataclasses.replace(done, error=f"{done.error}; {NO_VEHICLE_HINT}")
+            if lock_off:
+                note = f"{done.note}; {RFID_LOCK_OFF}" if done.note else RFID_LOCK_OFF
+                done = dataclasses.replace(done, note=note)
             return done
 
         wanted: dict[str, JsonValue] = {"remoteStart": start.describe()}
         return await self._change(cp_id, connector_id, "remote_start", wanted, attempt)
+
+    async def _rfid_lock_off(self, cp_id: str, connector_id: int) -> bool:
+        """The connector's RFID lock is off (the vendor: a remote start "only makes sense"
+        with it on); warned about, never a reason not to start.  Unreadable: not warned."""
+        try:
+            settings = await self._client.connector_settings(cp_id, connector_id)
+        except ChargeAmpsError:
+            return False
+        if settings.rfid_lock:
+            return False
+        self._log.warning(
+            "remote start with the RFID lock off",
+            charge_point_id=cp_id,
+            connector_id=connector_id,
+            hint=RFID_LOCK_OFF,
+        )
+        return True
 
     async def remote_stop(self, cp_id: str, connector_id: int) -> ChangeResult:
         """Stop the running session; nothing is sent to a connector that has none."""
@@ -765,6 +786,10 @@ class Controller:
 
 
 OFFLINE: Final = "Offline"
+RFID_LOCK_OFF: Final = (
+    "the connector's RFID lock is off: a remote start only makes sense with it on (the "
+    "vendor's description): set rfidLock on"
+)
 NO_VEHICLE_HINT: Final = "the connector read Available before the start: is a vehicle plugged in?"
 
 

@@ -27,6 +27,7 @@ PHASES = ("L1", "L2", "L3")
 DIMMER_VALUES = ("Off", "Low", "Medium", "High")
 MODE_VALUES = ("On", "Off", "Schedule")
 RFID_FORMATS = ("Hex", "Dec", "ReverseDec")
+RFID_LENGTHS = (4, 7, 10)
 
 
 class BadRequest(ValueError):
@@ -353,11 +354,18 @@ def parse_remote_start(body: object) -> str | None:
     what = "RemoteStart"
     d = _object(body, what)
     length = d.get("rfidLength")
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-        raise BadRequest(f"{what}.rfidLength: must be a non-negative integer")
-    _choice(d, "rfidFormat", RFID_FORMATS, what)
-    if not isinstance(d.get("rfid"), str):
+    # the v5 description: the RFID is hex, 4, 7 or 10 bytes
+    if isinstance(length, bool) or length not in RFID_LENGTHS:
+        raise BadRequest(f"{what}.rfidLength: must be 4, 7 or 10 (bytes)")
+    fmt = _choice(d, "rfidFormat", RFID_FORMATS, what)
+    rfid = d.get("rfid")
+    if not isinstance(rfid, str):
         raise BadRequest(f"{what}.rfid: must be a string")
+    if fmt == "Hex":
+        if len(rfid) != 2 * length or any(ch not in "0123456789abcdefABCDEF" for ch in rfid):
+            raise BadRequest(f"{what}.rfid: must be {2 * length} hex digits ({length} bytes)")
+    elif not (rfid.isascii() and rfid.isdigit()):
+        raise BadRequest(f"{what}.rfid: a {fmt} RFID must be decimal digits")
     external = d.get("externalTransactionId")
     if external is not None and not isinstance(external, str):
         raise BadRequest(f"{what}.externalTransactionId: must be a string or absent")

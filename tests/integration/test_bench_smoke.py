@@ -79,3 +79,16 @@ async def test_harness_measures_collector_and_baseline(
         }
     )
     assert "5 chargers" in text and "measured on 2 of 5 chargers and extrapolated" in text
+
+
+@pytest.mark.parametrize("organisation", [False, True])
+async def test_the_requests_per_tick_bench_counts_both_ways(organisation: bool) -> None:
+    from bench.requests import measure, table
+
+    run = await measure(5, organisation=organisation, ticks=2, latency=0.0)
+    assert run.ok == 5
+    # a tick: one request per charger, or one organisation call
+    assert run.requests_per_tick == (1 if organisation else 5)
+    assert (run.status_calls, run.organisation_calls) == ((0, 1) if organisation else (5, 0))
+    assert run.first_tick_requests == run.requests_per_tick + 1  # plus the owned list
+    assert "| 5 |" in table([run])

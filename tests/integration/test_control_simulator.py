@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import pytest
@@ -184,7 +184,11 @@ async def test_stop_start_and_reboot(rig: Rig) -> None:
     assert again.outcome is Outcome.UNCHANGED and rig.sim.writes == writes
     assert again.note == "connector was not charging (Connected): nothing sent"
     started = await rig.controller.remote_start(cp_id, connector, remote_start("0A1B2C3D"))
-    assert (started.outcome, started.note) == (Outcome.OK, "started: connector now Charging")
+    assert started.outcome is Outcome.OK
+    assert started.note == (  # the simulator's connectors start with the RFID lock off
+        "started: connector now Charging; the connector's RFID lock is off: a remote start "
+        "only makes sense with it on (the vendor's description): set rfidLock on"
+    )
     rig.sim.fleet.advance(20)
     assert (await rig.connector_status(cp_id, connector)).status == "Charging"
     rebooted = await rig.controller.reboot(cp_id)
@@ -196,6 +200,21 @@ async def test_stop_start_and_reboot(rig: Rig) -> None:
         ("remote_start", '"Connected"', "ok"),
         ("reboot", '"Online"', "ok"),
     ]
+
+
+@pytest.mark.parametrize("conflicts", [False, True])
+async def test_a_remote_start_with_no_car_is_never_reported_ok(rig: Rig, conflicts: bool) -> None:
+    rig.sim.config.conflicts = conflicts
+    free: list[tuple[str, int]] = []
+    for cp in rig.sim.charge_point_ids():
+        status = await rig.client.status(cp)
+        free += [(cp, c.connector_id) for c in status.connector_statuses if c.status == "Available"]
+    result = await rig.controller.remote_start(*free[0], remote_start("0A1B2C3D"))
+    hint = "the connector read Available before the start: is a vehicle plugged in?"
+    assert result.error is not None and result.error.endswith(hint)
+    # the vendor's 409 (an option): failed; its documented silence: accepted, unverified
+    assert result.outcome is (Outcome.FAILED if conflicts else Outcome.UNVERIFIED)
+    assert result.conflict is conflicts
 
 
 async def test_a_rebooting_charger_takes_no_change_and_says_why(rig: Rig) -> None:
@@ -227,9 +246,13 @@ async def test_a_rebooting_charger_takes_no_change_and_says_why(rig: Rig) -> Non
     assert (await rig.controller.set_connector(cp_id, 2, ConnectorChange(rfid_lock=True))).ok
 
 
+@pytest.mark.parametrize("vendor_answer", ["reject", "clip"])
 async def test_a_limit_above_the_installation_current_is_refused_and_nothing_sent(
-    rig: Rig,
+    rig: Rig, vendor_answer: Literal["reject", "clip"]
 ) -> None:
+    # whatever the vendor would do with it (refuse or clip: the reference does not say),
+    # charged refuses it before sending, from the installationCurrent it reads
+    rig.sim.config.above_installation = vendor_answer
     small = rig.sim.charge_point_ids()[SMALL]
     settings = await rig.client.connector_settings(small, 1)
     assert settings.installation_current == 16

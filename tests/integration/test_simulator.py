@@ -554,6 +554,9 @@ async def test_remote_stop_and_start(api: Api, sim: Simulator) -> None:
     }
     assert (await api.put(f"{base}/remotestart", {**start, "rfidFormat": "Oct"}))[0] == 400
     assert (await api.put(f"{base}/remotestart", {**start, "rfidLength": "4"}))[0] == 400
+    # 4, 7 or 10 bytes, as documented; a Hex id two digits per byte
+    for wrong in ({"rfidLength": 2, "rfid": "0A0B"}, {"rfidLength": 7}, {"rfid": "0A0B0C0G"}):
+        assert (await api.put(f"{base}/remotestart", {**start, **wrong}))[0] == 400, wrong
     assert (await api.put(f"{base}/remotestart"))[0] == 403
     assert (await api.put(f"{base}/remotestart", start))[0] == 200
     restarted = await connector_status(api, cp, cid)

@@ -69,6 +69,10 @@ class FakeVendor:
             (i, n): ("Charging", 7) if n == 1 else ("Available", None) for i in ids for n in (1, 2)
         }
         self.sessions = 7
+        # a wiring limit the vendor enforces but does not show (installationCurrent unread):
+        # a maxCurrent above it is refused with 400, or clipped to it
+        self.wiring: float | None = None
+        self.above_wiring = "reject"
 
     async def owned_chargepoints(self, *, deadline: float | None = None) -> list[ChargePoint]:
         self.owned_calls += 1
@@ -119,6 +123,16 @@ class FakeVendor:
         self.writes.append(("connector", settings))
         if self.fail_put is not None:
             raise self.fail_put
+        amps = settings.max_current
+        if self.wiring is not None and amps is not None and amps > self.wiring:
+            if self.above_wiring == "reject":
+                raise ApiError(
+                    "PUT /chargepoints/CP1/connectors/1/settings: HTTP 400: the vendor "
+                    "rejected the request as invalid (the vendor said: maxCurrent too high)",
+                    status=400,
+                    endpoint="/chargepoints/{id}/connectors/{connector}/settings",
+                )
+            settings = dataclasses.replace(settings, max_current=self.wiring)
         if settings.charge_point_id not in self.ignore_writes:
             key = (settings.charge_point_id, settings.connector_id)
             # like the vendor: the PUT replaces the object, installationCurrent is read-only
@@ -292,6 +306,8 @@ async def test_chargepoint_settings_keep_untouched_fields(
 async def test_commands_are_sent_once_checked_in_the_status_and_audited(
     controller: Controller, vendor: FakeVendor, audit: MemoryAuditSink
 ) -> None:
+    key = ("CP1", 1)
+    vendor.connectors[key] = dataclasses.replace(vendor.connectors[key], rfid_lock=True)
     stopped = await controller.remote_stop("CP1", 1)
     started = await controller.remote_start("CP1", 1, remote_start("0A1B2C3D"))
     rebooted = await controller.reboot("CP2")
@@ -336,6 +352,37 @@ async def test_stop_without_a_session_and_start_with_one_send_nothing_and_say_so
     vendor.states[("CP1", 2)] = ("Connected", 9)
     assert (await controller.remote_stop("CP1", 2)).outcome is Outcome.OK
     assert vendor.writes == [("stop", ("CP1", 2))]
+
+
+@pytest.mark.parametrize("above", ["reject", "clip"])
+async def test_a_limit_above_an_unseen_installation_current_fails_either_way(
+    controller: Controller, vendor: FakeVendor, audit: MemoryAuditSink, above: str
+) -> None:
+    # the vendor enforces a wiring limit it does not report: refused (400) or clipped
+    key = ("CP1", 1)
+    vendor.connectors[key] = dataclasses.replace(vendor.connectors[key], installation_current=None)
+    vendor.wiring, vendor.above_wiring = 16.0, above
+    result = await controller.set_connector("CP1", 1, ConnectorChange(max_current=20))
+    assert result.outcome is Outcome.FAILED
+    if above == "reject":
+        assert result.error is not None and result.error.endswith("maxCurrent too high)")
+    else:  # accepted, and the read-back shows what the charger really took
+        assert result.error == "did not stick: maxCurrent reads back 16 (asked 20)"
+        assert vendor.connectors[key].max_current == 16.0
+    assert [r.result for r in audit.records] == ["failed"]
+
+
+async def test_a_remote_start_with_the_rfid_lock_off_is_sent_and_warned_about(
+    controller: Controller, vendor: FakeVendor
+) -> None:
+    vendor.states[("CP1", 2)] = ("Connected", None)  # a car waiting, no session
+    result = await controller.remote_start("CP1", 2, remote_start("0A1B2C3D"))
+    assert result.outcome is Outcome.OK
+    assert result.note == (
+        "started: connector now Charging; the connector's RFID lock is off: a remote start "
+        "only makes sense with it on (the vendor's description): set rfidLock on"
+    )
+    assert [w[0] for w in vendor.writes] == ["start"]
 
 
 @pytest.mark.parametrize("paused", ["SuspendedEV", "SuspendedEVSE", "Finishing"])
