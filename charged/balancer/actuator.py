@@ -10,19 +10,27 @@ ones would most likely fail too and only add load to a struggling API.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 from charged.balancer.model import Write
+from charged.chargeamps.models import ConnectorSettings
 from charged.control.operations import ChangeResult, Outcome
 from charged.control.validation import ConnectorChange
+
+Unless = Callable[[ConnectorSettings], str | None]
 
 
 class SetConnector(Protocol):
     async def set_connector(
-        self, cp_id: str, connector_id: int, change: ConnectorChange
+        self,
+        cp_id: str,
+        connector_id: int,
+        change: ConnectorChange,
+        *,
+        unless: Unless | None = None,
     ) -> ChangeResult: ...
 
 
@@ -38,6 +46,7 @@ class WriteResult:
     write: Write
     sent: Sent
     forbidden: bool = False  # the vendor answered 403: this connector is not ours to drive
+    changed_outside: bool = False  # found set by someone else since last read: not sent
     error: str | None = None
 
 
@@ -46,7 +55,13 @@ class Actuator:
         self._controller = controller
         self._max_writes = max_writes
 
-    async def send(self, writes: Sequence[Write]) -> list[WriteResult]:
+    async def send(
+        self,
+        writes: Sequence[Write],
+        unless: Callable[[Write], Unless | None] = lambda write: None,
+    ) -> list[WriteResult]:
+        """Send ``writes`` in order; ``unless(write)`` may give a check of the settings read
+        just before each write that refuses it (someone changed the connector meanwhile)."""
         results: list[WriteResult] = []
         stopped = False
         for index, write in enumerate(writes):
@@ -56,15 +71,18 @@ class Actuator:
             # the vendor's maxCurrent is whole amperes (0 pauses); the plan never asks for less
             # than a whole ampere less than it meant, so round down, never up
             limit = int(write.limit)
+            check = unless(write)
             result = await self._controller.set_connector(
-                write.key[0], write.key[1], ConnectorChange(max_current=limit)
+                write.key[0], write.key[1], ConnectorChange(max_current=limit), unless=check
             )
             outcome = _sent(result)
+            outside = check is not None and result.outcome is Outcome.REJECTED and result.conflict
             results.append(
                 WriteResult(
                     write,
                     outcome,
                     forbidden=bool(result.error and "403" in result.error),
+                    changed_outside=outside,
                     error=result.error,
                 )
             )

@@ -36,7 +36,7 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from charged.balancer.actuator import Actuator, Sent, SetConnector, WriteResult
+from charged.balancer.actuator import Actuator, Sent, SetConnector, Unless, WriteResult
 from charged.balancer.allocate import allocate
 from charged.balancer.failsafe import shadow_only
 from charged.balancer.model import (
@@ -49,6 +49,7 @@ from charged.balancer.model import (
     ConnectorState,
     Plan,
     Site,
+    Write,
 )
 from charged.balancer.pins import AuditSource, PinBook
 from charged.balancer.plan import plan
@@ -209,7 +210,7 @@ class BalancerRuntime:
         if self.mode == "active" and decided.writes:
             await self._fold_pins()  # a person who just acted wins over this tick's plan
             writes = [w for w in decided.writes if self.pins.get(w.key) is None]
-            results = tuple(await self._actuator.send(writes))
+            results = tuple(await self._actuator.send(writes, self._unchanged_check))
             self._apply(results, self._clock.time())
         measured = self._measured(states)
         report = StepReport(now, tuple(states), allocation, decided, results, vendor_ok, measured)
@@ -328,6 +329,26 @@ class BalancerRuntime:
             )
         return states
 
+    def _unchanged_check(self, write: Write) -> Unless | None:
+        """Refuse a write to a connector whose setting is no longer what the balancer left
+        there: someone set it since (the vendor's app): a person's limit, not to overwrite."""
+        tracked = self._tracked[write.key]
+        if tracked.limit is None:
+            return None  # nothing known to compare with (the plan counts it at full)
+        expected = {tracked.limit, tracked.pending}
+        spec = self.site.charger(write.key[0])
+
+        def check(before: ConnectorSettings) -> str | None:
+            found = settings_limit(before, spec)
+            if found in expected:
+                return None
+            return (
+                f"changed outside charged: the limit reads {found:g} A, the balancer left "
+                f"{tracked.limit:g} A; not overwritten (a person's limit)"
+            )
+
+        return check
+
     def _apply(self, results: Sequence[WriteResult], now: float) -> None:
         for result in results:
             tracked = self._tracked[result.write.key]
@@ -338,6 +359,14 @@ class BalancerRuntime:
             elif result.sent is Sent.UNKNOWN:
                 tracked.pending = sent
                 tracked.needs_read = True
+            elif result.changed_outside:
+                self.pins.pin_outside(tracked.key)
+                tracked.needs_read = True
+                self._log.warning(
+                    "connector's limit changed outside charged: pinned until released",
+                    charge_point_id=tracked.key[0],
+                    connector_id=tracked.key[1],
+                )
             elif result.sent is Sent.REFUSED and result.forbidden:
                 tracked.refused = True
                 self._log.warning(

@@ -368,13 +368,25 @@ class Controller:
     # ------------------------------------------------------------ changing
 
     async def set_connector(
-        self, cp_id: str, connector_id: int, change: ConnectorChange
+        self,
+        cp_id: str,
+        connector_id: int,
+        change: ConnectorChange,
+        *,
+        unless: Callable[[ConnectorSettings], str | None] | None = None,
     ) -> ChangeResult:
+        """``unless`` looks at the settings read just before the write: a reason it gives
+        refuses the change (``rejected``, nothing sent; the balancer uses it not to overwrite
+        a limit someone set since it last looked)."""
         wanted = change.wanted()
 
         async def attempt(run: _Run) -> _Done:
             await self._connector(cp_id, connector_id)
             before = await self._client.connector_settings(cp_id, connector_id)
+            refusal = None if unless is None else unless(before)
+            if refusal is not None:
+                changes = _field_changes(wanted, connector_settings_json(before))
+                return _Done(changes, Outcome.REJECTED, refusal, conflict=True)
             if not isinstance(change.max_current, Unset):
                 check_installation_current(
                     change.max_current,

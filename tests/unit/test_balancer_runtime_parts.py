@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -142,7 +143,12 @@ class FakeController:
         self.sent: list[tuple[str, int, ConnectorChange]] = []
 
     async def set_connector(
-        self, cp_id: str, connector_id: int, change: ConnectorChange
+        self,
+        cp_id: str,
+        connector_id: int,
+        change: ConnectorChange,
+        *,
+        unless: Callable[[ConnectorSettings], str | None] | None = None,
     ) -> ChangeResult:
         self.sent.append((cp_id, connector_id, change))
         return self.outcomes.pop(0)
@@ -180,3 +186,11 @@ async def test_the_actuator_sends_at_most_its_bound() -> None:
     controller = FakeController([result(Outcome.OK), result(Outcome.UNCHANGED)])
     sent = await Actuator(controller, max_writes=2).send(writes)
     assert [s.sent for s in sent] == [Sent.CONFIRMED, Sent.CONFIRMED, Sent.NOT_SENT]
+
+
+async def test_a_write_refused_by_its_check_is_a_change_made_outside() -> None:
+    writes = [Write(("CP1", 1), 6.0, 16.0, WriteKind.DECREASE)]
+    refused = result(Outcome.REJECTED, error="changed outside charged", conflict=True)
+    controller = FakeController([refused])
+    sent = await Actuator(controller, max_writes=5).send(writes, lambda w: lambda s: "no")
+    assert sent[0].sent is Sent.REFUSED and sent[0].changed_outside

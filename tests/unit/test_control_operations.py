@@ -212,6 +212,32 @@ async def test_connector_change_writes_the_whole_object_and_reads_back(
     assert row.created.tzinfo is None and row.created.year == 2026
 
 
+async def test_a_change_its_check_refuses_is_not_sent_and_is_audited_rejected(
+    controller: Controller, vendor: FakeVendor, audit: MemoryAuditSink
+) -> None:
+    vendor.connectors[("CP1", 1)] = ConnectorSettings("CP1", 1, 8.0, False, "On", False, 32.0)
+    seen: list[ConnectorSettings] = []
+
+    def unless(before: ConnectorSettings) -> str | None:
+        seen.append(before)
+        return "changed outside charged" if before.max_current != 16 else None
+
+    result = await controller.set_connector(
+        "CP1", 1, ConnectorChange(max_current=10), unless=unless
+    )
+    assert seen == [vendor.connectors[("CP1", 1)]]  # the settings read just before
+    assert result.outcome is Outcome.REJECTED and result.conflict
+    assert result.error == "changed outside charged"
+    assert vendor.writes == []
+    (row,) = audit.records
+    assert (row.field, row.old_value, row.new_value, row.result) == (
+        "maxCurrent",
+        "8",
+        "10",
+        "rejected",
+    )
+
+
 async def test_several_fields_make_one_write_and_one_audit_row_each(
     controller: Controller, vendor: FakeVendor, audit: MemoryAuditSink
 ) -> None:
