@@ -192,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print("figures need matplotlib: pip install 'charged[plot]'", file=sys.stderr)
+        print(
+            "figures need matplotlib: pip install '.[plot]' (or python3 dev.py test's venv)",
+            file=sys.stderr,
+        )
         return 1
     if not args.out.is_dir():
         print(f"no directory {args.out}; run from the project's root or give --out DIR",

@@ -62,6 +62,32 @@ def next_month(month: datetime) -> datetime:
     return month.replace(year=month.year + month.month // 12, month=month.month % 12 + 1)
 
 
+def parse_size(text: str) -> tuple[float, float]:
+    """WxH in inches → (width, height)."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        width, height = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--size takes WIDTHxHEIGHT in inches, e.g. 6.4x3.6, got {text!r}"
+        ) from None
+    if not (1 <= width <= 50 and 1 <= height <= 50):
+        raise argparse.ArgumentTypeError(
+            f"--size: width and height must be 1-50 inches, got {text!r}"
+        )
+    return width, height
+
+
+def parse_dpi(text: str) -> float:
+    try:
+        dpi = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--dpi takes a number, e.g. 300, got {text!r}") from None
+    if not 20 <= dpi <= 1200:
+        raise argparse.ArgumentTypeError(f"--dpi must be 20-1200, got {text!r}")
+    return dpi
+
+
 def parse_day(text: str) -> datetime:
     day = parse_when(text)
     if day.time() != datetime.min.time():
@@ -135,7 +161,7 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
         "export",
         help="a table or the sessions as CSV, JSON Lines or Parquet (streamed)",
         description="Write a table, or the sessions, as CSV, JSON Lines or Parquet, streamed "
-        "from the database. Times are UTC.",
+        "from the database. Times are UTC and written with their offset (+00:00).",
     )
     export.add_argument(
         "table",
@@ -163,7 +189,7 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
 
     plot = subparsers.add_parser(
         "plot",
-        help="PNG/SVG figures: energy and power per session, phase currents, garage",
+        help="PNG/SVG/PDF figures: energy and power per session, phase currents, garage",
         description="Draw a figure from the stored polls and sessions: energy and power of a "
         "charger's sessions, the phase currents of one session with its max-current limit, or "
         "the whole garage's power and phase currents. Needs matplotlib.",
@@ -181,7 +207,24 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
     plot.add_argument("--session", type=int, metavar="ID", help="one session (energy, phases)")
     time_range(plot, day=True)
     plot.add_argument(
-        "-o", "--output", type=Path, required=True, metavar="FILE", help="a .png or .svg file"
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="a .png, .svg or .pdf file (by its name)",
+    )
+    plot.add_argument(
+        "--size",
+        type=parse_size,
+        metavar="WxH",
+        help="figure size in inches, e.g. 3.5x2.6 for a paper's column (default: 10x5.4)",
+    )
+    plot.add_argument(
+        "--dpi",
+        type=parse_dpi,
+        metavar="N",
+        help="dots per inch of a PNG, e.g. 300 for print (default: 100)",
     )
     no_update(plot)
 
@@ -424,11 +467,15 @@ async def cmd_plot(args: argparse.Namespace) -> int:
                     figure = await _phases(conn, args)
                 else:
                     figure = await _energy(conn, args, since, until)
-            save(figure, args.output)
+            save(figure, args.output, size=args.size, dpi=args.dpi)
         except PlotError as exc:
             raise _fatal(str(exc)) from None
-    width, height = (int(v) for v in figure.get_size_inches() * figure.dpi)
-    print(f"wrote {args.output} ({width}×{height} px)")
+    inches = figure.get_size_inches()
+    if args.output.suffix.lower() == ".png":
+        width, height = (round(v) for v in inches * figure.dpi)
+        print(f"wrote {args.output} ({width}×{height} px, {figure.dpi:g} dpi)")
+    else:
+        print(f"wrote {args.output} ({inches[0]:g}×{inches[1]:g} in)")
     return 0
 
 

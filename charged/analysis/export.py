@@ -2,8 +2,10 @@
 
 Rows are read with a server-side cursor (``stream`` + ``yield_per``) and written chunk by
 chunk, so exporting a year of measurements holds one chunk in memory, not the year.  Times
-are naive UTC and written as ISO 8601 (``2026-01-05T07:00:00``); NULL is an empty CSV field,
-``null`` in JSON and a null in Parquet.
+are stored as naive UTC; they are written with their offset, as ISO 8601
+(``2026-01-05T07:00:00+00:00``) in CSV and JSON Lines and as timestamps with time zone UTC in
+Parquet, so no reader takes them for local time.  NULL is an empty CSV field, ``null`` in
+JSON and a null in Parquet.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -23,7 +25,8 @@ from charged.storage.schema import charging_session, metadata
 FORMATS = ("csv", "jsonl", "parquet")
 CHUNK_ROWS = 10_000
 PYARROW_MISSING = (
-    "Parquet export needs pyarrow: pip install 'charged[parquet]' (or choose --format csv/jsonl)"
+    "Parquet export needs pyarrow: pip install pyarrow (in a checkout of charged: "
+    "pip install '.[parquet]'), or choose --format csv/jsonl"
 )
 
 # The column a time range filters on, per table.
@@ -79,9 +82,16 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+def _utc(moment: datetime) -> datetime:
+    """A stored (naive UTC) time as an aware one; an aware one converted to UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def _text(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
+        return _utc(value).isoformat(timespec="seconds")  # 2026-01-05T07:00:00+00:00
     return value
 
 
@@ -154,7 +164,9 @@ class ParquetSink:
         if not rows:
             return
         arrays = [
-            self._pa.array(list(column), type=field.type)
+            self._pa.array(
+                [_utc(v) if isinstance(v, datetime) else v for v in column], type=field.type
+            )
             for column, field in zip(zip(*rows, strict=True), self._schema, strict=True)
         ]
         self._writer.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
@@ -165,7 +177,7 @@ class ParquetSink:
 
 def _arrow_type(pa: Any, column_type: Any) -> Any:
     if isinstance(column_type, DateTime):
-        return pa.timestamp("s")  # naive: UTC, as everywhere in charged
+        return pa.timestamp("s", tz="UTC")  # stored naive, always UTC: say so in the file
     if isinstance(column_type, Integer | BigInteger):
         return pa.int64()
     if isinstance(column_type, Float):  # Double is a Float

@@ -7,6 +7,8 @@
 (c) :func:`garage_figure` — the whole garage over a day: total power and per-phase current.
 
 Lines are broken where polling had a gap (never drawn across it), and gaps are shaded.
+Legends sit below the axes, never over the data.  Written as PNG, SVG or PDF; the size (in
+inches) and the resolution can be chosen when saving (:func:`save`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-FORMATS = (".png", ".svg")
+FORMATS = (".png", ".svg", ".pdf")
 EPOCH = datetime(1970, 1, 1)
-MATPLOTLIB_MISSING = "charged plot needs matplotlib: pip install 'charged[plot]'"
+MATPLOTLIB_MISSING = (
+    "charged plot needs matplotlib: pip install matplotlib (in a checkout of charged: "
+    "pip install '.[plot]')"
+)
 PHASE_COLOURS = {"L1": "#8c564b", "L2": "#222222", "L3": "#c8c8c8"}  # IEC brown, black, grey
 # A three-phase car draws the same on each phase, and the garage's L2 and L3 carry the same
 # three-phase cars: the lines are nested like a cable's cores, so equal lines stay visible.
@@ -44,7 +49,10 @@ PHASE_STYLES: dict[str, dict[str, Any]] = {
 PHASE_MARKS = 40
 LIMIT_COLOUR = "#d62728"
 IDLE_COLOUR = "#7f7f7f"
-HEADROOM = 1.3  # room above the data for the legend
+HEADROOM = 1.3  # room above the data for the limit's labels
+# A label inside a span of the limit (its value, "no limit") only where the span is at least
+# this share of the time axis: in a narrower one it would run over its neighbours.
+MIN_LABEL_SHARE = 0.12
 GAP_COLOUR = "#d62728"
 SIZE = (10.0, 5.4)
 DPI = 100
@@ -206,15 +214,14 @@ def phase_currents_figure(
     begin = series.times[0]
     end = max(series.times[-1], row["end_time"] or series.times[-1])
     steps = _limit_steps(limits, begin, end)
+    extra = []
     if steps:
         _draw_limit(ax, steps)
     else:
-        ax.text(
-            0.01,
-            0.97,
-            "max-current limit: no change audited (control_action)",
-            transform=ax.transAxes,
-            va="top",
+        from matplotlib.lines import Line2D
+
+        extra.append(
+            Line2D([], [], ls="none", label="max-current limit: no change audited (control_action)")
         )
     _mark_idle_after(ax, row, series.times[-1])
     for moment, mark in ((row["start_time"], "session start"), (row["end_time"], "session end")):
@@ -236,9 +243,15 @@ def phase_currents_figure(
         HEADROOM * _top([*(v for c in series.phase_currents.values() for v in c), *limit_values]),
     )
     _time_axis(ax)
-    ax.legend(loc="upper right", fontsize="small")
+    handles, _ = ax.get_legend_handles_labels()
+    _legend_below(fig, [*handles, *extra], columns=3)
     ax.set_title(title)
     return fig
+
+
+def _legend_below(fig: Figure, handles: Sequence[Any], columns: int) -> None:
+    """One legend for the figure, below its axes: inside, it would cover the data."""
+    fig.legend(handles=list(handles), loc="outside lower center", ncols=columns, fontsize="small")
 
 
 def _phase_style(phase: str, points: int, scale: float = 1.0) -> dict[str, Any]:
@@ -257,10 +270,14 @@ def _draw_limit(ax: Axes, steps: Sequence[tuple[datetime, float | None]]) -> Non
         label="max-current limit (A)",
     )  # fmt: skip
     shaded = False
-    for (a, value), (b, _) in itertools.pairwise(steps):
+    total = (steps[-1][0] - steps[0][0]).total_seconds()
+    labelled = _labelled_spans(steps, total)
+    for index, ((a, value), (b, _)) in enumerate(itertools.pairwise(steps)):
         if b <= a:
             continue
         if value is None:
+            if index not in labelled:
+                continue
             ax.annotate(
                 "no limit",
                 ((x(a) + x(b)) / 2, 0.97),
@@ -275,6 +292,9 @@ def _draw_limit(ax: Axes, steps: Sequence[tuple[datetime, float | None]]) -> Non
                 x(a), x(b), color=LIMIT_COLOUR, alpha=0.07, lw=0, zorder=0,
                 label=None if shaded else "limit in force",
             )  # fmt: skip
+            shaded = True
+            if index not in labelled:
+                continue
             ax.annotate(
                 f"limit {value:g} A",
                 ((x(a) + x(b)) / 2, value),
@@ -287,7 +307,18 @@ def _draw_limit(ax: Axes, steps: Sequence[tuple[datetime, float | None]]) -> Non
                 zorder=7,
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8},
             )
-            shaded = True
+
+
+def _labelled_spans(steps: Sequence[tuple[datetime, float | None]], total: float) -> set[int]:
+    """Which spans get a label: those wide enough to hold one.
+
+    A short session whose limit changed twice has spans of a poll or two: labelled each, the
+    texts ran into one another; the legend and the axis say what they hold."""
+    return {
+        index
+        for index, ((a, _), (b, _)) in enumerate(itertools.pairwise(steps))
+        if total > 0 and (b - a).total_seconds() >= MIN_LABEL_SHARE * total
+    }
 
 
 def _mark_idle_after(ax: Axes, row: dict[str, Any], last_poll: datetime) -> None:
@@ -363,20 +394,34 @@ def garage_figure(garage: GarageSeries, title: str) -> Figure:
                 label="partial total (chargers read)",
             )
     for ax in (power_ax, amps_ax):
-        ax.set_ylim(bottom=0, top=HEADROOM * (ax.get_ylim()[1] or 1.0))
+        ax.set_ylim(bottom=0, top=1.05 * (ax.get_ylim()[1] or 1.0))
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper right", fontsize="small", ncols=2 if ax is power_ax else 3)
+    handles = [h for ax in (power_ax, amps_ax) for h in ax.get_legend_handles_labels()[0]]
+    _legend_below(fig, handles, columns=3)
     _time_axis(amps_ax)
     power_ax.set_title(title)
     return fig
 
 
-def save(fig: Figure, path: Path) -> None:
+def save(
+    fig: Figure,
+    path: Path,
+    *,
+    size: tuple[float, float] | None = None,
+    dpi: float | None = None,
+) -> None:
+    """Write ``fig`` as PNG, SVG or PDF (by the suffix); ``size`` in inches (width, height),
+    ``dpi`` the resolution of a PNG (and of anything rasterised in a vector file)."""
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise PlotError(f"cannot write {path.name}: name the file .png or .svg")
+        raise PlotError(f"cannot write {path.name}: name the file .png, .svg or .pdf")
+    if size is not None:
+        fig.set_size_inches(*size)
+    if dpi is not None:
+        fig.set_dpi(dpi)
     try:
-        fig.savefig(path, format=suffix[1:])
+        # dpi given as a number: "figure" would take the dpi the figure was created with
+        fig.savefig(path, format=suffix[1:], dpi=fig.dpi)
     except OSError as exc:
         raise PlotError(f"cannot write {path}: {exc.strerror}; choose a writable path") from None
 
@@ -426,6 +471,6 @@ def _legend_with_styles(ax: Axes) -> None:
         Line2D([], [], color="black", marker="s", ls="none", label="end"),
     ]
     # below the axes: inside, it would hide the lines of a busy morning
-    ax.figure.legend(
-        handles=[*handles, *keys], loc="outside lower center", ncols=3, fontsize="small"
-    )
+    figure = ax.get_figure()
+    assert figure is not None
+    _legend_below(figure, [*handles, *keys], columns=3)  # type: ignore[arg-type]

@@ -23,7 +23,12 @@ import pytest
 from simulated_morning import INTERVAL, MORNING, Morning, collect_morning
 from sqlalchemy import DateTime, Float, Integer, select
 
-from charged.analysis.plot_data import current_limits, find_sessions, session_series
+from charged.analysis.plot_data import (
+    SessionSeries,
+    current_limits,
+    find_sessions,
+    session_series,
+)
 from charged.analysis.plots import phase_currents_figure
 from charged.cli import main
 from charged.control.operations import Controller
@@ -207,7 +212,9 @@ def _typed(value: str, column: Any) -> Any:
     if value == "":
         return None
     if isinstance(column.type, DateTime):
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
+        assert moment.utcoffset() == timedelta(0), value  # written with its offset: UTC
+        return moment.replace(tzinfo=None)
     if isinstance(column.type, Integer):
         return int(value)
     if isinstance(column.type, Float):
@@ -262,7 +269,7 @@ def test_jsonl_export_of_a_time_range_holds_exactly_the_rows_in_it(
     stored = asyncio.run(_table_rows(morning.db_url, "measurement", since, until))
     assert [line["id"] for line in lines] == [r[0] for r in stored] and stored
     assert {line["date_created"] for line in lines} == {
-        (since + timedelta(seconds=INTERVAL * k)).isoformat() for k in range(20)
+        (since + timedelta(seconds=INTERVAL * k)).isoformat() + "+00:00" for k in range(20)
     }
 
 
@@ -292,10 +299,19 @@ def test_parquet_export_reads_back_equal_to_the_table(
     target = tmp_path / "status.parquet"
     code, _, err = run(capsys, "export", "connector_status", "--db", db, "-o", str(target))
     assert code == 0, err
-    back = pq.read_table(target).to_pylist()
+    parquet = pq.read_table(target)
+    # timestamps with time zone UTC: no reader takes them for local time
+    stamp = parquet.schema.field("date_created").type
+    assert str(stamp).startswith("timestamp[") and stamp.tz == "UTC"
+    back = parquet.to_pylist()
+    assert back[0]["date_created"].utcoffset() == timedelta(0)
     stored = asyncio.run(_table_rows(morning.db_url, "connector_status"))
     names = [c.name for c in connector_status.columns]
-    assert [tuple(r[n] for n in names) for r in back] == stored
+    naive = [
+        tuple(v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in r)
+        for r in ([r[n] for n in names] for r in back)
+    ]
+    assert naive == stored
 
 
 def test_parquet_without_pyarrow_is_one_line(
@@ -307,8 +323,8 @@ def test_parquet_without_pyarrow_is_one_line(
     )
     assert code == 1 and out == ""
     assert err.strip().splitlines() == [
-        "charged: Parquet export needs pyarrow: pip install 'charged[parquet]' "
-        "(or choose --format csv/jsonl)"
+        "charged: Parquet export needs pyarrow: pip install pyarrow (in a checkout of "
+        "charged: pip install '.[parquet]'), or choose --format csv/jsonl"
     ]
 
 
@@ -331,7 +347,8 @@ def test_plot_energy_of_a_chargers_morning(
         code, out, err = run(capsys, "plot", "energy", "--db", db, "--charger", cp, "--date", DAY,
                              "-o", str(target))  # fmt: skip
         assert code == 0, err
-        assert out.strip() == f"wrote {target} (1000×540 px)"
+        size = "1000×540 px, 100 dpi" if target.suffix == ".png" else "10×5.4 in"
+        assert out.strip() == f"wrote {target} ({size})"
     assert png_size(png) == (1000, 540) and png.stat().st_size > 20_000
     text = svg.read_text()
     for label in ("energy of the session (kWh)", "time (UTC)", f"Charger {cp}", "start", "end"):
@@ -360,6 +377,87 @@ def test_plot_energy_without_a_date_draws_the_chargers_latest_day(
     code, _, err = run(capsys, "plot", "energy", "--db", db, "--charger", "NOPE", "-o",
                        str(tmp_path / "x.png"))  # fmt: skip
     assert code == 1 and "no sessions stored for charger NOPE" in err
+
+
+def test_plots_for_a_paper_pdf_size_and_dpi(
+    db: str, morning: Morning, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cp = morning.charge_point_ids[0]
+    pdf, png = tmp_path / "energy.pdf", tmp_path / "garage.png"
+    code, out, err = run(capsys, "plot", "energy", "--db", db, "--charger", cp, "--date", DAY,
+                         "--size", "3.5x2.6", "-o", str(pdf))  # fmt: skip
+    assert code == 0, err
+    assert out.strip() == f"wrote {pdf} (3.5×2.6 in)"
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-")
+    # the page is the size asked for: 3.5 × 2.6 in = 252 × 187.2 pt
+    assert b"/MediaBox [ 0 0 252 187.2 ]" in data
+    code, out, err = run(capsys, "plot", "garage", "--db", db, "--date", DAY,
+                         "--size", "6x4", "--dpi", "300", "-o", str(png))  # fmt: skip
+    assert code == 0, err
+    assert png_size(png) == (1800, 1200)
+    assert out.strip() == f"wrote {png} (1800×1200 px, 300 dpi)"
+    for bad, says in (
+        (["--size", "big"], "--size takes WIDTHxHEIGHT in inches"),
+        (["--size", "0x4"], "must be 1-50 inches"),
+        (["--dpi", "5"], "--dpi must be 20-1200"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(["plot", "garage", "--db", db, "--date", DAY, "-o", str(png), *bad])
+        assert exit_.value.code == 2 and says in capsys.readouterr().err
+    code, _, err = run(capsys, "plot", "garage", "--db", db, "--date", DAY, "-o", "g.jpg")
+    assert code == 1 and "name the file .png, .svg or .pdf" in err
+
+
+def _boxes_overlap(a: Any, b: Any) -> bool:
+    return bool(a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1)
+
+
+def test_a_short_sessions_phase_plot_keeps_legend_and_labels_off_the_data() -> None:
+    # eight polls, the limit changed twice in them: spans of a poll or two
+    start = datetime(2026, 1, 5, 8, 0)
+    times = [start + timedelta(seconds=30 * k) for k in range(8)]
+    amps = [16.0, 16.0, 10.0, 10.0, 16.0, 16.0, 16.0, 3.5]
+    series = SessionSeries(
+        session={
+            "session_id": 7, "charge_point_id": "CP", "connector_id": 1, "phases": 3,
+            "start_time": start, "end_time": times[-1] + timedelta(seconds=30),
+            "idle_after_s": 0.0,
+        },
+        times=times,
+        energy_kwh=[0.1 * k for k in range(8)],
+        power_w=[a * 690 for a in amps],
+        phase_currents={p: list(amps) for p in ("L1", "L2", "L3")},
+    )  # fmt: skip
+    limits = [
+        (None, None),
+        (times[2] - timedelta(seconds=5), 10.0),
+        (times[4] - timedelta(seconds=5), None),
+    ]
+    figure = phase_currents_figure(series, limits, "short session")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    for size in ((10.0, 5.4), (3.5, 2.6)):  # the default, and a paper's column
+        figure.set_size_inches(*size)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        (ax,) = figure.axes
+        (legend,) = figure.legends
+        data_box = ax.get_window_extent(renderer)
+        assert not _boxes_overlap(legend.get_window_extent(renderer), data_box)
+        assert not ax.get_legend()  # nothing inside the axes
+        labels = {"L1 (A)", "L2 (A)", "L3 (A)", "max-current limit (A)", "limit in force"}
+        assert labels <= {t.get_text() for t in legend.get_texts()}
+        texts = [t for t in ax.texts if t.get_text()]
+        assert "limit 10 A" in [t.get_text() for t in texts]
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        figure_box = figure.bbox
+        for i, box in enumerate(boxes):
+            assert figure_box.x0 <= box.x0 and box.x1 <= figure_box.x1, texts[i].get_text()
+            for j in range(i):
+                both = (texts[i].get_text(), texts[j].get_text(), size)
+                assert not _boxes_overlap(box, boxes[j]), both
 
 
 async def test_phase_plot_overlays_the_audited_limit(morning: Morning) -> None:
@@ -450,7 +548,8 @@ def test_plot_without_matplotlib_says_how_to_install_it(
     )
     assert code == 1
     assert err.strip().splitlines() == [
-        "charged: charged plot needs matplotlib: pip install 'charged[plot]'"
+        "charged: charged plot needs matplotlib: pip install matplotlib (in a checkout of "
+        "charged: pip install '.[plot]')"
     ]
 
 
@@ -464,7 +563,7 @@ def test_plot_without_matplotlib_says_how_to_install_it(
         (["export", "nosuchtable", "--db", "{db}"], 2, "no table named 'nosuchtable'"),
         (["export", "measurement", "--db", "{db}", "--format", "parquet"], 1, "-o FILE.parquet"),
         (["plot", "energy", "--db", "{db}", "-o", "{tmp}/x.png"], 2, "needs --charger"),
-        (["plot", "garage", "--db", "{db}", "-o", "{tmp}/x.gif", "--date", DAY], 1, ".png or .svg"),
+        (["plot", "garage", "--db", "{db}", "-o", "{tmp}/x.gif", "--date", DAY], 1, ".svg or .pdf"),
         (["plot", "phases", "--db", "{db}", "--session", "999999", "-o", "{tmp}/x.png"], 1,
          "no session 999999"),
         (["sessions", "--db", "{db}", "--since", "2026-01-06", "--until", "2026-01-05"], 2,

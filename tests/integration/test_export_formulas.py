@@ -79,7 +79,7 @@ def test_csv_neutralises_formula_cells_and_keeps_numbers(
     (m,) = _csv(target)
     # numeric columns stay numbers; the text column's "-3.5" is text and neutralised
     assert (m["current"], m["session_id"], m["comment"]) == ("-3.5", "-7", "'-3.5")
-    assert m["date_created"] == "2026-01-05T07:00:00"
+    assert m["date_created"] == "2026-01-05T07:00:00+00:00"  # its offset, not neutralised
     capsys.readouterr()
 
 
