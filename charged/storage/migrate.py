@@ -8,6 +8,9 @@ it is upgraded in place by the same migrations as a new one.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +45,37 @@ def head_revision() -> str:
     return head
 
 
+class _PrimaryKeyNameNote(logging.Filter):
+    """Drops MariaDB's note that it ignores the name of a primary key.
+
+    Alembic names its version table's key ``alembic_version_pkc``; MySQL and MariaDB never
+    name a primary key (it is always ``PRIMARY``), MariaDB says so (note 1280) and asyncmy logs
+    every server note as a warning: one line on stderr that looked like a problem on every
+    new database.  Every other note still gets through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "ignored for PRIMARY key" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_primary_key_note() -> Iterator[None]:
+    driver_log = logging.getLogger("asyncmy")
+    note = _PrimaryKeyNameNote()
+    driver_log.addFilter(note)
+    try:
+        yield
+    finally:
+        driver_log.removeFilter(note)
+
+
 async def upgrade(url: str, revision: str = "head") -> list[str]:
     """Apply migrations up to ``revision``; return the revision ids applied, in order."""
     engine = create_engine(url)
     try:
         conn = await _connect(engine)
         try:
-            applied: list[str] = await conn.run_sync(_upgrade_sync, revision)
+            with _quiet_primary_key_note():
+                applied: list[str] = await conn.run_sync(_upgrade_sync, revision)
             await conn.commit()
         finally:
             await conn.close()
