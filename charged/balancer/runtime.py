@@ -255,10 +255,11 @@ class BalancerRuntime:
         return self.site.charger(cp_id) is not None and cp_id not in self._shadow_only
 
     def _observe(self, tick: TickInput, now: float) -> None:
+        vendor_out = tick.asked > 0 and not tick.statuses
         for key, tracked in self._tracked.items():
             status = tick.statuses.get(key[0])
             if status is None or status.status == "Offline":
-                tracked.observe(None, online=False, now=now)
+                tracked.observe(None, online=False, now=now, vendor_out=vendor_out)
                 continue
             connector = next(
                 (c for c in status.connector_statuses if c.connector_id == key[1]), None

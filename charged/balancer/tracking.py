@@ -64,6 +64,9 @@ class Tracked:
     # the car drew more than the new limit at the last poll before the latest change: only
     # then does a later poll at or under the new limit show that the car followed it
     above_before_change: bool = False
+    # the last ticks had no answer from any charger: a cloud outage, not this charger's; the
+    # cloud pushed nothing meanwhile, so its limits need no fresh adoption after it
+    _cloud_out: bool = False
 
     def confirm(self, value: float, now: float, *, full: float = MAX_CURRENT) -> None:
         """A read-back shows ``value`` in force (after our write or anyone's).
@@ -84,11 +87,23 @@ class Tracked:
         self.pending = None
         self.needs_read = False
 
-    def observe(self, status: ConnectorStatus | None, online: bool, now: float) -> None:
-        """This tick's poll of the connector (None: its charger did not answer)."""
+    def observe(
+        self,
+        status: ConnectorStatus | None,
+        online: bool,
+        now: float,
+        *,
+        vendor_out: bool = False,
+    ) -> None:
+        """This tick's poll of the connector (None: its charger did not answer;
+        ``vendor_out``: no charger answered, the vendor's cloud is out)."""
         was_online = self.online
         self.online = online and status is not None
-        if self.online and not was_online and self.limit is not None:
+        if vendor_out:
+            self._cloud_out = True
+            return
+        cloud_was_out, self._cloud_out = self._cloud_out, False
+        if self.online and not was_online and self.limit is not None and not cloud_was_out:
             # back after an outage: what the cloud held meanwhile reaches the charger only
             # now, and its car follows late; read it again and count it as fresh
             self.limit = self.pending = None

@@ -194,3 +194,16 @@ async def test_a_write_refused_by_its_check_is_a_change_made_outside() -> None:
     controller = FakeController([refused])
     sent = await Actuator(controller, max_writes=5).send(writes, lambda w: lambda s: "no")
     assert sent[0].sent is Sent.REFUSED and sent[0].changed_outside
+
+
+def test_a_charger_back_from_offline_is_read_again_but_not_after_a_cloud_outage() -> None:
+    tracked = Tracked(KEY)
+    tracked.observe(status("Charging", (10.0, 0.0, 0.0), 7), online=True, now=0.0)
+    tracked.confirm(10.0, 0.0)
+    tracked.observe(None, online=False, now=30.0, vendor_out=True)  # nobody answered
+    tracked.observe(status("Charging", (10.0, 0.0, 0.0), 7), online=True, now=60.0)
+    assert tracked.limit == 10.0 and not tracked.needs_read
+    tracked.observe(None, online=False, now=90.0)  # this charger alone went away
+    assert not tracked.online
+    tracked.observe(status("Charging", (10.0, 0.0, 0.0), 7), online=True, now=120.0)
+    assert tracked.limit is None and tracked.needs_read  # counted at full until read again
