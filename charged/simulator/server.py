@@ -388,6 +388,12 @@ class Simulator:
     async def _sessions(self, request: web.Request) -> web.StreamResponse:
         cp = self._cp(request)
         connectors = [self._connector(request)] if "cid" in request.match_info else cp.connectors
+        owned = cp.kind.owned_connector
+        if owned is not None:
+            # a single connector owner sees the sessions of their own connector only
+            if "cid" in request.match_info:
+                self._refuse_if_not_ours(connectors[0])
+            connectors = [c for c in connectors if c.connector_id == owned]
         try:
             start = _query_time(request, "startTime")
             end = _query_time(request, "endTime")

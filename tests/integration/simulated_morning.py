@@ -50,12 +50,19 @@ async def collect_morning(
     reconcile: bool = True,
     during: Callable[[int, Simulator], None] | None = None,
     control: Callable[[int, Controller, Simulator], Awaitable[None]] | None = None,
+    mixed: bool = False,
 ) -> Morning:
     """Collect ``ticks`` ticks from 07:00; ``during(k, sim)`` runs before tick k (faults),
     ``control(k, controller, sim)`` too (settings changes, audited in control_action)."""
     clock = FakeClock(MORNING.timestamp(), auto_advance=False)
     sim = Simulator(
-        SimulatorConfig(chargers=chargers, seed=seed, speed=1.0, start_time=MORNING.timestamp()),
+        SimulatorConfig(
+            chargers=chargers,
+            seed=seed,
+            speed=1.0,
+            start_time=MORNING.timestamp(),
+            mixed_fleet=mixed,  # every kind of charger (charged.simulator.kinds)
+        ),
         clock=clock,
     )
     await sim.start("127.0.0.1", 0)

@@ -138,6 +138,10 @@ async def test_a_single_connector_owner_sees_one_and_may_not_write_the_other(
         f"/chargepoints/{cp}/connectors/2/settings", {**plug, "mode": "Off"}
     )
     assert (status_code, answer) == (403, f"connector 2 of {cp} belongs to another user")
+    sim.fleet.advance(6 * 3600)  # sessions on both connectors by now
+    _, seen = await api.get(f"/chargepoints/{cp}/chargingsessions")
+    assert seen and {s["connectorId"] for s in seen} == {1}  # the other user's are not ours
+    assert (await api.get(f"/chargepoints/{cp}/connectors/2/chargingsessions"))[0] == 403
     _, plug1 = await api.get(f"/chargepoints/{cp}/connectors/1/settings")
     ok = await api.put(f"/chargepoints/{cp}/connectors/1/settings", {**plug1, "mode": "Off"})
     assert ok[0] == 200

@@ -152,3 +152,25 @@ async def test_a_halo_has_a_schuko_connector_and_a_single_owner_sees_one(
     assert len(users) == 2 and users[0] != users[1] and None not in users
     ocpp = {cp.ocpp_version for cp in owned.values()}
     assert ocpp == {None, "1.6"}
+
+
+async def test_sessions_of_every_kind_of_charger_are_timed_from_normalised_states(
+    sqlite_url: str,
+) -> None:
+    """Numbered statuses (CAPI 1, OCPP 2 = Charging) and OCPP's paused states: the session
+    figures count charging time on every kind, and a paused car does not end its session."""
+    from tests.integration.simulated_morning import INTERVAL, collect_morning
+    from tests.integration.test_session_tracker import key, seen_from_start, sessions
+
+    morning = await collect_morning(sqlite_url, chargers=14, ticks=360, seed=5, mixed=True)
+    fleet = Simulator(SimulatorConfig(chargers=14, seed=5, mixed_fleet=True)).fleet
+    kinds = {cp.id: cp.kind for cp in fleet.charge_points()}
+    checked: set[str] = set()
+    for row in await sessions(sqlite_url):
+        truth = morning.truth[key(row)]
+        if not seen_from_start(row, morning) or truth.charging_seconds < 10 * INTERVAL:
+            continue  # begun before the first poll: its start was not seen
+        assert row["charging_s"] == pytest.approx(truth.charging_seconds, abs=2 * INTERVAL)
+        kind = kinds[row["charge_point_id"]]
+        checked.add(f"{kind.ocpp_version}/{kind.spelling}")
+    assert {"None/digits", "1.6/digits"} <= checked
