@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import subprocess
 import sys
 import venv
@@ -58,7 +59,10 @@ def main(argv: list[str]) -> int:
         _ensure_venv("dev")
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
     _ensure_venv("")
-    return subprocess.call([str(BIN / "charged"), command, *rest])
+    # the venv's charged is not on PATH: commands it prints for the reader (the demo's "look
+    # at it" lines) are to start as this one did
+    env = {**os.environ, "CHARGED_COMMAND": f"python3 {shlex.quote(sys.argv[0])}"}
+    return subprocess.call([str(BIN / "charged"), command, *rest], env=env)
 
 
 if __name__ == "__main__":

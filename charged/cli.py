@@ -288,6 +288,7 @@ async def _cmd_demo(args: argparse.Namespace) -> int:
         speed=args.speed,
         seed=args.seed,
         day=args.date,
+        command=_command_as_typed(),
     )
     demo = asyncio.ensure_future(run_demo(options, stop=stop))
     # a first Ctrl-C ends the demo after its tick; a second cuts the tick short
@@ -305,6 +306,19 @@ async def _cmd_demo(args: argparse.Namespace) -> int:
         raise fatal from None
     exit_on_stop_signals(0)
     return 0
+
+
+def _command_as_typed() -> str:
+    """How the reader runs charged: ``python3 dev.py`` says so in CHARGED_COMMAND (its venv's
+    charged is not on PATH); else ``charged`` if that is on PATH, else this Python's module."""
+    import shutil
+
+    typed = os.environ.get("CHARGED_COMMAND", "").strip()
+    if typed:
+        return typed
+    if shutil.which("charged"):
+        return "charged"
+    return f"{sys.executable} -m charged.cli"
 
 
 async def _cmd_simulate(args: argparse.Namespace) -> int:

@@ -255,7 +255,9 @@ def settings_from_mapping(
         settings = Settings.model_validate({**data, "source": source, "warnings": warnings})
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc)}") from None
-    api = _resolve_secrets(settings.api, source, env)
+    # a command that needs only the database (db upgrade, sessions, export) must work on a
+    # machine where the vendor's secrets or the control token cannot be read
+    api = _resolve_secrets(settings.api, source, env, strict=require_secrets)
     updates: dict[str, Any] = {"api": api}
     if env.get(DATABASE_URL_ENV):
         # The URL may hold the database password: let it come from the environment too.
@@ -265,7 +267,7 @@ def settings_from_mapping(
             )
         except ValidationError as exc:
             raise ConfigError(f"{DATABASE_URL_ENV}: {_describe(exc)}") from None
-    updates["control"] = _resolve_control(settings.control, source, env)
+    updates["control"] = _resolve_control(settings.control, source, env, strict=require_secrets)
     if settings.control.enabled and not settings.ops.enabled:
         # The control API lives on the ops HTTP server: without it there would be no API
         # at all, silently.
@@ -310,7 +312,11 @@ def _mask_url(url: str) -> str:
         return "(not shown: it may hold a password)"
 
 
-def _resolve_secrets(api: ApiSettings, source: str, env: Mapping[str, str]) -> ApiSettings:
+def _resolve_secrets(
+    api: ApiSettings, source: str, env: Mapping[str, str], *, strict: bool = True
+) -> ApiSettings:
+    """The secrets from the file, their *_file or the environment.  Not ``strict``: a secret
+    file that cannot be read leaves the secret unset instead of stopping the command."""
     updates: dict[str, str | None] = {}
     for name in SECRET_FIELDS:
         value: str | None = getattr(api, name)
@@ -323,9 +329,11 @@ def _resolve_secrets(api: ApiSettings, source: str, env: Mapping[str, str]) -> A
             try:
                 value = secret_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(
-                    f"{source}: api.{name}_file: cannot read {secret_file}: {exc.strerror}"
-                ) from None
+                if strict:
+                    raise ConfigError(
+                        f"{source}: api.{name}_file: cannot read {secret_file}: {exc.strerror}"
+                    ) from None
+                value = None
         from_env = env.get(env_name(name))
         if from_env:
             value = from_env
@@ -338,18 +346,21 @@ MIN_CONTROL_TOKEN = 16
 
 
 def _resolve_control(
-    control: ControlSettings, source: str, env: Mapping[str, str]
+    control: ControlSettings, source: str, env: Mapping[str, str], *, strict: bool = True
 ) -> ControlSettings:
     token = control.token
     if control.token_file is not None:
         try:
             token = control.token_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(
-                f"{source}: control.token_file: cannot read {control.token_file}: {exc.strerror}"
-            ) from None
+            if strict:
+                raise ConfigError(
+                    f"{source}: control.token_file: cannot read {control.token_file}: "
+                    f"{exc.strerror}"
+                ) from None
+            token = None
     token = env.get(CONTROL_TOKEN_ENV) or token
-    if control.enabled and (not token or len(token) < MIN_CONTROL_TOKEN):
+    if strict and control.enabled and (not token or len(token) < MIN_CONTROL_TOKEN):
         raise ConfigError(
             f"{source}: control.enabled is true but control.token is missing or shorter than "
             f"{MIN_CONTROL_TOKEN} characters: set control.token, control.token_file or "

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import shutil
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -54,6 +56,9 @@ class DemoOptions:
     seed: int = 1
     start_hour: float = 7.0  # fleet clock starts at this UTC hour: the morning rush
     day: date | None = None  # the fleet's day (UTC); None: today
+    # how the reader runs charged, for the commands printed at the end: `charged` when it is
+    # on PATH, `python3 dev.py` from the quick start (dev.py says so in CHARGED_COMMAND)
+    command: str = "charged"
 
 
 @dataclass
@@ -63,6 +68,7 @@ class DemoSummary:
     rows_stored: int = 0
     sessions: int = 0  # charging_session rows when the demo ended
     reconciled: int = 0  # … of which the vendor's chargingsessions confirmed
+    day: date | None = None  # the fleet's day
 
 
 async def run_demo(
@@ -77,8 +83,8 @@ async def run_demo(
     through the control operations at a chosen fleet time."""
     stream = out if out is not None else sys.stdout
     stop = stop or asyncio.Event()
-    summary = DemoSummary()
     day = options.day or datetime.now(UTC).date()
+    summary = DemoSummary(day=day)
     account = Account()
     start_time = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
     start_time += options.start_hour * 3600
@@ -126,10 +132,20 @@ async def run_demo(
         file=stream,
         flush=True,
     )
+    earlier = _earlier_demo(db_path)
+    if earlier:
+        print(earlier, file=stream, flush=True)
     print(
         "Ctrl-C stops."
         if options.duration is None
         else f"Stops after {options.duration:g} s (Ctrl-C stops earlier).",
+        file=stream,
+        flush=True,
+    )
+    print(
+        "Each line: the tick's time on the fleet's clock (UTC, what the rows carry), chargers "
+        "that answered, connectors charging and their power, rows the tick stored (and all "
+        "the demo stored), charging sessions in the database.",
         file=stream,
         flush=True,
     )
@@ -141,18 +157,20 @@ async def run_demo(
         assert collector.writer is not None and collector.engine is not None
         await collector.writer.wait_flushed()
         stored = sum(collector.writer.rows_written.values())
+        # every row the tick wrote: its connector and phase rows, the charger rows and the
+        # poll_cycle row (the supervisor's result.rows counts only the first two)
+        written = stored - summary.rows_stored
         summary.ticks += 1
         summary.rows_stored = stored
         if result.ok != options.chargers:
             summary.chargers_ok_every_tick = False
         sessions, reconciled = await session_counts(collector.engine)
-        fleet_time = datetime.fromtimestamp(simulator.fleet.now(), UTC).strftime("%H:%M")
         print(
-            f"{result.tick_time:%H:%M:%S}  fleet {fleet_time}  "
+            f"{result.tick_time:%H:%M:%S} fleet time  "
             f"chargers {result.ok}/{result.asked} ok"
             + (f" ({result.failed} failed)" if result.failed else "")
             + f"  charging {result.charging:2d} connectors  {result.power_kw:6.1f} kW  "
-            f"rows this tick {result.rows:4d}  stored {stored}  "
+            f"rows {written:4d} (total {stored})  "
             f"sessions {sessions} ({reconciled} reconciled)",
             file=stream,
             flush=True,
@@ -198,8 +216,32 @@ async def run_demo(
             summary.rows_stored = sum(collector.writer.rows_written.values())
         await simulator.stop()
         shutil.rmtree(spool_dir, ignore_errors=True)
-    _print_epilogue(stream, db_path, summary)
+    _print_epilogue(stream, options, summary)
     return summary
+
+
+def _earlier_demo(db_path: Path) -> str | None:
+    """A line saying the file already holds an earlier demo's rows, or None.
+
+    The demo adds to the file rather than delete what is in it; a second demo of the same
+    day (and seed) replays the same fleet times, whose ticks the natural keys store once."""
+    if not db_path.exists() or db_path.stat().st_size == 0:
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+            first, last, ticks = db.execute(
+                "SELECT min(tick_time), max(tick_time), count(*) FROM poll_cycle"
+            ).fetchone()
+    except sqlite3.Error:
+        return None  # no demo's database (yet): the collector says what is wrong with it
+    if not ticks:
+        return None
+    return (
+        f"note: {db_path.name} already holds {ticks} ticks of an earlier demo "
+        f"({str(first)[:16]} to {str(last)[:16]} UTC): the new rows go in beside them, and "
+        "ticks at fleet times it already has are stored once. For a fresh start remove the "
+        "file, or give --db NEW.db."
+    )
 
 
 async def session_counts(engine: AsyncEngine) -> tuple[int, int]:
@@ -231,20 +273,29 @@ def _clock_time(hour: float) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def _print_epilogue(stream: TextIO, db_path: Path, summary: DemoSummary) -> None:
+def _print_epilogue(stream: TextIO, options: DemoOptions, summary: DemoSummary) -> None:
+    """What was stored, and commands that work as printed from where the demo was run."""
+    db_path = options.db.resolve()
+    # the path as given when it is relative to here (the default charged-demo.db), else whole
+    shown = options.db if not options.db.is_absolute() else db_path
+    db = shlex.quote(str(shown))
+    charged = options.command
     print(
         f"\nDone: {summary.ticks} ticks, {summary.rows_stored} rows stored in {db_path}, "
         f"{summary.sessions} charging sessions ({summary.reconciled} reconciled with the "
         "vendor's)\n"
         "Look at it, e.g.:\n"
-        f"  charged sessions --db {db_path}\n"
-        f'  sqlite3 {db_path} "SELECT charge_point_id, connector_id, status, '
-        "total_consumption_kwh, date_created FROM connector_status "
-        'ORDER BY date_created DESC LIMIT 10"\n'
-        f'  sqlite3 {db_path} "SELECT * FROM poll_cycle ORDER BY tick_time"\n'
+        f"  {charged} sessions --db {db}\n"
+        f"  {charged} sessions --db {db} --by tag --month {_month(summary)}\n"
+        f"  {charged} export connector_status --db {db} -o connector_status.csv\n"
+        f'  sqlite3 {db} "SELECT * FROM poll_cycle ORDER BY tick_time DESC LIMIT 10"\n'
         '(no sqlite3 command? python3 -c "import sqlite3; '
-        f"print(sqlite3.connect('{db_path}').execute('SELECT count(*) FROM measurement')"
+        f"print(sqlite3.connect({str(shown)!r}).execute('SELECT count(*) FROM measurement')"
         '.fetchone())")',
         file=stream,
         flush=True,
     )
+
+
+def _month(summary: DemoSummary) -> str:
+    return f"{summary.day:%Y-%m}" if summary.day is not None else "YYYY-MM"

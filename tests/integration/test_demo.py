@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -45,3 +46,43 @@ def test_a_demo_date_that_is_not_a_day_is_a_usage_error(capsys: pytest.CaptureFi
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("argument --date: not a day (YYYY-MM-DD): '05/01/2026'")
+
+
+async def test_the_demo_prints_commands_as_the_reader_runs_charged(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    out = io.StringIO()
+    options = DemoOptions(
+        db=db, chargers=2, interval=1.0, duration=1.5, speed=600.0, command="python3 dev.py"
+    )
+    first = await run_demo(options, out=out)
+    text = out.getvalue()
+    assert "already holds" not in text  # a new file
+    look = text[text.index("Look at it") :].splitlines()[1:4]
+    assert look == [
+        f"  python3 dev.py sessions --db {db}",
+        f"  python3 dev.py sessions --db {db} --by tag --month {first.day:%Y-%m}",
+        f"  python3 dev.py export connector_status --db {db} -o connector_status.csv",
+    ]
+    # one time on each tick line, and the rows it stored add up to the total
+    ticks = [line for line in text.splitlines() if " fleet time " in line]
+    assert len(ticks) == first.ticks and all(line.count(":") == 2 for line in ticks)
+    written = [int(line.split("rows")[1].split("(")[0]) for line in ticks]
+    totals = [int(line.split("(total ")[1].split(")")[0]) for line in ticks]
+    assert list(itertools.accumulate(written)) == totals
+
+    # a second demo into the same file says so before it adds to it
+    out = io.StringIO()
+    await run_demo(options, out=out)
+    (note,) = [line for line in out.getvalue().splitlines() if line.startswith("note:")]
+    assert note.startswith(f"note: demo.db already holds {first.ticks} ticks of an earlier demo")
+    assert "remove the file, or give --db NEW.db" in note
+
+
+def test_dev_py_tells_the_demo_how_it_was_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from charged.cli import _command_as_typed
+
+    monkeypatch.setenv("CHARGED_COMMAND", "python3 dev.py")
+    assert _command_as_typed() == "python3 dev.py"
+    monkeypatch.delenv("CHARGED_COMMAND")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert _command_as_typed().endswith(" -m charged.cli")

@@ -240,3 +240,24 @@ def test_the_example_shows_every_key(tmp_path: Path) -> None:
         assert isinstance(model, type) and issubclass(model, BaseModel)
         missing = set(model.model_fields) - set(sections[name])
         assert not missing, f"config.example.yaml does not show {name}.{sorted(missing)}"
+
+
+def test_a_database_command_does_not_need_the_vendors_secrets(tmp_path: Path) -> None:
+    # config.example.yaml as copied to a machine where /etc/charged/password does not exist
+    # (yet): `charged db upgrade -c` reads only database.url
+    text = (
+        "api:\n  email: owner@example.com\n  password_file: /nonexistent/password\n"
+        "  api_key_file: /nonexistent/api_key\n"
+        "database:\n  url: sqlite+aiosqlite:///x.db\n"
+        "ops:\n  enabled: true\n"
+        "control:\n  enabled: true\n  token_file: /nonexistent/token\n"
+    )
+    path = write(tmp_path, text)
+    settings = load_settings(path, environ={}, require_secrets=False)
+    assert settings.database.url == "sqlite+aiosqlite:///x.db"
+    assert settings.api.password is None and settings.control.token is None
+    # the collector still refuses, naming the file it cannot read
+    with pytest.raises(
+        ConfigError, match=re.escape("api.password_file: cannot read /nonexistent/password")
+    ):
+        load_settings(path, environ={})
