@@ -1,4 +1,4 @@
-"""One collector run, measured tick by tick: the real :class:`Collector` (client, supervisor,
+"""One collector run, measured tick by tick: the real :class:`Daemon` (client, supervisor,
 queue, BatchWriter) against a running simulator and the benchmark database.
 
 Like ``charged demo``, the tick callback asks the writer to flush now (``wait_flushed``) and
@@ -21,9 +21,9 @@ from prometheus_client import Counter
 from bench.measure import cpu_seconds, peak_rss_mb, rss_mb
 from charged.chargeamps.client import CONNECTOR_SESSIONS, SESSIONS
 from charged.clock import Clock
-from charged.collector.service import Collector
 from charged.collector.supervisor import TickResult
 from charged.config import settings_from_mapping
+from charged.daemon.service import Daemon
 from charged.simulator import Account
 
 
@@ -57,7 +57,7 @@ def is_session_read(labels: dict[str, str]) -> bool:
     return labels.get("endpoint") in (SESSIONS, CONNECTOR_SESSIONS)
 
 
-def api_requests(collector: Collector) -> tuple[float, float]:
+def api_requests(collector: Daemon) -> tuple[float, float]:
     """(requests of the ticks, chargingsessions reads of the tracker) so far."""
     counter = collector.metrics.api_requests
     sessions = counter_total(counter, is_session_read)
@@ -99,7 +99,7 @@ async def run_collector(
     stop = asyncio.Event()
     figures: list[TickFigures] = []
     last = {"cpu": cpu_seconds(), "requests": 0.0, "session_requests": 0.0, "rows": 0}
-    collector: Collector
+    collector: Daemon
 
     async def on_tick(result: TickResult) -> None:
         queued_at = time.monotonic()
@@ -128,7 +128,7 @@ async def run_collector(
         if len(figures) >= ticks:
             stop.set()
 
-    collector = Collector(settings, clock=clock, on_tick=on_tick)
+    collector = Daemon(settings, clock=clock, on_tick=on_tick)
     try:
         await collector.start()
         requests, session_requests = api_requests(collector)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from charged.collector.service import Collector
 from charged.config import settings_from_mapping
+from charged.daemon.service import Daemon
 from charged.log import configure_logging
 from charged.simulator import Faults, Simulator, SimulatorConfig
 
@@ -40,7 +40,7 @@ class Run:
     ok: float  # median chargers stored ok
 
 
-def _polls(collector: Collector) -> int:
+def _polls(collector: Daemon) -> int:
     total = 0
     for metric in collector.metrics.api_requests.collect():
         for sample in metric.samples:
@@ -82,7 +82,7 @@ async def measure(chargers: int, *, organisation: bool, ticks: int, latency: flo
     )
     per_tick: list[tuple[int, int, int, float, int]] = []
     try:
-        async with Collector(settings) as collector:
+        async with Daemon(settings) as collector:
             assert collector.supervisor is not None and collector.writer is not None
             for _ in range(ticks):
                 sent, answered = _polls(collector), dict(sim.request_counts)

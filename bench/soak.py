@@ -1,6 +1,6 @@
 """``python -m bench.soak``: a long collector run under random faults; are RSS and fds flat?
 
-The real :class:`Collector` (client, supervisor, queue, BatchWriter, spool) polls a simulated
+The real :class:`Daemon` (client, supervisor, queue, BatchWriter, spool) polls a simulated
 fleet for hours of fleet time while the simulator's faults change every few ticks (5xx,
 latency past the request timeout, 429 storms, Offline and malformed chargers, tokens dying
 early) and the database goes away now and then (a gate in front of MariaDB is shut, then
@@ -33,9 +33,9 @@ from bench.database import DEFAULT_SERVER, Server
 from bench.measure import rss_mb
 from bench.soak_env_process import SoakEnvProcess
 from bench.soak_faults import CALM, Episode, draw
-from charged.collector.service import Collector
 from charged.collector.supervisor import TickResult
 from charged.config import Settings, settings_from_mapping
+from charged.daemon.service import Daemon
 from charged.log import configure_logging
 from charged.metrics import Metrics
 from charged.simulator import Account
@@ -144,7 +144,7 @@ class Weather:
         self.db_up = True
 
 
-async def wait_caught_up(collector: Collector) -> float:
+async def wait_caught_up(collector: Daemon) -> float:
     """Seconds until every queued row is in the database and the spool is empty."""
     assert collector.writer is not None
     started = time.monotonic()
@@ -232,7 +232,7 @@ async def run_collector(
     began = time.monotonic()
     if args.tracemalloc:
         tracemalloc.start(8)
-    collector: Collector
+    collector: Daemon
 
     async def on_tick(result: TickResult) -> None:
         n = len(samples) + 1
@@ -261,7 +261,7 @@ async def run_collector(
             return
         await weather.after_tick(n)
 
-    collector = Collector(settings, on_tick=on_tick)
+    collector = Daemon(settings, on_tick=on_tick)
     print(header(), flush=True)
     try:
         await collector.start()

@@ -30,10 +30,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 
-from charged.chargeamps.client import ChargeAmpsClient
 from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
 from charged.clock import Clock, SystemClock
 from charged.config import DATABASE_URL_ENV, ConfigError, Settings, load_settings
+from charged.daemon.vendor import vendor_client
 from charged.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_NOPERM, EXIT_UNAVAILABLE
 from charged.storage.engine import (
     DatabaseAccessDenied,
@@ -292,17 +292,13 @@ async def check_api_login(
     started = clock.monotonic()
     try:
         async with aiohttp.ClientSession() as session:
-            client = ChargeAmpsClient(
+            client = vendor_client(
                 session,
-                base_url=api.base_url,
-                api_version=api.version,
-                email=settings.email,
-                password=settings.password,
-                api_key=settings.api_key,
+                settings,
                 clock=clock,
                 request_timeout=min(api.request_timeout, time_limit),
-                max_body_bytes=api.max_body_bytes,
                 max_attempts=1,
+                token_cache=False,
                 # the outcome is this check's line; the client's own log lines would repeat it
                 logger=structlog.wrap_logger(structlog.ReturnLogger()),
             )

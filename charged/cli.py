@@ -212,7 +212,7 @@ def _load(path: str, *, require_secrets: bool = True) -> Any:
 
 
 async def _cmd_run(args: argparse.Namespace) -> int:
-    from charged.collector.service import Collector
+    from charged.daemon.service import Daemon
     from charged.log import configure_logging
     from charged.signals import exit_on_stop_signals, install_stop_signals
 
@@ -226,7 +226,7 @@ async def _cmd_run(args: argparse.Namespace) -> int:
     for warning in settings.warnings:
         log.warning(warning)
     stop = asyncio.Event()
-    collector = Collector(settings)
+    collector = Daemon(settings)
     # A first signal ends the start (a login or a database that does not answer) or the
     # ticking; a second one, while starting or stopping, spools what is queued and goes.
     install_stop_signals(stop, collector.abort)

@@ -29,10 +29,10 @@ from typing import TextIO
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from charged.analysis.tracker import SessionTracker
-from charged.collector.service import Collector
 from charged.collector.supervisor import TickResult
 from charged.config import settings_from_mapping
+from charged.daemon.service import Daemon
+from charged.sessions.tracker import SessionTracker
 from charged.simulator import Account, Simulator, SimulatorConfig
 from charged.simulator.fleet_clock import FleetClock
 from charged.storage.schema import charging_session
@@ -43,7 +43,7 @@ from charged.tasks import cancel_and_wait
 SESSION_UPDATE_TICKS = 3
 SESSION_RECONCILE_TICKS = 12
 
-AfterTick = Callable[[TickResult, Collector], Awaitable[None]]
+AfterTick = Callable[[TickResult, Daemon], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ async def run_demo(
         flush=True,
     )
 
-    collector: Collector
+    collector: Daemon
 
     async def on_tick(result: TickResult) -> None:
         # Wait for this tick's rows to be committed, so "stored" is true when printed.
@@ -178,7 +178,7 @@ async def run_demo(
         if after_tick is not None:
             await after_tick(result, collector)
 
-    collector = Collector(settings, on_tick=on_tick, clock=clock)
+    collector = Daemon(settings, on_tick=on_tick, clock=clock)
     timer: asyncio.TimerHandle | None = None
     tracker: SessionTracker | None = None
     tracker_stop = asyncio.Event()
@@ -252,7 +252,7 @@ async def session_counts(engine: AsyncEngine) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-async def _last_session_pass(collector: Collector, tracker: SessionTracker, out: TextIO) -> None:
+async def _last_session_pass(collector: Daemon, tracker: SessionTracker, out: TextIO) -> None:
     """After the last tick: fold in its rows and ask the vendor once more."""
     assert collector.writer is not None
     await collector.writer.wait_flushed()

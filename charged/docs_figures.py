@@ -33,8 +33,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from charged.collector.service import Collector
 from charged.collector.supervisor import TickResult
+from charged.daemon.service import Daemon
 from charged.demo import DemoOptions, run_demo
 
 DAY = date(2026, 1, 5)
@@ -65,7 +65,7 @@ class LimitOneCar:
     lifted: bool = False
     controller: Any = None
 
-    async def __call__(self, result: TickResult, collector: Collector) -> None:
+    async def __call__(self, result: TickResult, collector: Daemon) -> None:
         if self.target is None and result.tick_time >= LIMIT_FROM:
             self.target = await self._charging_three_phase(collector, result.tick_time)
             if self.target is not None:
@@ -75,7 +75,7 @@ class LimitOneCar:
             await self._set(collector, None)
 
     async def _charging_three_phase(
-        self, collector: Collector, tick: datetime
+        self, collector: Daemon, tick: datetime
     ) -> tuple[str, int] | None:
         from charged.chargeamps.states import ConnectorState
         from charged.storage.schema import connector_status as cs
@@ -96,7 +96,7 @@ class LimitOneCar:
             ).first()
         return None if row is None else (row.charge_point_id, int(row.connector_id))
 
-    async def _set(self, collector: Collector, amps: int | None) -> None:
+    async def _set(self, collector: Daemon, amps: int | None) -> None:
         from charged.control.audit import SqlAuditSink
         from charged.control.operations import Controller
         from charged.control.validation import ConnectorChange

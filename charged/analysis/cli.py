@@ -296,7 +296,7 @@ async def opened(args: argparse.Namespace, *tables: str) -> AsyncIterator[AsyncE
 async def _update_sessions(engine: AsyncEngine, args: argparse.Namespace) -> None:
     if args.no_update:
         return
-    from charged.analysis.tracker import SessionTracker
+    from charged.sessions.tracker import SessionTracker
 
     try:
         await SessionTracker(engine, None).update()

@@ -53,6 +53,9 @@ class TickResult:
     charging: int  # connectors reported Charging
     power_kw: float  # sum of chargingPowerKw over all connectors
     failures: dict[str, str] = field(default_factory=dict)  # charger id -> short reason
+    # charger id -> the status it answered this tick (the chargers that answered), for a
+    # consumer of the tick that acts on the chargers' states (e.g. a balancer)
+    statuses: dict[str, ChargePointStatus] = field(default_factory=dict)
 
 
 TickCallback = Callable[[TickResult], Awaitable[None] | None]
@@ -142,12 +145,13 @@ class Supervisor:
         ok = rows = charging = 0
         power = 0.0
         failed: dict[str, str] = {}
+        statuses: dict[str, ChargePointStatus] = {}
         for cp_id, outcome in zip(ids, outcomes, strict=True):
             if isinstance(outcome, str):
                 failed[cp_id] = outcome
                 continue
             ok += 1
-            n_rows, n_charging, kw = outcome
+            statuses[cp_id], n_rows, n_charging, kw = outcome
             rows += n_rows
             charging += n_charging
             power += kw
@@ -163,6 +167,7 @@ class Supervisor:
             charging=charging,
             power_kw=power,
             failures=failed,
+            statuses=statuses,
         )
         self._pending_skipped = 0
         self._prefetched, self._prefetch_broken = {}, set()
@@ -218,8 +223,9 @@ class Supervisor:
 
     async def _poll(
         self, cp_id: str, tick_time: datetime, deadline: float
-    ) -> tuple[int, int, float] | str:
-        """Rows of one charger queued → (rows, charging connectors, kW); a failure → reason."""
+    ) -> tuple[ChargePointStatus, int, int, float] | str:
+        """Rows of one charger queued → (status, rows, charging connectors, kW); a failure →
+        the reason."""
         try:
             status = await self._status(cp_id, deadline)
         except AuthenticationError:
@@ -235,7 +241,7 @@ class Supervisor:
         await self._put(batch)
         charging = sum(1 for c in status.connector_statuses if c.charging)
         power = sum(c.charging_power_kw or 0.0 for c in status.connector_statuses)
-        return count_rows(batch), charging, power
+        return status, count_rows(batch), charging, power
 
     async def _prefetch(self, ids: Sequence[str], started: float, deadline: float) -> None:
         """Every charger's status in one organisation call, when configured; on failure the

@@ -479,11 +479,10 @@ async def _controller(
     """
     import aiohttp
 
-    from charged.chargeamps.auth import TokenStore
-    from charged.chargeamps.client import ChargeAmpsClient
     from charged.clock import SystemClock
     from charged.config import ConfigError, load_settings
     from charged.control.audit import AuditSink, MemoryAuditSink, SqlAuditSink
+    from charged.daemon.vendor import vendor_client
     from charged.log import configure_logging
 
     try:
@@ -503,23 +502,7 @@ async def _controller(
             if audited:
                 engine = await _audit_engine(settings.database)
                 sink = SqlAuditSink(engine)
-            client = ChargeAmpsClient(
-                session,
-                base_url=settings.api.base_url,
-                api_version=settings.api.version,
-                email=settings.email,
-                password=settings.password,
-                api_key=settings.api_key,
-                clock=clock,
-                max_concurrency=settings.api.max_concurrency,
-                max_requests_per_second=settings.api.max_requests_per_second,
-                request_timeout=settings.api.request_timeout,
-                max_body_bytes=settings.api.max_body_bytes,
-                max_attempts=settings.api.max_attempts,
-                token_store=TokenStore(settings.api.token_cache)
-                if settings.api.token_cache
-                else None,
-            )
+            client = vendor_client(session, settings, clock=clock)
             if login:
                 await client.login()  # a refused login stops here, before any change
             yield Controller(client, sink, actor=_actor(), clock=clock)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from charged.clock import FakeClock
-from charged.collector.service import Collector
 from charged.config import settings_from_mapping
 from charged.control.audit import SqlAuditSink
 from charged.control.operations import Controller
+from charged.daemon.service import Daemon
 from charged.metrics import Metrics
 from charged.simulator import SessionTruth, Simulator, SimulatorConfig
 
@@ -86,7 +86,7 @@ async def collect_morning(
     )
     morning = Morning(db_url, MORNING, ticks, sim.charge_point_ids())
     try:
-        async with Collector(settings, clock=clock, metrics=Metrics()) as collector:
+        async with Daemon(settings, clock=clock, metrics=Metrics()) as collector:
             assert collector.engine and collector.supervisor and collector.writer
             assert collector.client is not None
             tracker = collector.sessions
@@ -107,7 +107,7 @@ async def collect_morning(
                 if k + 1 < ticks:
                     await clock.advance(INTERVAL)
             # the background passes have done their part; the last ones are ours, unraced
-            await collector.stop_session_tracker()
+            await collector.stop_tasks()
             morning.collector_reconciles = (
                 collector.metrics.registry.get_sample_value(
                     "charged_session_reconciles_total", {"result": "ok"}

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from charged.collector.service import Collector
 from charged.collector.supervisor import TickResult
 from charged.config import Settings, settings_from_mapping
-from charged.simulator import Simulator, SimulatorConfig
+from charged.daemon.service import Daemon
+from charged.simulator import Simulator
 from charged.storage.engine import create_engine
 from charged.storage.schema import metadata
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    sim = Simulator(SimulatorConfig(chargers=30, seed=7, speed=1.0))
-    sim.record_served = True
-    await sim.start("127.0.0.1", 0)
-    try:
-        yield sim
-    finally:
-        await sim.stop()
 
 
 def settings_for(sim: Simulator, db_url: str, **collector: Any) -> Settings:
@@ -76,7 +64,7 @@ async def fetch(db_url: str, table: str) -> list[dict[str, Any]]:
 
 async def test_one_tick_of_30_chargers_lands_row_for_row(simulator: Simulator, db_url: str) -> None:
     ticks: list[TickResult] = []
-    async with Collector(settings_for(simulator, db_url)) as collector:
+    async with Daemon(settings_for(simulator, db_url)) as collector:
         assert collector.supervisor is not None and collector.writer is not None
         ticks.append(await collector.supervisor.tick())
         await collector.writer.wait_flushed()
@@ -124,7 +112,7 @@ async def test_failing_charger_is_a_recorded_gap_and_others_are_stored(
 ) -> None:
     broken = simulator.charge_point_ids()[3]
     simulator.faults.malformed.add(broken)
-    async with Collector(settings_for(simulator, db_url)) as collector:
+    async with Daemon(settings_for(simulator, db_url)) as collector:
         assert collector.supervisor is not None and collector.writer is not None
         tick = await collector.supervisor.tick()
         await collector.writer.wait_flushed()
@@ -146,7 +134,7 @@ async def test_run_until_stopped_logs_in_once_and_flushes(
             stop.set()
 
     settings = settings_for(simulator, sqlite_url, interval=1)
-    collector = Collector(settings, on_tick=on_tick)
+    collector = Daemon(settings, on_tick=on_tick)
     try:
         await collector.start()
         await asyncio.wait_for(collector.run(stop), timeout=20)

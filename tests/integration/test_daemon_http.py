@@ -14,8 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from charged.collector.service import CONTROL_API_ACTOR, Collector
 from charged.config import settings_from_mapping
+from charged.daemon.service import CONTROL_API_ACTOR, Daemon
 from charged.simulator import Simulator, SimulatorConfig
 from charged.storage.schema import control_action
 
@@ -32,7 +32,7 @@ async def simulator() -> AsyncIterator[Simulator]:
         await sim.stop()
 
 
-def collector_for(sim: Simulator, db_url: str, *, control: bool) -> Collector:
+def collector_for(sim: Simulator, db_url: str, *, control: bool) -> Daemon:
     settings = settings_from_mapping(
         {
             "api": {
@@ -51,7 +51,7 @@ def collector_for(sim: Simulator, db_url: str, *, control: bool) -> Collector:
         },
         source="test",
     )
-    return Collector(settings)
+    return Daemon(settings)
 
 
 async def get(http: aiohttp.ClientSession, url: str, **kw: Any) -> tuple[int, Any]:

@@ -24,9 +24,9 @@ from sqlalchemy import select
 
 from charged.chargeamps.client import STATUS
 from charged.clock import FakeClock, SystemClock
-from charged.collector.service import TICK_WRITE_GRACE, Collector
 from charged.collector.supervisor import TickResult
 from charged.config import Settings, settings_from_mapping
+from charged.daemon.service import TICK_WRITE_GRACE, Daemon
 from charged.metrics import Metrics
 from charged.ops.sdnotify import SystemdNotifier
 from charged.simulator import Faults, Simulator, SimulatorConfig
@@ -94,7 +94,7 @@ class Run:
     simulator: Simulator
     sim_clock: JumpingClock
     wall: SteppedWallClock
-    collector: Collector
+    collector: Daemon
     phases: list[Phase] = field(default_factory=list)
     late: set[int] = field(default_factory=set)  # indices in served the client had given up on
 
@@ -151,7 +151,7 @@ async def run(db_url: str, tmp_path: Path) -> AsyncIterator[Run]:
     sim.record_served = True
     await sim.start("127.0.0.1", 0)
     wall = SteppedWallClock(INTERVAL)
-    collector = Collector(settings_for(sim, db_url, tmp_path), clock=wall)
+    collector = Daemon(settings_for(sim, db_url, tmp_path), clock=wall)
     try:
         await collector.start()
         yield Run(sim, sim_clock, wall, collector)
@@ -414,14 +414,14 @@ class RecordingNotifier(SystemdNotifier):
 
 
 @dataclass
-class Daemon:
-    """``Collector.run`` — the loop `charged run` runs — on a FakeClock that only the test
+class ClockedDaemon:
+    """``Daemon.run`` — the loop `charged run` runs — on a FakeClock that only the test
     moves, against a simulator on the same clock: the test advances time to each grid point
     and waits (in real time, bounded) for the tick there to be safe."""
 
     simulator: Simulator
     clock: FakeClock
-    collector: Collector
+    collector: Daemon
     notifier: RecordingNotifier
     results: asyncio.Queue[TickResult]
     anchor: float
@@ -462,7 +462,7 @@ def daemon_db(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def daemon(daemon_db: str, tmp_path: Path) -> AsyncIterator[Daemon]:
+async def daemon(daemon_db: str, tmp_path: Path) -> AsyncIterator[ClockedDaemon]:
     db_url = daemon_db
     clock = FakeClock(auto_advance=False)
     sim = Simulator(
@@ -495,10 +495,10 @@ async def daemon(daemon_db: str, tmp_path: Path) -> AsyncIterator[Daemon]:
     )
     results: asyncio.Queue[TickResult] = asyncio.Queue()
     notifier = RecordingNotifier(clock, WATCHDOG_USEC)
-    collector = Collector(
+    collector = Daemon(
         settings, clock=clock, notifier=notifier, on_tick=results.put_nowait, metrics=Metrics()
     )
-    d = Daemon(sim, clock, collector, notifier, results, anchor=clock.monotonic())
+    d = ClockedDaemon(sim, clock, collector, notifier, results, anchor=clock.monotonic())
     try:
         await collector.start()
         d.task = asyncio.create_task(collector.run(d.stop))
@@ -512,7 +512,7 @@ async def daemon(daemon_db: str, tmp_path: Path) -> AsyncIterator[Daemon]:
 
 
 async def test_the_run_loop_keeps_its_schedule_through_api_faults(
-    daemon: Daemon, db_url: str
+    daemon: ClockedDaemon, db_url: str
 ) -> None:
     """Supervisor.run, not tick() by hand: the ticks stay on the interval grid through 5xx,
     a malformed and an Offline charger, and a tick that overruns by more than two intervals
@@ -572,7 +572,9 @@ async def test_the_run_loop_keeps_its_schedule_through_api_faults(
 
 
 @pytest.mark.parametrize("daemon_db", ["sqlite_url"], indirect=True)
-async def test_a_vendor_outage_feeds_the_watchdog_a_stuck_tick_does_not(daemon: Daemon) -> None:
+async def test_a_vendor_outage_feeds_the_watchdog_a_stuck_tick_does_not(
+    daemon: ClockedDaemon,
+) -> None:
     """systemd must restart a stuck collector, not one that records a vendor outage: ticks
     in which no charger answered still feed the watchdog, and with WatchdogSec (20 s) below
     the interval (30 s) a timer pings in between; once a tick hangs, the pings stop after

@@ -1,7 +1,7 @@
 """SIGTERM/SIGINT while `charged run` is still starting, against a real process.
 
 The simulator in this process holds the login (its latency fault, far longer than the
-client's request timeout here), so the daemon is certainly inside ``Collector.start()`` when
+client's request timeout here), so the daemon is certainly inside ``Daemon.start()`` when
 the test signals it: once the login request has reached the simulator.  The daemon must cut
 the start short and exit 0 at once — not wait for the login to give up (10 minutes here),
 and without a traceback — also when a second signal follows the first.

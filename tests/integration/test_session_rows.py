@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charged.analysis.plot_data import find_sessions, session_series
 from charged.analysis.plots import energy_power_figure
-from charged.analysis.tracker import SessionTracker
 from charged.chargeamps.models import ChargingSession
 from charged.clock import FakeClock
 from charged.metrics import Metrics
+from charged.sessions.tracker import SessionTracker
 from charged.storage.engine import create_engine
 from charged.storage.migrate import upgrade
 from charged.storage.schema import (

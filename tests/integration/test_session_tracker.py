@@ -13,9 +13,9 @@ import pytest
 from simulated_morning import INTERVAL, MORNING, Morning, collect_morning
 from sqlalchemy import delete, select
 
-from charged.analysis.tracker import SessionTracker
 from charged.clock import FakeClock
 from charged.metrics import Metrics
+from charged.sessions.tracker import SessionTracker
 from charged.storage.engine import create_engine
 from charged.storage.schema import charging_session
 

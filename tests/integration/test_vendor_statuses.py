@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from charged.chargeamps.states import CAPI_CODES, OCPP_CODES, normalise
-from charged.collector.service import Collector
 from charged.config import Settings, settings_from_mapping
+from charged.daemon.service import Daemon
 from charged.simulator import Simulator, SimulatorConfig
 from tests.integration.test_collector_e2e import fetch
 
@@ -65,7 +65,7 @@ def expected_status(sim: Simulator, cp_id: str, raw: object) -> str:
 async def tick_and_compare(sim: Simulator, db_url: str, **api: Any) -> tuple[int, int]:
     """One tick; every served connector stored with its normalised status and raw value.
     → (status requests, organisation requests) the tick made."""
-    async with Collector(settings(sim, db_url, **api)) as collector:
+    async with Daemon(settings(sim, db_url, **api)) as collector:
         assert collector.supervisor is not None and collector.writer is not None
         await collector.supervisor.tick()  # discovery (owned list) happens here
         sim.clear_served()
@@ -126,7 +126,7 @@ async def test_a_malformed_entry_of_the_organisation_answer_costs_only_that_char
     bad = sim.charge_point_ids()[4]
     sim.faults.malformed.add(bad)
     org = sim.config.organisation_id
-    async with Collector(settings(sim, sqlite_url, organisation_id=org)) as collector:
+    async with Daemon(settings(sim, sqlite_url, organisation_id=org)) as collector:
         assert collector.supervisor is not None and collector.writer is not None
         before = dict(sim.request_counts)
         result = await collector.supervisor.tick()
@@ -141,7 +141,7 @@ async def test_a_malformed_entry_of_the_organisation_answer_costs_only_that_char
 async def test_a_halo_has_a_schuko_connector_and_a_single_owner_sees_one(
     sim: Simulator, sqlite_url: str
 ) -> None:
-    async with Collector(settings(sim, sqlite_url)) as collector:
+    async with Daemon(settings(sim, sqlite_url)) as collector:
         assert collector.client is not None
         owned = {cp.id: cp for cp in await collector.client.owned_chargepoints()}
     halo = next(cp for cp in owned.values() if cp.type == "HALO")

@@ -1,4 +1,4 @@
-"""Collector.close() and run() pass a cancellation of their caller on, after cleaning up."""
+"""Daemon.close() and run() pass a cancellation of their caller on, after cleaning up."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from charged.collector.service import Collector
 from charged.config import settings_from_mapping
+from charged.daemon.service import Daemon
 from charged.ops.sdnotify import SystemdNotifier
 
 
@@ -27,7 +27,7 @@ class RecordingNotifier(SystemdNotifier):
         self.closed = True
 
 
-def collector(tmp_path: Path, notifier: SystemdNotifier) -> Collector:
+def collector(tmp_path: Path, notifier: SystemdNotifier) -> Daemon:
     settings = settings_from_mapping(
         {
             "api": {"email": "a@b.invalid", "password": "p", "api_key": "k"},
@@ -37,7 +37,7 @@ def collector(tmp_path: Path, notifier: SystemdNotifier) -> Collector:
         },
         source="test",
     )
-    return Collector(settings, notifier=notifier)
+    return Daemon(settings, notifier=notifier)
 
 
 async def test_cancelling_close_propagates_and_still_releases_everything(
@@ -57,7 +57,7 @@ async def test_cancelling_close_propagates_and_still_releases_everything(
             with contextlib.suppress(asyncio.CancelledError):
                 await release.wait()
 
-    c._sessions_task = asyncio.create_task(slow_tracker())
+    c._tasks.append(asyncio.create_task(slow_tracker()))  # a daemon task
     closing = asyncio.create_task(c.close())
     await tracker_cancelled.wait()
     closing.cancel()  # e.g. the task running close() is cancelled at shutdown
@@ -74,6 +74,6 @@ async def test_cancelling_close_propagates_and_still_releases_everything(
 async def test_close_uncancelled_returns(tmp_path: Path) -> None:
     notifier = RecordingNotifier()
     c = collector(tmp_path, notifier)
-    c._sessions_task = asyncio.create_task(asyncio.Event().wait())
+    c._tasks.append(asyncio.create_task(asyncio.Event().wait()))
     await c.close()
-    assert notifier.closed and c._sessions_task is None
+    assert notifier.closed and c._tasks == []

@@ -804,7 +804,7 @@ def test_built_venv_runs_charged_and_its_migrations(
     # the wheel's code, not this checkout's, and no dev package imported by the CLI
     dev = {"pytest", "aioresponses", "chargeamps", "matplotlib", "pyarrow", "schemathesis"}
     probe = (
-        "import sys, charged, charged.cli, charged.check, charged.collector.service; "
+        "import sys, charged, charged.cli, charged.check, charged.daemon.service; "
         "print(charged.__file__); "
         f"print(sorted(set({sorted(dev)!r}) & {{m.split('.')[0] for m in sys.modules}}))"
     )

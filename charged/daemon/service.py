@@ -1,17 +1,31 @@
-"""One collector process: vendor client, supervisor, queue, batch writer, disk spool, ops
-server and systemd notifications, started and stopped in the right order.  ``charged run``
-and ``charged demo`` both use it.
+"""The daemon: vendor client, the tick (supervisor), queue, batch writer, disk spool, ops
+server with the control API, the daemon's tasks beside the tick (the session tracker) and
+systemd notifications, started and stopped in the right order.  ``charged run`` and
+``charged demo`` both use it.
 
-Shutdown (:meth:`Collector.close`): STOPPING=1, the supervisor has finished its tick, the
-writer drains the queue to the database for up to ``shutdown.drain_timeout`` seconds and
-spools the rest, the spool is fsynced and closed, then the HTTP sessions and the engine.
-:meth:`Collector.abort` (a second signal) cuts the tick short and spools at once.
+Beside the tick, two ways in for another part (e.g. a balancer):
+
+- a *tick consumer* (:meth:`Daemon.add_tick_consumer`) is called with every tick's
+  :class:`~charged.collector.supervisor.TickResult` (counts, and the statuses of the chargers
+  that answered), in the order added, after the tick's rows are queued.  It is awaited before
+  the next tick is scheduled, so one that takes long should hand the result to a task of its
+  own (:class:`LatestTick` keeps the newest);
+- a *daemon task* (:meth:`Daemon.add_task`) is a loop ``run(stop)`` started once the daemon
+  is up (database, spool, writer, login) and ended at :meth:`Daemon.close` before the writer
+  drains: ``stop`` is set and the task cancelled at once (what it was doing must be safe to
+  cut short and redo at the next start, as the tracker's passes are).
+
+Shutdown (:meth:`Daemon.close`): STOPPING=1, the supervisor has finished its tick, the daemon
+tasks end, the writer drains the queue to the database for up to ``shutdown.drain_timeout``
+seconds and spools the rest, the spool is fsynced and closed, then the HTTP sessions and the
+engine.  :meth:`Daemon.abort` (a second signal) cuts the tick short and spools at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
@@ -19,8 +33,6 @@ import aiohttp
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from charged.analysis.tracker import SessionTracker
-from charged.chargeamps.auth import TokenStore
 from charged.chargeamps.client import ChargeAmpsClient
 from charged.clock import Clock, SystemClock
 from charged.collector.supervisor import Supervisor, TickCallback, TickResult
@@ -28,10 +40,12 @@ from charged.config import Settings
 from charged.control.api import ControllerUnavailable, control_routes
 from charged.control.audit import SqlAuditSink
 from charged.control.operations import Controller
+from charged.daemon.vendor import vendor_client
 from charged.metrics import Metrics
 from charged.ops.health import ReadinessState
 from charged.ops.sdnotify import SystemdNotifier, TickNotifier
 from charged.ops.server import OpsServer
+from charged.sessions.tracker import SessionTracker
 from charged.storage.engine import (
     DatabaseAccessDenied,
     DatabaseUnavailable,
@@ -54,7 +68,35 @@ CONTROL_API_ACTOR = "control-api"
 TICK_WRITE_GRACE = 15.0
 
 
-class Collector:
+# a loop beside the tick: runs until the event is set (see the module's docstring)
+DaemonTask = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class LatestTick:
+    """The newest tick result, for a loop of its own that works on ticks: :meth:`put` is a
+    tick consumer that never waits; :meth:`get` waits for a tick newer than the last one got.
+    A loop slower than the ticks skips the ones it missed (counted in :attr:`skipped`) rather
+    than falling behind."""
+
+    def __init__(self) -> None:
+        self._result: TickResult | None = None
+        self._fresh = asyncio.Event()
+        self.skipped = 0
+
+    def put(self, result: TickResult) -> None:
+        if self._fresh.is_set():
+            self.skipped += 1
+        self._result = result
+        self._fresh.set()
+
+    async def get(self) -> TickResult:
+        await self._fresh.wait()
+        self._fresh.clear()
+        assert self._result is not None
+        return self._result
+
+
+class Daemon:
     def __init__(
         self,
         settings: Settings,
@@ -68,7 +110,8 @@ class Collector:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
-        self._on_tick = on_tick
+        self._tick_consumers: list[TickCallback] = [] if on_tick is None else [on_tick]
+        self._task_factories: list[tuple[str, DaemonTask]] = []
         self._log = logger or structlog.get_logger("charged")
         self._session: aiohttp.ClientSession | None = None
         self.engine: AsyncEngine | None = None
@@ -83,8 +126,9 @@ class Collector:
         self._controller: Controller | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self.sessions: SessionTracker | None = None
-        self._sessions_stop = asyncio.Event()
-        self._sessions_task: asyncio.Task[None] | None = None
+        self._tasks_stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._task_failed = asyncio.Event()
         self._fsync_task: asyncio.Task[None] | None = None
         self._stored_tasks: set[asyncio.Task[None]] = set()
         self._last_safe_tick: float | None = None  # monotonic time the last tick was safe
@@ -92,7 +136,27 @@ class Collector:
         self._closed = False
         self.queue: asyncio.Queue[RowBatch] = asyncio.Queue(maxsize=settings.writer.queue_size)
 
-    async def __aenter__(self) -> Collector:
+    def add_tick_consumer(self, consumer: TickCallback) -> None:
+        """Call ``consumer`` with every tick's result, after those added before it."""
+        self._tick_consumers.append(consumer)
+
+    def add_task(self, name: str, run: DaemonTask) -> None:
+        """Run ``run(stop)`` beside the tick from the end of :meth:`start` to :meth:`close`.
+        Added after the start, it starts at once."""
+        self._task_factories.append((name, run))
+        if self.supervisor is not None and not self._closed:
+            self._start_task(name, run)
+
+    def _start_task(self, name: str, run: DaemonTask) -> None:
+        task = asyncio.create_task(run(self._tasks_stop), name=name)
+        task.add_done_callback(self._task_ended)
+        self._tasks.append(task)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._task_failed.set()
+
+    async def __aenter__(self) -> Daemon:
         await self.start()
         return self
 
@@ -122,22 +186,7 @@ class Collector:
         self.spool.open()
         self._fsync_task = asyncio.create_task(self.spool.run_fsync(), name="charged-spool-fsync")
         self._session = aiohttp.ClientSession()
-        self.client = ChargeAmpsClient(
-            self._session,
-            base_url=s.api.base_url,
-            api_version=s.api.version,
-            email=s.email,
-            password=s.password,
-            api_key=s.api_key,
-            clock=self.clock,
-            max_concurrency=s.api.max_concurrency,
-            max_requests_per_second=s.api.max_requests_per_second,
-            request_timeout=s.api.request_timeout,
-            max_body_bytes=s.api.max_body_bytes,
-            max_attempts=s.api.max_attempts,
-            token_store=TokenStore(s.api.token_cache) if s.api.token_cache else None,
-            metrics=self.metrics,
-        )
+        self.client = vendor_client(self._session, s, clock=self.clock, metrics=self.metrics)
         self.writer = BatchWriter(
             self.engine,
             self.queue,
@@ -187,9 +236,10 @@ class Collector:
                 update_every=s.sessions.update_interval,
                 reconcile_every=s.sessions.reconcile_interval,
             )
-            self._sessions_task = asyncio.create_task(
-                self.sessions.run(self._sessions_stop), name="charged-sessions"
-            )
+            self._task_factories.insert(0, ("charged-sessions", self.sessions.run))
+        # the daemon's tasks beside the tick, in the order added
+        for name, run in self._task_factories:
+            self._start_task(name, run)
 
     async def _prepare_database(self) -> None:
         """Pending migrations (with database.migrate_on_start), then a query that works."""
@@ -233,7 +283,7 @@ class Collector:
 
     def _control_api_controller(self) -> Controller:
         if self.client is None or self.engine is None or self._closed:
-            raise ControllerUnavailable("the collector is starting or stopping; try again")
+            raise ControllerUnavailable("the daemon is starting or stopping; try again")
         if self._controller is None:
             self._controller = Controller(
                 self.client, SqlAuditSink(self.engine), actor=CONTROL_API_ACTOR, clock=self.clock
@@ -249,8 +299,8 @@ class Collector:
         task = asyncio.create_task(self._mark_stored(result), name="charged-tick-stored")
         self._stored_tasks.add(task)
         task.add_done_callback(self._stored_tasks.discard)
-        if self._on_tick is not None:
-            maybe = self._on_tick(result)
+        for consumer in self._tick_consumers:
+            maybe = consumer(result)
             if maybe is not None:
                 await maybe
 
@@ -269,7 +319,7 @@ class Collector:
         )
 
     def longest_tick_gap(self) -> float:
-        """The longest a healthy collector goes between two safe ticks: one interval, the
+        """The longest a healthy daemon goes between two safe ticks: one interval, the
         next tick's deadline, and :data:`TICK_WRITE_GRACE` to commit or spool its rows."""
         c = self.settings.collector
         return c.interval * (1 + c.deadline_fraction) + TICK_WRITE_GRACE
@@ -304,18 +354,22 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until ``stop`` is set (the tick in flight finishes) or :meth:`abort` (it is
-        cut short).  A dead writer stops the loop instead of filling RAM.  Cancelled, it
-        cancels the tick in flight and raises CancelledError."""
+        cut short).  A dead writer stops the loop instead of filling RAM; so does a daemon
+        task that failed (a bug: it is raised here).  Cancelled, it cancels the tick in flight
+        and raises CancelledError."""
         assert self.supervisor is not None and self._writer_task is not None
         ticking = asyncio.create_task(self.supervisor.run(stop), name="charged-supervisor")
         aborted = asyncio.create_task(self._abort.wait(), name="charged-abort")
+        task_failed = asyncio.create_task(self._task_failed.wait(), name="charged-task-failed")
         watchdog = self._watchdog_timer(ticking)
         try:
             done, _ = await asyncio.wait(
-                {ticking, self._writer_task, aborted}, return_when=asyncio.FIRST_COMPLETED
+                {ticking, self._writer_task, aborted, task_failed},
+                return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
             aborted.cancel()
+            task_failed.cancel()
             if watchdog is not None:
                 await cancel_and_wait(watchdog)
             if not ticking.done():
@@ -325,6 +379,13 @@ class Collector:
         elif self._writer_task in done:
             self._writer_task.result()  # re-raise the writer's failure
             raise RuntimeError("the database writer stopped unexpectedly")
+        elif task_failed in done:
+            failed = next(
+                t
+                for t in self._tasks
+                if t.done() and not t.cancelled() and t.exception() is not None
+            )
+            failed.result()  # re-raise the task's failure
 
     def abort(self) -> None:
         """Stop now: cut the tick short, spool what is not written (a second signal)."""
@@ -360,7 +421,7 @@ class Collector:
             if self._fsync_task is not None:
                 # it fsyncs once more on its way out
                 cleanup.push_async_callback(cancel_and_wait, self._fsync_task)
-            cleanup.push_async_callback(self.stop_session_tracker)
+            cleanup.push_async_callback(self.stop_tasks)
             cleanup.callback(self._cancel_stored_tasks)
             await self._stop_writer(drain_timeout)
 
@@ -368,13 +429,21 @@ class Collector:
         for task in list(self._stored_tasks):
             task.cancel()
 
-    async def stop_session_tracker(self) -> None:
-        """End the tracker's background passes (at close, or for a caller that wants to run
-        update/reconcile itself without a second pass racing it)."""
-        task, self._sessions_task = self._sessions_task, None
-        if task is not None:
-            self._sessions_stop.set()
-            await cancel_and_wait(task)  # a pass cut short is redone at the next start
+    async def stop_tasks(self) -> None:
+        """End the daemon's tasks beside the tick (at close, or for a caller that wants to run
+        e.g. the tracker's update/reconcile itself without a second pass racing it).  Each is
+        told to stop, then cancelled; a failure of one is logged, not raised: the rows are
+        what the close must save."""
+        tasks, self._tasks = self._tasks, []
+        self._tasks_stop.set()
+        for task in tasks:
+            task.cancel()  # all at once: a cancellation of our caller leaves none running
+        for task in tasks:
+            try:
+                # a tracker pass cut short is redone at the next start
+                await cancel_and_wait(task)
+            except Exception as exc:
+                self._log.error("daemon task failed", task=task.get_name(), error=repr(exc))
 
     async def _stop_writer(self, drain_timeout: float) -> None:
         task, writer = self._writer_task, self.writer
