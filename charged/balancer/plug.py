@@ -1,0 +1,85 @@
+"""Plugging the balancer into the daemon: a tick consumer that hands over, a loop of its own.
+
+The daemon's composition root (:mod:`charged.daemon`) calls :func:`install_balancer` when
+``balancer.mode`` is shadow or active.  The runtime is built once the daemon has started (it
+needs the vendor client and the database) and then reads every tick: the consumer only
+hands the statuses over (a slow vendor never holds up the poll), the loop runs one
+allocation, one plan and, in active mode, one actuator per tick.  Its limits go through the
+audited control path as actor ``balancer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from charged.balancer.model import BalancerParams, Site
+from charged.balancer.pins import BALANCER_ACTOR, SqlAuditSource
+from charged.balancer.runtime import BalancerRuntime, RuntimeMode, tick_input
+from charged.clock import Clock
+from charged.collector.supervisor import TickCallback, TickResult
+from charged.control.audit import SqlAuditSink
+from charged.control.operations import Controller
+from charged.metrics import Metrics
+
+
+class DaemonParts(Protocol):
+    """What the balancer needs of the daemon (charged.daemon.Daemon)."""
+
+    clock: Clock
+    metrics: Metrics
+    client: Any
+    engine: Any
+    queue: asyncio.Queue[Any]
+
+    def add_tick_consumer(self, consumer: TickCallback) -> None: ...
+
+    def add_task(
+        self, name: str, run: Any
+    ) -> None: ...  # run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class InstalledBalancer:
+    """The balancer as installed in a daemon: its runtime once the daemon has started."""
+
+    def __init__(
+        self, daemon: DaemonParts, site: Site, params: BalancerParams, mode: RuntimeMode
+    ) -> None:
+        self._daemon = daemon
+        self._site = site
+        self._params = params
+        self._mode: RuntimeMode = mode
+        self.runtime: BalancerRuntime | None = None
+
+    def on_tick(self, result: TickResult) -> None:
+        if self.runtime is not None:
+            self.runtime.on_tick(tick_input(result.tick_time, result.statuses, result.asked))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        d = self._daemon
+        if d.client is None or d.engine is None:
+            raise RuntimeError("the balancer starts after the daemon's client and database")
+        controller = Controller(
+            d.client, SqlAuditSink(d.engine), actor=BALANCER_ACTOR, clock=d.clock
+        )
+        self.runtime = BalancerRuntime(
+            self._site,
+            mode=self._mode,
+            controller=controller,
+            audit_rows=SqlAuditSource(d.engine),
+            put=d.queue.put,
+            clock=d.clock,
+            params=self._params,
+            metrics=d.metrics,
+        )
+        await self.runtime.run(stop)
+
+
+def install_balancer(
+    daemon: DaemonParts, site: Site, params: BalancerParams, mode: RuntimeMode
+) -> InstalledBalancer:
+    """Add the balancer's tick consumer and loop to ``daemon`` (before or after its start)."""
+    installed = InstalledBalancer(daemon, site, params, mode)
+    daemon.add_tick_consumer(installed.on_tick)
+    daemon.add_task("charged-balancer", installed.run)
+    return installed
