@@ -227,6 +227,7 @@ async def _cmd_run(args: argparse.Namespace) -> int:
         log.warning(warning)
     stop = asyncio.Event()
     collector = Daemon(settings)
+    _install_balancer(collector, settings, log)
     # A first signal ends the start (a login or a database that does not answer) or the
     # ticking; a second one, while starting or stopping, spools what is queued and goes.
     install_stop_signals(stop, collector.abort)
@@ -250,6 +251,19 @@ async def _cmd_run(args: argparse.Namespace) -> int:
         log.info("stopped")
     exit_on_stop_signals(0)  # all is written or spooled: a late signal need not wait
     return 0
+
+
+def _install_balancer(daemon: Any, settings: Any, log: Any) -> None:
+    """balancer.mode shadow or active: the balancer steps on every tick of the daemon."""
+    from charged.balancer.configured import params_from_settings, runtime_mode, site_from_settings
+    from charged.balancer.plug import install_balancer
+
+    mode = runtime_mode(settings.balancer)
+    if mode is None or settings.site.fuse is None:
+        return
+    site = site_from_settings(settings.site)
+    install_balancer(daemon, site, params_from_settings(settings.balancer), mode)
+    log.info("balancer on", mode=mode, fuses=len(site.fuses()), chargers=len(site.chargers))
 
 
 async def _start_unless_stopped(collector: Any, stop: asyncio.Event, log: Any) -> bool:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SECRET_FIELDS = ("email", "password", "api_key")
 DATABASE_URL_ENV = "CHARGED_DATABASE_URL"
@@ -152,6 +152,91 @@ class ControlSettings(_Section):
     token_file: Path | None = None
 
 
+ROTATION_PATTERN = r"^(?:L1L2L3|L1L3L2|L2L1L3|L2L3L1|L3L1L2|L3L2L1)$"
+
+
+class FuseSettings(_Section):
+    """One fuse of the site: a limit per site phase, the chargers it feeds, fuses below it."""
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    # A on every site phase, or [L1, L2, L3]
+    limit: PositiveFloat | Annotated[list[PositiveFloat], Field(min_length=3, max_length=3)]
+    chargers: list[str] = Field(default_factory=list)
+    children: list[FuseSettings] = Field(default_factory=list)
+
+    def limits(self) -> tuple[float, float, float]:
+        if isinstance(self.limit, list):
+            return (self.limit[0], self.limit[1], self.limit[2])
+        return (self.limit, self.limit, self.limit)
+
+
+class SiteSettings(_Section):
+    """The garage's wiring for the balancer (the same schema as a standalone site file)."""
+
+    fuse: FuseSettings | None = None  # the root (main) fuse; None: no site described
+    # charger id -> which site phase its terminals L1 L2 L3 land on (default L1L2L3)
+    rotations: dict[str, Annotated[str, Field(pattern=ROTATION_PATTERN)]] = Field(
+        default_factory=dict
+    )
+    # A kept free below every fuse on every phase
+    margin: Annotated[float, Field(ge=0)] = 0.0
+    # chargers whose isLoadbalanced is true but whose vendor balancing is known to be off
+    vendor_balancing_off: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_place_each(self) -> SiteSettings:
+        placed: dict[str, str] = {}
+        names: set[str] = set()
+        pending = [] if self.fuse is None else [self.fuse]
+        while pending:
+            fuse = pending.pop()
+            if fuse.name in names:
+                raise ValueError(f"fuse name {fuse.name!r} is used twice")
+            names.add(fuse.name)
+            for cp in fuse.chargers:
+                if cp in placed:
+                    raise ValueError(f"charger {cp} is under both {placed[cp]} and {fuse.name}")
+                placed[cp] = fuse.name
+            pending.extend(fuse.children)
+        for key, what in (
+            (self.rotations, "rotations"),
+            (self.vendor_balancing_off, "vendor_balancing_off"),
+        ):
+            strangers = sorted(set(key) - set(placed))
+            if strangers:
+                raise ValueError(f"{what}: charger {strangers[0]} is under no fuse of the site")
+        return self
+
+    def charger_ids(self) -> list[str]:
+        out: list[str] = []
+        pending = [] if self.fuse is None else [self.fuse]
+        while pending:
+            fuse = pending.pop(0)
+            out.extend(fuse.chargers)
+            pending.extend(fuse.children)
+        return out
+
+
+class BalancerSettings(_Section):
+    # off: nothing; shadow: decide and record every step, send nothing; active: send
+    mode: Literal["off", "shadow", "active"] = "off"
+    # guarantee: the limits in force never exceed a fuse; measured: trimmed from readings
+    guarantee: Literal["guarantee", "measured"] = "guarantee"
+    fairness: Literal["current", "power"] = "current"  # what max-min fair shares
+    arrival_limit: Annotated[float, Field(ge=0, le=32)] = 6.0  # A an idle connector holds
+    hysteresis: Annotated[float, Field(ge=0)] = 2.0  # A: smaller changes are not sent
+    hold_s: Annotated[float, Field(ge=0)] = 300.0  # no increase this soon after a change
+    min_run_s: Annotated[float, Field(ge=0)] = 1800.0  # a running car keeps its slot
+    max_wait_s: Annotated[float, Field(ge=0)] = 900.0  # a paused car takes a slot after
+    settle_s: Annotated[float, Field(ge=0)] = 60.0  # a lowered limit counts old this long
+    max_writes_per_tick: PositiveInt = 20
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _off_unquoted(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML reads a bare off as false
+
+
 class Settings(_Section):
     api: ApiSettings = Field(default_factory=ApiSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
@@ -163,6 +248,8 @@ class Settings(_Section):
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
     control: ControlSettings = Field(default_factory=ControlSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
+    site: SiteSettings = Field(default_factory=SiteSettings)
+    balancer: BalancerSettings = Field(default_factory=BalancerSettings)
     # where this file came from (for messages); not a YAML key
     source: str = Field(default="<defaults>", exclude=True)
     # problems worth a warning but not fatal (e.g. file readable by others)
@@ -274,6 +361,11 @@ def settings_from_mapping(
         raise ConfigError(
             f"{source}: control.enabled is true but ops.enabled is false: the control API is "
             "served by the ops HTTP server; set ops.enabled: true (or control.enabled: false)"
+        )
+    if settings.balancer.mode != "off" and settings.site.fuse is None:
+        raise ConfigError(
+            f"{source}: balancer.mode is {settings.balancer.mode} but there is no site: "
+            "describe the fuse tree under site (see config.example.yaml)"
         )
     settings = settings.model_copy(update=updates)
     if require_secrets:

@@ -1,0 +1,55 @@
+"""The balancer as the config describes it: the site (``site:``) and the parameters
+(``balancer:``) turned into the model's values."""
+
+from __future__ import annotations
+
+from charged.balancer.model import BalancerParams, ChargerSpec, Fuse, Rotation, Site
+from charged.balancer.runtime import RuntimeMode
+from charged.config import BalancerSettings, FuseSettings, SiteSettings
+
+
+def site_from_settings(site: SiteSettings) -> Site:
+    if site.fuse is None:
+        raise ValueError("the config describes no site (site.fuse)")
+    off = set(site.vendor_balancing_off)
+    chargers = tuple(
+        ChargerSpec(
+            cp,
+            rotation=Rotation.parse(site.rotations.get(cp, "L1L2L3")),
+            vendor_balancing_off=cp in off,
+        )
+        for cp in site.charger_ids()
+    )
+    return Site(_fuse(site.fuse), chargers, site.margin)
+
+
+def _fuse(fuse: FuseSettings) -> Fuse:
+    return Fuse(
+        fuse.name,
+        fuse.limits(),
+        tuple(_fuse(child) for child in fuse.children),
+        tuple(fuse.chargers),
+    )
+
+
+def params_from_settings(balancer: BalancerSettings) -> BalancerParams:
+    return BalancerParams(
+        mode=balancer.guarantee,
+        fairness=balancer.fairness,
+        arrival_limit=balancer.arrival_limit,
+        hysteresis=balancer.hysteresis,
+        hold_s=balancer.hold_s,
+        min_run_s=balancer.min_run_s,
+        max_wait_s=balancer.max_wait_s,
+        settle_s=balancer.settle_s,
+        max_writes_per_tick=balancer.max_writes_per_tick,
+    )
+
+
+def runtime_mode(balancer: BalancerSettings) -> RuntimeMode | None:
+    """shadow or active; None when the balancer is off."""
+    if balancer.mode == "shadow":
+        return "shadow"
+    if balancer.mode == "active":
+        return "active"
+    return None
