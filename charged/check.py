@@ -303,6 +303,12 @@ async def check_api_login(
                 logger=structlog.wrap_logger(structlog.ReturnLogger()),
             )
             await within(clock, time_limit, client.login(force=True, deadline=started + time_limit))
+            took = clock.monotonic() - started
+            organisation = (
+                await _organisation(client, api.organisation_id, clock, time_limit)
+                if api.organisation_id is not None
+                else []
+            )
     except CheckTimeout:
         return [_api_fail(f"{where} — no answer within {time_limit:g} s; {_NETWORK_HINT}")]
     except AuthenticationError as exc:
@@ -316,8 +322,47 @@ async def check_api_login(
                 "check api.base_url and api.version"
             )
         ]
-    took = clock.monotonic() - started
-    return [CheckResult("api", Status.OK, f"{where} — login accepted in {took:.2f} s")]
+    return [
+        CheckResult("api", Status.OK, f"{where} — login accepted in {took:.2f} s"),
+        *organisation,
+    ]
+
+
+async def _organisation(
+    client: ChargeAmpsClient, organisation_id: str, clock: Clock, time_limit: float
+) -> list[CheckResult]:
+    """One organisation statuses call: a failure is a warning (each tick then asks the
+    chargers one by one), never fatal."""
+    started = clock.monotonic()
+    try:
+        statuses, broken = await within(
+            clock,
+            time_limit,
+            client.organisation_statuses(organisation_id, deadline=started + time_limit),
+        )
+    except CheckTimeout:
+        reason = f"no answer within {time_limit:g} s"
+    except ChargeAmpsError as exc:
+        reason = str(exc)
+    else:
+        took = clock.monotonic() - started
+        bad = f", {len(broken)} unreadable" if broken else ""
+        return [
+            CheckResult(
+                "organisation",
+                Status.OK,
+                f"{organisation_id}: {len(statuses)} chargers' statuses in one call{bad} "
+                f"({took:.2f} s)",
+            )
+        ]
+    return [
+        CheckResult(
+            "organisation",
+            Status.WARN,
+            f"{organisation_id}: the statuses call failed ({reason}); each tick will ask every "
+            "charger on its own: check api.organisation_id (and api.version: v5)",
+        )
+    ]
 
 
 _NETWORK_HINT = "check api.base_url and the network (DNS, firewall, proxy)"

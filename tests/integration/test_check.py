@@ -571,3 +571,23 @@ def test_token_cache_line_says_whether_the_file_exists(tmp_path: Path) -> None:
     _, cache = check_paths(settings)
     assert cache.status is Status.WARN
     assert cache.message.startswith(f"{cache_file}: {cache_file} is a directory, not a file;")
+
+
+@pytest.mark.parametrize("organisation", ["demo-organisation", "not-ours"])
+async def test_a_configured_organisation_is_checked_and_a_wrong_one_is_a_warning(
+    tmp_path: Path, simulator: Simulator, organisation: str
+) -> None:
+    path = write_config(tmp_path, base_url=simulator.base_url, sim=simulator)
+    text = path.read_text().replace(
+        "  token_cache:", f"  organisation_id: {organisation}\n  token_cache:"
+    )
+    path.write_text(text)
+    results = await run_checks(path, environ={}, clock=FakeClock(auto_advance=False), time_limit=5)
+    (org,) = by_check(results)["organisation"]
+    if organisation == "demo-organisation":
+        assert org.status is Status.OK
+        assert org.message.startswith("demo-organisation: 2 chargers' statuses in one call")
+    else:  # the collector falls back to one request per charger: not fatal
+        assert org.status is Status.WARN
+        assert "HTTP 404" in org.message and "check api.organisation_id" in org.message
+    assert exit_code(results) == 0
