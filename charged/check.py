@@ -30,6 +30,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 
+from charged.chargeamps.client import ChargeAmpsClient
 from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
 from charged.clock import Clock, SystemClock
 from charged.config import DATABASE_URL_ENV, ConfigError, Settings, load_settings

@@ -62,6 +62,13 @@ def _charger_amperes(text: str) -> tuple[str, float]:
     return cp_id.strip(), _amperes(amps)
 
 
+def _charger_value(text: str) -> tuple[str, str]:
+    cp_id, sep, value = text.partition("=")
+    if not sep or not cp_id.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not CP=VALUE, e.g. 2104894082C=Faulted")
+    return cp_id.strip(), value.strip()
+
+
 def _share(text: str) -> float:
     value = _non_negative_float(text)
     if value > 1:
@@ -238,6 +245,22 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         help="charge point reported Offline (repeatable)",
     )
     faults.add_argument(
+        "--connector-status",
+        type=_charger_value,
+        action="append",
+        default=[],
+        metavar="CP=VALUE",
+        help="every connector of CP reads VALUE as its status, e.g. CP=Faulted, CP=7 or a "
+        "word no document names (repeatable)",
+    )
+    faults.add_argument(
+        "--null-readings",
+        action="append",
+        default=[],
+        metavar="CP",
+        help="charge point whose measurements carry a null current (L2) and voltage (L3)",
+    )
+    faults.add_argument(
         "--no-measurements", action="store_true", help="measurements null even while charging"
     )
     faults.add_argument(
@@ -281,6 +304,8 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         token_lifetime=ns.token_lifetime,
         token_exp_claim=ns.token_exp_claim,
         ignore_writes=set(ns.ignore_writes),
+        connector_status=dict(getattr(ns, "connector_status", [])),
+        null_readings=set(getattr(ns, "null_readings", [])),
     )
     config = SimulatorConfig(
         chargers=ns.chargers,
@@ -398,11 +423,14 @@ def _active_faults(faults: Faults) -> str:
     for name in ("error_rate", "rate_limit_rate", "timeout_rate"):
         if getattr(faults, name):
             parts.append(f"{name.replace('_', ' ')} {getattr(faults, name):g}")
-    for name in ("malformed", "offline", "ignore_writes"):
+    for name in ("malformed", "offline", "ignore_writes", "null_readings"):
         if getattr(faults, name):
             parts.append(f"{name.replace('_', ' ')} {','.join(sorted(getattr(faults, name)))}")
     if faults.no_measurements:
         parts.append("no measurements")
+    if faults.connector_status:
+        shown = ",".join(f"{cp}={v}" for cp, v in sorted(faults.connector_status.items()))
+        parts.append(f"connector status {shown}")
     if faults.token_lifetime != 7200.0 or faults.token_exp_claim is not None:
         parts.append(f"token lifetime {faults.token_lifetime:g}s")
     return ", ".join(parts)

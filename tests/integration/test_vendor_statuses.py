@@ -174,3 +174,31 @@ async def test_sessions_of_every_kind_of_charger_are_timed_from_normalised_state
         kind = kinds[row["charge_point_id"]]
         checked.add(f"{kind.ocpp_version}/{kind.spelling}")
     assert {"None/digits", "1.6/digits"} <= checked
+
+
+async def test_null_readings_and_any_status_value_are_stored_with_the_rest(
+    sim: Simulator, sqlite_url: str
+) -> None:
+    charging = next(
+        cp.id
+        for cp in sim.fleet.charge_points()
+        if any(c.reading().currents for c in cp.connectors) and not cp.kind.owned_connector
+    )
+    odd = next(cp for cp in sim.charge_point_ids() if cp != charging)
+    sim.faults.null_readings.add(charging)
+    sim.faults.connector_status[odd] = "Parked"  # no document names it
+    async with Daemon(settings(sim, sqlite_url)) as collector:
+        assert collector.supervisor is not None and collector.writer is not None
+        result = await collector.supervisor.tick()
+        await collector.writer.wait_flushed()
+    assert result.failed == 0  # the charger with null readings is not a gap
+    phases = {
+        r["phase"]: (r["current"], r["voltage"])
+        for r in await fetch(sqlite_url, "measurement")
+        if r["charge_point_id"] == charging
+    }
+    assert phases["L1"][0] is not None and phases["L2"][0] is None and phases["L3"][1] is None
+    odd_rows = [
+        r for r in await fetch(sqlite_url, "connector_status") if r["charge_point_id"] == odd
+    ]
+    assert odd_rows and {(r["status"], r["status_raw"]) for r in odd_rows} == {("Parked", None)}
