@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--db",
         type=Path,
         default=Path("charged-demo.db"),
-        help="SQLite file to store into (default: charged-demo.db)",
+        help="SQLite file to store into (default: charged-demo.db); one that holds an "
+        "earlier demo is moved aside to NAME.previous.db first",
     )
     demo.add_argument(
         "--chargers", type=_positive_int, default=30, help="simulated chargers (default: 30)"

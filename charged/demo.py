@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import shlex
 import shutil
 import sqlite3
@@ -42,6 +43,9 @@ from charged.tasks import cancel_and_wait
 # vendor's chargingsessions every this many (one request per charger each time).
 SESSION_UPDATE_TICKS = 3
 SESSION_RECONCILE_TICKS = 12
+
+# what SQLite keeps beside a database file (WAL mode, or a rollback journal)
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 AfterTick = Callable[[TickResult, Daemon], Awaitable[None]]
 
@@ -132,7 +136,7 @@ async def run_demo(
         file=stream,
         flush=True,
     )
-    earlier = _earlier_demo(db_path)
+    earlier = _set_aside_earlier_demo(db_path)
     if earlier:
         print(earlier, file=stream, flush=True)
     print(
@@ -220,11 +224,14 @@ async def run_demo(
     return summary
 
 
-def _earlier_demo(db_path: Path) -> str | None:
-    """A line saying the file already holds an earlier demo's rows, or None.
+def _set_aside_earlier_demo(db_path: Path) -> str | None:
+    """Move a file that holds an earlier demo's rows aside; a line saying where, or None.
 
-    The demo adds to the file rather than delete what is in it; a second demo of the same
-    day (and seed) replays the same fleet times, whose ticks the natural keys store once."""
+    A demo does not add to an earlier one: the simulator numbers its sessions from 1 on
+    every start, so a second demo's sessions share the natural keys of the first's, and a
+    replay of the same day (same seed) reconciles the earlier demo's finished sessions with
+    the vendor's state of the morning, taking their energy back.  The earlier file is kept,
+    renamed, never deleted: it may be something the reader wants."""
     if not db_path.exists() or db_path.stat().st_size == 0:
         return None
     try:
@@ -236,12 +243,27 @@ def _earlier_demo(db_path: Path) -> str | None:
         return None  # no demo's database (yet): the collector says what is wrong with it
     if not ticks:
         return None
+    aside = _free_name(db_path)
+    db_path.rename(aside)
+    for suffix in SQLITE_SIDE_FILES:  # a WAL the earlier demo left goes with its database
+        side = db_path.with_name(db_path.name + suffix)
+        if side.exists():
+            side.rename(aside.with_name(aside.name + suffix))
     return (
-        f"note: {db_path.name} already holds {ticks} ticks of an earlier demo "
-        f"({str(first)[:16]} to {str(last)[:16]} UTC): the new rows go in beside them, and "
-        "ticks at fleet times it already has are stored once. For a fresh start remove the "
-        "file, or give --db NEW.db."
+        f"note: {db_path.name} held {ticks} ticks of an earlier demo "
+        f"({str(first)[:16]} to {str(last)[:16]} UTC); moved to {aside.name}, and this demo "
+        "starts a fresh file (a demo does not add to an earlier one: their sessions would mix)."
     )
+
+
+def _free_name(db_path: Path) -> Path:
+    """charged-demo.previous.db, or …previous-2.db and so on when that is taken."""
+    for n in itertools.count(1):
+        label = "previous" if n == 1 else f"previous-{n}"
+        candidate = db_path.with_name(f"{db_path.stem}.{label}{db_path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise AssertionError("unreachable")
 
 
 async def session_counts(engine: AsyncEngine) -> tuple[int, int]:

@@ -70,12 +70,39 @@ async def test_the_demo_prints_commands_as_the_reader_runs_charged(tmp_path: Pat
     totals = [int(line.split("(total ")[1].split(")")[0]) for line in ticks]
     assert list(itertools.accumulate(written)) == totals
 
-    # a second demo into the same file says so before it adds to it
+    # a second demo moves the first one's file aside and starts afresh: the simulator
+    # numbers sessions from 1 again, which would mix into the earlier demo's sessions
+    first_sessions = _sessions(db)
+    assert first_sessions
+    out = io.StringIO()
+    second = await run_demo(options, out=out)
+    (note,) = [line for line in out.getvalue().splitlines() if line.startswith("note:")]
+    aside = tmp_path / "demo.previous.db"
+    assert note.startswith(f"note: demo.db held {first.ticks} ticks of an earlier demo")
+    assert "moved to demo.previous.db" in note
+    assert _sessions(aside) == first_sessions  # the earlier demo's figures, untouched
+    with sqlite3.connect(db) as conn:
+        (ticks,) = conn.execute("SELECT count(*) FROM poll_cycle").fetchone()
+    assert ticks == second.ticks  # nothing of the first demo in the new file
+
+    # a third takes the next free name, and keeps the first one's file
     out = io.StringIO()
     await run_demo(options, out=out)
-    (note,) = [line for line in out.getvalue().splitlines() if line.startswith("note:")]
-    assert note.startswith(f"note: demo.db already holds {first.ticks} ticks of an earlier demo")
-    assert "remove the file, or give --db NEW.db" in note
+    assert "moved to demo.previous-2.db" in out.getvalue()
+    assert _sessions(aside) == first_sessions
+    assert _databases(tmp_path) == ["demo.db", "demo.previous-2.db", "demo.previous.db"]
+
+
+def _databases(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.db"))
+
+
+def _sessions(db: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT charge_point_id, connector_id, session_id, end_time, energy_kwh "
+            "FROM charging_session ORDER BY id"
+        ).fetchall()
 
 
 def test_dev_py_tells_the_demo_how_it_was_run(monkeypatch: pytest.MonkeyPatch) -> None:
