@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,12 +18,22 @@ from charged.simulator import Simulator, SimulatorConfig
 from tests.integration.test_collector_e2e import fetch
 
 CHARGERS = 14  # the mixed cycle of seven kinds, twice
+# A Tuesday 18:00 UTC in the garage: cars are charging whatever the wall clock says.  Without
+# a fixed start the fleet followed the machine's time of day, and a night-time run found no
+# charging connector to compare.
+EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=UTC).timestamp()
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     simulator = Simulator(
-        SimulatorConfig(chargers=CHARGERS, seed=3, mixed_fleet=True, record_served=True)
+        SimulatorConfig(
+            chargers=CHARGERS,
+            seed=3,
+            mixed_fleet=True,
+            record_served=True,
+            start_time=EVENING,
+        )
     )
     await simulator.start("127.0.0.1", 0)
     try:
