@@ -1,17 +1,39 @@
-"""The guarantee: which writes may go out this tick without any fuse phase at risk (pure)."""
+"""The guarantee: which writes may go out this tick without any fuse phase at risk (pure).
+
+The invariant: for every fuse and site phase, the sum of the connectors' worst cases
+(:func:`charged.balancer.envelope.worst_case`: what each may draw before the next poll, old
+and new limit alike until the car has followed) stays within limit - margin.  A write can
+only raise a worst case when it is an increase, and an increase is let out only into room
+the envelope already has: so once the envelope fits, it keeps fitting, whatever the 30-s
+loop, the cloud's delays and the order in which chargers apply the writes.
+
+What this rests on (docs/balancer.md): a car draws on the terminals it was seen drawing on
+and does not move to others between polls (until known, all three are counted); a car
+follows a lowered limit within ``settle_s``; the charger never lets a car draw more than its
+limit; the margin covers the meters' error and what the chargers draw themselves.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
+from charged.balancer.envelope import counted_phases, full_limit, worst_case
 from charged.balancer.model import (
     DEFAULT_PARAMS,
+    PHASE_NAMES,
     BalancerParams,
+    ChargerSpec,
     ConnectorKey,
     ConnectorState,
+    FusePhase,
     Plan,
     Site,
+    Write,
+    WriteKind,
 )
+
+EPSILON = 1e-6
 
 
 def plan(
@@ -36,4 +58,97 @@ def plan(
     outage) lets decreases out and holds every increase.  In ``measured`` mode increases are
     not held for room (limits may oversubscribe).  Never reads a clock.
     """
-    raise NotImplementedError("landing in the next commit")
+    by_key = {s.key: s for s in states}
+    envelope: dict[str, list[float]] = {fuse.name: [0.0, 0.0, 0.0] for fuse in site.fuses()}
+    counted: dict[ConnectorKey, tuple[float, frozenset[int], tuple[str, ...]]] = {}
+    for spec in site.chargers:
+        fuses = tuple(f.name for f in site.fuses_of(spec.id))
+        if not fuses:
+            continue
+        for key in spec.connector_keys():
+            state = by_key.get(key)
+            load = worst_case(state, spec, now, settle_s=params.settle_s)
+            phases = counted_phases(state, spec)
+            counted[key] = (load, phases, fuses)
+            for name in fuses:
+                for p in phases:
+                    envelope[name][p] += load
+    capacity = {fuse.name: site.capacity(fuse) for fuse in site.fuses()}
+    over: tuple[FusePhase, ...] = tuple(
+        (name, p)
+        for name, amps in envelope.items()
+        for p in range(3)
+        if amps[p] > capacity[name][p] + EPSILON
+    )
+
+    deferred: dict[ConnectorKey, str] = {}
+    decreases: list[Write] = []
+    increases: list[Write] = []
+    for key, target in targets.items():
+        state = by_key.get(key)
+        charger = site.charger(key[0])
+        if state is None or charger is None or key not in counted:
+            continue
+        if not state.online or state.pinned is not None or not state.writable:
+            continue  # the allocation counted it as a fixed load; nothing is sent
+        value = _sendable(target, charger, params)
+        if state.pending is not None:
+            if value != state.pending:
+                deferred[key] = "waiting for the read-back of the last write"
+            continue
+        if state.limit is None or value == state.limit:
+            continue
+        kind = WriteKind.DECREASE if value < state.limit else WriteKind.INCREASE
+        (decreases if kind is WriteKind.DECREASE else increases).append(
+            Write(key, value, state.limit, kind)
+        )
+
+    writes: list[Write] = []
+    budget = params.max_writes_per_tick
+    decreases.sort(key=lambda w: (-((w.previous or 0.0) - w.limit), w.key))
+    increases.sort(key=lambda w: (w.previous or 0.0, w.key))
+    for write in decreases:
+        if len(writes) >= budget:
+            deferred[write.key] = f"write budget of {budget} writes per tick used"
+            continue
+        writes.append(write)  # counted at the old value until followed: no envelope change
+    for write in increases:
+        if not vendor_ok:
+            deferred[write.key] = "vendor outage: increases wait until the vendor answers"
+            continue
+        if len(writes) >= budget:
+            deferred[write.key] = f"write budget of {budget} writes per tick used"
+            continue
+        load, phases, fuses = counted[write.key]
+        extra = max(0.0, write.limit - load)
+        if params.mode == "guarantee":
+            short = next(
+                (
+                    (name, p)
+                    for name in fuses
+                    for p in sorted(phases)
+                    if envelope[name][p] + extra > capacity[name][p] + EPSILON
+                ),
+                None,
+            )
+            if short is not None:
+                deferred[write.key] = f"waiting for room on {short[0]} {PHASE_NAMES[short[1]]}"
+                continue
+        for name in fuses:
+            for p in phases:
+                envelope[name][p] += extra
+        writes.append(write)
+    return Plan(
+        tuple(writes),
+        deferred,
+        {name: (a[0], a[1], a[2]) for name, a in envelope.items()},
+        over,
+    )
+
+
+def _sendable(target: float, spec: ChargerSpec, params: BalancerParams) -> float:
+    """The value the vendor takes: whole amperes, 0 or min_current..the connector's full."""
+    value = float(math.floor(target + EPSILON))
+    if value < params.min_current:
+        return 0.0
+    return min(value, full_limit(spec, params.max_current))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from charged.balancer.model import (
     MAX_CURRENT,
+    MIN_CURRENT,
     ChargerSpec,
     ConnectorKey,
     ConnectorState,
@@ -49,6 +50,9 @@ class Tracked:
     previous_limit: float | None = None
     limit_since: float | None = None
     needs_read: bool = True
+    # since when the limit has allowed the car to charge (>= 6 A; reset below that and for a
+    # new car): a car Connected that long under such a limit is full
+    allowed_since: float | None = None
     refused: bool = False  # the vendor refused our writes for it (403): not writable
     # the car of the current session
     session_id: int | None = None
@@ -83,6 +87,10 @@ class Tracked:
             self.previous_limit = self.limit
             self.limit_since = now
             self.above_before_change = max(self.measured) > value
+        if value < MIN_CURRENT:
+            self.allowed_since = None
+        elif self.allowed_since is None or self.limit is None or self.limit < MIN_CURRENT:
+            self.allowed_since = now
         self.limit = value
         self.pending = None
         self.needs_read = False
@@ -128,6 +136,8 @@ class Tracked:
             self.session_id = status.session_id
         if self.plugged_since is None:
             self.plugged_since = status.start_time.timestamp() if status.start_time else now
+            if self.allowed_since is not None:
+                self.allowed_since = now  # a new car: judge its fullness from now on
         drawing = [t for t, amps in enumerate(measured) if amps > DRAWING_AMPS]
         if drawing:
             self.drew_at = now
@@ -159,7 +169,9 @@ class Tracked:
         limit = self.limit if self.limit is not None else 0.0
         if limit < min_current:
             return True
-        since = self.limit_since if self.limit_since is not None else self.plugged_since
+        # (not the time of the last change: lowering a full car's 32 A to 6 A does not make it
+        # want current again, which would flap it between the two every few ticks)
+        since = self.allowed_since if self.allowed_since is not None else self.plugged_since
         return since is not None and now - since < settle_s * 2
 
     def _evidence_time(self) -> float | None:

@@ -27,25 +27,6 @@ from balanced_morning import (
 
 from charged.balancer.model import WriteKind
 
-
-def _allocation_ready() -> bool:
-    """allocate() and plan() (engineer balcore's) may not be on this branch yet."""
-    from charged.balancer.allocate import allocate
-    from charged.balancer.model import Fuse, Site
-    from charged.balancer.plan import plan
-
-    site = Site(Fuse("main", (10.0, 10.0, 10.0)), ())
-    try:
-        plan(site, [], allocate(site, [], 0.0).targets, 0.0)
-    except NotImplementedError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(
-    not _allocation_ready(), reason="charged.balancer allocate()/plan() not implemented yet"
-)
-
 SITE = SiteSpec(main=40.0)
 TICKS = 180  # 90 minutes: 06:30-08:00
 

@@ -126,6 +126,23 @@ def test_connected_under_a_pause_wants_current_connected_under_room_is_full() ->
     assert not tracked.wants_current(200.0, 6, 60)  # long allowed and not drawing: full
 
 
+def test_a_full_car_lowered_from_32_to_6_a_stays_full() -> None:
+    """Lowering a full car's limit does not make it want current again (it flapped 32 <-> 6
+    every few ticks when fullness was judged from the last change)."""
+    tracked = Tracked(KEY)
+    tracked.observe(status("Connected", None, 7), online=True, now=0.0)
+    tracked.confirm(32.0, 0.0)
+    tracked.observe(status("Connected", None, 7), online=True, now=30.0)
+    assert not tracked.wants_current(300.0, 6, 60)
+    tracked.confirm(6.0, 300.0)
+    assert not tracked.wants_current(330.0, 6, 60)
+    tracked.confirm(0.0, 360.0)  # paused: a Connected car now may be one held back
+    assert tracked.wants_current(390.0, 6, 60)
+    tracked.confirm(6.0, 390.0)  # allowed again: judged afresh
+    assert tracked.wants_current(420.0, 6, 60)
+    assert not tracked.wants_current(520.0, 6, 60)
+
+
 def test_a_confirmed_change_keeps_the_previous_limit_and_when() -> None:
     tracked = Tracked(KEY)
     tracked.confirm(16.0, 10.0, full=32.0)
