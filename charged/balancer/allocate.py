@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from charged.balancer.envelope import counted_phases, full_limit, worst_case
+from charged.balancer.index import index_of
 from charged.balancer.model import (
     DEFAULT_PARAMS,
     Allocation,
@@ -43,7 +44,6 @@ from charged.balancer.model import (
     ConnectorKey,
     ConnectorState,
     Decision,
-    FusePhase,
     Reason,
     Site,
 )
@@ -61,7 +61,7 @@ class _Car:
     capacities: tuple[int, ...]  # indices of the fuse phases it draws on
     cap: float
     cap_reason: Reason
-    n_phases: int  # 1 or 3: what "power" fairness weighs by
+    phases: frozenset[int]  # the site phases it is counted on
     target: float = 0.0
     fair_target: float = 0.0  # the rounded share, before hysteresis
     fair: float = 0.0
@@ -70,30 +70,26 @@ class _Car:
 
 
 class _Room:
-    """What is left of every fuse phase (index = fuse number x 3 + site phase)."""
+    """What is left of every fuse phase (numbered by :class:`~charged.balancer.index.SiteIndex`)."""
 
     def __init__(self, site: Site) -> None:
-        self.names: list[FusePhase] = []
-        self.left: list[float] = []
-        self._index: dict[str, int] = {}
-        for n, fuse in enumerate(site.fuses()):
-            self._index[fuse.name] = n
-            for phase, amps in enumerate(site.capacity(fuse)):
-                self.names.append((fuse.name, phase))
-                self.left.append(amps)
-        self._site = site
-
-    def of(self, cp_id: str, phases: frozenset[int]) -> tuple[int, ...]:
-        return tuple(
-            self._index[fuse.name] * 3 + p for fuse in self._site.fuses_of(cp_id) for p in phases
-        )
+        index = index_of(site)
+        self.names = index.names
+        self.left = list(index.capacity)
+        self.of = index.of
+        self.chargers = index.chargers
 
     def take(self, capacities: tuple[int, ...], amps: float) -> None:
+        left = self.left
         for r in capacities:
-            self.left[r] -= amps
+            left[r] -= amps
 
     def fits(self, capacities: tuple[int, ...], amps: float) -> bool:
-        return all(self.left[r] + EPSILON >= amps for r in capacities)
+        left, need = self.left, amps - EPSILON
+        for r in capacities:  # noqa: SIM110 -- a loop: all() of a generator costs 2x per tick
+            if left[r] < need:
+                return False
+        return True
 
 
 def allocate(
@@ -123,11 +119,11 @@ def allocate(
     decisions: dict[ConnectorKey, Decision] = {}
     cars: list[_Car] = []
     idle: list[tuple[ConnectorKey, ConnectorState, ChargerSpec]] = []
+    order: list[ConnectorKey] = []  # the site's order, for the decisions
 
-    for spec in site.chargers:
-        if not site.fuses_of(spec.id):
-            continue  # not placed in the tree: not the balancer's
-        for key in spec.connector_keys():
+    for spec, keys in room.chargers:  # (a charger outside the tree is not the balancer's)
+        for key in keys:
+            order.append(key)
             state = by_key.get(key)
             phases = counted_phases(state, spec)
             fixed = _fixed_reason(state)
@@ -138,7 +134,7 @@ def allocate(
                 decisions[key] = Decision(target, fixed, phases)
             elif state is not None and state.wants_current:
                 cap, why = _car_cap(state, spec, params)
-                cars.append(_Car(key, state, room.of(spec.id, phases), cap, why, len(phases)))
+                cars.append(_Car(key, state, room.of(spec.id, phases), cap, why, phases))
             elif state is not None:
                 idle.append((key, state, spec))
 
@@ -147,7 +143,6 @@ def allocate(
     _round(cars, room)
     _hysteresis(cars, room, now, params, memory)
     for car in cars:
-        phases = counted_phases(car.state, site.charger(car.key[0]))
         bottleneck = room.names[car.bottleneck] if car.bottleneck is not None else None
         if not car.admitted:
             reason = Reason.PAUSED_FLOOR
@@ -157,11 +152,11 @@ def allocate(
             reason = Reason.FAIR_SHARE
         else:
             reason = car.cap_reason
-        decisions[car.key] = Decision(car.target, reason, phases, bottleneck, car.fair)
+        decisions[car.key] = Decision(car.target, reason, car.phases, bottleneck, car.fair)
     for key, state, spec in idle:
         decisions[key] = _arrival(key, state, spec, room, params)
 
-    ordered = {key: decisions[key] for key in site.connector_keys() if key in decisions}
+    ordered = {key: decisions[key] for key in order if key in decisions}
     paused = tuple(c.key for c in cars if c.target < params.min_current)
     return Allocation(ordered, _remember(cars, memory, now, params), paused)
 
@@ -238,7 +233,7 @@ def _share(cars: list[_Car], room: _Room, params: BalancerParams) -> None:
     admitted = [c for c in cars if c.admitted]
     claims = []
     for car in admitted:
-        rate = 1.0 / car.n_phases if params.fairness == "power" else 1.0
+        rate = 1.0 / len(car.phases) if params.fairness == "power" else 1.0
         extra = car.cap - params.min_current
         claims.append(Claim(car.capacities, extra / rate, rate))
     shares = water_fill(room.left, claims)
@@ -320,8 +315,23 @@ def _arrival(
     capacities = room.of(spec.id, phases)
     if offer > 0 and room.fits(capacities, offer):
         room.take(capacities, offer)
-        return Decision(offer, Reason.ARRIVAL, phases)
-    return Decision(0.0, Reason.IDLE, phases)
+        return _shared_decision(offer, Reason.ARRIVAL, phases)
+    return _shared_decision(0.0, Reason.IDLE, phases)
+
+
+_SHARED: dict[tuple[float, Reason, frozenset[int]], Decision] = {}
+
+
+def _shared_decision(target: float, reason: Reason, phases: frozenset[int]) -> Decision:
+    """One Decision value for each (target, reason, phases) of idle connectors: thousands of
+    them are alike, and a frozen value may be shared."""
+    key = (target, reason, phases)
+    found = _SHARED.get(key)
+    if found is None:
+        if len(_SHARED) > 1024:  # (arrival limits are few; bounded all the same)
+            _SHARED.clear()
+        found = _SHARED[key] = Decision(target, reason, phases)
+    return found
 
 
 # ---------------------------------------------------------------- memory

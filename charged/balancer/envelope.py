@@ -6,7 +6,7 @@ the guarantee sums it per fuse phase: it is what makes "under the fuse" hold bet
 
 from __future__ import annotations
 
-from charged.balancer.model import MAX_CURRENT, ChargerSpec, ConnectorState
+from charged.balancer.model import ALL_TERMINALS, MAX_CURRENT, ChargerSpec, ConnectorState
 
 # a reading this close above a lowered limit still shows the car following it (meter noise)
 FOLLOW_TOLERANCE = 0.5
@@ -23,9 +23,16 @@ def counted_phases(state: ConnectorState | None, spec: ChargerSpec | None) -> fr
     """The site phases a connector is counted on: its car's terminals through the charger's
     rotation; all three while the car's terminals are not known (or no car is plugged), and
     while its charger does not answer (the car seen may have left and another come)."""
-    if state is None or spec is None or not state.online:
-        return frozenset({0, 1, 2})
-    return spec.rotation.to_site(state.drawing_terminals)
+    if state is None or spec is None or not state.online or state.terminals is None:
+        return ALL_TERMINALS  # (all three terminals land on all three site phases)
+    key = (spec.rotation.site_phases, state.terminals)
+    found = _SITE_PHASES.get(key)
+    if found is None:  # at most 6 rotations x 7 sets of terminals
+        found = _SITE_PHASES[key] = spec.rotation.to_site(state.terminals)
+    return found
+
+
+_SITE_PHASES: dict[tuple[tuple[int, int, int], frozenset[int]], frozenset[int]] = {}
 
 
 def settling(state: ConnectorState, now: float, settle_s: float) -> bool:

@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from charged.balancer.envelope import counted_phases, full_limit, worst_case
+from charged.balancer.index import index_of
 from charged.balancer.model import (
     DEFAULT_PARAMS,
     PHASE_NAMES,
@@ -27,6 +28,7 @@ from charged.balancer.model import (
     ConnectorKey,
     ConnectorState,
     FusePhase,
+    PhaseCurrents,
     Plan,
     Site,
     Write,
@@ -59,26 +61,20 @@ def plan(
     not held for room (limits may oversubscribe).  Never reads a clock.
     """
     by_key = {s.key: s for s in states}
-    envelope: dict[str, list[float]] = {fuse.name: [0.0, 0.0, 0.0] for fuse in site.fuses()}
-    counted: dict[ConnectorKey, tuple[float, frozenset[int], tuple[str, ...]]] = {}
-    for spec in site.chargers:
-        fuses = tuple(f.name for f in site.fuses_of(spec.id))
-        if not fuses:
-            continue
-        for key in spec.connector_keys():
+    index = index_of(site)
+    load = [0.0] * len(index.capacity)  # the envelope, per fuse phase of the index
+    counted: dict[ConnectorKey, tuple[float, tuple[int, ...]]] = {}
+    for spec, keys in index.chargers:
+        for key in keys:
             state = by_key.get(key)
-            load = worst_case(state, spec, now, settle_s=params.settle_s)
-            phases = counted_phases(state, spec)
-            counted[key] = (load, phases, fuses)
-            for name in fuses:
-                for p in phases:
-                    envelope[name][p] += load
-    capacity = {fuse.name: site.capacity(fuse) for fuse in site.fuses()}
+            amps = worst_case(state, spec, now, settle_s=params.settle_s)
+            capacities = index.of(spec.id, counted_phases(state, spec))
+            counted[key] = (amps, capacities)
+            for r in capacities:
+                load[r] += amps
+    capacity = index.capacity
     over: tuple[FusePhase, ...] = tuple(
-        (name, p)
-        for name, amps in envelope.items()
-        for p in range(3)
-        if amps[p] > capacity[name][p] + EPSILON
+        index.names[r] for r in range(len(load)) if load[r] > capacity[r] + EPSILON
     )
 
     deferred: dict[ConnectorKey, str] = {}
@@ -119,31 +115,21 @@ def plan(
         if len(writes) >= budget:
             deferred[write.key] = f"write budget of {budget} writes per tick used"
             continue
-        load, phases, fuses = counted[write.key]
-        extra = max(0.0, write.limit - load)
+        amps, capacities = counted[write.key]
+        extra = max(0.0, write.limit - amps)
         if params.mode == "guarantee":
-            short = next(
-                (
-                    (name, p)
-                    for name in fuses
-                    for p in sorted(phases)
-                    if envelope[name][p] + extra > capacity[name][p] + EPSILON
-                ),
-                None,
-            )
+            short = next((r for r in capacities if load[r] + extra > capacity[r] + EPSILON), None)
             if short is not None:
-                deferred[write.key] = f"waiting for room on {short[0]} {PHASE_NAMES[short[1]]}"
+                name, phase = index.names[short]
+                deferred[write.key] = f"waiting for room on {name} {PHASE_NAMES[phase]}"
                 continue
-        for name in fuses:
-            for p in phases:
-                envelope[name][p] += extra
+        for r in capacities:
+            load[r] += extra
         writes.append(write)
-    return Plan(
-        tuple(writes),
-        deferred,
-        {name: (a[0], a[1], a[2]) for name, a in envelope.items()},
-        over,
-    )
+    envelope: dict[str, PhaseCurrents] = {}
+    for n in range(0, len(load), 3):
+        envelope[index.names[n][0]] = (load[n], load[n + 1], load[n + 2])
+    return Plan(tuple(writes), deferred, envelope, over)
 
 
 def _sendable(target: float, spec: ChargerSpec, params: BalancerParams) -> float:

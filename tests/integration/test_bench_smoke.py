@@ -92,3 +92,13 @@ async def test_the_requests_per_tick_bench_counts_both_ways(organisation: bool) 
     assert (run.status_calls, run.organisation_calls) == ((0, 1) if organisation else (5, 0))
     assert run.first_tick_requests == run.requests_per_tick + 1  # plus the owned list
     assert "| 5 |" in table([run])
+
+
+def test_the_allocation_bench_runs_a_small_tree_where_every_level_binds() -> None:
+    from bench.allocation import run
+
+    figures = run(connectors=600, feeders=3, rows=4, repeat=2, seed=1)
+    assert figures["connectors"] == 600 and figures["fuses"] == 1 + 3 + 12
+    levels = figures["bottleneck_levels"]
+    assert isinstance(levels, dict) and all(levels[level] > 0 for level in ("main", "row"))
+    assert figures["writes"] == 20  # the per-tick write budget, spent
