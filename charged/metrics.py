@@ -49,6 +49,17 @@ class Metrics:
             "Unix time of the last tick whose rows were all queued",
             registry=r,
         )
+        self.last_tick_stored = Gauge(
+            "charged_last_stored_tick_timestamp_seconds",
+            "Unix time a tick's rows (answers or gaps) were last committed to the database",
+            registry=r,
+        )
+        self.vendor_outage = Gauge(
+            "charged_vendor_outage",
+            "1 while no charger answered the latest tick (the vendor API or the way to it is "
+            "down; the ticks are stored as gaps), else 0",
+            registry=r,
+        )
         # vendor API client
         self.api_requests = Counter(
             "charged_api_requests",

@@ -57,6 +57,11 @@ class TickResult:
     # consumer of the tick that acts on the chargers' states (e.g. a balancer)
     statuses: dict[str, ChargePointStatus] = field(default_factory=dict)
 
+    @property
+    def vendor_outage(self) -> bool:
+        """Every charger asked failed: the vendor (or the way to it) is down, not a charger."""
+        return self.asked > 0 and self.failed == self.asked
+
 
 TickCallback = Callable[[TickResult], Awaitable[None] | None]
 
@@ -323,6 +328,7 @@ class Supervisor:
         self._metrics.tick_duration.observe(result.duration)
         if result.ok:
             self._metrics.last_tick_success.set(self._clock.time())
+        self._metrics.vendor_outage.set(1 if result.vendor_outage else 0)
         failing = set(result.failures)
         recovered = self._reported_failures - failing
         if recovered:

@@ -293,9 +293,10 @@ class Daemon:
     async def _tick_done(self, result: TickResult) -> None:
         """A tick is queued.  Once its rows are safe (committed or spooled) systemd hears of
         it (READY=1, then WATCHDOG=1), however many chargers answered: a tick of gaps is the
-        process doing its job during a vendor outage.  /readyz counts a tick only when a
-        charger answered and the rows are in the database, so it turns 503 during an outage
-        of either."""
+        process doing its job during a vendor outage.  /readyz follows the same rule once
+        the rows are in the database (not only spooled), and names a vendor outage as the
+        reason it is degraded rather than turning 503 for it."""
+        self._note_vendor_outage(result)
         task = asyncio.create_task(self._mark_stored(result), name="charged-tick-stored")
         self._stored_tasks.add(task)
         task.add_done_callback(self._stored_tasks.discard)
@@ -304,6 +305,23 @@ class Daemon:
             if maybe is not None:
                 await maybe
 
+    def _note_vendor_outage(self, result: TickResult) -> None:
+        """One line when an outage begins and one when it ends, not one per tick."""
+        since = self.readiness.vendor_outage_since
+        if result.vendor_outage and since is None:
+            self.readiness.vendor_outage_since = self.clock.time()
+            self._log.warning(
+                "vendor outage: no charger answered; storing the ticks as gaps",
+                chargers=result.asked,
+            )
+        elif not result.vendor_outage and since is not None:
+            self.readiness.vendor_outage_since = None
+            self._log.info(
+                "the vendor answers again",
+                outage_s=round(max(0.0, self.clock.time() - since)),
+                chargers_ok=result.ok,
+            )
+
     async def _mark_stored(self, result: TickResult) -> None:
         assert self.writer is not None
         try:
@@ -311,8 +329,10 @@ class Daemon:
         except StorageError:
             return  # the writer ended; run() reports why, and no ping says otherwise
         self._last_safe_tick = self.clock.monotonic()
-        if result.ok > 0 and self.writer.caught_up:
-            self.readiness.last_tick_ok = self.clock.time()
+        if self.writer.caught_up:  # in the database, not only in the spool
+            now = self.clock.time()
+            self.readiness.last_tick_stored = now
+            self.metrics.last_tick_stored.set(now)
         self._ticks.tick_stored(
             f"tick {result.tick_time:%H:%M:%S}: {result.ok}/{result.asked} chargers, "
             f"{result.rows} rows"

@@ -28,6 +28,7 @@ from charged.collector.supervisor import TickResult
 from charged.config import Settings, settings_from_mapping
 from charged.daemon.service import TICK_WRITE_GRACE, Daemon
 from charged.metrics import Metrics
+from charged.ops.health import evaluate_readiness
 from charged.ops.sdnotify import SystemdNotifier
 from charged.simulator import Faults, Simulator, SimulatorConfig
 from charged.storage.engine import create_engine
@@ -613,3 +614,41 @@ async def test_a_vendor_outage_feeds_the_watchdog_a_stuck_tick_does_not(
     assert pings, "the timer stopped at once; a tick may take its deadline"
     assert max(pings) <= last_safe + d.collector.longest_tick_gap()
     assert d.clock.monotonic() - max(pings) > 20  # systemd would have restarted it
+
+
+async def test_readiness_stays_200_through_a_vendor_outage_and_names_it(
+    daemon: ClockedDaemon, db_url: str
+) -> None:
+    """Issue 12 item 7: with every status answered 5xx for five intervals the ticks of gaps
+    reach the database, so /readyz stays ready, says "degraded" with the vendor outage as
+    its reason, and charged_vendor_outage is 1; the first answer again ends both."""
+    d, faults, metrics = daemon, daemon.simulator.faults, daemon.collector.metrics
+
+    def readyz() -> dict[str, Any]:
+        result = evaluate_readiness(d.collector._readiness_state(), d.clock.time())
+        assert result.ready, result.reasons
+        return result.as_json()
+
+    assert (await d.next_tick()).ok == CHARGERS
+    assert readyz()["status"] == "ready"
+    assert sample(metrics, "charged_vendor_outage") == 0
+    faults.error_rate = 1.0
+    for k in range(1, 6):  # 150 s: past the 3 intervals /readyz allows between stored ticks
+        await d.advance_to(k)
+        assert (await d.next_tick()).failed == CHARGERS
+    body = readyz()
+    assert body["status"] == "degraded" and body["vendor_outage"] is True
+    assert body["reasons"] == [
+        "vendor outage: no charger has answered for 120 s; each tick is stored as gaps"
+    ]
+    assert sample(metrics, "charged_vendor_outage") == 1
+    stored = sample(metrics, "charged_last_stored_tick_timestamp_seconds")
+    assert stored == d.clock.time()  # the gap tick just now counts as stored
+    gaps = await fetch(db_url, "poll_gap")
+    assert len(gaps) == 5 * CHARGERS
+
+    faults.error_rate = 0.0
+    await d.advance_to(6)
+    assert (await d.next_tick()).ok == CHARGERS
+    assert readyz()["status"] == "ready"
+    assert sample(metrics, "charged_vendor_outage") == 0

@@ -19,16 +19,16 @@ from charged.ops.server import OpsServerError
 
 
 def test_ready_when_fresh_tick_and_db_writable() -> None:
-    result = evaluate_readiness(ReadinessState(interval=30, last_tick_ok=1000.0), now=1089.0)
+    result = evaluate_readiness(ReadinessState(interval=30, last_tick_stored=1000.0), now=1089.0)
     assert result.ready and result.reasons == []
     assert result.as_json()["status"] == "ready"
     assert result.as_json()["last_tick_age_seconds"] == 89.0
 
 
 def test_stale_tick_is_not_ready_with_the_age_and_limit() -> None:
-    result = evaluate_readiness(ReadinessState(interval=30, last_tick_ok=1000.0), now=1095.0)
+    result = evaluate_readiness(ReadinessState(interval=30, last_tick_stored=1000.0), now=1095.0)
     assert not result.ready
-    assert result.reasons == ["no successful tick for 95 s (limit 90 s)"]
+    assert result.reasons == ["no tick stored in the database for 95 s (limit 90 s)"]
 
 
 def test_no_tick_yet_is_not_ready() -> None:
@@ -37,22 +37,42 @@ def test_no_tick_yet_is_not_ready() -> None:
 
 
 def test_db_down_is_fine_while_the_spool_has_room() -> None:
-    spooling = ReadinessState(interval=30, last_tick_ok=1000.0, db_writable=False)
+    spooling = ReadinessState(interval=30, last_tick_stored=1000.0, db_writable=False)
     assert evaluate_readiness(spooling, now=1010.0).ready
-    full_but_db_ok = ReadinessState(interval=30, last_tick_ok=1000.0, spool_full=True)
+    full_but_db_ok = ReadinessState(interval=30, last_tick_stored=1000.0, spool_full=True)
     assert evaluate_readiness(full_but_db_ok, now=1010.0).ready
-    stuck = ReadinessState(interval=30, last_tick_ok=1000.0, db_writable=False, spool_full=True)
+    stuck = ReadinessState(interval=30, last_tick_stored=1000.0, db_writable=False, spool_full=True)
     result = evaluate_readiness(stuck, now=1010.0)
     assert result.reasons == ["database not writable and spool full"]
 
 
 def test_all_reasons_are_listed_and_a_clock_step_back_is_not_stale() -> None:
-    stuck = ReadinessState(interval=10, last_tick_ok=1000.0, db_writable=False, spool_full=True)
+    stuck = ReadinessState(interval=10, last_tick_stored=1000.0, db_writable=False, spool_full=True)
     assert evaluate_readiness(stuck, now=1031.0).reasons == [
-        "no successful tick for 31 s (limit 30 s)",
+        "no tick stored in the database for 31 s (limit 30 s)",
         "database not writable and spool full",
     ]
-    assert evaluate_readiness(ReadinessState(interval=10, last_tick_ok=1000.0), now=900.0).ready
+    assert evaluate_readiness(ReadinessState(interval=10, last_tick_stored=1000.0), now=900.0).ready
+
+
+def test_a_vendor_outage_is_ready_and_degraded_with_its_reason() -> None:
+    """Ticks of gaps are stored ticks (the README's rule): 200, the outage named."""
+    outage = ReadinessState(interval=30, last_tick_stored=1000.0, vendor_outage_since=700.0)
+    result = evaluate_readiness(outage, now=1010.0)
+    assert result.ready
+    body = result.as_json()
+    assert body["status"] == "degraded"
+    assert body["reasons"] == [
+        "vendor outage: no charger has answered for 310 s; each tick is stored as gaps"
+    ]
+    assert body["vendor_outage"] is True and body["vendor_outage_seconds"] == 310.0
+    # the collector failing too is still not ready, and both are said
+    stale = evaluate_readiness(outage, now=1100.0)
+    assert not stale.ready and stale.as_json()["status"] == "not ready"
+    assert stale.reasons[0].startswith("no tick stored in the database for 100 s")
+    assert stale.reasons[1].startswith("vendor outage")
+    calm = evaluate_readiness(ReadinessState(interval=30, last_tick_stored=1000.0), now=1010.0)
+    assert calm.as_json()["vendor_outage"] is False and "reasons" not in calm.as_json()
 
 
 # ---------------------------------------------------------------- the server (real socket)
@@ -78,7 +98,7 @@ def metrics() -> Metrics:
 
 @pytest.fixture
 def probe(fake_clock: FakeClock) -> Probe:
-    return Probe(ReadinessState(interval=30, last_tick_ok=fake_clock.time()))
+    return Probe(ReadinessState(interval=30, last_tick_stored=fake_clock.time()))
 
 
 @pytest.fixture
@@ -128,9 +148,9 @@ async def test_readyz_follows_state_and_clock(
         assert resp.status == 503
         body = await resp.json()
         assert body["status"] == "not ready"
-        assert body["reasons"] == ["no successful tick for 95 s (limit 90 s)"]
+        assert body["reasons"] == ["no tick stored in the database for 95 s (limit 90 s)"]
 
-    probe.state.last_tick_ok = fake_clock.time()
+    probe.state.last_tick_stored = fake_clock.time()
     probe.state.db_writable = False
     probe.state.spool_full = True
     async with session.get(f"{base}/readyz") as resp:
