@@ -19,6 +19,10 @@ the site description, and returns the ``maxCurrent`` it wants per connector ever
   Feasible means the sum of the limits on every fuse phase is within its capacity; it does not
   order decreases before increases, nor count a changed limit as the higher of old and new.
 
+- ``charged`` and ``charged-measured``: the daemon's own balancer (the real tracking,
+  allocation and guarantee, :mod:`~charged.balancer.evaluate.charged_policy`), in the plan's
+  ``guarantee`` and ``measured`` modes.
+
 Every fuse capacity is the site's (limit minus margin), the same for all policies.
 """
 
@@ -28,11 +32,14 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
+from charged.balancer.evaluate.charged_policy import charged, charged_measured
 from charged.balancer.evaluate.observe import CarObserver, CarView
 from charged.balancer.evaluate.telemetry import CHARGING, Policy, Telemetry
 from charged.balancer.model import (
+    DEFAULT_PARAMS,
     MAX_CURRENT,
     MIN_CURRENT,
+    BalancerParams,
     ConnectorKey,
     Site,
 )
@@ -241,4 +248,16 @@ POLICIES: dict[str, Callable[[Site], Policy]] = {
     "equal-split": EqualSplit,
     "evcc-like": EvccLike,
     "round-robin": RoundRobin,
+    "charged": charged,
+    "charged-measured": charged_measured,
 }
+
+
+def make_policy(name: str, site: Site, params: BalancerParams = DEFAULT_PARAMS) -> Policy:
+    """The policy ``name`` on ``site``; charged's two take the balancer's ``params`` (the
+    baselines have none).  KeyError for an unknown name."""
+    if name == "charged":
+        return charged(site, params)
+    if name == "charged-measured":
+        return charged_measured(site, params)
+    return POLICIES[name](site)

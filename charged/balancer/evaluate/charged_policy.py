@@ -1,0 +1,127 @@
+"""charged's own balancer as an evaluation policy: the real allocation, guarantee and tracking.
+
+Nothing of the balancer is re-implemented here.  Every tick does what the daemon's step
+(:meth:`charged.balancer.runtime.BalancerRuntime.step`) does with the same pieces:
+
+1. each connector's reading becomes the vendor's :class:`~charged.chargeamps.models.
+   ConnectorStatus` and goes to :meth:`Tracked.observe <charged.balancer.tracking.Tracked.
+   observe>` (which learns the car's terminals, its own maximum and whether it is full);
+2. a connector whose setting is not known (at start, after a write) is *read back*: the
+   setting the telemetry shows goes to :meth:`Tracked.confirm`; as in the daemon, every
+   connector is read again every :data:`~charged.balancer.runtime.REREAD_EVERY` ticks;
+3. :func:`~charged.balancer.allocate.allocate` (with the :class:`BalancerMemory` of the
+   previous tick) gives the targets, :func:`~charged.balancer.plan.plan` the writes the
+   guarantee lets out;
+4. the writes are returned to the engine and stay *pending* in the tracking until the next
+   poll reads them back (the daemon confirms a write at once when the vendor answers; waiting
+   for the read-back only counts a change a tick longer at the higher of old and new).
+
+``charged`` runs ``mode: guarantee``; ``charged-measured`` the plan's ``mode: measured``
+(increases are not held for room), with the same allocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from charged.balancer.allocate import allocate
+from charged.balancer.evaluate.telemetry import ConnectorTelemetry, Telemetry
+from charged.balancer.model import (
+    DEFAULT_PARAMS,
+    PHASE_NAMES,
+    BalancerMemory,
+    BalancerParams,
+    ConnectorKey,
+    Site,
+)
+from charged.balancer.plan import plan
+from charged.balancer.runtime import REREAD_EVERY
+from charged.balancer.tracking import Tracked
+from charged.chargeamps.models import ConnectorStatus, Measurement
+
+VOLTAGE = 230.0  # what a reading's voltage says; nothing here reads it
+
+
+def connector_status(reading: ConnectorTelemetry) -> ConnectorStatus:
+    """What the vendor's status call would have said of the connector at this poll."""
+    measurements: tuple[Measurement, ...] = ()
+    if reading.currents is not None:
+        measurements = tuple(
+            Measurement(phase=name, current=amps, voltage=VOLTAGE)
+            for name, amps in zip(PHASE_NAMES, reading.currents, strict=True)
+        )
+    start = reading.session_start
+    return ConnectorStatus(
+        charge_point_id=reading.key[0],
+        connector_id=reading.key[1],
+        total_consumption_kwh=reading.session_energy_kwh,
+        charging_power_kw=None,
+        session_type=None,
+        status=reading.status,
+        measurements=measurements,
+        start_time=None if start is None else datetime.fromtimestamp(start, UTC),
+        end_time=None,
+        # the engine's sessions have no number; a session's start names it on its connector
+        session_id=None if start is None else int(start),
+    )
+
+
+class ChargedPolicy:
+    """The daemon's balancer, stepped by the engine instead of the collector."""
+
+    name = "charged"
+
+    def __init__(self, site: Site, params: BalancerParams = DEFAULT_PARAMS) -> None:
+        self.site = site
+        self.params = params
+        self.name = "charged" if params.mode == "guarantee" else f"charged-{params.mode}"
+        self._tracked = {key: Tracked(key) for key in site.connector_keys()}
+        self._full = {}
+        for key in site.connector_keys():
+            spec = site.charger(key[0])
+            assert spec is not None
+            self._full[key] = spec.connector_max
+        self._memory = BalancerMemory()
+        self._steps = 0
+
+    def initial_limit(self, key: ConnectorKey) -> float:
+        # what the baselines that drive limits start from too: nothing is drawn before the
+        # balancer's first tick (and the first read-back counts it at full for settle_s)
+        return 0.0
+
+    def decide(self, telemetry: Telemetry) -> Mapping[ConnectorKey, float]:
+        now, p = telemetry.time, self.params
+        reread = self._steps % REREAD_EVERY == 0
+        for key, tracked in self._tracked.items():
+            reading = telemetry.connectors.get(key)
+            if reading is None:
+                tracked.observe(None, online=False, now=now)
+                continue
+            tracked.observe(connector_status(reading), online=True, now=now)
+            if tracked.needs_read or tracked.pending is not None or reread:
+                tracked.confirm(reading.setting, now, full=self._full[key])
+        states = [
+            t.state(now, pinned=None, writable=True, min_current=p.min_current, settle_s=p.settle_s)
+            for t in self._tracked.values()
+        ]
+        allocation = allocate(self.site, states, now, p, self._memory)
+        self._memory = allocation.memory
+        decided = plan(self.site, states, allocation.targets, now, p)
+        out: dict[ConnectorKey, float] = {}
+        for write in decided.writes:
+            tracked = self._tracked[write.key]
+            tracked.pending = write.limit  # until the next poll reads it back
+            tracked.needs_read = True
+            out[write.key] = write.limit
+        self._steps += 1
+        return out
+
+
+def charged(site: Site, params: BalancerParams = DEFAULT_PARAMS) -> ChargedPolicy:
+    return ChargedPolicy(site, replace(params, mode="guarantee"))
+
+
+def charged_measured(site: Site, params: BalancerParams = DEFAULT_PARAMS) -> ChargedPolicy:
+    return ChargedPolicy(site, replace(params, mode="measured"))
