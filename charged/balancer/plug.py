@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from charged.balancer.model import BalancerParams, Site
 from charged.balancer.pins import BALANCER_ACTOR, SqlAuditSource
+from charged.balancer.recall import SqlCarRecall
 from charged.balancer.runtime import BalancerRuntime, RuntimeMode, tick_input
 from charged.clock import Clock
 from charged.collector.supervisor import TickCallback, TickResult
@@ -71,6 +72,7 @@ class InstalledBalancer:
             clock=d.clock,
             params=self._params,
             metrics=d.metrics,
+            recall=SqlCarRecall(d.engine),
         )
         await self.runtime.run(stop)
 

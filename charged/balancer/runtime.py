@@ -53,6 +53,7 @@ from charged.balancer.model import (
 )
 from charged.balancer.pins import AuditSource, PinBook
 from charged.balancer.plan import plan
+from charged.balancer.recall import CarRecall
 from charged.balancer.tracking import Tracked, settings_limit
 from charged.chargeamps.errors import ChargeAmpsError
 from charged.chargeamps.models import ChargePoint, ChargePointStatus, ConnectorSettings
@@ -117,6 +118,7 @@ class BalancerRuntime:
         metrics: Metrics | None = None,
         reread_every: int = REREAD_EVERY,
         logger: Any = None,
+        recall: CarRecall | None = None,
     ) -> None:
         self.site = site
         self.mode: RuntimeMode = mode
@@ -143,6 +145,7 @@ class BalancerRuntime:
         self._processed = 0
         self.last: StepReport | None = None
         self._warned_vendor: set[str] = set()
+        self._recall = recall  # read once, at the first step
 
     # ------------------------------------------------------------ the loop
 
@@ -196,6 +199,8 @@ class BalancerRuntime:
         p = self.params
         await self._fold_pins()
         vendor_ok = tick.asked == 0 or bool(tick.statuses)
+        if self._recall is not None:
+            await self._recall_cars()
         due = self._steps % self._reread_every == 0  # the first step, and every n-th
         if vendor_ok and (self._shadow_only is None or due):
             await self._read_chargers()
@@ -221,6 +226,25 @@ class BalancerRuntime:
         )
         self._record_metrics(report, time.process_time() - started)
         return report
+
+    async def _recall_cars(self) -> None:
+        """Take back what an earlier run learned of the cars still plugged in."""
+        recall, self._recall = self._recall, None
+        assert recall is not None
+        try:
+            recalled = await recall.recall(self.site)
+        except Exception as exc:
+            self._log.warning(
+                "could not read what was learned of the cars; learning them again",
+                error=str(exc),
+            )
+            return
+        for key, car in recalled.items():
+            tracked = self._tracked.get(key)
+            if tracked is not None:
+                tracked.recall(car.session_id, car.terminals, car.car_max)
+        if recalled:
+            self._log.info("cars recalled from the database", connectors=len(recalled))
 
     async def _fold_pins(self) -> None:
         if self._audit_rows is None:

@@ -24,6 +24,8 @@ from charged.chargeamps.models import ConnectorSettings, ConnectorStatus
 
 PHASE_INDEX = {"L1": 0, "L2": 1, "L3": 2}
 DRAWING_AMPS = 1.0  # a terminal carrying more than this is one the car draws on
+# a car drawing this much under its limit or more shows its own maximum, not the limit's
+CAR_MAX_BELOW_LIMIT = 2.0
 # statuses in which no car is plugged in (anything else counts as plugged, to be safe)
 UNPLUGGED = frozenset({"Available", "Offline", "Unknown", "Faulted", "Unavailable"})
 
@@ -143,9 +145,17 @@ class Tracked:
             self.drew_at = now
             self.terminals.update(drawing)
             top = max(measured)
-            limit = self.limit if self.limit is not None else MAX_CURRENT
-            if top < limit - 2.0:  # drawing well under what it may: that is the car's own
+            # well under what it may: the car's own maximum.  Not while the limit is unknown
+            # (the first poll after a start comes before the read-back): any draw would do.
+            if self.limit is not None and top < self.limit - CAR_MAX_BELOW_LIMIT:
                 self.car_max = max(self.car_max or 0.0, top)
+
+    def recall(self, session_id: int, terminals: frozenset[int], car_max: float | None) -> None:
+        """What an earlier run learned of the car of ``session_id`` (charged.balancer.recall):
+        kept by the first poll only if it still shows that session."""
+        self.session_id = session_id
+        self.terminals = set(terminals)
+        self.car_max = car_max
 
     def _forget_car(self) -> None:
         self.session_id = None

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from charged.balancer.model import BalancerParams, ChargerSpec, Fuse, Rotation, Site
 from charged.balancer.pins import SqlAuditSource
+from charged.balancer.recall import SqlCarRecall
 from charged.balancer.runtime import BalancerRuntime, RuntimeMode, StepReport, TickInput
 from charged.clock import FakeClock
 from charged.config import settings_from_mapping
@@ -111,6 +112,7 @@ class Harness:
             clock=self.clock,
             params=self.params,
             metrics=c.metrics,
+            recall=SqlCarRecall(c.engine),
         )
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(self.runtime.run(self.stop))

@@ -242,6 +242,36 @@ async def test_a_restart_a_vendor_outage_and_an_offline_charger_keep_the_guarant
     assert [w for r in result.reports[42:70] for w in r.plan.writes]  # then it drives again
 
 
+async def test_a_restart_keeps_what_was_learned_of_the_cars_still_plugged_in(
+    tmp_path: Path,
+) -> None:
+    """Read back from the polls and decisions stored: the phases of one-phase cars and the
+    most each car draws (without it the new balancer would relearn from scratch)."""
+
+    async def restart(k: int, h: Harness) -> None:
+        if k == 100:
+            await h.stop_balancer()
+            h.start_balancer()
+
+    result = await balanced_morning(
+        db(tmp_path), site=SITE, mode="active", ticks=104, before_tick=restart
+    )
+    before = {s.key: s for s in result.reports[99].states if s.plugged}
+    after = {s.key: s for s in result.reports[100].states if s.plugged}
+    kept = [
+        k for k in before.keys() & after.keys() if before[k].plugged_since == after[k].plugged_since
+    ]
+    assert [k for k in kept if before[k].car_max is not None]
+    assert [
+        k for k in kept if before[k].terminals is not None and len(before[k].terminals or ()) < 3
+    ]
+    for key in kept:
+        assert after[key].car_max == before[key].car_max, key
+        if before[key].terminals is not None and len(before[key].terminals or ()) < 3:
+            assert after[key].terminals == before[key].terminals, key
+    assert above(result) == 0.0
+
+
 async def test_starting_over_a_fuse_lowers_first_and_stays_under_from_then_on(
     tmp_path: Path,
 ) -> None:

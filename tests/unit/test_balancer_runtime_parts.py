@@ -104,6 +104,8 @@ def status(
 
 def test_the_car_is_learned_per_session_and_forgotten_when_it_leaves() -> None:
     tracked = Tracked(KEY)
+    tracked.observe(status("Charging", (15.9, 0.001, 0.001), 7), online=True, now=0.0)
+    assert tracked.car_max is None  # its limit not read yet: any draw would look like the car's
     tracked.confirm(32.0, 0.0)
     tracked.observe(status("Charging", (15.9, 0.001, 0.001), 7), online=True, now=30.0)
     assert tracked.terminals == {0}
@@ -224,3 +226,20 @@ def test_a_charger_back_from_offline_is_read_again_but_not_after_a_cloud_outage(
     assert not tracked.online
     tracked.observe(status("Charging", (10.0, 0.0, 0.0), 7), online=True, now=120.0)
     assert tracked.limit is None and tracked.needs_read  # counted at full until read again
+
+
+def test_recalled_cars_take_their_terminals_back_through_the_rotation() -> None:
+    from charged.balancer.model import Fuse, Rotation, Site
+    from charged.balancer.recall import PastDecision, learned_from
+
+    spec = ChargerSpec("CP1", rotation=Rotation.parse("L2L3L1"))
+    site = Site(Fuse("main", (40.0, 40.0, 40.0), chargers=("CP1",)), (spec,))
+    rows = [
+        PastDecision("L1L2L3", 0.0, 0.0),  # before it drew: counted on all three
+        PastDecision("L2", 9.8, 16.0),  # terminal L1 lands on site L2; 9.8 A under 16 A
+        PastDecision("L2", 12.0, 12.0),  # at its limit: says nothing of the car
+    ]
+    car = learned_from(site, ("CP1", 1), 42, rows)
+    assert (car.session_id, car.terminals, car.car_max) == (42, frozenset({0}), 9.8)
+    three = learned_from(site, ("CP1", 2), 43, [PastDecision("L1L2L3", 15.0, 32.0)])
+    assert three.terminals == frozenset() and three.car_max == 15.0
