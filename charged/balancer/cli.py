@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import func, select
@@ -74,7 +75,77 @@ def add_balance_commands(subparsers: Any) -> argparse.ArgumentParser:
     release.add_argument("charger", metavar="CP", help="charge point id")
     release.add_argument("connector", metavar="CONNECTOR", type=_connector, help="1 or 2")
     release.set_defaults(control_handler=cmd_release)
+    _add_evaluate(sub)
     return balance
+
+
+def _add_evaluate(sub: Any) -> None:
+    from charged.balancer.evaluate.command import GENERATED, POLICY_NAMES, limit_delay
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="replay a day of visits through balancing policies, side by side",
+        description="Replay a scenario (a CSV of visits, or a generated garage on the site's "
+        "chargers) through each policy on the simulator's physics, with no HTTP and a "
+        "simulated clock (polls every 30 s, each written limit acting --limit-delay seconds "
+        "later, the ground truth every simulated second), and print the figures of each "
+        "side by side: ampere-seconds, seconds and peak per fuse and phase, energy and its "
+        "share of what was asked, sessions fully served, Jain's index, the lowest session's "
+        "share, setpoint writes, pauses, the time to the first 6 A, phase unbalance, CPU.",
+        epilog="The site file is read by the balancer's own parser for the policies (a site: "
+        "section and an optional balancer: section, as in the config, or the site keys "
+        "alone) and by the simulator's for the ground truth. Policies: "
+        f"{', '.join(POLICY_NAMES)}; optimal needs SciPy (pip install 'charged[evaluate]'). "
+        "Exit codes: 0 printed, 2 bad arguments, a bad scenario or site file.",
+    )
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--scenario", type=Path, metavar="FILE", help="CSV of visits")
+    source.add_argument(
+        "--generated",
+        choices=GENERATED,
+        help="the simulated garage: a weekday (garage) or --days days from it (garage-month)",
+    )
+    evaluate.add_argument(
+        "--site", type=Path, required=True, metavar="SITE.yaml", help="fuse tree, rotations"
+    )
+    evaluate.add_argument(
+        "--policy",
+        default="all",
+        metavar="P[,P...]",
+        help=f"comma-separated, or all (default): {', '.join(POLICY_NAMES)}",
+    )
+    evaluate.add_argument("--seed", type=int, default=1, help="generated visits and delays")
+    evaluate.add_argument(
+        "--days", type=_positive_int, default=30, help="days of garage-month (default 30)"
+    )
+    evaluate.add_argument(
+        "--limit-delay",
+        type=limit_delay,
+        default=(30, 60),
+        metavar="MIN-MAX",
+        help="seconds from a write to the car following it, drawn per write (default 30-60)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON for scripts")
+    evaluate.add_argument(
+        "--plot",
+        type=Path,
+        metavar="OUT.png",
+        help="per-phase current at every fuse against its limit, a row per policy "
+        "(.png, .svg or .pdf; needs matplotlib)",
+    )
+    evaluate.set_defaults(control_handler=_evaluate)
+
+
+async def _evaluate(args: argparse.Namespace) -> int:
+    from charged.balancer.evaluate.command import cmd_evaluate
+
+    return await cmd_evaluate(args)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days >= 1")
+    return int(text)
 
 
 def _connector(text: str) -> int:

@@ -193,8 +193,14 @@ def run(
     site: Site,
     policy: Policy,
     params: EngineParams | None = None,
+    *,
+    wiring: simgrid.GridSpec | None = None,
 ) -> RunResult:
-    """Play the scenario through ``policy`` on ``site``; the visits must fit the site."""
+    """Play the scenario through ``policy`` on ``site``; the visits must fit the site.
+
+    ``wiring`` is the ground truth's fuse tree (fuses, limits, rotations) when it was read by the
+    simulator's own parser from the same file as ``site`` (a parsing bug of either then shows
+    as a difference); None: converted from ``site``."""
     params = params or EngineParams()
     params.validate()
     wall_start = time.perf_counter()
@@ -206,7 +212,7 @@ def run(
         end = (math.ceil(scenario.end) // tick + 2) * tick
     else:
         start, end = 0, tick
-    spec = grid_spec(site)
+    spec = wiring if wiring is not None else grid_spec(site)
     per_second = params.trace and end - start <= PER_SECOND_TRACE_MAX_S
     grid = MeasuringGrid(spec, start, record=per_second)
     physics = Physics(grid, limit_delay=params.limit_delay_s)

@@ -1,0 +1,262 @@
+"""``charged balance evaluate``: one scenario through several policies, the figures side by side.
+
+The scenario is a CSV file (:mod:`.scenario`) or a generated garage (:mod:`.generate`) on the
+site file's chargers; the site file is read for the policies by the balancer's own parser and
+for the ground truth by the simulator's (:mod:`.sitefile`).  Every policy is run on the same
+visits with the same seed (the same limit delays); ``optimal`` is the offline LP
+(:mod:`.optimum`).  Prints the metrics of :mod:`.metrics`, one column per policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from charged.balancer.evaluate.engine import EngineParams, RunResult, run
+from charged.balancer.evaluate.generate import garage_day, garage_month
+from charged.balancer.evaluate.metrics import Figures, figures
+from charged.balancer.evaluate.policies import POLICIES, make_policy
+from charged.balancer.evaluate.scenario import Scenario, ScenarioError, read_scenario
+from charged.balancer.evaluate.sitefile import SiteFile, differences, read_site_file
+
+OPTIMAL = "optimal"
+POLICY_NAMES = (*POLICIES, OPTIMAL)
+GENERATED = ("garage", "garage-month")
+EXIT_USAGE = 2
+
+
+class EvaluateError(ValueError):
+    """Bad input to ``balance evaluate``: one line, exit 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    scenario: Scenario
+    site_file: SiteFile
+    figures: tuple[Figures, ...]
+    runs: tuple[RunResult, ...]  # the engine's runs (optimal has none)
+
+
+def policy_list(text: str) -> list[str]:
+    """``P[,P…]`` or ``all``: the names, in the order given, each once."""
+    if text.strip() == "all":
+        return list(POLICY_NAMES)
+    names: list[str] = []
+    for raw in text.split(","):
+        name = raw.strip()
+        if name not in POLICY_NAMES:
+            raise EvaluateError(
+                f"--policy: unknown policy {name!r}; choose from {', '.join(POLICY_NAMES)} or all"
+            )
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def limit_delay(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    try:
+        pair = (int(low), int(high if sep else low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN-MAX seconds, e.g. 30-60") from None
+    if not 0 <= pair[0] <= pair[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= MIN <= MAX seconds")
+    return pair
+
+
+def load_scenario(args: argparse.Namespace, site_file: SiteFile) -> Scenario:
+    if args.scenario is not None:
+        try:
+            return read_scenario(args.scenario)
+        except ScenarioError as exc:
+            raise EvaluateError(str(exc)) from None
+        except OSError as exc:
+            raise EvaluateError(f"--scenario {args.scenario}: {exc.strerror or exc}") from None
+    ids = [c.id for c in site_file.site.chargers]
+    if not ids:
+        raise EvaluateError("--generated: the site places no charger")
+    if args.generated == "garage":
+        return garage_day(ids, seed=args.seed)
+    return garage_month(ids, seed=args.seed, days=args.days)
+
+
+def evaluate(
+    scenario: Scenario,
+    site_file: SiteFile,
+    names: Sequence[str],
+    engine: EngineParams,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> Evaluation:
+    results: list[Figures] = []
+    runs: list[RunResult] = []
+    for name in names:
+        if progress is not None:
+            progress(name)
+        if name == OPTIMAL:
+            results.append(_optimal(scenario, site_file))
+            continue
+        policy = make_policy(name, site_file.site, site_file.params)
+        try:
+            result = run(scenario, site_file.site, policy, engine, wiring=site_file.grid)
+        except ScenarioError as exc:
+            raise EvaluateError(str(exc)) from None
+        runs.append(result)
+        results.append(figures(result))
+    return Evaluation(scenario, site_file, tuple(results), tuple(runs))
+
+
+def _optimal(scenario: Scenario, site_file: SiteFile) -> Figures:
+    from charged.balancer.evaluate.optimum import (
+        OptimumUnavailable,
+        optimum_figures,
+        solve,
+    )
+
+    try:
+        return optimum_figures(solve(scenario, site_file.site))
+    except OptimumUnavailable as exc:
+        raise EvaluateError(str(exc)) from None
+    except ScenarioError as exc:
+        raise EvaluateError(str(exc)) from None
+
+
+# ---------------------------------------------------------------- the table
+
+
+def _num(value: float | int | None, spec: str = ",.0f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def table(all_figures: Sequence[Figures]) -> list[list[str]]:
+    """Rows of metric name then one cell per policy (the first row names the policies)."""
+    rows: list[list[str]] = [["", *(f.policy for f in all_figures)]]
+
+    def row(label: str, cell: Callable[[Figures], str]) -> None:
+        rows.append([label, *(cell(f) for f in all_figures)])
+
+    row("A·s above any fuse", lambda f: _num(f.ampere_seconds_above))
+    row("s above any fuse", lambda f: _num(f.seconds_above))
+    first = all_figures[0]
+    for n, fp in enumerate(first.fuses):
+        label = f"{fp.fuse} {fp.phase} (limit {fp.limit:g} A)"
+        rows.append([f"  {label}: A·s (s) above", *(_above(f, n) for f in all_figures)])
+    for n, fp in enumerate(first.fuses):
+        rows.append([f"  {fp.fuse} {fp.phase}: peak A", *(_peak(f, n) for f in all_figures)])
+    row("energy kWh", lambda f: _num(f.energy_kwh, ",.1f"))
+    row("energy % of asked", lambda f: _num(f.energy_pct, ".1f"))
+    row("sessions fully served %", lambda f: _num(f.fully_served_pct, ".1f"))
+    row("Jain's index (delivered/asked)", lambda f: _num(f.jain, ".3f"))
+    row("lowest session ratio", lambda f: _num(f.lowest_ratio, ".2f"))
+    row("writes per connector-hour", lambda f: _num(f.writes_per_connector_hour, ".2f"))
+    row("pauses per session (max)", lambda f: _pauses(f))
+    row("p95 plug-in to 6 A, s (room)", lambda f: _p95(f))
+    row("phase unbalance at root A (%)", lambda f: f"{f.unbalance_a:.1f} ({f.unbalance_pct:.0f} %)")
+    row("CPU per tick ms (p99)", lambda f: _cpu(f))
+    row("run time s", lambda f: _num(f.run_s, ".1f"))
+    return rows
+
+
+def _above(f: Figures, n: int) -> str:
+    if n >= len(f.fuses):
+        return "–"
+    fp = f.fuses[n]
+    return f"{fp.ampere_seconds_above:,.0f} ({fp.seconds_above:,})"
+
+
+def _peak(f: Figures, n: int) -> str:
+    return "–" if n >= len(f.fuses) else f"{f.fuses[n].peak:.1f}"
+
+
+def _pauses(f: Figures) -> str:
+    if f.pauses_per_session is None:
+        return "–"
+    return f"{f.pauses_per_session:.2f} ({f.max_pauses})"
+
+
+def _p95(f: Figures) -> str:
+    if f.p95_first_6a_s is None:
+        return "–"
+    return f"{f.p95_first_6a_s:,.0f} (n={f.room_sessions})"
+
+
+def _cpu(f: Figures) -> str:
+    if f.cpu_per_tick_ms is None:
+        return "–"
+    return f"{f.cpu_per_tick_ms:.2f} ({_num(f.cpu_p99_tick_ms, '.2f')})"
+
+
+def print_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        cells = [
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip(), file=out)
+
+
+def as_json(evaluation: Evaluation, names: Sequence[str]) -> dict[str, Any]:
+    scenario = evaluation.scenario
+    return {
+        "scenario": scenario.name,
+        "visits": len(scenario.visits),
+        "energyAskedKwh": scenario.energy_asked_kwh,
+        "policies": list(names),
+        "figures": [f.as_json() for f in evaluation.figures],
+    }
+
+
+# ---------------------------------------------------------------- the command
+
+
+async def cmd_evaluate(args: argparse.Namespace) -> int:
+    from charged.exits import Fatal
+
+    try:
+        names = policy_list(args.policy)
+        try:
+            site_file = read_site_file(args.site)
+        except ValueError as exc:
+            raise EvaluateError(str(exc)) from None
+        for line in differences(site_file.site, site_file.grid):
+            print(f"charged: warning: {args.site}: {line}", file=sys.stderr)
+        scenario = load_scenario(args, site_file)
+        if args.plot is not None:
+            _check_plot(args.plot)
+        engine = EngineParams(
+            limit_delay_s=args.limit_delay, seed=args.seed, trace=args.plot is not None
+        )
+        evaluation = evaluate(scenario, site_file, names, engine)
+    except EvaluateError as exc:
+        raise Fatal(str(exc), EXIT_USAGE) from None
+    if args.json:
+        print(json.dumps(as_json(evaluation, names), indent=2))
+    else:
+        print(
+            f"{scenario.name}: {len(scenario.visits)} visits, "
+            f"{scenario.energy_asked_kwh:,.1f} kWh asked, "
+            f"{len(site_file.site.connector_keys())} connectors, limits acting "
+            f"{args.limit_delay[0]}-{args.limit_delay[1]} s after a write"
+        )
+        print_table(table(evaluation.figures), sys.stdout)
+    if args.plot is not None:
+        from charged.balancer.evaluate.plot import fuse_figure
+
+        fuse_figure(evaluation.runs).savefig(args.plot, dpi=100)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _check_plot(path: Path) -> None:
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise EvaluateError(f"--plot {path}: the file must end in .png, .svg or .pdf")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise EvaluateError("--plot needs matplotlib: pip install 'charged[plot]'") from None
