@@ -118,10 +118,11 @@ def allocate(
     room = _Room(site)
     decisions: dict[ConnectorKey, Decision] = {}
     cars: list[_Car] = []
-    idle: list[tuple[ConnectorKey, ConnectorState, ChargerSpec]] = []
+    idle: list[tuple[ConnectorKey, ConnectorState, ChargerSpec, float]] = []
     order: list[ConnectorKey] = []  # the site's order, for the decisions
 
     for spec, keys in room.chargers:  # (a charger outside the tree is not the balancer's)
+        full = full_limit(spec, params.max_current)
         for key in keys:
             order.append(key)
             state = by_key.get(key)
@@ -133,10 +134,10 @@ def allocate(
                 target = _fixed_target(state, spec, fixed)
                 decisions[key] = Decision(target, fixed, phases)
             elif state is not None and state.wants_current:
-                cap, why = _car_cap(state, spec, params)
+                cap, why = _car_cap(state, full, params)
                 cars.append(_Car(key, state, room.of(spec.id, phases), cap, why, phases))
             elif state is not None:
-                idle.append((key, state, spec))
+                idle.append((key, state, spec, full))
 
     _admit(cars, room, now, params, memory)
     _share(cars, room, params)
@@ -153,8 +154,8 @@ def allocate(
         else:
             reason = car.cap_reason
         decisions[car.key] = Decision(car.target, reason, car.phases, bottleneck, car.fair)
-    for key, state, spec in idle:
-        decisions[key] = _arrival(key, state, spec, room, params)
+    for key, state, spec, full in idle:
+        decisions[key] = _arrival(state, spec, full, room, params)
 
     ordered = {key: decisions[key] for key in order if key in decisions}
     paused = tuple(c.key for c in cars if c.target < params.min_current)
@@ -183,10 +184,8 @@ def _fixed_target(state: ConnectorState | None, spec: ChargerSpec, reason: Reaso
     return spec.connector_max
 
 
-def _car_cap(
-    state: ConnectorState, spec: ChargerSpec, params: BalancerParams
-) -> tuple[float, Reason]:
-    cap, why = full_limit(spec, params.max_current), Reason.CONNECTOR_MAX
+def _car_cap(state: ConnectorState, full: float, params: BalancerParams) -> tuple[float, Reason]:
+    cap, why = full, Reason.CONNECTOR_MAX
     if state.car_max is not None:
         seen = max(params.min_current, state.car_max + params.car_max_headroom)
         if seen < cap:
@@ -296,9 +295,9 @@ def _hysteresis(
 
 
 def _arrival(
-    key: ConnectorKey,
     state: ConnectorState,
     spec: ChargerSpec,
+    full: float,
     room: _Room,
     params: BalancerParams,
 ) -> Decision:
@@ -311,7 +310,7 @@ def _arrival(
     offer = params.arrival_limit
     if offer > 0 and state.plugged:
         offer = max(offer, params.min_current)
-    offer = min(math.floor(offer), full_limit(spec, params.max_current))
+    offer = min(math.floor(offer), full)
     capacities = room.of(spec.id, phases)
     if offer > 0 and room.fits(capacities, offer):
         room.take(capacities, offer)

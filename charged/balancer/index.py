@@ -25,6 +25,10 @@ class SiteIndex:
         self._path: dict[str, tuple[int, ...]] = {
             spec.id: tuple(number[f.name] for f in site.fuses_of(spec.id)) for spec in site.chargers
         }
+        # the most each charger's connectors can be given (32 A or its installation current)
+        self.connector_max: dict[str, float] = {
+            spec.id: spec.connector_max for spec in site.chargers
+        }
         # the placed chargers with their connector keys, in the site's order
         self.chargers: list[tuple[ChargerSpec, tuple[ConnectorKey, ...]]] = [
             (spec, spec.connector_keys()) for spec in site.chargers if self._path.get(spec.id)

@@ -60,18 +60,6 @@ def water_fill(capacity: Sequence[float], claims: Sequence[Claim]) -> list[Share
     heapq.heapify(caps)
     rising = len(claims)
 
-    def stop(i: int, at: float, why: int | None, dirty: set[int]) -> None:
-        nonlocal rising
-        level[i] = at
-        bottleneck[i] = why
-        rising -= 1
-        rate = claims[i].rate
-        for r in claims[i].capacities:
-            left[r] = max(0.0, left[r] - slope[r] * (at - mark[r]))
-            mark[r] = at
-            slope[r] -= rate
-            dirty.add(r)
-
     while rising:
         while run_out and run_out[0][2] != version[run_out[0][1]]:
             heapq.heappop(run_out)  # stale: its slope changed since
@@ -79,20 +67,33 @@ def water_fill(capacity: Sequence[float], claims: Sequence[Claim]) -> list[Share
             heapq.heappop(caps)
         next_out = run_out[0][0] if run_out else float("inf")
         next_cap = caps[0][0] if caps else float("inf")
-        dirty: set[int] = set()
         if next_cap <= next_out + EPSILON:
             at, i = heapq.heappop(caps)
-            stop(i, at, None, dirty)
+            why: int | None = None
+            stopping = [i]
         else:
-            at, r, _ = heapq.heappop(run_out)
-            for i in users[r]:
-                if level[i] is None:
-                    stop(i, at, r, dirty)
-            left[r], mark[r], slope[r] = 0.0, at, 0.0  # used up: nothing more is pushed
-            dirty.discard(r)
-            version[r] += 1
-        for d in dirty:  # once per capacity per event, however many claims stopped on it
-            push(d)
+            at, why, _ = heapq.heappop(run_out)
+            stopping = [i for i in users[why] if level[i] is None]
+        # every capacity these claims use: brought up to ``at`` once, then their rates off
+        dirty: set[int] = set()
+        for i in stopping:
+            level[i] = at
+            bottleneck[i] = why
+            dirty.update(claims[i].capacities)
+        for r in dirty:
+            left[r] = max(0.0, left[r] - slope[r] * (at - mark[r]))
+            mark[r] = at
+        for i in stopping:
+            rate = claims[i].rate
+            for r in claims[i].capacities:
+                slope[r] -= rate
+        rising -= len(stopping)
+        if why is not None:
+            left[why], slope[why] = 0.0, 0.0  # used up: nothing more is pushed for it
+            version[why] += 1
+            dirty.discard(why)
+        for r in dirty:  # once per capacity per event, however many claims stopped on it
+            push(r)
     return [
         Share(lv if lv is not None else 0.0, b) for lv, b in zip(level, bottleneck, strict=True)
     ]
