@@ -36,6 +36,7 @@ TIME_COLUMNS = {
     "measurement": "date_created",
     "poll_cycle": "tick_time",
     "poll_gap": "tick_time",
+    "charge_point_availability": "tick_time",
     "control_action": "created",
     "charging_session": "start_time",
 }

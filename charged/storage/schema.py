@@ -102,6 +102,8 @@ poll_cycle = Table(
     Column("duration_s", Float, nullable=False),
     # grid ticks skipped (because the previous tick overran) just before this one
     Column("skipped_ticks", Integer, nullable=False, server_default=text("0")),
+    # chargers the vendor reported Offline: answered, so neither ok nor failed, and no rows
+    Column("chargers_offline", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("tick_time", name="uq_poll_cycle_tick_time"),
 )
 
@@ -117,6 +119,23 @@ poll_gap = Table(
     Index("ix_poll_gap_charge_point_id_tick_time", "charge_point_id", "tick_time"),
 )
 
+# Each change of a charger's availability (the vendor's charge point status: Online, Offline)
+# as the polls saw it: tick_time is the first tick that showed the new status, so the charger
+# changed between the tick before and this one.  previous_status NULL: the first status a
+# collector run saw of the charger (a restart, or a charger new to it): what it was before is
+# not known.  charge_point_status holds only the newest status; this is its history.
+charge_point_availability = Table(
+    "charge_point_availability",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tick_time", DateTime, nullable=False),
+    Column("charge_point_id", String(128), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("previous_status", String(32)),
+    UniqueConstraint("charge_point_id", "tick_time", name="uq_charge_point_availability_natural"),
+    Index("ix_charge_point_availability_tick_time", "tick_time"),
+)
+
 # Table name -> columns whose values identify a row; a second insert with the same values
 # is a no-op.  charge_point_status is keyed by its primary key and upserted instead.
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {
@@ -124,6 +143,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "measurement": ("charge_point_id", "connector_id", "phase", "date_created"),
     "poll_cycle": ("tick_time",),
     "poll_gap": ("tick_time", "charge_point_id"),
+    "charge_point_availability": ("charge_point_id", "tick_time"),
     "balancer_decision": ("tick_time", "charge_point_id", "connector_id"),
     "balancer_fuse": ("tick_time", "fuse", "phase"),
 }
@@ -141,6 +161,7 @@ WRITE_ORDER: tuple[str, ...] = (
     "measurement",
     "poll_cycle",
     "poll_gap",
+    "charge_point_availability",
     "balancer_decision",
     "balancer_fuse",
 )

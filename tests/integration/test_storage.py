@@ -179,6 +179,7 @@ async def test_poll_cycle_and_gap_rows_are_idempotent(engine: AsyncEngine) -> No
         "rows": 148,
         "duration_s": 1.25,
         "skipped_ticks": 0,
+        "chargers_offline": 0,
     }
     gap = {"tick_time": TICK, "charge_point_id": "2301000003A", "reason": "ApiTimeout"}
     for _ in range(2):
@@ -187,6 +188,21 @@ async def test_poll_cycle_and_gap_rows_are_idempotent(engine: AsyncEngine) -> No
             await write_rows(conn, "poll_gap", [gap])
     assert await stored(engine, "poll_cycle") == [cycle]
     assert await stored(engine, "poll_gap") == [gap]
+
+
+async def test_availability_changes_are_idempotent(engine: AsyncEngine) -> None:
+    went = {
+        "tick_time": TICK,
+        "charge_point_id": "2301000003A",
+        "status": "Offline",
+        "previous_status": "Online",
+    }
+    first = {**went, "tick_time": TICK - timedelta(seconds=30), "status": "Online"}
+    first["previous_status"] = None
+    for _ in range(2):  # a spool replayed after a crash between commit and ack
+        async with engine.begin() as conn:
+            await write_rows(conn, "charge_point_availability", [first, went])
+    assert await stored(engine, "charge_point_availability") == [first, went]
 
 
 async def test_energy_keeps_its_decimals(engine: AsyncEngine) -> None:
