@@ -29,7 +29,11 @@ class Metrics:
             "charged_ticks_skipped", "Ticks skipped because the previous one overran", registry=r
         )
         self.chargers_polled = Counter(
-            "charged_chargers_polled", "Charger status polls by outcome", ["result"], registry=r
+            "charged_chargers_polled",
+            "Charger status polls by outcome (ok, offline: the vendor said Offline, failed, "
+            "malformed)",
+            ["result"],
+            registry=r,
         )
         self.organisation_polls = Counter(
             "charged_organisation_polls",
@@ -42,6 +46,20 @@ class Metrics:
             "charged_payload_errors",
             "API payloads that could not be parsed",
             ["endpoint"],
+            registry=r,
+        )
+        # per charger (the label is its id; the fleet's size bounds it): availability
+        self.charger_online = Gauge(
+            "charged_charger_online",
+            "1 while the charger's last answer said it is online, 0 after it said Offline "
+            "(a charger that does not answer keeps its last value)",
+            ["charge_point"],
+            registry=r,
+        )
+        self.charger_last_seen = Gauge(
+            "charged_charger_last_seen_timestamp_seconds",
+            "Unix time of the last tick at which the charger answered online",
+            ["charge_point"],
             registry=r,
         )
         self.last_tick_success = Gauge(

@@ -115,3 +115,13 @@ def is_session_open(status: str | None, *, session_id: object = None, ended: boo
     if state in NO_VEHICLE:
         return False
     return session_id is not None and not ended
+
+
+# The charge point's own status (not its connectors'): Online or Offline, whether the vendor's
+# cloud reaches the charger.
+CHARGE_POINT_OFFLINE = "offline"
+
+
+def is_charge_point_offline(status: str | None) -> bool:
+    """The charge point status says the cloud does not reach the charger (any casing)."""
+    return status is not None and status.strip().casefold() == CHARGE_POINT_OFFLINE

@@ -68,6 +68,13 @@ def status_rows(status: ChargePointStatus, poll_time: datetime) -> dict[str, lis
     return rows
 
 
+def offline_rows(status: ChargePointStatus) -> dict[str, list[Row]]:
+    """An Offline charger's rows: its status only.  last_seen stays the last tick it was
+    online, and what connectorStatuses it lists are the cloud's last known values, not
+    readings of this tick, so no connector or phase rows are made of them."""
+    return {"charge_point_status": [{"id": status.id, "status": status.status}]}
+
+
 def charge_point_rows(charge_points: Iterable[ChargePoint]) -> dict[str, list[Row]]:
     """Descriptive columns of the owned chargers (name, type, firmware)."""
     return {

@@ -24,7 +24,14 @@ from charged.chargeamps.errors import (
 )
 from charged.chargeamps.models import ChargePoint, ChargePointStatus
 from charged.clock import Clock, SystemClock, sleep_or_stop
-from charged.collector.rows import charge_point_rows, count_rows, db_time, status_rows
+from charged.collector.availability import Availability, is_offline
+from charged.collector.rows import (
+    charge_point_rows,
+    count_rows,
+    db_time,
+    offline_rows,
+    status_rows,
+)
 from charged.metrics import Metrics
 from charged.storage.writes import RowBatch
 
@@ -56,11 +63,24 @@ class TickResult:
     # charger id -> the status it answered this tick (the chargers that answered), for a
     # consumer of the tick that acts on the chargers' states (e.g. a balancer)
     statuses: dict[str, ChargePointStatus] = field(default_factory=dict)
+    # chargers that answered Offline: neither ok nor failed (in statuses, not in failures)
+    offline: int = 0
 
     @property
     def vendor_outage(self) -> bool:
         """Every charger asked failed: the vendor (or the way to it) is down, not a charger."""
         return self.asked > 0 and self.failed == self.asked
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What one charger's poll gave: its status and the rows queued for it."""
+
+    status: ChargePointStatus
+    rows: int = 0
+    charging: int = 0
+    power_kw: float = 0.0
+    offline: bool = False
 
 
 TickCallback = Callable[[TickResult], Awaitable[None] | None]
@@ -110,6 +130,7 @@ class Supervisor:
         # this tick's statuses from the organisation call, and the ids it could not parse
         self._prefetched: dict[str, ChargePointStatus] = {}
         self._prefetch_broken: set[str] = set()
+        self._availability = Availability(self._metrics, self._log)
 
     @property
     def charge_points(self) -> list[str]:
@@ -147,19 +168,26 @@ class Supervisor:
         ids = list(self._charge_points)
         await self._prefetch(ids, started, deadline)
         outcomes = await asyncio.gather(*(self._poll(cp, tick_time, deadline) for cp in ids))
-        ok = rows = charging = 0
+        ok = offline = rows = charging = 0
         power = 0.0
         failed: dict[str, str] = {}
         statuses: dict[str, ChargePointStatus] = {}
+        changes: list[dict[str, Any]] = []
         for cp_id, outcome in zip(ids, outcomes, strict=True):
             if isinstance(outcome, str):
                 failed[cp_id] = outcome
                 continue
+            statuses[cp_id] = outcome.status
+            change = self._availability.observe(outcome.status, tick_time)
+            if change is not None:
+                changes.append(change)
+            if outcome.offline:
+                offline += 1
+                continue
             ok += 1
-            statuses[cp_id], n_rows, n_charging, kw = outcome
-            rows += n_rows
-            charging += n_charging
-            power += kw
+            rows += outcome.rows
+            charging += outcome.charging
+            power += outcome.power_kw
         duration = self._clock.monotonic() - started
         result = TickResult(
             tick_time=tick_time,
@@ -173,10 +201,11 @@ class Supervisor:
             power_kw=power,
             failures=failed,
             statuses=statuses,
+            offline=offline,
         )
         self._pending_skipped = 0
         self._prefetched, self._prefetch_broken = {}, set()
-        await self._put(self._cycle_rows(result))
+        await self._put(self._cycle_rows(result, changes))
         self._record(result)
         if self._on_tick is not None:
             maybe = self._on_tick(result)
@@ -220,17 +249,15 @@ class Supervisor:
                 )
         before = set(self._charge_points)
         self._charge_points = [cp.id for cp in chosen]
+        self._availability.keep_only(self._charge_points)
         self._ticks_since_discovery = 0
         self._organisation_refused = False  # try the organisation call again
         if set(self._charge_points) != before:
             self._log.info("chargers discovered", chargers=len(self._charge_points))
         await self._put(charge_point_rows(chosen))
 
-    async def _poll(
-        self, cp_id: str, tick_time: datetime, deadline: float
-    ) -> tuple[ChargePointStatus, int, int, float] | str:
-        """Rows of one charger queued → (status, rows, charging connectors, kW); a failure →
-        the reason."""
+    async def _poll(self, cp_id: str, tick_time: datetime, deadline: float) -> _Answer | str:
+        """Rows of one charger queued → what it answered; a failure → the reason."""
         try:
             status = await self._status(cp_id, deadline)
         except AuthenticationError:
@@ -241,12 +268,17 @@ class Supervisor:
         except ChargeAmpsError as exc:
             self._metrics.chargers_polled.labels("failed").inc()
             return type(exc).__name__ + (f": {exc}"[:200] if str(exc) else "")
+        if is_offline(status):
+            # an answer, so not a failure; but no reading either, so not ok
+            self._metrics.chargers_polled.labels("offline").inc()
+            await self._put(offline_rows(status))
+            return _Answer(status, offline=True)
         self._metrics.chargers_polled.labels("ok").inc()
         batch = status_rows(status, tick_time)
         await self._put(batch)
         charging = sum(1 for c in status.connector_statuses if c.charging)
         power = sum(c.charging_power_kw or 0.0 for c in status.connector_statuses)
-        return status, count_rows(batch), charging, power
+        return _Answer(status, count_rows(batch), charging, power)
 
     async def _prefetch(self, ids: Sequence[str], started: float, deadline: float) -> None:
         """Every charger's status in one organisation call, when configured; on failure the
@@ -300,7 +332,9 @@ class Supervisor:
             self._metrics.rows_queued.labels(table).inc(len(rows))
         self._metrics.queue_depth.set(self._queue.qsize())
 
-    def _cycle_rows(self, result: TickResult) -> dict[str, list[dict[str, Any]]]:
+    def _cycle_rows(
+        self, result: TickResult, changes: list[dict[str, Any]]
+    ) -> dict[str, list[dict[str, Any]]]:
         batch: dict[str, list[dict[str, Any]]] = {
             "poll_cycle": [
                 {
@@ -308,6 +342,7 @@ class Supervisor:
                     "chargers_asked": result.asked,
                     "chargers_ok": result.ok,
                     "chargers_failed": result.failed,
+                    "chargers_offline": result.offline,
                     "rows": result.rows,
                     "duration_s": round(result.duration, 3),
                     "skipped_ticks": result.skipped_before,
@@ -319,6 +354,8 @@ class Supervisor:
                 {"tick_time": result.tick_time, "charge_point_id": cp, "reason": reason[:256]}
                 for cp, reason in result.failures.items()
             ]
+        if changes:
+            batch["charge_point_availability"] = changes
         return batch
 
     def _record(self, result: TickResult) -> None:
@@ -326,7 +363,7 @@ class Supervisor:
         outcome = "ok" if not result.failed else ("failed" if not result.ok else "partial")
         self._metrics.ticks.labels(outcome).inc()
         self._metrics.tick_duration.observe(result.duration)
-        if result.ok:
+        if result.ok or result.offline:  # the vendor answered for some charger
             self._metrics.last_tick_success.set(self._clock.time())
         self._metrics.vendor_outage.set(1 if result.vendor_outage else 0)
         failing = set(result.failures)
@@ -339,6 +376,7 @@ class Supervisor:
             tick=result.tick_time.isoformat() + "Z",
             ok=result.ok,
             failed=result.failed,
+            offline=result.offline,
             rows=result.rows,
             duration_s=round(result.duration, 3),
             **({"skipped": result.skipped_before} if result.skipped_before else {}),
