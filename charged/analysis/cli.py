@@ -135,7 +135,8 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
         "sessions",
         help="charging sessions: energy, power, phases, connected/charging/idle time",
         description="List the charging sessions stored (derived from the polls, confirmed by "
-        "the vendor once reconciled), or with --by a report of energy per RFID tag or user. "
+        "the vendor once reconciled), then the chargers' offline spans in that time (from "
+        "charge_point_availability), or with --by a report of energy per RFID tag or user. "
         "New polls are folded in first unless --no-update.",
     )
     database(sessions)
@@ -167,7 +168,7 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
         "table",
         metavar="TABLE",
         help="sessions, or a table: connector_status, measurement, poll_cycle, poll_gap, "
-        "charge_point_status, control_action, charging_session",
+        "charge_point_status, charge_point_availability, control_action, charging_session",
     )
     database(export)
     time_range(export)
@@ -330,7 +331,7 @@ def _range(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
 
 async def cmd_sessions(args: argparse.Namespace) -> int:
     from charged.analysis.plot_data import find_sessions
-    from charged.analysis.session_table import print_sessions, sessions_json
+    from charged.analysis.session_table import print_offline, print_sessions, sessions_json
 
     since, until = _range(args)
     async with opened(args, "charging_session", "connector_status") as engine:
@@ -339,14 +340,16 @@ async def cmd_sessions(args: argparse.Namespace) -> int:
             rows = await find_sessions(
                 conn, charger=args.charger, connector=args.connector, since=since, until=until
             )
+            offline = await _offline(conn, args.charger, since, until)
     try:
         if args.by is not None:
             _print_energy_report(rows, args, since, until)
         elif args.json:
-            json.dump(sessions_json(rows), sys.stdout, indent=2)
+            json.dump(sessions_json(rows, offline), sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
             print_sessions(rows, sys.stdout)
+            print_offline(offline, sys.stdout)
         sys.stdout.flush()
     except BrokenPipeError:
         return _reader_gone()
@@ -528,7 +531,9 @@ async def _energy(
             EXIT_USAGE,
         )
     series = [await session_series(conn, row) for row in rows]
-    return energy_power_figure(series, title)
+    chargers = {row["charge_point_id"] for row in rows}
+    offline = [s for cp in sorted(chargers) for s in await _offline(conn, cp)]
+    return energy_power_figure(series, title, offline)
 
 
 async def _latest_day(conn: Any, args: argparse.Namespace) -> tuple[datetime, datetime]:
@@ -565,7 +570,23 @@ async def _phases(conn: Any, args: argparse.Namespace) -> Any:
         f"Charger {row['charge_point_id']} connector {row['connector_id']}, session "
         f"{row['session_id']}: current per phase" + (f" (charged on {phases})" if phases else "")
     )
-    return phase_currents_figure(series, limits, title)
+    offline = await _offline(conn, row["charge_point_id"])
+    return phase_currents_figure(series, limits, title, offline)
+
+
+async def _offline(
+    conn: Any, charger: str | None, since: datetime | None = None, until: datetime | None = None
+) -> list[Any]:
+    """The charger's (None: every charger's) offline spans; none when the table is not there
+    (a database older than revision 0009, read by a user who may not upgrade it)."""
+    from sqlalchemy import inspect
+
+    from charged.analysis.availability import offline_spans
+
+    tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    if "charge_point_availability" not in tables:
+        return []
+    return await offline_spans(conn, charger=charger, since=since, until=until)
 
 
 async def _garage(

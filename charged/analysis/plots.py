@@ -6,7 +6,8 @@
     limit from the control_action audit overlaid.
 (c) :func:`garage_figure` — the whole garage over a day: total power and per-phase current.
 
-Lines are broken where polling had a gap (never drawn across it), and gaps are shaded.
+Lines are broken where polling had a gap (never drawn across it), and gaps are shaded; the
+time the charger was offline (charge_point_availability) is hatched over them.
 Legends sit below the axes, never over the data.  Written as PNG, SVG or PDF; the size (in
 inches) and the resolution can be chosen when saving (:func:`save`).
 """
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from charged.analysis.availability import OfflineSpan
 from charged.analysis.derive import GAP_FACTOR, PHASES, gap_spans, usual_spacing_of
 from charged.analysis.plot_data import GarageSeries, SessionSeries
 
@@ -54,6 +56,7 @@ HEADROOM = 1.3  # room above the data for the limit's labels
 # this share of the time axis: in a narrower one it would run over its neighbours.
 MIN_LABEL_SHARE = 0.12
 GAP_COLOUR = "#d62728"
+OFFLINE_COLOUR = "#555555"
 SIZE = (10.0, 5.4)
 DPI = 100
 
@@ -130,6 +133,21 @@ def _shade_unseen(
     return True
 
 
+def _shade_offline(ax: Axes, spans: Sequence[OfflineSpan], begin: datetime, end: datetime) -> None:
+    """The charger's offline spans within [begin, end] (the time the figure shows), hatched:
+    a gap of the polls shaded beneath it then says why nothing was read."""
+    labelled = False
+    for span in spans:
+        a, b = max(span.start, begin), min(span.end or end, end)
+        if b <= a:
+            continue
+        ax.axvspan(
+            x(a), x(b), facecolor="none", edgecolor=OFFLINE_COLOUR, hatch="//", lw=0,
+            label=None if labelled else "charger offline",
+        )  # fmt: skip
+        labelled = True
+
+
 def _session_label(row: dict[str, Any]) -> str:
     phases = {1: "1-phase", 2: "2-phase", 3: "3-phase"}.get(row["phases"] or 0, "phases ?")
     energy = row["energy_kwh"]
@@ -137,8 +155,11 @@ def _session_label(row: dict[str, Any]) -> str:
     return f"session {row['session_id']} (conn. {row['connector_id']}, {phases}): {kwh} kWh"
 
 
-def energy_power_figure(series: Sequence[SessionSeries], title: str) -> Figure:
-    """(a) Energy (kWh, left, solid) and power (W, right, dashed), one colour per session."""
+def energy_power_figure(
+    series: Sequence[SessionSeries], title: str, offline: Sequence[OfflineSpan] = ()
+) -> Figure:
+    """(a) Energy (kWh, left, solid) and power (W, right, dashed), one colour per session;
+    ``offline``: the charger's offline spans, hatched where they meet the sessions' time."""
     if not series:
         raise PlotError(
             "no sessions in that range; widen --date or --since/--until, check --charger"
@@ -169,6 +190,10 @@ def energy_power_figure(series: Sequence[SessionSeries], title: str) -> Figure:
                 [x(end)], [final or 0.0], marker="s", ms=8, color=colour, ls="none",
                 clip_on=False, zorder=5,
             )  # fmt: skip
+    moments = [t for s in series for t in s.times]
+    moments += [m for s in series for m in (s.session["start_time"], s.session["end_time"]) if m]
+    if moments:
+        _shade_offline(ax, offline, min(moments), max(moments))
     ax.set_ylabel("energy of the session (kWh)")
     power_ax.set_ylabel("power, ∑ current × voltage (W)")
     ax.set_ylim(0, 1.05 * _top(v for s in series for v in s.energy_kwh))
@@ -183,6 +208,7 @@ def phase_currents_figure(
     series: SessionSeries,
     limits: Sequence[tuple[datetime | None, float | None]],
     title: str,
+    offline: Sequence[OfflineSpan] = (),
 ) -> Figure:
     """(b) L1/L2/L3 currents of one session, the audited max-current limit overlaid.
 
@@ -223,6 +249,7 @@ def phase_currents_figure(
         extra.append(
             Line2D([], [], ls="none", label="max-current limit: no change audited (control_action)")
         )
+    _shade_offline(ax, offline, min(begin, row["start_time"] or begin), end)
     _mark_idle_after(ax, row, series.times[-1])
     for moment, mark in ((row["start_time"], "session start"), (row["end_time"], "session end")):
         if moment is not None:

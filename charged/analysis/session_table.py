@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from charged.analysis.availability import OfflineSpan
 
 Row = dict[str, Any]
 
@@ -41,9 +44,31 @@ def print_sessions(rows: Sequence[Row], out: TextIO) -> None:
     print(f"{len(rows)} sessions, {total:.2f} kWh", file=out)
 
 
-def sessions_json(rows: Sequence[Row]) -> dict[str, Any]:
+def print_offline(spans: Sequence[OfflineSpan], out: TextIO) -> None:
+    """The chargers' offline spans, after the sessions (nothing when there are none)."""
+    if not spans:
+        return
+    headers = ("charger", "offline from (UTC)", "online again (UTC)", "lasted")
+    cells = [
+        (
+            s.charge_point_id,
+            _time(s.start),
+            _time(s.end) if s.end else "not yet",
+            _clock_duration((s.end - s.start).total_seconds()) if s.end else "-",
+        )
+        for s in spans
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    print(file=out)
+    for line in (headers, *cells):
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip(), file=out)
+    print(f"{len(spans)} offline spans (from charge_point_availability)", file=out)
+
+
+def sessions_json(rows: Sequence[Row], offline: Sequence[OfflineSpan] = ()) -> dict[str, Any]:
     """Every column, named in camelCase like the vendor's fields and every other --json of
-    charged (``charge_point_id`` → ``chargePointId``); times as ISO 8601 UTC with a Z."""
+    charged (``charge_point_id`` → ``chargePointId``); times as ISO 8601 UTC with a Z.
+    ``offline``: the chargers' offline spans (``end`` null: not online again yet)."""
     return {
         "sessions": [
             {
@@ -52,7 +77,15 @@ def sessions_json(rows: Sequence[Row]) -> dict[str, Any]:
                 if k != "id"
             }
             for r in rows
-        ]
+        ],
+        "offline": [
+            {
+                "chargePointId": s.charge_point_id,
+                "start": _iso(s.start),
+                "end": _iso(s.end) if s.end else None,
+            }
+            for s in offline
+        ],
     }
 
 
@@ -82,3 +115,9 @@ def _duration(seconds: float | None) -> str:
         return "?"
     minutes = round(seconds / 60)
     return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def _clock_duration(seconds: float) -> str:
+    # offline spans are often shorter than a minute (a reboot): seconds shown
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"

@@ -4,9 +4,10 @@ recorded (a row, the online gauge, the last-seen time)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
+from charged.analysis.availability import OfflineSpan, spans_from_changes
 from charged.chargeamps.errors import ApiUnavailable
 from charged.chargeamps.models import ChargePoint, ChargePointStatus
 from charged.clock import FakeClock
@@ -155,3 +156,25 @@ def test_offline_whatever_its_casing() -> None:
 
     assert is_offline(ChargePointStatus("CP", " OFFLINE", ()))
     assert not is_offline(ChargePointStatus("CP", "Online", ()))
+
+
+def test_spans_from_changes_merge_repeats_and_leave_the_last_open() -> None:
+    t = [datetime(2026, 1, 5, 7, m) for m in range(6)]
+    spans = spans_from_changes(
+        [
+            ("A", t[0], "Online"),
+            ("A", t[1], "Offline"),
+            ("A", t[2], "Offline"),  # a restart recorded what it first saw: still the span
+            ("A", t[3], "Online"),
+            ("A", t[4], "OFFLINE"),
+            ("B", t[0], "Offline"),
+            ("B", t[5], "Online"),
+        ]
+    )
+    assert spans == [  # oldest first
+        OfflineSpan("B", t[0], t[5]),
+        OfflineSpan("A", t[1], t[3]),
+        OfflineSpan("A", t[4], None),
+    ]
+    assert spans[2].overlaps(t[5], None) and not spans[1].overlaps(t[3], None)
+    assert spans[1].overlaps(None, t[2]) and not spans[2].overlaps(None, t[4])
