@@ -467,7 +467,10 @@ class Daemon:
 
     async def _stop_writer(self, drain_timeout: float) -> None:
         task, writer = self._writer_task, self.writer
-        if writer is None or task is None or task.done():
+        if writer is None or task is None:
+            return
+        if task.done():
+            await writer.stop(timeout=0)  # a writer that failed keeps what was queued since
             return
         draining = asyncio.ensure_future(writer.stop(timeout=drain_timeout))
         aborted = asyncio.ensure_future(self._abort.wait())

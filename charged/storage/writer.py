@@ -21,7 +21,8 @@ statement the schema does not take yet) is retried.  A row the database refuses 
 values (IntegrityError, DataError) would be refused forever: the batch is split, table by
 table and then in halves, until the refused rows are isolated; the others are written and the
 refused ones go to :class:`~charged.storage.rejected.RejectedRows`.  The writer never stops
-on bad data.
+on bad data.  Any other failure is a bug, not bad data: the writer spools what it holds (it
+is not rejected: the rows are fine) and stops, raising, so the daemon stops loudly too.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ from typing import Any
 
 import structlog
 from sqlalchemy.exc import (
+    DataError,
     DBAPIError,
     DisconnectionError,
+    IntegrityError,
     InterfaceError,
     OperationalError,
     ProgrammingError,
@@ -113,6 +116,7 @@ class BatchWriter:
         self._progress = asyncio.Condition()
         self._run_task: asyncio.Task[None] | None = None
         self._finished = False
+        self._failed = False  # run() ended on a bug (not bad data, not an outage)
         self._spool = spool
         self._rejected = rejected
         self._write_timeout = write_timeout
@@ -158,6 +162,16 @@ class BatchWriter:
                 item = await self._next_item(wait_s=wait_s)
                 if item is not None:
                     self._take(item)
+        except Exception as exc:
+            # a bug (e.g. in rendering the rows): the rows are not at fault, so they are
+            # spooled, not rejected, and the writer stops for the daemon to stop loudly
+            self._failed = True
+            self._log.error(
+                "the database writer failed; what it held is kept, and it stops",
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+            self._keep_what_is_left("writer failed; unwritten rows are in the spool")
+            raise
         finally:
             self._finished = True
             async with self._progress:
@@ -174,7 +188,11 @@ class BatchWriter:
         self._stopping = True
         self._wakeup.set()
         task = self._run_task
-        if task is None or task.done():
+        if task is None:
+            return
+        if task.done():
+            if self._failed:  # rows queued after the failure are kept as well
+                self._keep_what_is_left("writer failed; unwritten rows are in the spool")
             return
         timer = asyncio.ensure_future(self._clock.sleep(timeout)) if timeout is not None else None
         try:
@@ -190,16 +208,23 @@ class BatchWriter:
         await asyncio.wait({task})
         # A write cut short by the cancel rolled back (or committed: spooling it again is
         # harmless), so everything still pending or queued is unwritten.
-        if self._spool_what_is_left():
+        self._keep_what_is_left(
+            "writer stopped at its deadline; unwritten rows are in the spool for the next start",
+            timeout_s=timeout,
+        )
+
+    def _keep_what_is_left(self, spooled: str, **log_kw: Any) -> None:
+        """Pending and queued rows to the spool (``spooled`` is logged); without a spool
+        they are counted in ``rows_dropped`` and logged."""
+        if self._spool_what_is_left(spooled):
             return
         lost = self._count_unwritten()
+        if not lost:
+            return
         for table, rows in lost.items():
             self._metrics.rows_dropped.labels(table).inc(rows)
         self._log.error(
-            "writer stopped at its deadline with rows not written",
-            timeout_s=timeout,
-            rows=sum(lost.values()),
-            tables=lost,
+            "writer stopped with rows not written", rows=sum(lost.values()), tables=lost, **log_kw
         )
 
     async def wait_flushed(self) -> None:
@@ -401,8 +426,8 @@ class BatchWriter:
             self._schedule_replay()
         return handled
 
-    def _spool_what_is_left(self) -> bool:
-        """At shutdown: pending and queued rows go to the spool.  False without a spool."""
+    def _spool_what_is_left(self, message: str) -> bool:
+        """At the end: pending and queued rows go to the spool.  False without a spool."""
         if self._spool is None:
             return False
         grouped = dict(self._pending)
@@ -419,8 +444,7 @@ class BatchWriter:
         if total:
             self._spool_batch(grouped)
             self._log.warning(
-                "writer stopped at its deadline; unwritten rows are in the spool for the next "
-                "start",
+                message,
                 rows=total,
                 spool=str(self._spool.directory),
             )
@@ -524,7 +548,7 @@ class BatchWriter:
             await self._write_limited(grouped)
             return {}
         except Exception as exc:
-            if _is_transient(exc):
+            if not _is_refused_for_values(exc):
                 raise
         refused: dict[str, tuple[list[Any], str]] = {}
         for table in ordered_tables(set(grouped)):
@@ -543,7 +567,7 @@ class BatchWriter:
             await self._write_limited({table: rows})
             return
         except Exception as exc:
-            if _is_transient(exc):
+            if not _is_refused_for_values(exc):
                 raise
             if len(rows) == 1:
                 kept, _ = refused.setdefault(table, ([], _short(exc)))
@@ -628,6 +652,13 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, OSError | TimeoutError)
+
+
+def _is_refused_for_values(exc: BaseException) -> bool:
+    """The database refused rows for their values (a constraint, a value its column cannot
+    hold): a retry would be refused too, other rows are taken.  Anything else that is not
+    transient is a bug in the writer or the rows' rendering, not a reason to set rows aside."""
+    return isinstance(exc, IntegrityError | DataError) and not _is_transient(exc)
 
 
 def _short(exc: BaseException) -> str:

@@ -404,3 +404,32 @@ def test_charge_points_are_written_before_the_rows_that_refer_to_them() -> None:
         "poll_cycle",
         "poll_gap",
     ]
+
+
+async def test_a_bug_without_a_spool_is_raised_and_its_rows_counted_not_rejected(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    metrics = Metrics()
+    queue: asyncio.Queue[RowBatch] = asyncio.Queue()
+    rejected = RejectedRows(tmp_path, clock=clock, metrics=metrics)
+    writer, log = make(
+        queue,
+        clock,
+        failures=1,
+        error=TypeError("bad row rendering"),
+        rejected=rejected,
+        metrics=metrics,
+    )
+    task = asyncio.create_task(writer.run())
+    await queue.put(item(1, rows=2))
+    with pytest.raises(TypeError, match="bad row rendering"):
+        await asyncio.wait_for(task, timeout=5)
+    assert writer.attempts == 1  # not bisected row by row into rejected.jsonl
+    assert not rejected.path.exists()
+    assert [event for level, event, _ in log.lines if level == "error"] == [
+        "the database writer failed; what it held is kept, and it stops",
+        "writer stopped with rows not written",
+    ]
+    assert metrics.rows_dropped.labels("connector_status")._value.get() == 2  # counted
+    assert metrics.rows_rejected.labels("connector_status")._value.get() == 0

@@ -299,3 +299,38 @@ async def test_a_full_spool_does_not_drop_new_rows_once_the_database_answers(
     await h.until_drained()
     assert h.written_ticks() == list(range(spooled)) + list(range(40, 50))
     await h.close()
+
+
+async def test_a_bug_in_the_write_spools_the_rows_rejects_none_and_stops_loudly(
+    tmp_path: Path,
+) -> None:
+    # a TypeError is not the database refusing values: the rows are fine, the code is not
+    aside = RejectedRows(tmp_path / "aside")
+    h = Harness(tmp_path / "spool", rejected=aside, batch_size=1000, flush_interval=1.0)
+    h.start()
+    for tick in range(3):
+        await h.queue.put(item(tick, rows=2, tick=tick))
+    await settle()
+    h.writer.refuse = TypeError("unsupported type for a datetime column: 'str'")
+    await h.clock.advance(1.0)
+    await settle()
+    assert h.task is not None and h.task.done()
+    assert isinstance(h.task.exception(), TypeError)  # the daemon sees it and stops
+    assert not aside.path.exists()
+    assert h.metric("rows_rejected", "charge_point_status") == 0
+    assert h.metric("rows_dropped", "charge_point_status") == 0
+    errors = [(event, kw) for level, event, kw in h.log.lines if level == "error"]
+    assert [event for event, _ in errors] == [
+        "the database writer failed; what it held is kept, and it stops"
+    ]
+    assert "TypeError" in errors[0][1]["error"]
+    # rows queued after the failure (the tick in flight) are kept by the stop
+    await h.queue.put(item(3, rows=2, tick=3))
+    await h.writer.stop(timeout=5.0)
+    h.spool.close()
+
+    again = Harness(tmp_path / "spool")  # the bug fixed, the next start writes them all
+    again.start()
+    await again.until_drained()
+    assert again.written_ticks() == [0, 1, 2, 3]
+    await again.close()
