@@ -248,14 +248,21 @@ async def test_full_queue_makes_the_tick_wait_and_drops_nothing(fake_clock: Fake
     assert rows == 5 + result.rows
 
 
-async def test_stop_ends_the_wait_between_ticks(fake_clock: FakeClock) -> None:
-    source = FakeSource(fake_clock, ["CP1"])
+async def test_stop_ends_the_wait_between_ticks() -> None:
+    # a clock that moves only when told: the hour's wait can end only by the stop
+    clock = FakeClock(auto_advance=False)
+    source = FakeSource(clock, ["CP1"], work=0)
     stop = asyncio.Event()
-    sup = Supervisor(
-        source, asyncio.Queue(), interval=3600, clock=fake_clock, on_tick=lambda r: stop.set()
-    )
-    await asyncio.wait_for(sup.run(stop), timeout=5)
+    sup = Supervisor(source, asyncio.Queue(), interval=3600, clock=clock)
+    task = asyncio.create_task(sup.run(stop))
+    for _ in range(50):
+        await asyncio.sleep(0)
     assert sup.ticks_run == 1
+    assert not task.done()  # waiting for the next tick, an hour away
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert sup.ticks_run == 1
+    assert clock.monotonic() == 1_000.0  # no time passed: the stop ended the wait
 
 
 async def test_cancellation_is_not_swallowed(fake_clock: FakeClock) -> None:
