@@ -16,8 +16,8 @@ from charged.chargeamps.models import ChargePoint
 
 VENDOR_BALANCED = (
     "the vendor's cloud load-balances it (isLoadbalanced: true, an Amp Guard or Power Guard "
-    "set up in the partner portal): shadow only; if that balancing is off, say "
-    "vendor_balancing_off: true for it in the site"
+    "set up in the partner portal): the balancer only shadows it; if that balancing is off, "
+    "list the charger under site.vendor_balancing_off"
 )
 
 
