@@ -17,10 +17,8 @@ import asyncio
 import os
 import re
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -30,8 +28,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 
+from charged.balancer.configured import site_from_settings
+from charged.balancer.model import Site
 from charged.chargeamps.client import ChargeAmpsClient
 from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, ChargeAmpsError
+from charged.check_result import CheckResult as CheckResult
+from charged.check_result import Status as Status
+from charged.check_site import AccountChargers, AccountUnread, check_site, read_account
 from charged.clock import Clock, SystemClock
 from charged.config import DATABASE_URL_ENV, ConfigError, Settings, load_settings
 from charged.daemon.vendor import vendor_client
@@ -51,29 +54,6 @@ T = TypeVar("T")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-class Status(StrEnum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "FAIL"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    check: str  # what was checked: config, database, api, spool, token cache
-    status: Status
-    message: str  # one line; never a password, apiKey or token
-    exit_code: int = 0  # for a failure: the exit code it stands for
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "status": self.status.value.lower(),
-            "message": self.message,
-            "exit_code": self.exit_code,
-        }
-
-
 class CheckTimeout(Exception):
     """A check did not finish within its time limit."""
 
@@ -85,7 +65,8 @@ async def run_checks(
     clock: Clock | None = None,
     time_limit: float,
 ) -> list[CheckResult]:
-    """Every check, in report order: config, database, api, then the paths charged writes."""
+    """Every check, in report order: config, database, api, the site (when the config
+    describes one), then the paths charged writes."""
     clock = clock or SystemClock()
     results, settings = check_config(config_path, environ=environ)
     if settings is None:
@@ -95,12 +76,14 @@ async def run_checks(
             CheckResult("database", Status.SKIP, reason),
             CheckResult("api", Status.SKIP, reason),
         ]
+    site = site_from_settings(settings.site) if settings.site.fuse is not None else None
     # Database and API are independent: check them side by side, report them in order.
-    database, api = await asyncio.gather(
+    database, (api, account) = await asyncio.gather(
         check_database_ready(settings, clock=clock, time_limit=time_limit),
-        check_api_login(settings, clock=clock, time_limit=time_limit),
+        check_api(settings, clock=clock, time_limit=time_limit, site=site),
     )
-    return [*results, *database, *api, *check_paths(settings)]
+    placement = check_site(settings, account) if site is not None else []
+    return [*results, *database, *api, *placement, *check_paths(settings)]
 
 
 def exit_code(results: Sequence[CheckResult]) -> int:
@@ -288,6 +271,15 @@ async def check_api_login(
     settings: Settings, *, clock: Clock, time_limit: float
 ) -> list[CheckResult]:
     """One fresh login with the configured account (no retry, no cached token)."""
+    results, _ = await check_api(settings, clock=clock, time_limit=time_limit, site=None)
+    return results
+
+
+async def check_api(
+    settings: Settings, *, clock: Clock, time_limit: float, site: Site | None
+) -> tuple[list[CheckResult], AccountChargers | AccountUnread]:
+    """The login check and, with a ``site``, the account's chargers read by that login
+    (each step within its own ``time_limit``)."""
     api = settings.api
     where = f"{api.base_url} ({api.version})"
     started = clock.monotonic()
@@ -310,23 +302,43 @@ async def check_api_login(
                 if api.organisation_id is not None
                 else []
             )
-    except CheckTimeout:
-        return [_api_fail(f"{where} — no answer within {time_limit:g} s; {_NETWORK_HINT}")]
-    except AuthenticationError as exc:
-        return [_api_fail(str(exc), EXIT_NOPERM)]
-    except ApiUnavailable as exc:
-        return [_api_fail(f"cannot reach {where}: {exc}; {_NETWORK_HINT}")]
-    except ChargeAmpsError as exc:
-        return [
-            _api_fail(
-                f"{where} does not answer as the Charge Amps API does ({exc}); "
-                "check api.base_url and api.version"
+            account = (
+                await _account(client, site, clock, time_limit)
+                if site is not None
+                else AccountUnread("no site")
             )
-        ]
-    return [
-        CheckResult("api", Status.OK, f"{where} — login accepted in {took:.2f} s"),
-        *organisation,
-    ]
+    except CheckTimeout:
+        failed = _api_fail(f"{where} — no answer within {time_limit:g} s; {_NETWORK_HINT}")
+    except AuthenticationError as exc:
+        failed = _api_fail(str(exc), EXIT_NOPERM)
+    except ApiUnavailable as exc:
+        failed = _api_fail(f"cannot reach {where}: {exc}; {_NETWORK_HINT}")
+    except ChargeAmpsError as exc:
+        failed = _api_fail(
+            f"{where} does not answer as the Charge Amps API does ({exc}); "
+            "check api.base_url and api.version"
+        )
+    else:
+        ok = CheckResult("api", Status.OK, f"{where} — login accepted in {took:.2f} s")
+        return [ok, *organisation], account
+    return [failed], AccountUnread("the vendor login failed (see the api line)")
+
+
+async def _account(
+    client: ChargeAmpsClient, site: Site, clock: Clock, time_limit: float
+) -> AccountChargers | AccountUnread:
+    """The owned list and the placed chargers' installation currents; a failure after a
+    good login is a warning: the placement is then not known to be right or wrong."""
+    started = clock.monotonic()
+    try:
+        return await within(
+            clock, time_limit, read_account(client, site, deadline=started + time_limit)
+        )
+    except CheckTimeout:
+        reason = f"listing them got no answer within {time_limit:g} s"
+    except ChargeAmpsError as exc:
+        reason = f"listing them failed ({exc})"
+    return AccountUnread(f"{reason}; run charged check again", Status.WARN)
 
 
 async def _organisation(

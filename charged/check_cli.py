@@ -1,4 +1,5 @@
-"""The `charged check` sub-command: run the pre-flight checks, print one line per check.
+"""The `charged check` sub-command: run the pre-flight checks, print one line per check
+(and the site's fuse tree under the site line).
 
 The checks themselves are in :mod:`charged.check`; this module only parses the arguments and
 renders the results, as text for a person or as JSON for scripts.  The exit code is 0 when
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from charged.check import CheckResult
+    from charged.check_result import CheckResult
 
 # charged.check pulls in aiohttp, SQLAlchemy and Alembic: imported when the command runs, so
 # `charged --help` stays quick.
@@ -27,11 +28,15 @@ def add_check_command(subparsers: Any) -> None:
     """Add `check` to ``charged``'s sub-parsers (its handler is set as ``control_handler``)."""
     check = subparsers.add_parser(
         "check",
-        help="pre-flight check: config, database, vendor login",
+        help="pre-flight check: config, database, vendor login, the balancer's site",
         description="Validate the config, reach the database and log in to the vendor API "
-        "once; print one line per check. Exit 0 when nothing failed, else the code of the "
-        "first failure (78 config, 69 database/API unreachable, 77 vendor login or database "
-        "user/password refused).",
+        "once; print one line per check. With a site in the config, print its fuse tree "
+        "(per-phase limits, margin, each charger's rotation and installation current) and "
+        "compare it with the account's chargers: one the tree does not place is an error when "
+        "balancer.mode is shadow or active (a warning when off); one the account does not own, "
+        "and one the balancer will only shadow (the vendor load-balances it), are warnings. "
+        "Exit 0 when nothing failed, else the code of the first failure (78 config or site, "
+        "69 database/API unreachable, 77 vendor login or database user/password refused).",
     )
     check.add_argument(
         "-c",
@@ -65,11 +70,14 @@ def print_text(results: Sequence[CheckResult], out: TextIO | None = None) -> Non
     width = max(len(r.check) for r in results)
     for r in results:
         print(f"{r.status.value:<4} {r.check:<{width}}  {r.message}", file=out)
+        for line in r.details:  # the site's fuse tree, under its line's message
+            print(f"{'':<4} {'':<{width}}    {line}", file=out)
     print(summary(results), file=out)
 
 
 def summary(results: Sequence[CheckResult]) -> str:
-    from charged.check import Status, exit_code
+    from charged.check import exit_code
+    from charged.check_result import Status
 
     failed = sum(r.status is Status.FAIL for r in results)
     warned = sum(r.status is Status.WARN for r in results)
