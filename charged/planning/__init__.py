@@ -1,0 +1,1 @@
+"""Planning the garage's wiring from what it drew: the rotation planner (`charged plan`)."""
