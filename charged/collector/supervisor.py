@@ -167,7 +167,7 @@ class Supervisor:
         await self._discover_if_due(deadline)
         ids = list(self._charge_points)
         await self._prefetch(ids, started, deadline)
-        outcomes = await asyncio.gather(*(self._poll(cp, tick_time, deadline) for cp in ids))
+        outcomes = await self._poll_all(ids, tick_time, deadline)
         ok = offline = rows = charging = 0
         power = 0.0
         failed: dict[str, str] = {}
@@ -212,6 +212,20 @@ class Supervisor:
             if maybe is not None:
                 await maybe
         return result
+
+    async def _poll_all(
+        self, ids: list[str], tick_time: datetime, deadline: float
+    ) -> list[_Answer | str]:
+        """Every charger at once; the polls end together.  A refused login (or a bug) in one
+        cancels the others, so none goes on putting rows on the queue after the tick ended
+        (during the shutdown it causes)."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                polls = [group.create_task(self._poll(cp, tick_time, deadline)) for cp in ids]
+        except BaseExceptionGroup as failed:
+            # callers handle one error (e.g. AuthenticationError): the first that ended it
+            raise failed.exceptions[0] from None
+        return [poll.result() for poll in polls]
 
     async def _discover_if_due(self, deadline: float) -> None:
         due = (

@@ -17,6 +17,7 @@ from charged.chargeamps.models import (
     Measurement,
 )
 from charged.clock import FakeClock
+from charged.collector.rows import charge_point_rows
 from charged.collector.supervisor import NoChargersError, Supervisor
 from charged.metrics import Metrics
 from charged.storage.writes import RowBatch
@@ -228,6 +229,29 @@ async def test_refused_login_stops_the_loop(fake_clock: FakeClock) -> None:
     sup = Supervisor(source, asyncio.Queue(), clock=fake_clock)
     with pytest.raises(AuthenticationError):
         await sup.run(asyncio.Event())
+
+
+class SlowSiblingSource(FakeSource):
+    """CP1's login is refused at once; the other chargers answer ``work`` seconds later."""
+
+    async def status(self, cp_id: str, *, deadline: float | None = None) -> ChargePointStatus:
+        if cp_id == "CP1":
+            raise AuthenticationError("login refused")
+        return await super().status(cp_id, deadline=deadline)
+
+
+async def test_a_refused_login_ends_the_sibling_polls_with_the_tick() -> None:
+    clock = FakeClock(auto_advance=False)
+    source = SlowSiblingSource(clock, ["CP1", "CP2", "CP3"], work=10.0)
+    queue: asyncio.Queue[RowBatch] = asyncio.Queue()
+    sup = Supervisor(source, queue, clock=clock)
+    with pytest.raises(AuthenticationError):
+        await asyncio.wait_for(sup.tick(), timeout=5)
+    assert source.in_flight == 0  # CP2 and CP3 were cancelled, not left running
+    await clock.advance(60.0)
+    # only the discovery's rows: no charger's status arrived after the tick ended
+    discovered = charge_point_rows([charge_point(cp) for cp in ("CP1", "CP2", "CP3")])
+    assert drain(queue) == discovered
 
 
 async def test_full_queue_makes_the_tick_wait_and_drops_nothing(fake_clock: FakeClock) -> None:
