@@ -6,10 +6,18 @@ the guarantee sums it per fuse phase: it is what makes "under the fuse" hold bet
 
 from __future__ import annotations
 
-from charged.balancer.model import ALL_TERMINALS, MAX_CURRENT, ChargerSpec, ConnectorState
+from charged.balancer.model import (
+    ALL_TERMINALS,
+    MAX_CURRENT,
+    MIN_CURRENT,
+    ChargerSpec,
+    ConnectorState,
+)
 
 # a reading this close above a lowered limit still shows the car following it (meter noise)
 FOLLOW_TOLERANCE = 0.5
+# ... and a reading this far under it at most: a car that followed draws near its limit
+FOLLOW_BELOW = 2.0
 
 
 def full_limit(spec: ChargerSpec | None, max_current: float = MAX_CURRENT) -> float:
@@ -46,10 +54,15 @@ def settling(state: ConnectorState, now: float, settle_s: float) -> bool:
         return False
     if state.previous_limit <= state.limit or now - state.limit_since >= settle_s:
         return False
+    # evidence is a car drawing *near* the new limit, not merely under it: a car that pauses
+    # itself (SuspendedEV, a taper) reads under any limit while its charger may not have the
+    # new one yet; and a pause (under 6 A) is never taken as followed before settle_s
+    drawn = max(state.measured)
     followed = (
         state.measured_at is not None
         and state.measured_at > state.limit_since
-        and max(state.measured) <= state.limit + FOLLOW_TOLERANCE
+        and state.limit >= MIN_CURRENT
+        and state.limit - FOLLOW_BELOW <= drawn <= state.limit + FOLLOW_TOLERANCE
     )
     return not followed
 

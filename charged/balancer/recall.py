@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charged.balancer.model import PHASE_NAMES, ConnectorKey, Site
-from charged.balancer.tracking import CAR_MAX_BELOW_LIMIT, DRAWING_AMPS
+from charged.balancer.tracking import DRAWING_AMPS, Tracked
 
 LOOK_BACK_ROWS = 5000  # decisions read per connector at most (a day and more at 30 s)
 
@@ -32,6 +32,8 @@ class Recalled:
     session_id: int
     terminals: frozenset[int]  # empty: not known (it was counted on all three phases)
     car_max: float | None
+    car_max_limit: float | None = None  # the limit in force when car_max was seen
+    follows_limit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,29 +50,30 @@ class CarRecall(Protocol):
 def learned_from(
     site: Site, key: ConnectorKey, session_id: int, rows: Iterable[PastDecision]
 ) -> Recalled:
-    """The car of ``session_id`` as its decision rows describe it (pure).
+    """The car of ``session_id`` as its decision rows (newest first) describe it (pure).
 
-    Terminals: the charger terminals under the site phases it was counted on, unless those
-    were all three (a three-phase car and a car not yet known look alike: both stay counted
-    on all three).  The car's maximum: the highest current measured while its limit allowed
-    clearly more, as :class:`~charged.balancer.tracking.Tracked` learns it from the polls."""
+    Terminals: those under the site phases of the newest row, through the charger's
+    rotation, unless those were all three (a three-phase car and a car not yet known look
+    alike: both stay counted on all three; the newest row has everything learned before).
+    The car's maximum: the rows replayed oldest first through the very rule the polls are
+    learned by (:meth:`~charged.balancer.tracking.Tracked.learn_maximum`)."""
     spec = site.charger(key[0])
-    terminals: set[int] = set()
-    car_max: float | None = None
-    for row in rows:
-        if row.phases and spec is not None:
-            names = [row.phases[i : i + 2] for i in range(0, len(row.phases), 2)]
-            site_phases = {PHASE_NAMES.index(n) for n in names if n in PHASE_NAMES}
-            if 0 < len(site_phases) < 3:
-                terminals |= {spec.rotation.site_phases.index(p) for p in site_phases}
-        drew, limit = row.measured_a, row.limit_in_force_a
-        if (
-            drew is not None
-            and limit is not None
-            and DRAWING_AMPS < drew < limit - CAR_MAX_BELOW_LIMIT
-        ):
-            car_max = max(car_max or 0.0, drew)
-    return Recalled(session_id, frozenset(terminals), car_max)
+    newest_first = list(rows)
+    terminals: frozenset[int] = frozenset()
+    counted = next((r.phases for r in newest_first if r.phases), None)
+    if counted and spec is not None:
+        names = [counted[i : i + 2] for i in range(0, len(counted), 2)]
+        site_phases = {PHASE_NAMES.index(n) for n in names if n in PHASE_NAMES}
+        if 0 < len(site_phases) < 3:
+            terminals = frozenset(spec.rotation.site_phases.index(p) for p in site_phases)
+    learner = Tracked(key)
+    for row in reversed(newest_first):
+        if row.measured_a is not None and row.measured_a > DRAWING_AMPS:
+            learner.limit = row.limit_in_force_a
+            learner.learn_maximum(row.measured_a)
+    return Recalled(
+        session_id, terminals, learner.car_max, learner.car_max_limit, learner.follows_limit
+    )
 
 
 class SqlCarRecall:

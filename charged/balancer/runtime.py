@@ -242,7 +242,7 @@ class BalancerRuntime:
         for key, car in recalled.items():
             tracked = self._tracked.get(key)
             if tracked is not None:
-                tracked.recall(car.session_id, car.terminals, car.car_max)
+                tracked.recall(car)
         if recalled:
             self._log.info("cars recalled from the database", connectors=len(recalled))
 
@@ -326,7 +326,12 @@ class BalancerRuntime:
                 limit=value,
             )
         spec = self.site.charger(tracked.key[0])
-        tracked.confirm(value, now, full=spec.connector_max if spec else self.params.max_current)
+        tracked.confirm(
+            value,
+            now,
+            full=spec.connector_max if spec else self.params.max_current,
+            settle_s=self.params.settle_s,
+        )
 
     def _states(self, now: float) -> list[ConnectorState]:
         p = self.params
@@ -380,7 +385,7 @@ class BalancerRuntime:
             self._metrics.balancer_writes.labels(result.sent.value).inc()
             sent = float(int(result.write.limit))  # what the actuator sent (whole amperes)
             if result.sent is Sent.CONFIRMED:
-                tracked.confirm(sent, now)
+                tracked.confirm(sent, now, settle_s=self.params.settle_s)
             elif result.sent is Sent.UNKNOWN:
                 tracked.pending = sent
                 tracked.needs_read = True

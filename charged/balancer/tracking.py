@@ -12,6 +12,7 @@ session from the polls and forgotten when the car leaves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from charged.balancer.model import (
     MAX_CURRENT,
@@ -21,6 +22,9 @@ from charged.balancer.model import (
     ConnectorState,
 )
 from charged.chargeamps.models import ConnectorSettings, ConnectorStatus
+
+if TYPE_CHECKING:
+    from charged.balancer.recall import Recalled
 
 PHASE_INDEX = {"L1": 0, "L2": 1, "L3": 2}
 DRAWING_AMPS = 1.0  # a terminal carrying more than this is one the car draws on
@@ -60,7 +64,16 @@ class Tracked:
     session_id: int | None = None
     terminals: set[int] = field(default_factory=set)
     car_max: float | None = None
+    car_max_limit: float | None = None  # the limit in force when car_max was seen
+    # its draw fell with a lowered limit, in proportion: a car drawing a share of its limit,
+    # whose draw says nothing of a maximum of its own
+    follows_limit: bool = False
+    # judged full (Connected for long under a limit it could charge at): stays so until the
+    # car draws again or leaves, so that a full car paused for want of room is not taken
+    # for a car held back, given current, judged full again, paused ... every few ticks
+    full: bool = False
     plugged_since: float | None = None
+    started: float | None = None  # the session's start as the vendor reports it
     drew_at: float | None = None  # last poll it drew current
     status: str = "Unknown"
     measured: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -74,19 +87,33 @@ class Tracked:
     # cloud pushed nothing meanwhile, so its limits need no fresh adoption after it
     _cloud_out: bool = False
 
-    def confirm(self, value: float, now: float, *, full: float = MAX_CURRENT) -> None:
+    def confirm(
+        self, value: float, now: float, *, full: float = MAX_CURRENT, settle_s: float = 60.0
+    ) -> None:
         """A read-back shows ``value`` in force (after our write or anyone's).
 
         The first value read (at start, or after a restart) may itself have been set moments
         ago, by a balancer that ran before, and its car may still draw the old one: it is
         adopted as a change from ``full``, so the guarantee keeps counting the full limit
-        until a car has had the time to follow.  No increase uses room before that."""
+        until a car has had the time to follow.  No increase uses room before that.
+
+        A change that comes while an earlier decrease may still be settling (younger than
+        ``settle_s``) keeps the higher old value: after 32 -> 0 -> 20 within a minute the car
+        may still draw 32, not 20."""
         if self.limit is None:
             self.previous_limit = full
             self.limit_since = now
             self.above_before_change = max(self.measured) > value
         elif value != self.limit:
-            self.previous_limit = self.limit
+            carried = self.limit
+            if (
+                self.previous_limit is not None
+                and self.limit_since is not None
+                and self.previous_limit > self.limit
+                and now - self.limit_since < settle_s
+            ):
+                carried = max(carried, self.previous_limit)
+            self.previous_limit = carried
             self.limit_since = now
             self.above_before_change = max(self.measured) > value
         if value < MIN_CURRENT:
@@ -132,35 +159,78 @@ class Tracked:
         if not self.plugged:
             self._forget_car()
             return
-        if status.session_id is not None and status.session_id != self.session_id:
-            if self.session_id is not None:
+        started = status.start_time.timestamp() if status.start_time else None
+        if status.session_id != self.session_id or (
+            started is not None and self.started is not None and started != self.started
+        ):
+            # another session (or one that lost or gained its id): perhaps another car, on
+            # other phases; what was learned goes, and it counts on all three again
+            if self.session_id is not None or self.terminals or self.car_max is not None:
                 self._forget_car()
             self.session_id = status.session_id
+        self.started = started if started is not None else self.started
         if self.plugged_since is None:
             self.plugged_since = status.start_time.timestamp() if status.start_time else now
             if self.allowed_since is not None:
                 self.allowed_since = now  # a new car: judge its fullness from now on
+        known = [x for x in (self.limit, self.pending) if x is not None]
+        if known and max(measured) > max(known) + 1.0:
+            # drawing more than its limit: a car still following a decrease, or a change
+            # made elsewhere (the app, a write that landed late): read the setting again
+            self.needs_read = True
         drawing = [t for t, amps in enumerate(measured) if amps > DRAWING_AMPS]
         if drawing:
             self.drew_at = now
-            self.terminals.update(drawing)
-            top = max(measured)
-            # well under what it may: the car's own maximum.  Not while the limit is unknown
-            # (the first poll after a start comes before the read-back): any draw would do.
-            if self.limit is not None and top < self.limit - CAR_MAX_BELOW_LIMIT:
-                self.car_max = max(self.car_max or 0.0, top)
+            self.full = False
+            # the terminals it draws on only from a poll with all three currents: a missing
+            # reading is 0 here, and would make a three-phase car look like a one-phase one
+            currents = {
+                PHASE_INDEX.get(m.phase.upper())
+                for m in status.measurements
+                if m.current is not None
+            }
+            if {0, 1, 2} <= currents:
+                self.terminals.update(drawing)
+            self.learn_maximum(max(measured))
 
-    def recall(self, session_id: int, terminals: frozenset[int], car_max: float | None) -> None:
-        """What an earlier run learned of the car of ``session_id`` (charged.balancer.recall):
-        kept by the first poll only if it still shows that session."""
-        self.session_id = session_id
-        self.terminals = set(terminals)
-        self.car_max = car_max
+    def recall(self, car: Recalled) -> None:
+        """What an earlier run learned of the car of ``car.session_id`` (charged.balancer.
+        recall): kept by the first poll only if it still shows that session."""
+        self.session_id = car.session_id
+        self.terminals = set(car.terminals)
+        self.car_max, self.car_max_limit = car.car_max, car.car_max_limit
+        self.follows_limit = car.follows_limit
+
+    def learn_maximum(self, top: float) -> None:
+        """The most the car draws of its own, from a poll showing it draw ``top``.
+
+        Drawing well under its limit, and under a limit above the 6 A floor (at the floor a
+        cap would change nothing but could never be undone), is the car's own maximum.  Not
+        while the limit is unknown (the first poll after a start comes before the read-back)
+        or under the floor (a car still drawing from before its pause).
+        A car whose draw then falls with its lowered limit, in proportion, draws a share of
+        its limit: it has no maximum of its own, and is never capped again this session."""
+        limit = self.limit
+        if limit is None or limit < MIN_CURRENT or self.follows_limit:
+            return
+        if self.car_max is not None and self.car_max_limit is not None:
+            lowered = limit < self.car_max_limit - 0.5 and top < self.car_max - 1.0
+            share, before = top / limit, self.car_max / self.car_max_limit
+            if lowered and abs(share - before) <= 0.25 * before:
+                self.follows_limit, self.car_max, self.car_max_limit = True, None, None
+                return
+        well_under = top < limit - CAR_MAX_BELOW_LIMIT and limit - CAR_MAX_BELOW_LIMIT > MIN_CURRENT
+        if well_under and (self.car_max is None or top > self.car_max):
+            self.car_max, self.car_max_limit = top, limit
 
     def _forget_car(self) -> None:
         self.session_id = None
+        self.started = None
         self.terminals = set()
         self.car_max = None
+        self.car_max_limit = None
+        self.follows_limit = False
+        self.full = False
         self.plugged_since = None
         self.drew_at = None
 
@@ -176,13 +246,18 @@ class Tracked:
             return False
         if self.status == "Charging":
             return True
+        if self.full:
+            return False
         limit = self.limit if self.limit is not None else 0.0
         if limit < min_current:
             return True
         # (not the time of the last change: lowering a full car's 32 A to 6 A does not make it
         # want current again, which would flap it between the two every few ticks)
         since = self.allowed_since if self.allowed_since is not None else self.plugged_since
-        return since is not None and now - since < settle_s * 2
+        if since is not None and now - since < settle_s * 2:
+            return True
+        self.full = True
+        return False
 
     def _evidence_time(self) -> float | None:
         """The poll time the guarantee may take as evidence that the car follows its limit.
@@ -216,7 +291,7 @@ class Tracked:
             measured=self.measured,
             measured_at=self._evidence_time(),
             car_max=self.car_max,
-            follows_limit=None,
+            follows_limit=True if self.follows_limit else None,
             limit=self.limit,
             pending=self.pending,
             previous_limit=self.previous_limit,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -128,9 +129,10 @@ def test_connected_under_a_pause_wants_current_connected_under_room_is_full() ->
     assert not tracked.wants_current(200.0, 6, 60)  # long allowed and not drawing: full
 
 
-def test_a_full_car_lowered_from_32_to_6_a_stays_full() -> None:
-    """Lowering a full car's limit does not make it want current again (it flapped 32 <-> 6
-    every few ticks when fullness was judged from the last change)."""
+def test_a_full_car_stays_full_until_it_draws_again_or_leaves() -> None:
+    """Lowering a full car's limit, or pausing it for want of room, does not make it want
+    current again: it flapped 32 <-> 6 A when fullness was judged from the last change, and
+    0 <-> 6 A when a paused full car read as a car held back."""
     tracked = Tracked(KEY)
     tracked.observe(status("Connected", None, 7), online=True, now=0.0)
     tracked.confirm(32.0, 0.0)
@@ -138,11 +140,44 @@ def test_a_full_car_lowered_from_32_to_6_a_stays_full() -> None:
     assert not tracked.wants_current(300.0, 6, 60)
     tracked.confirm(6.0, 300.0)
     assert not tracked.wants_current(330.0, 6, 60)
-    tracked.confirm(0.0, 360.0)  # paused: a Connected car now may be one held back
-    assert tracked.wants_current(390.0, 6, 60)
-    tracked.confirm(6.0, 390.0)  # allowed again: judged afresh
-    assert tracked.wants_current(420.0, 6, 60)
-    assert not tracked.wants_current(520.0, 6, 60)
+    tracked.confirm(0.0, 360.0)  # paused for want of room: still full
+    assert not tracked.wants_current(390.0, 6, 60)
+    tracked.confirm(6.0, 420.0)  # room again: it draws, so it wants more
+    tracked.observe(status("Charging", (6.0, 0.0, 0.0), 7), online=True, now=450.0)
+    assert tracked.wants_current(450.0, 6, 60)
+    # a new car on the connector is judged afresh: held at 0 it wants current
+    tracked.confirm(0.0, 480.0)
+    tracked.observe(status("Available", None, None), online=True, now=510.0)
+    tracked.observe(status("Connected", None, 8), online=True, now=540.0)
+    assert tracked.wants_current(540.0, 6, 60)
+
+
+def test_a_car_drawing_a_share_of_its_limit_is_not_capped_at_what_it_drew() -> None:
+    tracked = Tracked(KEY)
+    tracked.observe(status("Charging", (8.0, 0.0, 0.0), 7), online=True, now=0.0)
+    tracked.confirm(16.0, 0.0)
+    tracked.observe(status("Charging", (8.0, 0.0, 0.0), 7), online=True, now=30.0)
+    assert (tracked.car_max, tracked.car_max_limit) == (8.0, 16.0)
+    # lowered to its cap (8 + 2 A): it draws half of that, as it drew half of 16
+    tracked.confirm(10.0, 60.0)
+    tracked.observe(status("Charging", (5.0, 0.0, 0.0), 7), online=True, now=120.0)
+    assert tracked.car_max is None and tracked.follows_limit
+    state = tracked.state(150.0, pinned=None, writable=True, min_current=6, settle_s=60)
+    assert state.car_max is None and state.follows_limit
+    # a car whose draw tapers (not in proportion to its limit) keeps its maximum
+    taper = Tracked(("CP1", 2))
+    taper.observe(status("Charging", (16.0, 0.0, 0.0), 9), online=True, now=0.0)
+    taper.confirm(32.0, 0.0)
+    taper.observe(status("Charging", (16.0, 0.0, 0.0), 9), online=True, now=30.0)
+    taper.confirm(18.0, 60.0)
+    taper.observe(status("Charging", (14.0, 0.0, 0.0), 9), online=True, now=120.0)
+    assert taper.car_max == 16.0 and not taper.follows_limit
+    # at the 6 A floor a draw of 3 A teaches nothing: a cap there could never be undone
+    floor = Tracked(("CP1", 3))
+    floor.observe(status("Charging", (3.0, 0.0, 0.0), 9), online=True, now=0.0)
+    floor.confirm(6.0, 0.0)
+    floor.observe(status("Charging", (3.0, 0.0, 0.0), 9), online=True, now=30.0)
+    assert floor.car_max is None
 
 
 def test_a_confirmed_change_keeps_the_previous_limit_and_when() -> None:
@@ -152,8 +187,56 @@ def test_a_confirmed_change_keeps_the_previous_limit_and_when() -> None:
     assert (tracked.previous_limit, tracked.limit_since) == (32.0, 10.0)
     tracked.pending = 8.0
     tracked.confirm(8.0, 40.0)
-    assert (tracked.limit, tracked.previous_limit, tracked.limit_since) == (8.0, 16.0, 40.0)
+    # 30 s after the first, the car may still draw 32: the higher old value is carried
+    assert (tracked.limit, tracked.previous_limit, tracked.limit_since) == (8.0, 32.0, 40.0)
     assert tracked.pending is None
+    tracked.confirm(20.0, 200.0)  # long after: the previous limit is simply the last one
+    assert (tracked.limit, tracked.previous_limit, tracked.limit_since) == (20.0, 8.0, 200.0)
+
+
+def test_a_pause_then_a_start_within_a_minute_keeps_counting_the_old_limit() -> None:
+    """32 -> 0 -> 20 within settle_s: the car may still draw 32 (review H4)."""
+    from charged.balancer.envelope import worst_case
+
+    tracked = Tracked(KEY)
+    tracked.observe(status("Charging", (31.0, 0.0, 0.0), 7), online=True, now=0.0)
+    tracked.confirm(32.0, 0.0)
+    tracked.confirm(0.0, 100.0)
+    tracked.confirm(20.0, 130.0)
+    state = tracked.state(131.0, pinned=None, writable=True, min_current=6, settle_s=60)
+    assert worst_case(state, ChargerSpec("CP1"), 131.0, settle_s=60) == 32.0
+
+
+def test_a_poll_missing_a_phase_does_not_make_a_three_phase_car_one_phase() -> None:
+    tracked = Tracked(KEY)
+    tracked.confirm(16.0, 0.0)
+    partial = status("Charging", (15.0, 0.0, 0.0), 7)
+    partial = dataclasses.replace(partial, measurements=partial.measurements[:1])
+    tracked.observe(partial, online=True, now=30.0)
+    assert tracked.terminals == set()  # L2/L3 not read: not known, counted on all three
+    tracked.observe(status("Charging", (15.0, 0.0, 0.0), 7), online=True, now=60.0)
+    assert tracked.terminals == {0}
+
+
+def test_another_session_on_the_connector_forgets_the_car() -> None:
+    """A car swapped between two polls may be a three-phase one (review H1)."""
+    tracked = Tracked(KEY)
+    tracked.confirm(16.0, 0.0)
+    tracked.observe(status("Charging", (15.0, 0.0, 0.0), 7), online=True, now=30.0)
+    assert tracked.terminals == {0}
+    tracked.observe(status("Connected", None, None), online=True, now=60.0)  # id lost
+    assert tracked.terminals == set()
+    tracked.observe(status("Charging", (15.0, 0.0, 0.0), 8), online=True, now=90.0)
+    tracked.observe(status("Charging", (15.0, 15.0, 15.0), 9), online=True, now=120.0)
+    assert tracked.terminals == {0, 1, 2}
+
+
+def test_a_car_drawing_above_every_limit_known_is_read_again() -> None:
+    tracked = Tracked(KEY)
+    tracked.observe(status("Charging", (6.0, 0.0, 0.0), 7), online=True, now=0.0)
+    tracked.confirm(6.0, 0.0)
+    tracked.observe(status("Charging", (16.0, 0.0, 0.0), 7), online=True, now=30.0)
+    assert tracked.needs_read
 
 
 class FakeController:
@@ -234,12 +317,19 @@ def test_recalled_cars_take_their_terminals_back_through_the_rotation() -> None:
 
     spec = ChargerSpec("CP1", rotation=Rotation.parse("L2L3L1"))
     site = Site(Fuse("main", (40.0, 40.0, 40.0), chargers=("CP1",)), (spec,))
-    rows = [
-        PastDecision("L1L2L3", 0.0, 0.0),  # before it drew: counted on all three
-        PastDecision("L2", 9.8, 16.0),  # terminal L1 lands on site L2; 9.8 A under 16 A
+    rows = [  # newest first, as read
         PastDecision("L2", 12.0, 12.0),  # at its limit: says nothing of the car
+        PastDecision("L2", 9.8, 16.0),  # terminal L1 lands on site L2; 9.8 A under 16 A
+        PastDecision("L1L2L3", 0.0, 0.0),  # before it drew: counted on all three
     ]
     car = learned_from(site, ("CP1", 1), 42, rows)
     assert (car.session_id, car.terminals, car.car_max) == (42, frozenset({0}), 9.8)
     three = learned_from(site, ("CP1", 2), 43, [PastDecision("L1L2L3", 15.0, 32.0)])
     assert three.terminals == frozenset() and three.car_max == 15.0
+    # learned one-phase, then seen on all three: the newest row wins (counted on three)
+    later = [PastDecision("L1L2L3", 15.0, 32.0), PastDecision("L2", 15.0, 32.0)]
+    assert learned_from(site, ("CP1", 2), 44, later).terminals == frozenset()
+    # a car drawing a share of its limit is recalled as one
+    share = [PastDecision("L2", 5.0, 10.0), PastDecision("L2", 8.0, 16.0)]
+    follower = learned_from(site, ("CP1", 2), 45, share)
+    assert follower.follows_limit and follower.car_max is None

@@ -101,7 +101,7 @@ class ChargedPolicy:
                 continue
             tracked.observe(connector_status(reading), online=True, now=now)
             if tracked.needs_read or tracked.pending is not None or reread:
-                tracked.confirm(reading.setting, now, full=self._full[key])
+                tracked.confirm(reading.setting, now, full=self._full[key], settle_s=p.settle_s)
         states = [
             t.state(now, pinned=None, writable=True, min_current=p.min_current, settle_s=p.settle_s)
             for t in self._tracked.values()
