@@ -212,42 +212,78 @@ async def test_sessions_on_sqlite_and_mariadb(db_url: str) -> None:
             assert row["phases"] == truth.phases
 
 
+class AskedVendor:
+    """Answers reconciliation with no sessions and records whom it was asked about.
+
+    The passes do real I/O (SQLite in a thread), so the test waits for what they do (the
+    calls here), with a generous limit, rather than for a guessed number of milliseconds."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self._asked = asyncio.Event()
+
+    async def charging_sessions(self, cp_id: str, *args: Any, **kwargs: Any) -> list[Any]:
+        self.asked.append(cp_id)
+        self._asked.set()
+        return []
+
+    async def until_asked(self, times: int) -> None:
+        async with asyncio.timeout(30):  # a guard against a hang, not a wait
+            while len(self.asked) < times:
+                self._asked.clear()
+                await self._asked.wait()
+
+
+class WatchedClock(FakeClock):
+    """A FakeClock that does not move by itself and tells when someone waits on it: a pass
+    is over (its I/O done) once the tracker sleeps until the next one."""
+
+    def __init__(self, start: float) -> None:
+        super().__init__(start, auto_advance=False)
+        self.sleeping = 0
+        self._changed = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeping += 1
+        self._changed.set()
+        try:
+            await super().sleep(seconds)
+        finally:
+            self.sleeping -= 1
+
+    async def until_waited_on(self) -> None:
+        async with asyncio.timeout(30):  # a guard against a hang, not a wait
+            while not self.sleeping:
+                self._changed.clear()
+                await self._changed.wait()
+
+
 async def test_run_updates_and_reconciles_on_its_schedule_until_stopped(
     sqlite_url: str,
 ) -> None:
     morning = await collect_morning(sqlite_url, chargers=2, ticks=40, reconcile=False)
-    calls: list[str] = []
-
-    class Vendor:
-        async def charging_sessions(self, cp_id: str, *args: Any, **kwargs: Any) -> list[Any]:
-            calls.append(cp_id)
-            return []
-
-    clock = FakeClock(morning.start.timestamp(), auto_advance=False)
+    vendor = AskedVendor()
+    clock = WatchedClock(morning.start.timestamp())
     engine = create_engine(sqlite_url)
     metrics = Metrics()
     try:
         async with engine.begin() as conn:
             await conn.execute(delete(charging_session))
         tracker = SessionTracker(
-            engine, Vendor(), clock=clock, metrics=metrics, interval=30, reconcile_every=300
+            engine, vendor, clock=clock, metrics=metrics, interval=30, reconcile_every=300
         )
         stop = asyncio.Event()
         task = asyncio.create_task(tracker.run(stop))
-        for _ in range(50):  # the first pass: fold in, reconcile every charger
-            await asyncio.sleep(0.01)
-            if calls:
-                break
-        assert len(calls) == 2
+        await vendor.until_asked(2)  # the first pass: fold in, reconcile every charger
+        assert len(vendor.asked) == 2
         assert len(await sessions(sqlite_url)) > 0
+        await clock.until_waited_on()
         await clock.advance(290)  # 9 more passes, no reconciliation yet
-        assert len(calls) == 2
+        assert len(vendor.asked) == 2
+        await clock.until_waited_on()  # the pass in flight, if any, is done
         await clock.advance(30)
-        for _ in range(50):
-            await asyncio.sleep(0.01)
-            if len(calls) == 4:
-                break
-        assert len(calls) == 4
+        await vendor.until_asked(4)
+        assert len(vendor.asked) == 4
         stop.set()
         await asyncio.wait_for(task, timeout=5)
     finally:
@@ -259,9 +295,10 @@ async def test_cancelling_run_is_not_swallowed(sqlite_url: str) -> None:
     await collect_morning(sqlite_url, chargers=1, ticks=2, reconcile=False)
     engine = create_engine(sqlite_url)
     try:
-        tracker = SessionTracker(engine, None, clock=FakeClock(auto_advance=False))
+        clock = WatchedClock(MORNING.timestamp())
+        tracker = SessionTracker(engine, None, clock=clock)
         task = asyncio.create_task(tracker.run(asyncio.Event()))
-        await asyncio.sleep(0.05)
+        await clock.until_waited_on()  # cancelled between passes, the first one done
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -274,29 +311,22 @@ async def test_reconciliation_waits_for_the_first_stored_charger(sqlite_url: str
     from charged.storage.schema import charge_point_status
 
     await upgrade(sqlite_url)
-    asked: list[str] = []
-
-    class Vendor:
-        async def charging_sessions(self, cp_id: str, *args: Any, **kwargs: Any) -> list[Any]:
-            asked.append(cp_id)
-            return []
-
-    clock = FakeClock(MORNING.timestamp(), auto_advance=False)
+    vendor = AskedVendor()
+    clock = WatchedClock(MORNING.timestamp())
     engine = create_engine(sqlite_url)
     try:
-        tracker = SessionTracker(engine, Vendor(), clock=clock, interval=30, reconcile_every=900)
+        tracker = SessionTracker(engine, vendor, clock=clock, interval=30, reconcile_every=900)
         stop = asyncio.Event()
         task = asyncio.create_task(tracker.run(stop))
+        await clock.until_waited_on()
         await clock.advance(60)  # passes with an empty database: nobody to ask
-        assert asked == []
+        assert vendor.asked == []
         async with engine.begin() as conn:
             await conn.execute(charge_point_status.insert(), [{"id": "2301000001A"}])
+        await clock.until_waited_on()  # the pass in flight, if any, is done
         await clock.advance(30)  # the next pass asks at once, not 15 minutes later
-        for _ in range(50):
-            if asked:
-                break
-            await asyncio.sleep(0.01)
-        assert asked == ["2301000001A"]
+        await vendor.until_asked(1)
+        assert vendor.asked == ["2301000001A"]
         stop.set()
         await asyncio.wait_for(task, timeout=5)
     finally:

@@ -152,12 +152,34 @@ def test_tick_notifier_ready_once_then_watchdog(listener: tuple[socket.socket, s
     notifier.close()
 
 
-def test_tick_notifier_without_systemd_is_silent() -> None:
-    ticks = TickNotifier(SystemdNotifier({}))
+class Passing(SystemdNotifier):
+    """The real notifier, recording what it was asked to send and whether it was sent."""
+
+    def __init__(self, env: dict[str, str], logger: RecordingLogger) -> None:
+        super().__init__(env, logger=logger)
+        self.asked: list[tuple[str, ...]] = []
+        self.delivered: list[bool] = []
+
+    def notify(self, *states: str) -> bool:
+        self.asked.append(states)
+        self.delivered.append(super().notify(*states))
+        return self.delivered[-1]
+
+
+def test_tick_notifier_without_systemd_is_silent(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[object] = []
+    # silent means no socket at all, not a datagram nobody reads
+    monkeypatch.setattr("charged.ops.sdnotify.socket.socket", lambda *a, **kw: opened.append(a))
+    log = RecordingLogger()
+    notifier = Passing({}, log)
+    ticks = TickNotifier(notifier)
     ticks.tick_stored()
-    ticks.tick_stored()
+    ticks.tick_stored("2 chargers")
     ticks.stopping()
-    assert ticks.ready_sent
+    assert ticks.ready_sent  # the daemon's side of the contract goes on as under systemd
+    assert notifier.asked == [("READY=1",), ("WATCHDOG=1", "STATUS=2 chargers"), ("STOPPING=1",)]
+    assert notifier.delivered == [False, False, False]
+    assert opened == [] and log.calls == []
 
 
 class Recording(SystemdNotifier):
