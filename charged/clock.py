@@ -93,6 +93,11 @@ class FakeClock:
             await _settle()
         self._set(target)
 
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock (``time``, ``utcnow``) by ``seconds``, back when negative, as
+        NTP or a person setting the date does; the monotonic clock and sleepers stay."""
+        self._now += seconds
+
     def _set(self, mono: float) -> None:
         if mono > self._mono:
             self._now += mono - self._mono

@@ -110,6 +110,20 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.rows_duplicate = Counter(
+            "charged_rows_duplicate",
+            "Rows the database skipped because a row with the same key was stored already "
+            "(a replay of rows written before; or a second collector, or a wall clock "
+            "stepped back, stamping a tick with a time already stored)",
+            ["table"],
+            registry=r,
+        )
+        self.ticks_out_of_order = Counter(
+            "charged_ticks_out_of_order",
+            "Ticks whose time was not after the latest tick stored (the wall clock stepped "
+            "back): their rows at a time already stored are skipped as duplicates",
+            registry=r,
+        )
         self.rows_rejected = Counter(
             "charged_rows_rejected",
             "Rows the database refused for their values, kept in the spool's rejected.jsonl",

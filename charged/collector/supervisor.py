@@ -118,6 +118,9 @@ class Supervisor:
         self._clock = clock or SystemClock()
         self._metrics = metrics or Metrics()
         self._on_tick = on_tick
+        # the latest tick time stored (this run's, or the database's at the start)
+        self._latest_tick: datetime | None = None
+        self._out_of_order = False  # warned about a clock step back, not yet past it
         self._log = logger or structlog.get_logger("charged.collector")
         self._charge_points: list[str] = []
         self._ticks_since_discovery: int | None = None
@@ -164,6 +167,7 @@ class Supervisor:
         if deadline is None:
             deadline = started + self._interval * self._deadline_fraction
         tick_time = db_time(self._clock.utcnow())
+        self._check_tick_time(tick_time)
         await self._discover_if_due(deadline)
         ids = list(self._charge_points)
         await self._prefetch(ids, started, deadline)
@@ -226,6 +230,33 @@ class Supervisor:
             # callers handle one error (e.g. AuthenticationError): the first that ended it
             raise failed.exceptions[0] from None
         return [poll.result() for poll in polls]
+
+    def remember_tick_time(self, stored: datetime) -> None:
+        """A tick time the database holds (e.g. its latest at the start): a tick not after it
+        is out of order."""
+        if self._latest_tick is None or stored > self._latest_tick:
+            self._latest_tick = stored
+
+    def _check_tick_time(self, tick_time: datetime) -> None:
+        """Warn (once per step) when the wall clock put this tick at or before one stored: the
+        rows of a second already stored would be skipped as duplicates with no other trace."""
+        latest = self._latest_tick
+        if latest is not None and tick_time <= latest:
+            self._metrics.ticks_out_of_order.inc()
+            if not self._out_of_order:
+                self._out_of_order = True
+                self._log.warning(
+                    "tick time is not after the latest tick stored: the wall clock stepped "
+                    "back (check NTP); rows at a time already stored are skipped as "
+                    "duplicates (charged_rows_duplicate_total)",
+                    tick=f"{tick_time:%Y-%m-%dT%H:%M:%S}Z",
+                    latest_stored=f"{latest:%Y-%m-%dT%H:%M:%S}Z",
+                )
+            return
+        if self._out_of_order:
+            self._out_of_order = False
+            self._log.info("tick times are after the latest stored again")
+        self._latest_tick = tick_time
 
     async def _discover_if_due(self, deadline: float) -> None:
         due = (

@@ -26,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 import structlog
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charged.chargeamps.client import ChargeAmpsClient
@@ -46,6 +48,11 @@ from charged.ops.health import ReadinessState
 from charged.ops.sdnotify import SystemdNotifier, TickNotifier
 from charged.ops.server import OpsServer
 from charged.sessions.tracker import SessionTracker
+from charged.storage.collector_lock import (
+    CollectorAlreadyRunning,
+    CollectorLock,
+    collector_lock,
+)
 from charged.storage.engine import (
     DatabaseAccessDenied,
     DatabaseUnavailable,
@@ -55,6 +62,7 @@ from charged.storage.engine import (
 )
 from charged.storage.migrate import upgrade
 from charged.storage.rejected import RejectedRows
+from charged.storage.schema import poll_cycle
 from charged.storage.spool import Spool
 from charged.storage.writer import BatchWriter
 from charged.storage.writes import RowBatch
@@ -134,6 +142,10 @@ class Daemon:
         self._last_safe_tick: float | None = None  # monotonic time the last tick was safe
         self._abort = asyncio.Event()
         self._closed = False
+        self._lock: CollectorLock | None = None  # one collector per database
+        self._lock_lost: CollectorAlreadyRunning | None = None
+        self._lock_lost_event = asyncio.Event()
+        self._latest_stored_tick: datetime | None = None  # the database's, at prepare
         self.queue: asyncio.Queue[RowBatch] = asyncio.Queue(maxsize=settings.writer.queue_size)
 
     def add_tick_consumer(self, consumer: TickCallback) -> None:
@@ -157,7 +169,11 @@ class Daemon:
             self._task_failed.set()
 
     async def __aenter__(self) -> Daemon:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()  # e.g. the collector lock: held no longer than the start
+            raise
         return self
 
     async def __aexit__(
@@ -198,7 +214,7 @@ class Daemon:
             write_timeout=s.writer.write_timeout,
             spool=self.spool,
             rejected=RejectedRows(s.spool.directory, clock=self.clock, metrics=self.metrics),
-            prepare=None if prepared else self._prepare_database,
+            prepare=None if prepared else self._prepare_later,
         )
         # the writer starts before the login: what an earlier run spooled is replayed now
         self._writer_task = asyncio.create_task(self.writer.run(), name="charged-writer")
@@ -225,6 +241,8 @@ class Daemon:
             on_tick=self._tick_done,
             organisation_id=s.api.organisation_id,
         )
+        if self._latest_stored_tick is not None:
+            self.supervisor.remember_tick_time(self._latest_stored_tick)
         if s.sessions.enabled:
             # charging_session, derived from the stored polls and reconciled with the vendor
             self.sessions = SessionTracker(
@@ -242,8 +260,15 @@ class Daemon:
             self._start_task(name, run)
 
     async def _prepare_database(self) -> None:
-        """Pending migrations (with database.migrate_on_start), then a query that works."""
+        """The collector lock (a second collector on this database is refused), pending
+        migrations (with database.migrate_on_start), then a query that works."""
         s = self.settings
+        assert self.engine is not None
+        if self._lock is None:
+            self._lock = collector_lock(
+                self.engine, clock=self.clock, on_lost=self._lost_lock, logger=self._log
+            )
+        await self._lock.acquire()
         if s.database.migrate_on_start:
             # never cut halfway (MySQL's DDL is not transactional): a stop waits for its end
             applied = await run_to_completion(
@@ -251,8 +276,39 @@ class Daemon:
             )
             if applied:
                 self._log.info("database migrated", revisions=applied)
-        assert self.engine is not None
         await check_database(self.engine)
+        await self._read_latest_tick()
+
+    async def _prepare_later(self) -> None:
+        """:meth:`_prepare_database` once a database that was away at the start answers.  If
+        another collector took the lock meanwhile, this one stops (what it spooled stays in
+        its spool for its next start)."""
+        try:
+            await self._prepare_database()
+        except CollectorAlreadyRunning as exc:
+            self._log.error(str(exc))
+            self._lost_lock(exc)
+            raise
+
+    def _lost_lock(self, exc: CollectorAlreadyRunning) -> None:
+        if self._lock_lost is None:
+            self._lock_lost = exc
+        self._lock_lost_event.set()
+
+    async def _read_latest_tick(self) -> None:
+        """The latest tick stored (by any run): a tick at or before it is out of order."""
+        assert self.engine is not None
+        try:
+            async with self.engine.connect() as conn:
+                latest = (await conn.execute(select(func.max(poll_cycle.c.tick_time)))).scalar()
+        except Exception as exc:  # no schema yet (migrate_on_start off): nothing to compare
+            self._log.debug("latest stored tick unknown", error=type(exc).__name__)
+            return
+        if latest is None:
+            return
+        self._latest_stored_tick = latest
+        if self.supervisor is not None:
+            self.supervisor.remember_tick_time(latest)
 
     async def _database_at_start(self) -> bool:
         """True when the database is ready; False when its server does not answer yet."""
@@ -381,19 +437,23 @@ class Daemon:
         ticking = asyncio.create_task(self.supervisor.run(stop), name="charged-supervisor")
         aborted = asyncio.create_task(self._abort.wait(), name="charged-abort")
         task_failed = asyncio.create_task(self._task_failed.wait(), name="charged-task-failed")
+        lock_lost = asyncio.create_task(self._lock_lost_event.wait(), name="charged-lock-lost")
         watchdog = self._watchdog_timer(ticking)
         try:
             done, _ = await asyncio.wait(
-                {ticking, self._writer_task, aborted, task_failed},
+                {ticking, self._writer_task, aborted, task_failed, lock_lost},
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
             aborted.cancel()
             task_failed.cancel()
+            lock_lost.cancel()
             if watchdog is not None:
                 await cancel_and_wait(watchdog)
             if not ticking.done():
                 await cancel_and_wait(ticking)
+        if lock_lost in done and self._lock_lost is not None:
+            raise self._lock_lost  # another collector has the database: this one stops
         if ticking in done:
             ticking.result()
         elif self._writer_task in done:
@@ -432,6 +492,9 @@ class Daemon:
             cleanup.callback(self._notifier.close)
             if self.engine is not None:
                 cleanup.push_async_callback(self.engine.dispose)
+            if self._lock is not None:
+                # after the writer's last commit, before the engine goes
+                cleanup.push_async_callback(self._lock.release)
             if self._session is not None:
                 cleanup.push_async_callback(self._session.close)
             if self.ops is not None:

@@ -63,7 +63,14 @@ def create_engine(url: str) -> AsyncEngine:
     if backend == "sqlite":
         return _sqlite_engine(parsed)
     if backend in ("mysql", "mariadb"):
-        connect_args: dict[str, Any] = {"connect_timeout": MYSQL_CONNECT_TIMEOUT_S}
+        connect_args: dict[str, Any] = {
+            "connect_timeout": MYSQL_CONNECT_TIMEOUT_S,
+            # SQLAlchemy asks for CLIENT_FOUND_ROWS, under which a duplicate that
+            # ``ON DUPLICATE KEY UPDATE k = k`` leaves alone counts as affected like a new
+            # row; without it the count is the rows inserted, so the writer can count the
+            # duplicates the database skipped.  Nothing here reads an UPDATE's rowcount.
+            "client_flag": 0,
+        }
         return create_async_engine(
             parsed,
             pool_pre_ping=True,

@@ -101,6 +101,8 @@ class BatchWriter:
         self._log = logger or structlog.get_logger("charged.storage")
         self._rng = rng or random.Random()
         self.rows_written: dict[str, int] = {}
+        # rows the database skipped: one with the same key was stored already
+        self.rows_duplicate: dict[str, int] = {}
         # pending: rows taken from the queue, not yet committed
         self._pending: GroupedRows = {}
         self._pending_rows = 0
@@ -381,12 +383,20 @@ class BatchWriter:
             waker.cancel()
 
     def _count_written(
-        self, grouped: GroupedRows, refused: Mapping[str, tuple[list[Any], str]]
+        self,
+        grouped: GroupedRows,
+        refused: Mapping[str, tuple[list[Any], str]],
+        duplicates: Mapping[str, int],
     ) -> None:
         for table, rows in grouped.items():
             n = len(rows) - len(refused[table][0]) if table in refused else len(rows)
+            # written: what the database took, duplicates it skipped included (a subset)
+            skipped = min(n, duplicates.get(table, 0))
             self.rows_written[table] = self.rows_written.get(table, 0) + n
             self._metrics.rows_written.labels(table).inc(n)
+            if skipped:
+                self.rows_duplicate[table] = self.rows_duplicate.get(table, 0) + skipped
+                self._metrics.rows_duplicate.labels(table).inc(skipped)
 
     async def _write_or_spool(self, grouped: GroupedRows) -> bool:
         """Write ``grouped`` now if nothing is spooled and the database answers; else spool it
@@ -505,7 +515,8 @@ class BatchWriter:
         started = self._clock.monotonic()
         try:
             await self._ensure_prepared()
-            refused = await self._write_isolating(grouped)
+            duplicates: dict[str, int] = {}
+            refused = await self._write_isolating(grouped, duplicates)
         except Exception as exc:
             if not _is_transient(exc):
                 raise
@@ -524,7 +535,7 @@ class BatchWriter:
             self._log.info("database writes succeed again")
         for table, (rows, reason) in refused.items():
             self._set_aside(table, rows, reason)
-        self._count_written(grouped, refused)
+        self._count_written(grouped, refused, duplicates)
 
     async def _ensure_prepared(self) -> None:
         if self._prepare is None:
@@ -535,24 +546,26 @@ class BatchWriter:
             raise _NotPrepared(str(exc)) from exc
         self._prepare = None
 
-    async def _write_isolating(self, grouped: GroupedRows) -> dict[str, tuple[list[Any], str]]:
+    async def _write_isolating(
+        self, grouped: GroupedRows, duplicates: dict[str, int]
+    ) -> dict[str, tuple[list[Any], str]]:
         """Write ``grouped`` in one transaction; if the database refuses rows for their
         values, write table by table, halving a refused part until each refused row stands
-        alone.
+        alone.  ``duplicates`` gets, per table, the rows committed as duplicates.
 
         Returns the refused rows per table with the first reason.  A transient failure on
         the way raises: the whole flush is then retried or spooled (what was committed
         already is not stored twice: inserts are idempotent).
         """
         try:
-            await self._write_limited(grouped)
+            _add(duplicates, await self._write_limited(grouped))
             return {}
         except Exception as exc:
             if not _is_refused_for_values(exc):
                 raise
         refused: dict[str, tuple[list[Any], str]] = {}
         for table in ordered_tables(set(grouped)):
-            await self._bisect(table, grouped[table], refused)
+            await self._bisect(table, grouped[table], refused, duplicates)
         return refused
 
     async def _bisect(
@@ -560,11 +573,12 @@ class BatchWriter:
         table: str,
         rows: Sequence[Mapping[str, Any]],
         refused: dict[str, tuple[list[Any], str]],
+        duplicates: dict[str, int],
     ) -> None:
         if not rows:
             return
         try:
-            await self._write_limited({table: rows})
+            _add(duplicates, await self._write_limited({table: rows}))
             return
         except Exception as exc:
             if not _is_refused_for_values(exc):
@@ -574,8 +588,8 @@ class BatchWriter:
                 kept.append(rows[0])
                 return
         middle = len(rows) // 2
-        await self._bisect(table, rows[:middle], refused)
-        await self._bisect(table, rows[middle:], refused)
+        await self._bisect(table, rows[:middle], refused, duplicates)
+        await self._bisect(table, rows[middle:], refused, duplicates)
 
     def _set_aside(self, table: str, rows: list[Any], reason: str) -> None:
         if self._rejected is not None:
@@ -606,7 +620,7 @@ class BatchWriter:
         """Full jitter over a doubling window, capped at ``retry_backoff_max``."""
         return self._rng.uniform(0.0, min(self._backoff_max, RETRY_BACKOFF_BASE * 2.0**attempt))
 
-    async def _write_limited(self, grouped: RowBatch) -> None:
+    async def _write_limited(self, grouped: RowBatch) -> dict[str, int]:
         """:meth:`_write_batch` within ``write_timeout`` (then TimeoutError: transient).
 
         The limit runs on the event loop's clock, not the injected one: it guards against a
@@ -614,13 +628,16 @@ class BatchWriter:
         Cancelling the write closes its connection; the pool opens a new one.
         """
         async with asyncio.timeout(self._write_timeout):
-            await self._write_batch(grouped)
+            return await self._write_batch(grouped)
 
-    async def _write_batch(self, grouped: RowBatch) -> None:
-        """Write all tables of one flush in one transaction, charge points first."""
+    async def _write_batch(self, grouped: RowBatch) -> dict[str, int]:
+        """Write all tables of one flush in one transaction, charge points first; → the
+        rows per table the database skipped as duplicates (counted once committed)."""
+        duplicates: dict[str, int] = {}
         async with self._engine.begin() as conn:
             for table in ordered_tables(set(grouped)):
-                await write_rows(conn, table, grouped[table])
+                duplicates[table] = await write_rows(conn, table, grouped[table])
+        return duplicates
 
     def _count_unwritten(self) -> dict[str, int]:
         lost = {table: len(rows) for table, rows in self._pending.items()}
@@ -632,6 +649,11 @@ class BatchWriter:
             for table, rows in item.items():
                 lost[table] = lost.get(table, 0) + len(rows)
         return {table: n for table, n in lost.items() if n}
+
+
+def _add(total: dict[str, int], more: Mapping[str, int]) -> None:
+    for table, n in more.items():
+        total[table] = total.get(table, 0) + n
 
 
 class _TransientWriteError(Exception):

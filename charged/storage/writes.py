@@ -5,6 +5,11 @@ stored is skipped without a warning: MySQL gets ``INSERT … ON DUPLICATE KEY UP
 no-op that, unlike ``INSERT IGNORE``, raises no per-row duplicate-key warning), SQLite gets
 ``ON CONFLICT DO NOTHING``.  ``charge_point_status`` is upserted on ``id``, updating only the
 columns the rows carry, so a status row does not null the name an owned-list row stored.
+
+Skipped is not silent, though: :func:`write_rows` returns how many rows the database left
+out as duplicates (from the affected-row counts; MySQL connections are opened without
+``CLIENT_FOUND_ROWS`` for that, see :mod:`charged.storage.engine`), so a replay, a second
+collector or a wall clock stepped back shows in ``charged_rows_duplicate_total``.
 """
 
 from __future__ import annotations
@@ -32,23 +37,30 @@ WRITABLE_TABLES: frozenset[str] = frozenset(NATURAL_KEYS) | frozenset(UPSERT_KEY
 
 async def write_rows(
     conn: AsyncConnection, table_name: str, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """Insert ``rows`` into ``table_name`` idempotently, in the caller's transaction.
+) -> int:
+    """Insert ``rows`` into ``table_name`` idempotently, in the caller's transaction; → how
+    many the database skipped because a row with their key is stored (0 for the upserted
+    table: a row there updates what is stored).
 
     Rows with different column sets are sent as one statement per column set (a statement's
     columns are fixed); in the collector's flow that is still one statement per table.
     """
     if not rows:
-        return
+        return 0
     first = rows[0].keys()
     if all(row.keys() == first for row in rows):
-        await _write_group(conn, table_name, tuple(sorted(first)), rows)
-        return
-    by_keys: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        by_keys.setdefault(tuple(sorted(row)), []).append(row)
-    for keys, group in by_keys.items():
-        await _write_group(conn, table_name, keys, group)
+        inserted = await _write_group(conn, table_name, tuple(sorted(first)), rows)
+    else:
+        by_keys: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+        for row in rows:
+            by_keys.setdefault(tuple(sorted(row)), []).append(row)
+        inserted = 0
+        for keys, group in by_keys.items():
+            inserted += await _write_group(conn, table_name, keys, group)
+    if table_name in UPSERT_KEYS:
+        return 0
+    # a driver that cannot say (rowcount -1) must not make duplicates up
+    return max(0, len(rows) - inserted) if inserted >= 0 else 0
 
 
 async def _write_group(
@@ -56,13 +68,14 @@ async def _write_group(
     table_name: str,
     columns: tuple[str, ...],
     rows: Sequence[Mapping[str, Any]],
-) -> None:
+) -> int:
+    """→ the rows the database reports affected (new rows, for the insert-only tables)."""
     stmt = statement(conn.dialect.name, table_name, columns)
     plan = _mysql_plan(conn.dialect, table_name, columns)
     if plan is None:
-        await conn.execute(stmt, list(rows))
-        return
-    await _write_pipelined(conn, plan, rows)
+        result = await conn.execute(stmt, list(rows))
+        return int(result.rowcount)
+    return await _write_pipelined(conn, plan, rows)
 
 
 # -- MySQL: the same statement, rendered and sent without per-row SQLAlchemy work ---------
@@ -123,10 +136,11 @@ def _make_plan(dialect: Dialect, table_name: str, columns: tuple[str, ...]) -> _
 
 async def _write_pipelined(
     conn: AsyncConnection, plan: _MysqlPlan, rows: Sequence[Mapping[str, Any]]
-) -> None:
+) -> int:
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     sending: asyncio.Future[Any] | None = None
+    affected = 0
     try:
         for start in range(0, len(rows), MYSQL_ROWS_PER_STATEMENT):
             chunk = rows[start : start + MYSQL_ROWS_PER_STATEMENT]
@@ -135,7 +149,7 @@ async def _write_pipelined(
             sql = plan.prefix + ",".join([escape(plan.values(r)) for r in chunk]) + plan.suffix
             if sending is not None:
                 previous, sending = sending, None
-                await previous
+                affected += (await previous).rowcount
             # no_parameters: the driver gets no parameter tuple, so it does no %-formatting
             # of the text (a % in a value stays a %).
             sending = asyncio.ensure_future(
@@ -144,7 +158,8 @@ async def _write_pipelined(
             await asyncio.sleep(0)  # let it send the statement before rendering the next
         if sending is not None:
             previous, sending = sending, None
-            await previous
+            affected += (await previous).rowcount
+        return affected
     finally:
         if sending is not None:  # leaving with an error: do not leave the statement running
             sending.cancel()

@@ -123,6 +123,15 @@ async def test_a_tick_through_the_queue_is_one_commit_and_replays_add_nothing(
         "poll_gap": 2,
     }
     assert writer.rows_written["connector_status"] == 180  # rows sent, duplicates included
+    # the second copy of the first tick: every row skipped as a duplicate, and counted so
+    # (charge_point_status is upserted: a row there updates, it is never a duplicate)
+    assert writer.rows_duplicate == {
+        "connector_status": 60,
+        "measurement": 45,
+        "poll_cycle": 1,
+        "poll_gap": 1,
+    }
+    assert metrics.rows_duplicate.labels("measurement")._value.get() == 45
     assert metrics.rows_written.labels("measurement")._value.get() == 135
 
 
@@ -133,12 +142,12 @@ class LostAckWriter(BatchWriter):
         super().__init__(*args, **kw)
         self.attempts = 0
 
-    async def _write_batch(self, grouped: GroupedRows) -> None:
+    async def _write_batch(self, grouped: GroupedRows) -> dict[str, int]:
         self.attempts += 1
         if self.attempts <= 3:
             await super()._write_batch(grouped)
             raise OperationalError("COMMIT", {}, ConnectionResetError(104, "reset by peer"))
-        await super()._write_batch(grouped)
+        return await super()._write_batch(grouped)
 
 
 async def test_database_down_then_up_writes_everything_once(engine: AsyncEngine) -> None:

@@ -37,12 +37,13 @@ class RecordingWriter(BatchWriter):
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def _write_batch(self, grouped: GroupedRows) -> None:
+    async def _write_batch(self, grouped: GroupedRows) -> dict[str, int]:
         self.attempts += 1
         await self.gate.wait()
         if self.attempts <= self.failures:
             raise self.error
         self.flushes.append({t: list(rows) for t, rows in grouped.items()})
+        return {}
 
 
 class RecordingLog:
@@ -240,12 +241,13 @@ class RefusingWriter(RecordingWriter):
         super().__init__(*args, **kw)
         self.transactions = 0
 
-    async def _write_batch(self, grouped: GroupedRows) -> None:
+    async def _write_batch(self, grouped: GroupedRows) -> dict[str, int]:
         self.transactions += 1
         for rows in grouped.values():
             if any(row.get("status") == "bad" for row in rows):
                 raise DataError("INSERT", {}, Exception("Data too long for column 'status'"))
         self.flushes.append({t: list(rows) for t, rows in grouped.items()})
+        return {}
 
 
 async def test_rows_refused_for_their_values_are_isolated_kept_aside_and_the_rest_written(
@@ -300,11 +302,11 @@ async def test_rows_refused_for_their_values_are_isolated_kept_aside_and_the_res
 class HangingOnceWriter(RecordingWriter):
     """The first write never answers, like a server that stopped mid-statement."""
 
-    async def _write_batch(self, grouped: GroupedRows) -> None:
+    async def _write_batch(self, grouped: GroupedRows) -> dict[str, int]:
         if self.attempts == 0:
             self.attempts += 1
             await asyncio.Event().wait()
-        await super()._write_batch(grouped)
+        return await super()._write_batch(grouped)
 
 
 async def test_a_write_that_hangs_counts_as_failed_after_write_timeout() -> None:

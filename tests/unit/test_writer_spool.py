@@ -35,7 +35,7 @@ class SwitchedDb(BatchWriter):
         self.flushes: list[GroupedRows] = []
         self.attempts = 0
 
-    async def _write_batch(self, grouped: GroupedRows) -> None:
+    async def _write_batch(self, grouped: GroupedRows) -> dict[str, int]:
         self.attempts += 1
         if self.refuse is not None:
             raise self.refuse
@@ -44,6 +44,7 @@ class SwitchedDb(BatchWriter):
         if any(row == self.refuse_row for rows in grouped.values() for row in rows):
             raise IntegrityError("INSERT", {}, Exception("Column 'status' cannot be null"))
         self.flushes.append({t: list(rows) for t, rows in grouped.items()})
+        return {}
 
 
 class Harness:
