@@ -342,12 +342,19 @@ class BalancerRuntime:
             if pin is not None:
                 spec = self.site.charger(key[0])
                 full = spec.connector_max if spec is not None else p.max_current
-                if tracked.limit is not None:
-                    pinned = tracked.limit
-                elif pin.mode == "Off":
-                    pinned = 0.0
+                asked = (
+                    0.0
+                    if pin.mode == "Off"
+                    else min(full, pin.max_current if pin.max_current is not None else full)
+                )
+                if tracked.limit is None:
+                    pinned = asked
+                elif pin.since_row is None:
+                    pinned = tracked.limit  # changed outside charged: the read-back is all
                 else:
-                    pinned = min(full, pin.max_current if pin.max_current is not None else full)
+                    # the person's change may not have landed yet when its audit row is
+                    # folded (the read-back still shows the old value): the higher counts
+                    pinned = max(tracked.limit, asked)
             states.append(
                 tracked.state(
                     now,

@@ -333,3 +333,35 @@ def test_recalled_cars_take_their_terminals_back_through_the_rotation() -> None:
     share = [PastDecision("L2", 5.0, 10.0), PastDecision("L2", 8.0, 16.0)]
     follower = learned_from(site, ("CP1", 2), 45, share)
     assert follower.follows_limit and follower.car_max is None
+
+
+def test_a_persons_change_not_yet_landed_counts_at_the_higher_value() -> None:
+    """The audit row may be folded before the person's PUT lands: the read-back still shows
+    the old 10 A while the car may soon draw the 32 A asked (review H7)."""
+    from charged.balancer.model import Fuse, Site
+    from charged.balancer.runtime import BalancerRuntime
+    from charged.clock import FakeClock
+
+    async def put(_: object) -> None:
+        return None
+
+    site = Site(Fuse("main", (40.0, 40.0, 40.0), chargers=("CP1",)), (ChargerSpec("CP1"),))
+    runtime = BalancerRuntime(
+        site,
+        mode="active",
+        controller=FakeController([]),  # type: ignore[arg-type]
+        audit_rows=None,
+        put=put,
+        clock=FakeClock(),
+    )
+    row = AuditRow(1, "cli", "CP1", 1, "connector_settings", "maxCurrent", "32", "attempted")
+    runtime.pins.fold([row])
+    runtime._tracked[KEY].confirm(10.0, 0.0)
+    by_key = {s.key: s for s in runtime._states(100.0)}
+    assert by_key[KEY].pinned == 32.0
+    runtime._tracked[KEY].confirm(32.0, 100.0)  # landed
+    assert {s.key: s for s in runtime._states(130.0)}[KEY].pinned == 32.0
+    # a change found by a read-back only (the vendor's app): the value read is the pin
+    runtime.pins.pin_outside(("CP1", 2))
+    runtime._tracked[("CP1", 2)].confirm(8.0, 0.0)
+    assert {s.key: s for s in runtime._states(130.0)}[("CP1", 2)].pinned == 8.0
