@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     from charged.balancer.cli import add_balance_commands
 
     add_balance_commands(sub)
+    from charged.planning.cli import add_plan_commands
+
+    add_plan_commands(sub)
     return parser
 
 

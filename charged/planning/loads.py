@@ -150,3 +150,50 @@ async def loads_from_polls(
     epoch = np.array([_epoch(t) for t in times], dtype=float)
     loads = Loads(tuple(ids), epoch, tick_weights(epoch), current)
     return PollLoads(loads, int(unread.scalar_one()), len(times))
+
+
+# ---------------------------------------------------------------- sessions as visits
+
+NOMINAL_VOLTAGE = 230.0
+
+
+async def visits_from_sessions(
+    conn: AsyncConnection,
+    since: datetime | None,
+    until: datetime | None,
+    chargers: set[str],
+) -> Scenario | None:
+    """The stored sessions that began in [since, until) on the site's chargers as visits, to
+    replay through the balancer: plugged in from the session's start to its end, asking for
+    the energy it took, on its phases, drawing at most what its peak power says (÷ 230 V ÷
+    phases, 6-32 A).  Sessions still open or without energy are left out.  None: no session."""
+    from charged.balancer.evaluate.scenario import Visit
+    from charged.storage.schema import charging_session as cs
+
+    query = select(cs).where(
+        *([cs.c.start_time >= since] if since is not None else []),
+        *([cs.c.start_time < until] if until is not None else []),
+        cs.c.end_time.is_not(None),
+        cs.c.energy_kwh > 0,
+    )
+    visits = []
+    for row in await conn.execute(query.order_by(cs.c.start_time, cs.c.id)):
+        if row.charge_point_id not in chargers or row.end_time <= row.start_time:
+            continue
+        phases = 1 if row.phases == 1 else 3
+        peak = float(row.peak_power_w or 0.0) / NOMINAL_VOLTAGE / phases
+        visits.append(
+            Visit(
+                row=0,
+                arrival=_epoch(row.start_time),
+                departure=_epoch(row.end_time),
+                energy_kwh=float(row.energy_kwh),
+                phases=phases,
+                max_current=float(min(32.0, max(6.0, round(peak)))),
+                charger=row.charge_point_id,
+                connector=int(row.connector_id),
+            )
+        )
+    if not visits:
+        return None
+    return Scenario(visits=tuple(visits), name="stored sessions")
