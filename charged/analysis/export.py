@@ -39,6 +39,8 @@ TIME_COLUMNS = {
     "charge_point_availability": "tick_time",
     "control_action": "created",
     "charging_session": "start_time",
+    "balancer_decision": "tick_time",
+    "balancer_fuse": "tick_time",
 }
 ALIASES = {"sessions": "charging_session"}
 
