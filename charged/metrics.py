@@ -134,6 +134,15 @@ class Metrics:
             "charged_queue_depth", "Items waiting on the write queue", registry=r
         )
         self.spool_bytes = Gauge("charged_spool_bytes", "Bytes held in the disk spool", registry=r)
+        self.spool_max_bytes = Gauge(
+            "charged_spool_max_bytes", "The disk spool's size limit (spool.max_bytes)", registry=r
+        )
+        self.database_writable = Gauge(
+            "charged_database_writable",
+            "0 from a failed database write to the next successful one (rows go to the spool "
+            "meanwhile), else 1",
+            registry=r,
+        )
         self.db_write_latency = Histogram(
             "charged_db_write_seconds",
             "Time to write and commit one batch",

@@ -228,6 +228,7 @@ class Spool:
         self._clock = clock or SystemClock()
         self._metrics = metrics or Metrics()
         self._log = logger or structlog.get_logger("charged.spool")
+        self._metrics.spool_max_bytes.set(max_bytes)  # for "spool filling" (bytes / max)
 
         self._segments: list[_Segment] = []  # ordered by seq; the last may be the active one
         self._active: _Segment | None = None  # the segment this process appends to

@@ -112,6 +112,7 @@ class BatchWriter:
         self._taken = 0
         self._committed = 0
         self._db_down = False
+        self._metrics.database_writable.set(1)  # not known to be down until a write fails
         self._stopping = False
         self._wakeup = asyncio.Event()  # stop() or wait_flushed() wants the loop's attention
         self._flush_requested_upto = 0
@@ -523,6 +524,7 @@ class BatchWriter:
             self._metrics.db_errors.inc()
             if not self._db_down:
                 self._db_down = True
+                self._metrics.database_writable.set(0)
                 total = sum(len(r) for r in grouped.values())
                 if isinstance(exc, ProgrammingError):
                     self._log.error(SCHEMA_HINT, error=_short(exc), rows=total)
@@ -532,6 +534,7 @@ class BatchWriter:
         self._metrics.db_write_latency.observe(self._clock.monotonic() - started)
         if self._db_down:
             self._db_down = False
+            self._metrics.database_writable.set(1)
             self._log.info("database writes succeed again")
         for table, (rows, reason) in refused.items():
             self._set_aside(table, rows, reason)

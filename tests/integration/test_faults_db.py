@@ -407,6 +407,9 @@ async def test_database_outage_spools_readyz_503_then_replays_everything(
 
     await d.wait_for("rows counted as spooled", several_ticks_spooled)
     assert await d.metric("charged_spool_bytes") > 0
+    # what the alert rules read: ChargedDatabaseDown, ChargedSpoolFilling (bytes / max)
+    assert await d.metric("charged_database_writable") == 0
+    assert await d.metric("charged_spool_max_bytes") > await d.metric("charged_spool_bytes")
     assert await d.metric("charged_db_errors_total") > 0
     # no secret in what the service writes: the spool, the metrics (the log is checked below)
     spool_files = sorted((scenario.workdir / "spool").glob("*.spool"))
@@ -424,6 +427,7 @@ async def test_database_outage_spools_readyz_503_then_replays_everything(
     await d.wait_ticks_in_db(1)
     m = await d.metrics()
     assert m.get("charged_rows_dropped_total{table=connector_status}", 0.0) == 0.0
+    assert m["charged_database_writable"] == 1
 
     await d.signal(signal.SIGTERM)
     assert await d.exit_code() == 0, d.output()[-4000:]
