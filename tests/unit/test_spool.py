@@ -7,7 +7,6 @@ import errno
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -478,7 +477,8 @@ async def test_run_fsync_syncs_when_dirty_and_on_cancel(
     spool.close()
 
 
-def test_a_tick_of_ten_thousand_chargers_appends_in_well_under_a_second(tmp_path: Path) -> None:
+def test_a_tick_of_ten_thousand_chargers_is_spooled_compact_and_whole(tmp_path: Path) -> None:
+    """(How long the append takes is measured in bench/spool_append.py, not here.)"""
     when = datetime(2026, 1, 1)
     tick = {
         "measurement": [
@@ -509,8 +509,6 @@ def test_a_tick_of_ten_thousand_chargers_appends_in_well_under_a_second(tmp_path
         ],
     }
     spool, _, _ = make(tmp_path)
-    started = time.perf_counter()
     assert spool.append(tick)
-    assert time.perf_counter() - started < 1.0
     assert spool.bytes < 2 * 1024**2  # compact: a few bytes a row, not a few hundred
     assert drain(spool) == [tick]
