@@ -76,6 +76,7 @@ def add_balance_commands(subparsers: Any) -> argparse.ArgumentParser:
     release.add_argument("connector", metavar="CONNECTOR", type=_connector, help="1 or 2")
     release.set_defaults(control_handler=cmd_release)
     _add_evaluate(sub)
+    _add_scenario(sub, common)
     return balance
 
 
@@ -134,6 +135,49 @@ def _add_evaluate(sub: Any) -> None:
         "(.png, .svg or .pdf; needs matplotlib)",
     )
     evaluate.set_defaults(control_handler=_evaluate)
+
+
+def _add_scenario(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    from charged.analysis.cli import parse_day
+
+    scenario = sub.add_parser(
+        "scenario",
+        help="write a scenario CSV (for `balance evaluate`) from a day charged recorded",
+        description="Write the visits of one UTC day as a scenario file for `charged balance "
+        "evaluate --scenario`: one row per charging session that began that day, on its own "
+        "charger and connector; arrival and departure from the session (its last poll while "
+        "it still runs), energy from the session, phases and max current (the highest the "
+        "polls measured) from the polls. Energy and current are what the cars took and drew "
+        "that day: a day held back by the fuses asks no more than it delivered. New polls are "
+        "folded into the sessions first unless --no-update.",
+        epilog="Exit codes: 0 written, 1 no session began that day, 2 bad arguments, 69 "
+        "database unreachable, 78 bad configuration.",
+    )
+    common(scenario)
+    scenario.add_argument(
+        "--from-db",
+        metavar="URL",
+        help="a database URL (e.g. mysql+asyncmy://user@host/db) or an SQLite file, instead "
+        "of the config's database.url",
+    )
+    scenario.add_argument(
+        "--date", type=parse_day, required=True, metavar="DAY", help="a UTC day, e.g. 2026-01-05"
+    )
+    scenario.add_argument(
+        "--out", type=Path, metavar="FILE.csv", help="write here (default: standard output)"
+    )
+    scenario.add_argument(
+        "--no-update",
+        action="store_true",
+        help="read charging_session as stored, without folding in new polls first",
+    )
+    scenario.set_defaults(control_handler=_scenario)
+
+
+async def _scenario(args: argparse.Namespace) -> int:
+    from charged.balancer.evaluate.scenario_command import cmd_scenario
+
+    return await cmd_scenario(args)
 
 
 async def _evaluate(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 REQUIRED_COLUMNS = ("arrival", "departure", "energy_kwh", "phases", "max_current")
 OPTIONAL_COLUMNS = ("charger", "connector", "follows_limit")
@@ -235,7 +236,7 @@ def format_time(t: float, tz: timezone) -> str:
     return datetime.fromtimestamp(t, tz).isoformat(timespec="seconds")
 
 
-def write_scenario(scenario: Scenario, out: io.TextIOBase | io.StringIO | Path | str) -> None:
+def write_scenario(scenario: Scenario, out: TextIO | Path | str) -> None:
     """Write the visits (in arrival order) as a scenario file."""
     if isinstance(out, Path | str):
         with Path(out).open("w", encoding="utf-8", newline="") as handle:
@@ -244,7 +245,7 @@ def write_scenario(scenario: Scenario, out: io.TextIOBase | io.StringIO | Path |
         _write(scenario, out)
 
 
-def _write(scenario: Scenario, handle: io.TextIOBase | io.StringIO) -> None:
+def _write(scenario: Scenario, handle: TextIO) -> None:
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(COLUMNS)
     for v in scenario.visits:
