@@ -171,6 +171,13 @@ class Metrics:
             fuse_phase,
             registry=r,
         )
+        self.balancer_fuse_capacity = Gauge(
+            "charged_balancer_fuse_capacity_amperes",
+            "What the balancer may use of the fuse per site phase at the last tick: its "
+            "limit less the margin and the building's load (site meters)",
+            fuse_phase,
+            registry=r,
+        )
         self.balancer_paused = Gauge(
             "charged_balancer_connectors_paused",
             "Connectors that want current but are paused (no room for the minimum)",
@@ -195,6 +202,40 @@ class Metrics:
             "CPU time of one balancer step (allocation, plan, rows)",
             buckets=DB_BUCKETS,
             registry=r,
+        )
+
+        # site meters (charged/meters)
+        self.meter_readings = Counter(
+            "charged_meter_readings",
+            "Attempts to read a site meter, by result (ok, bad_payload, unreachable)",
+            ["fuse", "result"],
+            registry=r,
+        )
+        self.meter_current = Gauge(
+            "charged_meter_current_amperes",
+            "A site meter's newest reading per site phase: what else its fuse feeds",
+            fuse_phase,
+            registry=r,
+        )
+        self.meter_stale = Gauge(
+            "charged_meter_stale",
+            "1 while a site meter is stale and its fuse counts the meter's fallback",
+            ["fuse"],
+            registry=r,
+        )
+        self.meter_stale_total = Counter(
+            "charged_meter_stale_transitions",
+            "Times a site meter went stale (its fuse fell back to the configured assumption)",
+            ["fuse"],
+            registry=r,
+        )
+        self.mqtt_connected = Gauge(
+            "charged_mqtt_connected",
+            "1 while the site meters' MQTT broker is connected",
+            registry=r,
+        )
+        self.mqtt_connects = Counter(
+            "charged_mqtt_connects", "Connections made to the site meters' MQTT broker", registry=r
         )
 
     def exposition(self) -> bytes:

@@ -150,20 +150,27 @@ class Fuse:
 class Site:
     """The fuse tree, the chargers it places, and the margin kept below every fuse.
 
-    ``margin`` is subtracted from every fuse's limit on every phase (A): the allocation and
-    the guarantee work against ``limit - margin``.  Validation (one charger in one branch,
-    unique fuse names, every placed charger described) is :func:`charged.balancer.site.
-    build_site`'s job; the constructor only indexes.
+    ``margin`` is subtracted from every fuse's limit on every phase (A), and so is the
+    fuse's ``other_load``, what else flows through it besides the chargers (the building's
+    own load, from a site meter): the allocation and the guarantee work against
+    ``limit - margin - other load``.  ``other_load`` holds (fuse name, A per site phase)
+    pairs, each fuse's own total; :meth:`with_other_load` builds it from meter readings.
+    Validation (one charger in one branch, unique fuse names, every placed charger
+    described) is :func:`charged.balancer.configured.site_from_settings`'s job; the
+    constructor only indexes.
     """
 
     root: Fuse
     chargers: tuple[ChargerSpec, ...]
     margin: float = 0.0
+    other_load: tuple[tuple[str, PhaseCurrents], ...] = ()
     _by_id: Mapping[str, ChargerSpec] = field(init=False, repr=False, compare=False)
     _path: Mapping[str, tuple[Fuse, ...]] = field(init=False, repr=False, compare=False)
+    _other: Mapping[str, PhaseCurrents] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {c.id: c for c in self.chargers})
+        object.__setattr__(self, "_other", dict(self.other_load))
         paths: dict[str, tuple[Fuse, ...]] = {}
 
         def visit(fuse: Fuse, above: tuple[Fuse, ...]) -> None:
@@ -187,9 +194,43 @@ class Site:
         return tuple(self.root.walk())
 
     def capacity(self, fuse: Fuse) -> PhaseCurrents:
-        """What the balancer may use of ``fuse`` on each phase: limit minus margin, >= 0."""
-        a, b, c = (max(0.0, x - self.margin) for x in fuse.limit)
+        """What the balancer may use of ``fuse`` on each phase: limit minus margin minus the
+        other load through it, >= 0."""
+        other = self._other.get(fuse.name, (0.0, 0.0, 0.0))
+        a, b, c = (max(0.0, x - self.margin - o) for x, o in zip(fuse.limit, other, strict=True))
         return (a, b, c)
+
+    def other_load_of(self, fuse: Fuse) -> PhaseCurrents:
+        """What else flows through ``fuse`` besides the chargers (A per site phase)."""
+        return self._other.get(fuse.name, (0.0, 0.0, 0.0))
+
+    def with_other_load(self, metered: Mapping[str, PhaseCurrents]) -> Site:
+        """This site with the building's load subtracted from its fuses.
+
+        ``metered`` is, per metered fuse, what its meter says the fuse feeds besides the
+        chargers, everything below it included (a meter sees what flows at its point).
+        What flows through a fuse also flows through every fuse above it, so a fuse counts
+        the higher, per phase, of its own meter and the sum of what its children count: a
+        fuse with no meter carries its metered children's loads, and a meter above that
+        reads less than the meters below it (readings taken at other moments) is not
+        believed.  Negative values (a building exporting) count as 0: the export may stop
+        before the next reading.
+        """
+
+        def total(fuse: Fuse, out: dict[str, PhaseCurrents]) -> PhaseCurrents:
+            below = [0.0, 0.0, 0.0]
+            for child in fuse.children:
+                for phase, amps in enumerate(total(child, out)):
+                    below[phase] += amps
+            own = metered.get(fuse.name, (0.0, 0.0, 0.0))
+            a, b, c = (max(0.0, own[p], below[p]) for p in range(3))
+            if a or b or c:
+                out[fuse.name] = (a, b, c)
+            return (a, b, c)
+
+        loads: dict[str, PhaseCurrents] = {}
+        total(self.root, loads)
+        return Site(self.root, self.chargers, self.margin, tuple(loads.items()))
 
     def connector_keys(self) -> tuple[ConnectorKey, ...]:
         return tuple(key for c in self.chargers for key in c.connector_keys())

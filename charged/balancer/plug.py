@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from charged.balancer.model import BalancerParams, Site
 from charged.balancer.pins import BALANCER_ACTOR, SqlAuditSource
 from charged.balancer.recall import SqlCarRecall
-from charged.balancer.runtime import BalancerRuntime, RuntimeMode, tick_input
+from charged.balancer.runtime import BalancerRuntime, BuildingLoad, RuntimeMode, tick_input
 from charged.clock import Clock
 from charged.collector.supervisor import TickCallback, TickResult
 from charged.control.audit import SqlAuditSink
@@ -44,9 +44,15 @@ class InstalledBalancer:
     """The balancer as installed in a daemon: its runtime once the daemon has started."""
 
     def __init__(
-        self, daemon: DaemonParts, site: Site, params: BalancerParams, mode: RuntimeMode
+        self,
+        daemon: DaemonParts,
+        site: Site,
+        params: BalancerParams,
+        mode: RuntimeMode,
+        building: BuildingLoad | None = None,
     ) -> None:
         self._daemon = daemon
+        self._building = building
         self._site = site
         self._params = params
         self._mode: RuntimeMode = mode
@@ -73,15 +79,21 @@ class InstalledBalancer:
             params=self._params,
             metrics=d.metrics,
             recall=SqlCarRecall(d.engine),
+            building=self._building,
         )
         await self.runtime.run(stop)
 
 
 def install_balancer(
-    daemon: DaemonParts, site: Site, params: BalancerParams, mode: RuntimeMode
+    daemon: DaemonParts,
+    site: Site,
+    params: BalancerParams,
+    mode: RuntimeMode,
+    building: BuildingLoad | None = None,
 ) -> InstalledBalancer:
-    """Add the balancer's tick consumer and loop to ``daemon`` (before or after its start)."""
-    installed = InstalledBalancer(daemon, site, params, mode)
+    """Add the balancer's tick consumer and loop to ``daemon`` (before or after its start);
+    ``building``: the site meters' book, subtracted from the fuses every tick."""
+    installed = InstalledBalancer(daemon, site, params, mode, building)
     daemon.add_tick_consumer(installed.on_tick)
     daemon.add_task("charged-balancer", installed.run)
     return installed

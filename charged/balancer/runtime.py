@@ -18,6 +18,12 @@ hands them over: a slow vendor never holds up the poll loop) and the loop takes 
 6. every connector's decision is a ``balancer_decision`` row through the batch writer, and the
    per fuse and phase limit, envelope and measured current are metrics.
 
+Site meters: with a ``building`` source (:mod:`charged.meters`) each step asks it for what
+else every metered fuse feeds at the tick's time (a fresh reading plus its headroom, or the
+fallback of a stale meter) and runs the allocation and the plan on the site with that
+subtracted from the fuses (:meth:`~charged.balancer.model.Site.with_other_load`): the pure
+functions see a smaller fuse, nothing else.
+
 Fail-safe: a charger the vendor's cloud load-balances (``isLoadbalanced``) is never driven
 unless the site says the vendor's balancing is off for it; until the list of chargers has
 been read every charger counts as not writable.  A charger that does not answer is offline
@@ -66,6 +72,12 @@ READ_CONCURRENCY = 8
 REREAD_EVERY = 20  # ticks between read-backs of every connector (outside changes)
 
 
+class BuildingLoad(Protocol):
+    """What else the metered fuses feed besides the chargers (charged.meters.MeterBook)."""
+
+    def loads(self, now: float) -> Mapping[str, tuple[float, float, float]]: ...
+
+
 class SettingsReader(SetConnector, Protocol):
     async def chargers(self) -> list[ChargePoint]: ...
 
@@ -92,6 +104,7 @@ class StepReport:
     results: tuple[WriteResult, ...]
     vendor_ok: bool
     measured: Mapping[str, tuple[float, float, float]]  # per fuse, A per site phase
+    site: Site  # as this step saw it: the fuses less the building's load
 
 
 Put = Callable[[RowBatch], Awaitable[None]]
@@ -119,8 +132,11 @@ class BalancerRuntime:
         reread_every: int = REREAD_EVERY,
         logger: Any = None,
         recall: CarRecall | None = None,
+        building: BuildingLoad | None = None,
     ) -> None:
         self.site = site
+        self._building = building
+        self._site_now = site  # the site less the building's load at the last step
         self.mode: RuntimeMode = mode
         self.params = params
         self._controller = controller
@@ -208,9 +224,10 @@ class BalancerRuntime:
         if vendor_ok:
             await self._read_back(now, every=due)
         states = self._states(now)
-        allocation = allocate(self.site, states, now, p, self._memory)
+        site = self._metered_site(now)
+        allocation = allocate(site, states, now, p, self._memory)
         self._memory = allocation.memory
-        decided = plan(self.site, states, allocation.targets, now, p, vendor_ok=vendor_ok)
+        decided = plan(site, states, allocation.targets, now, p, vendor_ok=vendor_ok)
         results: tuple[WriteResult, ...] = ()
         if self.mode == "active" and decided.writes:
             await self._fold_pins()  # a person who just acted wins over this tick's plan
@@ -218,7 +235,9 @@ class BalancerRuntime:
             results = tuple(await self._actuator.send(writes, self._unchanged_check))
             self._apply(results, self._clock.time())
         measured = self._measured(states)
-        report = StepReport(now, tuple(states), allocation, decided, results, vendor_ok, measured)
+        report = StepReport(
+            now, tuple(states), allocation, decided, results, vendor_ok, measured, site
+        )
         self.last = report
         self._steps += 1
         await self._put(
@@ -226,6 +245,16 @@ class BalancerRuntime:
         )
         self._record_metrics(report, time.process_time() - started)
         return report
+
+    def _metered_site(self, now: float) -> Site:
+        """The site with the building's load at ``now`` subtracted (the same object as last
+        step while the loads are unchanged, so the site's index is built once)."""
+        if self._building is None:
+            return self.site
+        site = self.site.with_other_load(self._building.loads(now))
+        if site != self._site_now:
+            self._site_now = site
+        return self._site_now
 
     async def _recall_cars(self) -> None:
         """Take back what an earlier run learned of the cars still plugged in."""
@@ -470,7 +499,7 @@ class BalancerRuntime:
         rows = []
         parents = {c.name: f.name for f in self.site.fuses() for c in f.children}
         for fuse in self.site.fuses():
-            capacity = self.site.capacity(fuse)
+            capacity = report.site.capacity(fuse)
             envelope = report.plan.envelope.get(fuse.name, (0.0, 0.0, 0.0))
             measured = report.measured.get(fuse.name, (0.0, 0.0, 0.0))
             for phase, name in enumerate(PHASE_NAMES):
@@ -500,6 +529,9 @@ class BalancerRuntime:
                 m.balancer_fuse_limit.labels(fuse.name, name).set(fuse.limit[phase])
                 m.balancer_fuse_envelope.labels(fuse.name, name).set(envelope[phase])
                 m.balancer_fuse_measured.labels(fuse.name, name).set(measured[phase])
+                m.balancer_fuse_capacity.labels(fuse.name, name).set(
+                    report.site.capacity(fuse)[phase]
+                )
         m.balancer_paused.set(len(report.allocation.paused))
         m.balancer_pinned.set(len(self.pins.pinned()))
         if self.mode == "shadow":
