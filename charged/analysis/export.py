@@ -41,6 +41,7 @@ TIME_COLUMNS = {
     "charging_session": "start_time",
     "balancer_decision": "tick_time",
     "balancer_fuse": "tick_time",
+    "meter_reading": "read_at",
 }
 ALIASES = {"sessions": "charging_session"}
 

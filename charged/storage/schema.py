@@ -146,6 +146,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "charge_point_availability": ("charge_point_id", "tick_time"),
     "balancer_decision": ("tick_time", "charge_point_id", "connector_id"),
     "balancer_fuse": ("tick_time", "fuse", "phase"),
+    "meter_reading": ("fuse", "read_at"),
 }
 
 # Tables whose rows update the existing row with the same primary key.
@@ -164,6 +165,7 @@ WRITE_ORDER: tuple[str, ...] = (
     "charge_point_availability",
     "balancer_decision",
     "balancer_fuse",
+    "meter_reading",
 )
 
 # Control actions (charged/control): one row per field a CLI or API request tried to change,
@@ -286,4 +288,23 @@ balancer_fuse = Table(
     Column("envelope_a", Float, nullable=False),
     Column("measured_a", Float, nullable=False),
     UniqueConstraint("tick_time", "fuse", "phase", name="uq_balancer_fuse_natural"),
+)
+
+# Site meters (charged/meters): what else a fuse feeds besides the chargers (the building's
+# own load), as read, A per site phase (a meter in W divided by its voltage).  One row per
+# meter and second at most (read_at: when charged received it, whole seconds); source: mqtt
+# or http.  The balancer subtracted the fresh reading plus the meter's headroom from the
+# fuse (balancer_fuse.capacity_a shows what was left).
+meter_reading = Table(
+    "meter_reading",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("read_at", DateTime, nullable=False),
+    Column("fuse", String(128), nullable=False),
+    Column("source", String(8), nullable=False),
+    Column("l1_a", Float, nullable=False),
+    Column("l2_a", Float, nullable=False),
+    Column("l3_a", Float, nullable=False),
+    UniqueConstraint("fuse", "read_at", name="uq_meter_reading_natural"),
+    Index("ix_meter_reading_read_at", "read_at"),
 )
