@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -234,6 +234,13 @@ class Site:
 
     def connector_keys(self) -> tuple[ConnectorKey, ...]:
         return tuple(key for c in self.chargers for key in c.connector_keys())
+
+    def with_installation_current(self, cp_id: str, amps: float) -> Site:
+        """The same site with charger ``cp_id`` capped at ``amps`` (the vendor reports it)."""
+        chargers = tuple(
+            replace(c, installation_current=amps) if c.id == cp_id else c for c in self.chargers
+        )
+        return replace(self, chargers=chargers)
 
 
 # ---------------------------------------------------------------- what a connector is doing

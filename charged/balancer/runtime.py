@@ -60,6 +60,7 @@ from charged.balancer.model import (
 from charged.balancer.pins import AuditSource, PinBook
 from charged.balancer.plan import plan
 from charged.balancer.recall import CarRecall
+from charged.balancer.records import decision_rows, fuse_rows
 from charged.balancer.tracking import Tracked, settings_limit
 from charged.chargeamps.errors import ChargeAmpsError
 from charged.chargeamps.models import ChargePoint, ChargePointStatus, ConnectorSettings
@@ -241,7 +242,10 @@ class BalancerRuntime:
         self.last = report
         self._steps += 1
         await self._put(
-            {"balancer_decision": self._rows(report), "balancer_fuse": self._fuse_rows(report)}
+            {
+                "balancer_decision": decision_rows(report, self.mode),
+                "balancer_fuse": fuse_rows(report, self.site, self.mode),
+            }
         )
         self._record_metrics(report, time.process_time() - started)
         return report
@@ -342,6 +346,7 @@ class BalancerRuntime:
         await asyncio.gather(*(read(t) for t in wanted))
 
     def _adopt(self, tracked: Tracked, settings: ConnectorSettings, now: float) -> None:
+        self._learn_installation_current(tracked.key[0], settings.installation_current)
         value = settings_limit(settings, self.site.charger(tracked.key[0]))
         expected = {tracked.limit, tracked.pending}
         known = tracked.limit is not None
@@ -361,6 +366,16 @@ class BalancerRuntime:
             full=spec.connector_max if spec else self.params.max_current,
             settle_s=self.params.settle_s,
         )
+
+    def _learn_installation_current(self, cp_id: str, amps: float | None) -> None:
+        """A charger installed for less than the site says caps its connectors there: the
+        allocation gives no more, and an offline one counts at no more (the charger itself
+        never exceeds it)."""
+        spec = self.site.charger(cp_id)
+        if amps is None or spec is None or not 0 < amps < spec.installation_current:
+            return
+        self.site = self.site.with_installation_current(cp_id, amps)
+        self._log.info("installation current read", charge_point_id=cp_id, amps=amps)
 
     def _states(self, now: float) -> list[ConnectorState]:
         p = self.params
@@ -454,69 +469,6 @@ class BalancerRuntime:
                 for phase in range(3):
                     sums[fuse.name][phase] += site_currents[phase]
         return {name: (v[0], v[1], v[2]) for name, v in sums.items()}
-
-    def _rows(self, report: StepReport) -> list[dict[str, Any]]:
-        tick_time = datetime.fromtimestamp(round(report.time), UTC).replace(tzinfo=None)
-        writes = {w.key: w for w in report.plan.writes}
-        outcomes = {r.write.key: r.sent.value for r in report.results}
-        rows = []
-        for state in report.states:
-            decision = report.allocation.decisions.get(state.key)
-            write = writes.get(state.key)
-            if self.mode == "shadow":
-                result = "shadow" if write is not None else None
-            else:
-                result = outcomes.get(state.key) if write is not None else None
-            phases = (
-                ""
-                if decision is None
-                else "".join(PHASE_NAMES[p] for p in sorted(decision.site_phases))
-            )
-            bottleneck = None
-            if decision is not None and decision.bottleneck is not None:
-                bottleneck = f"{decision.bottleneck[0]}/{PHASE_NAMES[decision.bottleneck[1]]}"
-            rows.append(
-                {
-                    "tick_time": tick_time,
-                    "charge_point_id": state.key[0],
-                    "connector_id": state.key[1],
-                    "mode": self.mode,
-                    "phases": phases or None,
-                    "measured_a": round(max(state.measured), 3),
-                    "allocated_a": None if decision is None else decision.target,
-                    "limit_in_force_a": state.limit,
-                    "limit_sent_a": None if write is None else write.limit,
-                    "write_result": result,
-                    "reason": None if decision is None else decision.reason.value,
-                    "deferred": (report.plan.deferred.get(state.key) or None),
-                    "bottleneck": bottleneck,
-                }
-            )
-        return rows
-
-    def _fuse_rows(self, report: StepReport) -> list[dict[str, Any]]:
-        tick_time = datetime.fromtimestamp(round(report.time), UTC).replace(tzinfo=None)
-        rows = []
-        parents = {c.name: f.name for f in self.site.fuses() for c in f.children}
-        for fuse in self.site.fuses():
-            capacity = report.site.capacity(fuse)
-            envelope = report.plan.envelope.get(fuse.name, (0.0, 0.0, 0.0))
-            measured = report.measured.get(fuse.name, (0.0, 0.0, 0.0))
-            for phase, name in enumerate(PHASE_NAMES):
-                rows.append(
-                    {
-                        "tick_time": tick_time,
-                        "mode": self.mode,
-                        "fuse": fuse.name,
-                        "parent": parents.get(fuse.name),
-                        "phase": name,
-                        "limit_a": fuse.limit[phase],
-                        "capacity_a": capacity[phase],
-                        "envelope_a": round(envelope[phase], 3),
-                        "measured_a": round(measured[phase], 3),
-                    }
-                )
-        return rows
 
     def _record_metrics(self, report: StepReport, cpu: float) -> None:
         m = self._metrics

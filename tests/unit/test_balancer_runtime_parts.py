@@ -365,3 +365,36 @@ def test_a_persons_change_not_yet_landed_counts_at_the_higher_value() -> None:
     runtime.pins.pin_outside(("CP1", 2))
     runtime._tracked[("CP1", 2)].confirm(8.0, 0.0)
     assert {s.key: s for s in runtime._states(130.0)}[("CP1", 2)].pinned == 8.0
+
+
+def test_the_installation_current_the_vendor_reports_caps_the_connectors() -> None:
+    from charged.balancer.allocate import allocate
+    from charged.balancer.model import Fuse, Site
+    from charged.balancer.runtime import BalancerRuntime
+    from charged.clock import FakeClock
+
+    async def put(_: object) -> None:
+        return None
+
+    site = Site(Fuse("main", (100.0, 100.0, 100.0), chargers=("CP1",)), (ChargerSpec("CP1"),))
+    runtime = BalancerRuntime(
+        site,
+        mode="active",
+        controller=FakeController([]),  # type: ignore[arg-type]
+        audit_rows=None,
+        put=put,
+        clock=FakeClock(),
+    )
+    installed_16 = ConnectorSettings("CP1", 1, 32.0, False, "On", False, installation_current=16)
+    runtime._tracked[KEY].observe(status("Charging", (15.0, 0.0, 0.0), 7), online=True, now=0.0)
+    runtime._adopt(runtime._tracked[KEY], installed_16, 0.0)
+    spec = runtime.site.charger("CP1")
+    assert spec is not None and spec.connector_max == 16
+    assert runtime._tracked[KEY].limit == 16  # 32 A asked, 16 A installed: 16 in force
+    # the allocation offers no more than that; an installation above the site's is ignored
+    allocation = allocate(runtime.site, runtime._states(200.0), 200.0)
+    assert allocation.targets[KEY] <= 16
+    runtime._adopt(
+        runtime._tracked[KEY], dataclasses.replace(installed_16, installation_current=40), 0.0
+    )
+    assert runtime.site.charger("CP1").connector_max == 16  # type: ignore[union-attr]
