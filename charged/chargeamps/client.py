@@ -696,34 +696,32 @@ class ChargeAmpsClient:
 
         async def attempt() -> Any:
             nonlocal renewed_after_401
-            while True:
-                headers = {"Accept": "application/json", "Content-Type": "application/json"}
-                token = ""
-                if auth == "bearer":
-                    try:
-                        token = await self._tokens.token(deadline=deadline)
-                    except ApiUnavailable as exc:
-                        # Login/refresh already retried on their own: don't multiply them.
-                        raise ApiUnavailable(
-                            f"{what}: no token: {exc}", endpoint=template, retryable=False
-                        ) from exc
-                    headers["Authorization"] = f"Bearer {token}"
-                else:
-                    # The auth endpoints take the apiKey instead of a bearer token.
-                    headers["apiKey"] = self._api_key
-                status, raw, retry_after = await self._send(
-                    method, url, template, what, headers, params, payload, deadline
-                )
-                if status == 401 and auth == "bearer" and not renewed_after_401:
-                    # Expired or revoked token: renew once and go again (not a backoff retry).
-                    renewed_after_401 = True
-                    await self._tokens.invalidate(token)
-                    continue
-                return self._interpret(status, raw, retry_after, template, what, auth)
-
-        async def attempt_once() -> Any:
             try:
-                return await attempt()
+                while True:
+                    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+                    token = ""
+                    if auth == "bearer":
+                        try:
+                            token = await self._tokens.token(deadline=deadline)
+                        except ApiUnavailable as exc:
+                            # Login/refresh already retried on their own: don't multiply them.
+                            raise ApiUnavailable(
+                                f"{what}: no token: {exc}", endpoint=template, retryable=False
+                            ) from exc
+                        headers["Authorization"] = f"Bearer {token}"
+                    else:
+                        # The auth endpoints take the apiKey instead of a bearer token.
+                        headers["apiKey"] = self._api_key
+                    status, raw, retry_after = await self._send(
+                        method, url, template, what, headers, params, payload, deadline
+                    )
+                    if status == 401 and auth == "bearer" and not renewed_after_401:
+                        # Expired or revoked token: renew once and go again (not a backoff
+                        # retry).
+                        renewed_after_401 = True
+                        await self._tokens.invalidate(token)
+                        continue
+                    return self._interpret(status, raw, retry_after, template, what, auth)
             except ApiUnavailable as exc:
                 if idempotent or not exc.retryable or not exc.sent:
                     raise
@@ -734,34 +732,22 @@ class ChargeAmpsClient:
                     retryable=False,
                 ) from exc
 
-        def count_retry() -> None:
-            self._metrics.api_retries.labels(template).inc()
-
-        # Almost every call succeeds at once, and building the retry machinery cost more CPU
-        # per request than parsing the answer (bench/README.md): try once without it.  A
-        # failure is handed to the retry loop as its first attempt, so what is retried, the
-        # backoff and the attempt count stay exactly the retry policy's.
-        failed_first: list[Exception] = []
         try:
-            result = await attempt_once()
-        except Exception as exc:
-            failed_first.append(exc)
-
-        async def again() -> Any:
-            if failed_first:
-                raise failed_first.pop()  # the first attempt, already made above
-            return await attempt_once()
-
-        try:
-            if failed_first:
+            # Almost every call succeeds at once, and building the retry machinery cost more
+            # CPU per request than parsing the answer (bench/README.md): try once without it,
+            # and hand a failure to the retry loop as its first attempt.
+            try:
+                result = await attempt()
+            except Exception as first:
                 result = await call_with_retries(
-                    again,
+                    attempt,
                     what=what,
                     policy=self._policy,
                     clock=self._clock,
                     rng=self._rng,
                     deadline=deadline,
-                    on_retry=count_retry,
+                    on_retry=self._metrics.api_retries.labels(template).inc,
+                    first_failure=first,
                 )
         except ApiUnavailable as exc:
             if self._api_up is not False:

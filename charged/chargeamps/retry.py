@@ -94,9 +94,12 @@ async def call_with_retries(
     rng: random.Random,
     deadline: float | None = None,
     on_retry: Callable[[], None] | None = None,
+    first_failure: Exception | None = None,
 ) -> T:
     """Run ``attempt`` until it succeeds, fails for good, or time/attempts run out.
 
+    ``first_failure``: the caller made the first attempt itself, and it failed so; it counts
+    as attempt 1 (what is retried, the backoff and the attempt count stay the policy's).
     Giving up raises ApiUnavailable naming ``what``, the attempts made and the last reason.
     """
     schedule = _Schedule(policy, clock, deadline, rng)
@@ -118,6 +121,8 @@ async def call_with_retries(
         async for try_ in retrying:
             with try_:
                 attempts += 1
+                if attempts == 1 and first_failure is not None:
+                    raise first_failure
                 return await attempt()
     except ApiUnavailable as exc:
         if not exc.retryable:  # deadline, or a failure that has had its own retries
