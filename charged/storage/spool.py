@@ -46,8 +46,6 @@ from charged.metrics import Metrics
 
 RowBatch = Mapping[str, Sequence[Mapping[str, Any]]]
 DecodedBatch = dict[str, list[dict[str, Any]]]
-# Spool.bytes (a property) shadows the builtin inside the class body
-_Record = bytes
 
 MAGIC = b"CHSP"
 _HEADER = struct.Struct("<4sBII")  # magic, flags, payload length, crc32(flags + payload)
@@ -251,7 +249,7 @@ class Spool:
         return self._dir
 
     @property
-    def bytes(self) -> int:
+    def size_bytes(self) -> int:
         """Bytes of unconsumed records on disk (what counts against ``max_bytes``)."""
         return sum(s.size for s in self._segments) - self._read_offset
 
@@ -266,7 +264,7 @@ class Spool:
         return self._full
 
     def pending(self) -> bool:
-        return self.bytes > 0
+        return self.size_bytes > 0
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -303,12 +301,12 @@ class Spool:
                 "of its files (the service user must own them)"
             ) from exc
         self._lock = lock
-        self._metrics.spool_bytes.set(self.bytes)
+        self._metrics.spool_bytes.set(self.size_bytes)
         if self._records:
             self._log.info(
                 "spool holds batches from an earlier run; they will be replayed first",
                 records=self._records,
-                bytes=self.bytes,
+                bytes=self.size_bytes,
             )
 
     def _scan(self) -> None:
@@ -395,9 +393,9 @@ class Spool:
             payload = zlib.compress(payload, 1)
             flags |= _FLAG_ZLIB
         record = frame(payload, flags)
-        if self.bytes + len(record) > self._max_bytes:
+        if self.size_bytes + len(record) > self._max_bytes:
             if not drop_when_full and self.pending():
-                raise SpoolNoRoom(f"{len(record)} bytes do not fit behind {self.bytes}")
+                raise SpoolNoRoom(f"{len(record)} bytes do not fit behind {self.size_bytes}")
             self._reject(batch, len(record), "spool is at its size limit")
             return False
         try:
@@ -410,12 +408,12 @@ class Spool:
         for table, rows in batch.items():
             if rows:
                 self._metrics.rows_spooled.labels(table=table).inc(len(rows))
-        self._metrics.spool_bytes.set(self.bytes)
+        self._metrics.spool_bytes.set(self.size_bytes)
         if self._full:
             self._room_again()
         return True
 
-    def _write(self, record: _Record) -> None:
+    def _write(self, record: bytes) -> None:
         active = self._active
         if active is None or (active.size > 0 and active.size + len(record) > self._segment_bytes):
             active = self._roll()
@@ -474,7 +472,7 @@ class Spool:
             self._log.warning(
                 "spool full: keeping the oldest data, dropping new rows until it drains",
                 reason=reason,
-                spool_bytes=self.bytes,
+                spool_bytes=self.size_bytes,
                 max_bytes=self._max_bytes,
             )
             self._full = True
@@ -540,7 +538,7 @@ class Spool:
         # Empty counts as room too: a batch larger than max_bytes alone would otherwise keep
         # the spool "full" (and /readyz failing) with nothing in it.
         if self._full and (
-            not self.pending() or self.bytes + self._rejected_size <= self._max_bytes
+            not self.pending() or self.size_bytes + self._rejected_size <= self._max_bytes
         ):
             self._room_again()
 
@@ -561,7 +559,7 @@ class Spool:
             self._drop_head()
         if not self._segments:
             self._records = 0
-        self._metrics.spool_bytes.set(self.bytes)
+        self._metrics.spool_bytes.set(self.size_bytes)
 
     def _drop_head(self) -> None:
         head = self._segments.pop(0)

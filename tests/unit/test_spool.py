@@ -133,12 +133,12 @@ def test_fifo_and_counts(tmp_path: Path) -> None:
         metrics.registry.get_sample_value("charged_rows_spooled_total", {"table": "measurement"})
         == 10
     )
-    assert metrics.registry.get_sample_value("charged_spool_bytes") == spool.bytes > 0
+    assert metrics.registry.get_sample_value("charged_spool_bytes") == spool.size_bytes > 0
     # peek without ack is stable: the writer may fail and try the same record again
     first = spool.peek()
     assert first is not None and spool.peek() == first
     assert [b["connector_status"][0]["tick"] for b in drain(spool)] == [0, 1, 2, 3, 4]
-    assert spool.records == 0 and spool.bytes == 0 and not spool.pending()
+    assert spool.records == 0 and spool.size_bytes == 0 and not spool.pending()
     assert metrics.registry.get_sample_value("charged_spool_bytes") == 0
 
 
@@ -266,7 +266,7 @@ def test_flipped_byte_skips_only_that_record(tmp_path: Path, where: str) -> None
 def test_full_spool_keeps_old_data_and_counts_drops(tmp_path: Path) -> None:
     probe, _, _ = make(tmp_path / "probe")
     probe.append(batch_of(10, 0))
-    one = probe.bytes
+    one = probe.size_bytes
     spool, metrics, log = make(tmp_path / "s", max_bytes=one * 3 + one // 2)
     assert all(spool.append(batch_of(10, t)) for t in range(3))
     assert not spool.full
@@ -510,5 +510,5 @@ def test_a_tick_of_ten_thousand_chargers_is_spooled_compact_and_whole(tmp_path: 
     }
     spool, _, _ = make(tmp_path)
     assert spool.append(tick)
-    assert spool.bytes < 2 * 1024**2  # compact: a few bytes a row, not a few hundred
+    assert spool.size_bytes < 2 * 1024**2  # compact: a few bytes a row, not a few hundred
     assert drain(spool) == [tick]

@@ -137,7 +137,7 @@ async def test_outage_spools_keeps_the_queue_moving_and_replays_in_order(tmp_pat
     await h.put_ticks(12, 15)  # newer rows arrive before the spool has drained
     await h.until_drained()
     assert h.written_ticks() == list(range(15))  # nothing missing, nothing twice, in order
-    assert not h.spool.pending() and h.spool.bytes == 0
+    assert not h.spool.pending() and h.spool.size_bytes == 0
     assert h.metric("rows_written", "connector_status") == 30
     assert h.metrics.spool_bytes._value.get() == 0
     assert not h.writer.db_down
