@@ -3,8 +3,6 @@ and the original-scripts baseline against the simulator and MariaDB, and their r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import func, select
 
@@ -21,13 +19,9 @@ pytestmark = pytest.mark.mysql
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    sim = Simulator(SimulatorConfig(chargers=5, seed=3))
-    await sim.start("127.0.0.1", 0)
-    try:
-        yield sim
-    finally:
-        await sim.stop()
+def simulator_config() -> SimulatorConfig:
+    """The fleet the shared ``simulator`` fixture serves here."""
+    return SimulatorConfig(chargers=5, seed=3)
 
 
 async def stored(db_url: str, table: str) -> int:

@@ -41,13 +41,9 @@ WRONG_PASSWORD = "not-the-password-8c1f"
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    sim = Simulator(SimulatorConfig(chargers=2, seed=3))
-    await sim.start("127.0.0.1", 0)
-    try:
-        yield sim
-    finally:
-        await sim.stop()
+def simulator_config() -> SimulatorConfig:
+    """The fleet the shared ``simulator`` fixture serves here."""
+    return SimulatorConfig(chargers=2, seed=3)
 
 
 def write_config(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -31,20 +30,14 @@ STRANGER = "2999999999Z"  # in the tree, not the account's
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    sim = Simulator(
-        SimulatorConfig(
-            chargers=3,
-            seed=SEED,
-            installation_currents={SMALL: 16},
-            loadbalanced=frozenset({BALANCED}),
-        )
+def simulator_config() -> SimulatorConfig:
+    """The fleet the shared ``simulator`` fixture serves here."""
+    return SimulatorConfig(
+        chargers=3,
+        seed=SEED,
+        installation_currents={SMALL: 16},
+        loadbalanced=frozenset({BALANCED}),
     )
-    await sim.start("127.0.0.1", 0)
-    try:
-        yield sim
-    finally:
-        await sim.stop()
 
 
 def site_config(

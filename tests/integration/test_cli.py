@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +40,9 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    sim = Simulator(SimulatorConfig(chargers=2, seed=3))
-    await sim.start("127.0.0.1", 0)
-    try:
-        yield sim
-    finally:
-        await sim.stop()
+def simulator_config() -> SimulatorConfig:
+    """The fleet the shared ``simulator`` fixture serves here."""
+    return SimulatorConfig(chargers=2, seed=3)
 
 
 def config_file(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -23,13 +22,9 @@ TOKEN = "daemon-control-token-0123456789"
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    sim = Simulator(SimulatorConfig(chargers=3, seed=5, speed=1.0))
-    await sim.start("127.0.0.1", 0)
-    try:
-        yield sim
-    finally:
-        await sim.stop()
+def simulator_config() -> SimulatorConfig:
+    """The fleet the shared ``simulator`` fixture serves here."""
+    return SimulatorConfig(chargers=3, seed=5, speed=1.0)
 
 
 def collector_for(sim: Simulator, db_url: str, *, control: bool) -> Daemon:
