@@ -245,12 +245,20 @@ class _NotAudited(Exception):
 
 
 class _Run:
-    """One attempt's audit state: the ``attempted`` rows, once written."""
+    """One attempt's audit state: the ``attempted`` rows, once written.
+
+    ``records`` renders a result as its audit rows, ``audit`` is where they go."""
 
     def __init__(
-        self, controller: Controller, cp_id: str, connector_id: int | None, action: str
+        self,
+        audit: AuditSink,
+        records: Callable[[ChangeResult], list[AuditRecord]],
+        cp_id: str,
+        connector_id: int | None,
+        action: str,
     ) -> None:
-        self._controller = controller
+        self._audit = audit
+        self._records = records
         self._cp_id = cp_id
         self._connector_id = connector_id
         self._action = action
@@ -264,11 +272,10 @@ class _Run:
             self._cp_id, self._connector_id, self._action, changes, Outcome.FAILED
         )
         records = [
-            dataclasses.replace(r, result=ATTEMPTED, error=None)
-            for r in self._controller._records(provisional)
+            dataclasses.replace(r, result=ATTEMPTED, error=None) for r in self._records(provisional)
         ]
         try:
-            self.keys = await self._controller._audit.begin(records)
+            self.keys = await self._audit.begin(records)
         except Exception as exc:
             raise _NotAudited(type(exc).__name__) from exc
 
@@ -587,7 +594,7 @@ class Controller:
         ``rejected`` row per field it asked for (one without a field if it named none)."""
         changes = tuple(FieldChange(name, value) for name, value in asked.items())
         result = ChangeResult(cp_id, connector_id, action, changes, Outcome.REJECTED, reason)
-        return await self._finish(_Run(self, cp_id, connector_id, action), result)
+        return await self._finish(self._run(cp_id, connector_id, action), result)
 
     # ------------------------------------------------------------ the common path
 
@@ -601,7 +608,7 @@ class Controller:
     ) -> ChangeResult:
         """Run ``attempt`` under the target's lock; whatever happens, audit it."""
         asked = tuple(FieldChange(name, value) for name, value in wanted.items())
-        run = _Run(self, cp_id, connector_id, action)
+        run = self._run(cp_id, connector_id, action)
 
         def result(outcome: Outcome, error: str | None, **kw: Any) -> ChangeResult:
             return ChangeResult(
@@ -662,6 +669,9 @@ class Controller:
             )
             return dataclasses.replace(result, audit_error=problem)
         return result
+
+    def _run(self, cp_id: str, connector_id: int | None, action: str) -> _Run:
+        return _Run(self._audit, self._records, cp_id, connector_id, action)
 
     def _records(self, result: ChangeResult) -> list[AuditRecord]:
         when = self._clock.utcnow().replace(tzinfo=None, microsecond=0)
