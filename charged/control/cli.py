@@ -17,19 +17,22 @@ import argparse
 import asyncio
 import contextlib
 import getpass
-import json
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from charged.control.operations import (
-    COMMANDS,
     ChangeResult,
-    ChargerOverview,
     Controller,
-    Outcome,
     UnknownTarget,
+)
+from charged.control.output import (
+    EXIT_FAILED,
+    exit_code,
+    print_overview,
+    print_results,
+    print_settings,
 )
 from charged.control.validation import (
     UNSET,
@@ -37,7 +40,6 @@ from charged.control.validation import (
     ConnectorChange,
     InvalidValue,
     JsonValue,
-    Unset,
     parse_charger_list,
     parse_connector_list,
     parse_dimmer,
@@ -46,10 +48,9 @@ from charged.control.validation import (
     parse_switch,
     remote_start,
 )
-from charged.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_USAGE, Fatal, translate_errors
+from charged.exits import EXIT_CONFIG, EXIT_OK, EXIT_USAGE, Fatal, translate_errors
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-EXIT_FAILED = EXIT_ERROR  # a change failed, was unverified or not audited
 DEFAULT_CONFIG = "/etc/charged/config.yaml"
 UNKNOWN_HINT = "`charged chargers` lists the account's chargers"
 EPILOG = (
@@ -203,10 +204,7 @@ def add_control_commands(subparsers: Any) -> dict[str, Handler]:
 async def cmd_chargers(args: argparse.Namespace) -> int:
     async with _controller(args, audited=False) as controller:
         overview = await controller.overview()
-    if args.json:
-        _print_json({"chargers": [o.to_json() for o in overview]})
-    else:
-        _print_table(_overview_rows(overview))
+    print_overview(overview, as_json=args.json)
     return EXIT_OK
 
 
@@ -309,8 +307,6 @@ async def cmd_reboot(args: argparse.Namespace) -> int:
 
 
 async def _show_settings(args: argparse.Namespace) -> int:
-    from charged.control.operations import chargepoint_settings_json, connector_settings_json
-
     selection = _selection(args, connectors_required=False)
     async with _controller(args, audited=False) as controller:
         try:
@@ -322,40 +318,7 @@ async def _show_settings(args: argparse.Namespace) -> int:
             )
         except UnknownTarget as exc:
             raise _usage(f"{exc.args[0]}; {UNKNOWN_HINT}") from None
-    point_rows = [chargepoint_settings_json(p) for p in points]
-    connector_rows = [connector_settings_json(c) for c in connectors]
-    if args.json:
-        _print_json({"chargers": point_rows, "connectors": connector_rows})
-        return EXIT_OK
-    if selection.connector_ids is None:
-        _print_table(
-            [["CHARGER", "DIMMER", "DOWN LIGHT", "MAX CURRENT", "INSTALLATION"]]
-            + [
-                [
-                    str(p["id"]),
-                    str(p["dimmer"]),
-                    _on_off(p["downLight"]),
-                    _amps_text(p["maxCurrent"]),
-                    _amps_text(p["installationCurrent"], none="-"),
-                ]
-                for p in point_rows
-            ]
-        )
-        print()
-    _print_table(
-        [["CHARGER", "CONNECTOR", "MODE", "MAX CURRENT", "RFID LOCK", "CABLE LOCK"]]
-        + [
-            [
-                str(c["chargePointId"]),
-                str(c["connectorId"]),
-                str(c["mode"]),
-                _amps_text(c["maxCurrent"]),
-                _on_off(c["rfidLock"]),
-                _on_off(c["cableLock"]),
-            ]
-            for c in connector_rows
-        ]
-    )
+    print_settings(points, connectors, as_json=args.json, chargers=selection.connector_ids is None)
     return EXIT_OK
 
 
@@ -596,53 +559,6 @@ async def _audit_refusal(
     return f" (not audited: {'; '.join(sorted(problems))})" if problems else ""
 
 
-def exit_code(results: Sequence[ChangeResult]) -> int:
-    not_done = (Outcome.FAILED, Outcome.UNVERIFIED)
-    if any(r.outcome in not_done or r.audit_error for r in results):
-        return EXIT_FAILED
-    if any(r.outcome is Outcome.REJECTED for r in results):
-        return EXIT_USAGE
-    return EXIT_OK
-
-
-def print_results(
-    results: Sequence[ChangeResult], *, as_json: bool, out: TextIO | None = None
-) -> None:
-    stream = out if out is not None else sys.stdout
-    if as_json:
-        _print_json(
-            {"ok": exit_code(results) == EXIT_OK, "results": [r.to_json() for r in results]},
-            stream,
-        )
-        return
-    rows = [["CHARGER", "CONNECTOR", "FIELD", "OLD", "NEW", "RESULT"]]
-    for r in results:
-        command = r.action in COMMANDS
-        for change in r.changes:
-            # OLD: never read → "-"; for commands the status before.  NEW: stop and reboot
-            # take no value → "-"
-            old = "-" if isinstance(change.old, Unset) else _text(change.old)
-            new = "-" if command and change.new is None else _text(change.new)
-            rows.append(
-                [
-                    r.charger,
-                    "-" if r.connector is None else str(r.connector),
-                    change.field,
-                    old,
-                    new,
-                    r.outcome.value,
-                ]
-            )
-    _print_table(rows, stream)
-    for r in results:
-        where = r.charger if r.connector is None else f"{r.charger} connector {r.connector}"
-        said = r.error or r.note
-        if said:
-            print(f"{where}: {r.outcome.value}: {said}", file=stream)
-        if r.audit_error:
-            print(f"{where}: {r.audit_error}", file=stream)
-
-
 # ---------------------------------------------------------------- small helpers
 
 
@@ -665,61 +581,3 @@ def _actor() -> str:
     except (KeyError, OSError):  # no passwd entry (containers): the uid still says who
         user = f"uid{os.getuid()}"
     return f"cli:{user}"
-
-
-def _overview_rows(overview: Sequence[ChargerOverview]) -> list[list[str]]:
-    rows = [
-        ["CHARGER", "NAME", "TYPE", "STATUS", "CONNECTOR", "STATE", "CURRENT", "POWER", "ENERGY"]
-    ]
-    for cp in overview:
-        if not cp.connectors:
-            rows.append([cp.id, cp.name or "-", cp.type or "-", cp.status, "-", "-", "-", "-", "-"])
-        for c in cp.connectors:
-            rows.append(
-                [
-                    cp.id,
-                    cp.name or "-",
-                    cp.type or "-",
-                    cp.status,
-                    str(c.connector_id),
-                    c.status,
-                    "-" if c.current is None else f"{c.current:.1f} A",
-                    "-" if c.power_kw is None else f"{c.power_kw:.1f} kW",
-                    "-" if c.energy_kwh is None else f"{c.energy_kwh:.2f} kWh",
-                ]
-            )
-    return rows
-
-
-def _amps_text(value: object, *, none: str = "none") -> str:
-    if value is None:
-        return none
-    return f"{value:g} A" if isinstance(value, int | float) else str(value)
-
-
-def _on_off(value: object) -> str:
-    if value is None:
-        return "-"
-    return "on" if value else "off"
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)
-
-
-def _print_table(rows: Sequence[Sequence[str]], out: TextIO | None = None) -> None:
-    stream = out if out is not None else sys.stdout
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(),
-            file=stream,
-        )
-
-
-def _print_json(data: object, out: TextIO | None = None) -> None:
-    print(json.dumps(data, indent=2), file=out if out is not None else sys.stdout)
