@@ -258,15 +258,20 @@ async def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _install_balancer(daemon: Any, settings: Any, log: Any) -> None:
-    """balancer.mode shadow or active: the balancer steps on every tick of the daemon."""
+    """Site meters, whenever the site has any (their readings are stored with the balancer
+    off too); balancer.mode shadow or active: the balancer steps on every tick of the daemon."""
     from charged.balancer.configured import params_from_settings, runtime_mode, site_from_settings
     from charged.balancer.plug import install_balancer
+    from charged.meters.configured import install_meters
 
+    building = install_meters(daemon, settings.site, settings.mqtt)
+    if building is not None:
+        log.info("site meters on", fuses=sorted(building.specs))
     mode = runtime_mode(settings.balancer)
     if mode is None or settings.site.fuse is None:
         return
     site = site_from_settings(settings.site)
-    install_balancer(daemon, site, params_from_settings(settings.balancer), mode)
+    install_balancer(daemon, site, params_from_settings(settings.balancer), mode, building)
     log.info("balancer on", mode=mode, fuses=len(site.fuses()), chargers=len(site.chargers))
 
 

@@ -152,6 +152,83 @@ class ControlSettings(_Section):
     token_file: Path | None = None
 
 
+class MqttSettings(_Section):
+    """The MQTT broker the site meters' topics are read from (site.meters.*.mqtt_topic)."""
+
+    host: str | None = None  # None: no broker (no meter may then name a topic)
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    # TLS with the system's certificate authorities, the broker's host name checked
+    tls: bool = False
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    password_file: Path | None = None
+    client_id: str | None = None  # None: the broker assigns one
+    keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
+    # a lost broker is tried again after reconnect_min_s, doubling up to reconnect_max_s
+    reconnect_min_s: PositiveFloat = 1.0
+    reconnect_max_s: PositiveFloat = 60.0
+
+    @model_validator(mode="after")
+    def _backoff(self) -> MqttSettings:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("password and password_file are both set; keep one")
+        return self
+
+
+PhaseAmps = Annotated[float, Field(ge=0)]
+FieldPath = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class MeterSettings(_Section):
+    """A site meter: what else a fuse feeds besides the chargers, per site phase."""
+
+    # where the readings come from: an MQTT topic (on the mqtt: broker) or an HTTP JSON URL
+    mqtt_topic: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    http_url: str | None = None
+    http_interval_s: Annotated[float, Field(ge=1)] = 10.0  # seconds between HTTP reads
+    # the JSON field of L1, L2, L3: a dotted path, list positions as numbers (data.phases.0.i)
+    fields: Annotated[list[FieldPath], Field(min_length=3, max_length=3)]
+    unit: Literal["A", "W"] = "A"  # W: power per phase, divided by voltage
+    voltage: PositiveFloat = 230.0
+    max_age_s: PositiveFloat = 60.0  # older than this the reading is stale
+    # A per phase the building is assumed to draw while the meter is stale (or [L1, L2, L3]);
+    # None: the fuse's whole limit (nothing left for the chargers)
+    fallback_a: PhaseAmps | Annotated[list[PhaseAmps], Field(min_length=3, max_length=3)] | None = (
+        None
+    )
+    # A added to every fresh reading: what the building may rise by before the next reading
+    headroom_a: PhaseAmps = 2.0
+
+    @field_validator("mqtt_topic")
+    @classmethod
+    def _one_topic(cls, value: str | None) -> str | None:
+        if value is not None and ("+" in value or "#" in value):
+            raise ValueError("must be one topic, without the wildcards + or #")
+        return value
+
+    @field_validator("http_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// on a trusted network)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MeterSettings:
+        if (self.mqtt_topic is None) == (self.http_url is None):
+            raise ValueError("give exactly one of mqtt_topic and http_url")
+        return self
+
+    def fallback(self) -> tuple[float, float, float] | None:
+        if self.fallback_a is None:
+            return None
+        if isinstance(self.fallback_a, list):
+            return (self.fallback_a[0], self.fallback_a[1], self.fallback_a[2])
+        return (self.fallback_a, self.fallback_a, self.fallback_a)
+
+
 ROTATION_PATTERN = r"^(?:L1L2L3|L1L3L2|L2L1L3|L2L3L1|L3L1L2|L3L2L1)$"
 
 
@@ -182,6 +259,8 @@ class SiteSettings(_Section):
     margin: Annotated[float, Field(ge=0)] = 0.0
     # chargers whose isLoadbalanced is true but whose vendor balancing is known to be off
     vendor_balancing_off: list[str] = Field(default_factory=list)
+    # fuse name -> its meter of what else it feeds (the building's own load)
+    meters: dict[str, MeterSettings] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_place_each(self) -> SiteSettings:
@@ -205,6 +284,9 @@ class SiteSettings(_Section):
             strangers = sorted(set(key) - set(placed))
             if strangers:
                 raise ValueError(f"{what}: charger {strangers[0]} is under no fuse of the site")
+        unknown = sorted(set(self.meters) - names)
+        if unknown:
+            raise ValueError(f"meters: {unknown[0]!r} is not the name of a fuse of the site")
         return self
 
     def charger_ids(self) -> list[str]:
@@ -249,6 +331,7 @@ class Settings(_Section):
     control: ControlSettings = Field(default_factory=ControlSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     site: SiteSettings = Field(default_factory=SiteSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
     balancer: BalancerSettings = Field(default_factory=BalancerSettings)
     # where this file came from (for messages); not a YAML key
     source: str = Field(default="<defaults>", exclude=True)
@@ -367,6 +450,13 @@ def settings_from_mapping(
             f"{source}: balancer.mode is {settings.balancer.mode} but there is no site: "
             "describe the fuse tree under site (see config.example.yaml)"
         )
+    topics = [name for name, m in settings.site.meters.items() if m.mqtt_topic is not None]
+    if topics and settings.mqtt.host is None:
+        raise ConfigError(
+            f"{source}: site.meters.{topics[0]}.mqtt_topic is set but mqtt.host is not: "
+            "name the broker under mqtt (see config.example.yaml)"
+        )
+    updates["mqtt"] = _resolve_mqtt(settings.mqtt, source, env, strict=require_secrets)
     settings = settings.model_copy(update=updates)
     if require_secrets:
         for name in SECRET_FIELDS:
@@ -433,6 +523,28 @@ def _resolve_secrets(
     return api.model_copy(update=updates)
 
 
+MQTT_PASSWORD_ENV = "CHARGED_MQTT_PASSWORD"
+
+
+def _resolve_mqtt(
+    mqtt: MqttSettings, source: str, env: Mapping[str, str], *, strict: bool = True
+) -> MqttSettings:
+    """The broker's password from the file, mqtt.password_file or the environment."""
+    password = mqtt.password
+    if mqtt.password_file is not None:
+        try:
+            password = mqtt.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            if strict:
+                raise ConfigError(
+                    f"{source}: mqtt.password_file: cannot read {mqtt.password_file}: "
+                    f"{exc.strerror}"
+                ) from None
+            password = None
+    password = env.get(MQTT_PASSWORD_ENV) or password
+    return mqtt.model_copy(update={"password": password})
+
+
 CONTROL_TOKEN_ENV = "CHARGED_CONTROL_TOKEN"
 MIN_CONTROL_TOKEN = 16
 
@@ -466,6 +578,7 @@ _INLINE_SECRETS = (
     ("api", "password", f"api.password_file or {env_name('password')}"),
     ("api", "api_key", f"api.api_key_file or {env_name('api_key')}"),
     ("control", "token", f"control.token_file or {CONTROL_TOKEN_ENV}"),
+    ("mqtt", "password", f"mqtt.password_file or {MQTT_PASSWORD_ENV}"),
 )
 
 

@@ -230,7 +230,7 @@ class Site:
 
         loads: dict[str, PhaseCurrents] = {}
         total(self.root, loads)
-        return Site(self.root, self.chargers, self.margin, tuple(loads.items()))
+        return replace(self, other_load=tuple(loads.items()))
 
     def connector_keys(self) -> tuple[ConnectorKey, ...]:
         return tuple(key for c in self.chargers for key in c.connector_keys())

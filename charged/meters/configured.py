@@ -1,0 +1,125 @@
+"""The site meters as the config describes them (``site.meters``, ``mqtt``), and installed in
+the daemon: one MQTT connection for every topic, one poll loop per HTTP meter, one book."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from charged.clock import Clock
+from charged.config import FuseSettings, MeterSettings, MqttSettings, SiteSettings
+from charged.meters.book import MeterBook, MeterSpec
+from charged.meters.http import HttpMeter, UrlMeter
+from charged.meters.mqtt import Broker, MqttMeters, TopicMeter
+from charged.meters.payload import PayloadSpec
+from charged.metrics import Metrics
+from charged.storage.writes import RowBatch
+
+
+class MeterDaemon(Protocol):
+    """What the meters need of the daemon (charged.daemon.Daemon)."""
+
+    clock: Clock
+    metrics: Metrics
+    queue: asyncio.Queue[Any]
+
+    def add_task(
+        self, name: str, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+    ) -> None: ...
+
+
+@dataclass
+class SiteMeters:
+    book: MeterBook
+    mqtt: MqttMeters | None = None
+    http: list[HttpMeter] = field(default_factory=list)
+
+
+def meter_specs(site: SiteSettings) -> list[MeterSpec]:
+    limits = {f.name: f.limits() for f in _fuses(site.fuse)}
+    return [
+        MeterSpec(
+            fuse=name,
+            source="mqtt" if m.mqtt_topic is not None else "http",
+            max_age_s=m.max_age_s,
+            # no fallback configured: the building may take the whole fuse
+            fallback=m.fallback() or limits[name],
+            headroom=m.headroom_a,
+        )
+        for name, m in site.meters.items()
+    ]
+
+
+def site_meters(
+    site: SiteSettings,
+    mqtt: MqttSettings,
+    *,
+    put: Callable[[RowBatch], Awaitable[None]],
+    clock: Clock,
+    metrics: Metrics | None = None,
+    logger: Any = None,
+) -> SiteMeters | None:
+    """The book and the sources of ``site.meters``; None when there is none."""
+    if not site.meters:
+        return None
+    book = MeterBook(meter_specs(site), metrics=metrics, logger=logger)
+    out = SiteMeters(book)
+    topics = [
+        TopicMeter(name, m.mqtt_topic, _payload(m))
+        for name, m in site.meters.items()
+        if m.mqtt_topic is not None
+    ]
+    if topics:
+        assert mqtt.host is not None  # the config refuses topics without a broker
+        out.mqtt = MqttMeters(
+            broker_of(mqtt), topics, book, put=put, clock=clock, metrics=metrics, logger=logger
+        )
+    for name, m in site.meters.items():
+        if m.http_url is not None:
+            url = UrlMeter(name, m.http_url, m.http_interval_s, _payload(m))
+            out.http.append(HttpMeter(url, book, put=put, clock=clock))
+    return out
+
+
+def broker_of(mqtt: MqttSettings) -> Broker:
+    assert mqtt.host is not None
+    return Broker(
+        host=mqtt.host,
+        port=mqtt.port,
+        tls=mqtt.tls,
+        username=mqtt.username,
+        password=mqtt.password,
+        client_id=mqtt.client_id,
+        keepalive=mqtt.keepalive,
+        reconnect_min_s=mqtt.reconnect_min_s,
+        reconnect_max_s=mqtt.reconnect_max_s,
+    )
+
+
+def install_meters(daemon: MeterDaemon, site: SiteSettings, mqtt: MqttSettings) -> MeterBook | None:
+    """Add the meters' loops to ``daemon``; → the book the balancer reads (None: no meters)."""
+    meters = site_meters(
+        site, mqtt, put=daemon.queue.put, clock=daemon.clock, metrics=daemon.metrics
+    )
+    if meters is None:
+        return None
+    if meters.mqtt is not None:
+        daemon.add_task("charged-meters-mqtt", meters.mqtt.run)
+    for http in meters.http:
+        daemon.add_task(f"charged-meter-{http.meter.fuse}", http.run)
+    return meters.book
+
+
+def _payload(meter: MeterSettings) -> PayloadSpec:
+    return PayloadSpec.of(meter.fields, meter.unit, meter.voltage)
+
+
+def _fuses(fuse: FuseSettings | None) -> list[FuseSettings]:
+    if fuse is None:
+        return []
+    out = [fuse]
+    for child in fuse.children:
+        out.extend(_fuses(child))
+    return out
