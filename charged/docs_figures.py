@@ -1,6 +1,7 @@
 """Regenerate the README's figures from a fresh demo database.
 
     python -m charged.docs_figures [--out docs/img] [--db FILE]
+    python -m charged.docs_figures --evaluation [--out docs/img]
 
 Runs the demo for four real minutes — ``charged demo --date 2026-01-05 --speed 60 --interval 1
 --duration 240``: 30 simulated chargers from 07:00 to 11:00 UTC, a poll every fleet minute —
@@ -14,6 +15,10 @@ type (and prints them):
 - ``session-phase-currents.png``: (b) the three phase currents of the limited session, with
   the limit from the audit table;
 - ``garage.png``: (c) total power and current per phase of the whole garage.
+
+``--evaluation`` draws the balancer evaluation's figures instead (no demo):
+:mod:`charged.balancer.evaluate.paper_figures`, every policy on issue 15's simulated garage,
+each figure as PNG and PDF.
 
 It is a tool for the documentation, not part of :mod:`charged.analysis`: it drives the demo,
 the collector and the control layer, which the analysis package must not depend on.
@@ -188,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--db", type=Path, help="keep the demo database here (a new file; default: a temp file)"
     )
+    parser.add_argument(
+        "--evaluation",
+        action="store_true",
+        help="the balancer evaluation's figures instead (every policy on issue 15's simulated "
+        "garage, bench/sites/garage.yaml; PNG and PDF), no demo",
+    )
     args = parser.parse_args(argv)
     try:
         import matplotlib  # noqa: F401
@@ -201,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no directory {args.out}; run from the project's root or give --out DIR",
               file=sys.stderr)  # fmt: skip
         return 2
+    if args.evaluation:
+        from charged.balancer.evaluate.paper_figures import evaluation_figures
+
+        for path in evaluation_figures(args.out):
+            print(f"wrote {path}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="charged-figures-") as scratch:
         db: Path = args.db or Path(scratch) / "charged-demo.db"
         if db.exists():

@@ -131,8 +131,15 @@ def _add_evaluate(sub: Any) -> None:
         "--plot",
         type=Path,
         metavar="OUT.png",
-        help="per-phase current at every fuse against its limit, a row per policy "
-        "(.png, .svg or .pdf; needs matplotlib)",
+        help="per-phase current at every fuse against its limit, a row per policy, the same "
+        "axes (.png, .svg or .pdf; needs matplotlib)",
+    )
+    evaluate.add_argument(
+        "--plot-energy",
+        type=Path,
+        metavar="OUT.png",
+        help="energy served: kWh delivered since the start per policy, with optimal and the "
+        "energy asked by the cars arrived (.png, .svg or .pdf)",
     )
     evaluate.set_defaults(control_handler=_evaluate)
 

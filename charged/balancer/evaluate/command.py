@@ -20,9 +20,11 @@ from typing import Any, TextIO
 from charged.balancer.evaluate.engine import EngineParams, RunResult, run
 from charged.balancer.evaluate.generate import garage_day, garage_month
 from charged.balancer.evaluate.metrics import Figures, figures
+from charged.balancer.evaluate.optimum import Optimum, optimum_figures
 from charged.balancer.evaluate.policies import POLICIES, make_policy
 from charged.balancer.evaluate.scenario import Scenario, ScenarioError, read_scenario
 from charged.balancer.evaluate.sitefile import SiteFile, differences, read_site_file
+from charged.exits import Fatal
 
 OPTIMAL = "optimal"
 POLICY_NAMES = (*POLICIES, OPTIMAL)
@@ -40,6 +42,7 @@ class Evaluation:
     site_file: SiteFile
     figures: tuple[Figures, ...]
     runs: tuple[RunResult, ...]  # the engine's runs (optimal has none)
+    optimum: Optimum | None = None  # optimal's schedule, when it was asked for
 
 
 def policy_list(text: str) -> list[str]:
@@ -95,11 +98,13 @@ def evaluate(
 ) -> Evaluation:
     results: list[Figures] = []
     runs: list[RunResult] = []
+    optimum: Optimum | None = None
     for name in names:
         if progress is not None:
             progress(name)
         if name == OPTIMAL:
-            results.append(_optimal(scenario, site_file))
+            optimum = _optimal(scenario, site_file)
+            results.append(optimum_figures(optimum))
             continue
         policy = make_policy(name, site_file.site, site_file.params)
         try:
@@ -108,18 +113,14 @@ def evaluate(
             raise EvaluateError(str(exc)) from None
         runs.append(result)
         results.append(figures(result))
-    return Evaluation(scenario, site_file, tuple(results), tuple(runs))
+    return Evaluation(scenario, site_file, tuple(results), tuple(runs), optimum)
 
 
-def _optimal(scenario: Scenario, site_file: SiteFile) -> Figures:
-    from charged.balancer.evaluate.optimum import (
-        OptimumUnavailable,
-        optimum_figures,
-        solve,
-    )
+def _optimal(scenario: Scenario, site_file: SiteFile) -> Optimum:
+    from charged.balancer.evaluate.optimum import OptimumUnavailable, solve
 
     try:
-        return optimum_figures(solve(scenario, site_file.site))
+        return solve(scenario, site_file.site)
     except OptimumUnavailable as exc:
         raise EvaluateError(str(exc)) from None
     except ScenarioError as exc:
@@ -216,8 +217,6 @@ def as_json(evaluation: Evaluation, names: Sequence[str]) -> dict[str, Any]:
 
 
 async def cmd_evaluate(args: argparse.Namespace) -> int:
-    from charged.exits import Fatal
-
     try:
         names = policy_list(args.policy)
         try:
@@ -227,11 +226,10 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
         for line in differences(site_file.site, site_file.grid):
             print(f"charged: warning: {args.site}: {line}", file=sys.stderr)
         scenario = load_scenario(args, site_file)
-        if args.plot is not None:
-            _check_plot(args.plot)
-        engine = EngineParams(
-            limit_delay_s=args.limit_delay, seed=args.seed, trace=args.plot is not None
-        )
+        plots = [p for p in (args.plot, args.plot_energy) if p is not None]
+        for path in plots:
+            _check_plot(path)
+        engine = EngineParams(limit_delay_s=args.limit_delay, seed=args.seed, trace=bool(plots))
         evaluation = evaluate(scenario, site_file, names, engine)
     except EvaluateError as exc:
         raise Fatal(str(exc), EXIT_USAGE) from None
@@ -245,12 +243,30 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{args.limit_delay[0]}-{args.limit_delay[1]} s after a write"
         )
         print_table(table(evaluation.figures), sys.stdout)
-    if args.plot is not None:
-        from charged.balancer.evaluate.plot import fuse_figure
-
-        fuse_figure(evaluation.runs).savefig(args.plot, dpi=100)
-        print(f"wrote {args.plot}", file=sys.stderr)
+    write_plots(evaluation, args.plot, args.plot_energy)
     return 0
+
+
+def write_plots(evaluation: Evaluation, fuses: Path | None, energy: Path | None) -> None:
+    """--plot (the fuses, a row per policy) and --plot-energy (energy served)."""
+    from charged.balancer.evaluate.plot import energy_figure, fuse_figure
+
+    tz = evaluation.scenario.tz
+    if fuses is not None:
+        if not evaluation.runs and evaluation.optimum is None:
+            raise Fatal("--plot: no policy ran", EXIT_USAGE)
+        _save(fuse_figure(evaluation.runs, evaluation.optimum, tz=tz), fuses)
+    if energy is not None:
+        figure = energy_figure(evaluation.runs, evaluation.scenario, evaluation.optimum, tz=tz)
+        _save(figure, energy)
+
+
+def _save(figure: Any, path: Path) -> None:
+    try:
+        figure.savefig(path, dpi=150)
+    except OSError as exc:
+        raise Fatal(f"cannot write {path}: {exc.strerror or exc}; choose a writable path") from None
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _check_plot(path: Path) -> None:

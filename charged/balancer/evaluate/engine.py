@@ -114,6 +114,10 @@ class RunResult:
     root_loaded_s: int = 0  # seconds with any current through the root fuse
     root_energy_kwh: float = 0.0  # through the root fuse at the nominal voltage
     traces: tuple[FuseTrace, ...] = ()
+    # the energy through the root fuse from the start to each tick (kWh; figures only): what
+    # the cars have taken so far, every car being below the root
+    energy_times: Sequence[int] = ()
+    energy_kwh: Sequence[float] = ()
 
     @property
     def ticks(self) -> int:
@@ -259,6 +263,7 @@ def run(
     tick_times = array("q")
     tick_values: list[array[int]] = [array("q") for _ in grid.limits_ma]
     idle_cache: dict[ConnectorKey, ConnectorTelemetry] = {}
+    energy_mas = array("q")  # ∫ root current dt at every tick (trace only)
     for t in range(start, end + 1, tick):
         physics.advance_to(t)
         readings: dict[ConnectorKey, ConnectorTelemetry] = {}
@@ -276,6 +281,8 @@ def run(
             plugged += 1
             readings[key] = _reading(plug, key, setting, t)
         plugged_s += plugged * tick
+        if params.trace:
+            energy_mas.append(grid.root_mas)
         if not per_second and params.trace:
             tick_times.append(t - tick)  # the window [t - tick, t)
             # the highest current of the tick just ended (spikes between polls show)
@@ -322,6 +329,8 @@ def run(
         root_loaded_s=grid.loaded_s,
         root_energy_kwh=grid.root_mas / 1000 * NOMINAL_VOLTAGE / 3.6e6,
         traces=traces,
+        energy_times=range(start, start + tick * len(energy_mas), tick),
+        energy_kwh=[mas / 1000 * NOMINAL_VOLTAGE / 3.6e6 for mas in energy_mas],
     )
 
 

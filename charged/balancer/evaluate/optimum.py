@@ -61,6 +61,11 @@ class Optimum:
     solve_s: float
     variables: int
     components: int
+    # the schedule, for figures: the start of every step with a car present and, per step,
+    # the mean current of every (fuse, site phase) column (``columns`` names their order)
+    step_times: tuple[int, ...] = ()
+    step_loads: tuple[tuple[float, ...], ...] = ()
+    columns: tuple[tuple[str, int], ...] = ()
 
 
 def default_step(scenario: Scenario) -> int:
@@ -92,12 +97,14 @@ def solve(
     wiring = _Wiring(site)
     delivered: dict[int, float] = {}
     step_loads: list[list[float]] = []  # per step: the current of every fuse-phase column
+    step_times: list[int] = []
     variables = 0
     components = _components(scenario.visits)
     for members in components:
         visits = [scenario.visits[i] for i in members]
-        energy, loads, nvar = _solve_component(visits, wiring, step_s, fair_second_stage)
+        energy, loads, nvar, t0 = _solve_component(visits, wiring, step_s, fair_second_stage)
         variables += nvar
+        step_times.extend(range(t0, t0 + step_s * len(loads), step_s))
         for n, index in enumerate(members):
             delivered[index] = energy[n]
         step_loads.extend(loads)
@@ -133,6 +140,9 @@ def solve(
         solve_s=time.perf_counter() - began,
         variables=variables,
         components=len(components),
+        step_times=tuple(step_times),
+        step_loads=tuple(tuple(load) for load in step_loads),
+        columns=tuple(wiring.columns),
     )
 
 
@@ -160,8 +170,9 @@ class _Wiring:
 
 def _solve_component(
     visits: Sequence[Visit], wiring: _Wiring, step_s: int, fair: bool
-) -> tuple[list[float], list[list[float]], int]:
-    """(kWh per visit, per step the current of every column, variables) of one component."""
+) -> tuple[list[float], list[list[float]], int, int]:
+    """(kWh per visit, per step the current of every column, variables, the first step's
+    start) of one component."""
     import numpy as np
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
@@ -241,7 +252,7 @@ def _solve_component(
             energy = np.bincount(of_visit, weights=kwh_per_amp * x, minlength=nvis)
     column_load = (fuse_rows @ x).reshape(ncol, steps)
     loads = [[float(column_load[c, k]) for c in range(ncol)] for k in range(steps)]
-    return [float(e) for e in energy], loads, nvar
+    return [float(e) for e in energy], loads, nvar, int(t0)
 
 
 def _components(visits: Sequence[Visit]) -> list[list[int]]:
