@@ -66,6 +66,14 @@ connector_status = Table(
         "charge_point_id", "connector_id", "date_created", name="uq_connector_status_natural"
     ),
     Index("ix_connector_status_date_created", "date_created"),
+    # a session's polls (load_polls, the balancer's recall) without the connector's history
+    Index(
+        "ix_connector_status_session_id",
+        "session_id",
+        "charge_point_id",
+        "connector_id",
+        "date_created",
+    ),
 )
 
 measurement = Table(
@@ -83,11 +91,14 @@ measurement = Table(
     UniqueConstraint(
         "charge_point_id",
         "connector_id",
-        "phase",
         "date_created",
+        "phase",
         name="uq_measurement_natural",
     ),
     Index("ix_measurement_date_created", "date_created"),
+    # phase currents by session id (research queries); the key above serves a connector's
+    # phases by time
+    Index("ix_measurement_session_id", "session_id", "date_created"),
 )
 
 poll_cycle = Table(
@@ -140,7 +151,7 @@ charge_point_availability = Table(
 # is a no-op.  charge_point_status is keyed by its primary key and upserted instead.
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "connector_status": ("charge_point_id", "connector_id", "date_created"),
-    "measurement": ("charge_point_id", "connector_id", "phase", "date_created"),
+    "measurement": ("charge_point_id", "connector_id", "date_created", "phase"),
     "poll_cycle": ("tick_time",),
     "poll_gap": ("tick_time", "charge_point_id"),
     "charge_point_availability": ("charge_point_id", "tick_time"),

@@ -1,0 +1,406 @@
+"""The queries of issue 18 on a synthetic garage history, before and after migration 0011.
+
+``python -m bench.queries [--chargers 30] [--days 92] [--repeats 5]``
+
+Builds a garage history in MariaDB (database ``charged_bench_queries``, created and dropped)
+at revision 0010 with INSERT … SELECT, a day per statement, in time order as the collector
+writes it: every charger has two connectors polled every 30 s; each connector has one
+session a day (connected 10 h, charging the first 8 h at 16 A on three phases, staggered by
+charger), so measurement holds about as many rows as connector_status; one charging_session
+row per session with one of 40 RFID tags.  Then it times each query ``--repeats`` times on
+different sessions and days (the median counts: each repeat reads pages not read before, as
+a researcher's next question does), applies migration 0011 (the indexes) while a writer
+inserts a tick of rows every second (the longest insert during the migration is reported: the
+lock it waited for), and times the queries again.  Everything in one run, on one database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bench.database import DEFAULT_SERVER, Server
+from bench.machine import describe, mariadb_version
+from charged.analysis import plot_data, session_store
+from charged.analysis.energy_report import energy_by
+from charged.storage.engine import create_engine
+from charged.storage.migrate import upgrade
+
+DATABASE = "charged_bench_queries"
+BEFORE = "0010"  # the revision before the indexes
+INDEXES = "0011"  # the indexes that fit the queries
+START = datetime(2025, 1, 1)
+POLL_S = 30
+TICKS_PER_DAY = 86400 // POLL_S
+CONNECTED_H, CHARGING_H = 10, 8
+TAGS = 40
+
+
+def session_id(slot: int, day: int) -> int:
+    """slot: charger number × 2 + connector - 1."""
+    return 1_000_000_000 + slot * 10_000 + day
+
+
+def first_hour(slot: int) -> int:
+    return 5 + slot % 8  # sessions begin between 05:00 and 12:00
+
+
+# ------------------------------------------------------------------------------ building
+
+
+async def build(engine: AsyncEngine, chargers: int, days: int) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE bench_tick (i INT PRIMARY KEY)"))
+        await conn.execute(text("INSERT INTO bench_tick VALUES (0)"))
+        size = 1
+        while size < TICKS_PER_DAY:
+            await conn.execute(
+                text("INSERT INTO bench_tick SELECT i + :n FROM bench_tick WHERE i + :n < :top"),
+                {"n": size, "top": TICKS_PER_DAY},
+            )
+            size *= 2
+        await conn.execute(
+            text("CREATE TABLE bench_slot (slot INT PRIMARY KEY, cp VARCHAR(32), connector INT)")
+        )
+        await conn.execute(
+            text("INSERT INTO bench_slot VALUES (:slot, :cp, :connector)"),
+            [
+                {"slot": 2 * n + c - 1, "cp": f"2301{n:06d}A", "connector": c}
+                for n in range(chargers)
+                for c in (1, 2)
+            ],
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO charge_point_status (id, status) "
+                "SELECT DISTINCT cp, 'Online' FROM bench_slot"
+            )
+        )
+    began = time.perf_counter()
+    for day in range(days):
+        async with engine.begin() as conn:
+            await _one_day(conn, day)
+        if day % 10 == 9 or day == days - 1:
+            spent = time.perf_counter() - began
+            print(f"  built {day + 1} of {days} days ({spent:.0f} s)", flush=True)
+    async with engine.begin() as conn:
+        await _sessions(conn, days)
+        await conn.execute(text("DROP TABLE bench_tick"))
+        await conn.execute(text("DROP TABLE bench_slot"))
+
+
+async def _one_day(conn: AsyncConnection, day: int) -> None:
+    # h: the hour since the slot's session began (negative before it)
+    params = {"day": day, "start": START + timedelta(days=day), "poll": POLL_S}
+    moment = "TIMESTAMPADD(SECOND, t.i * :poll, :start)"
+    h = "(t.i * :poll / 3600.0 - (5 + s.slot % 8))"
+    await conn.execute(
+        text(
+            "INSERT INTO connector_status (charge_point_id, connector_id, total_consumption_kwh, "
+            "session_type, status, start_time, end_time, session_id, date_created, "
+            "charging_power_kw) "
+            f"SELECT s.cp, s.connector, "
+            f"CASE WHEN {h} >= 0 AND {h} < {CONNECTED_H} "
+            f"  THEN ROUND(LEAST({h}, {CHARGING_H}) * 11.0, 3) ELSE 0 END, "
+            f"CASE WHEN {h} >= 0 AND {h} < {CONNECTED_H} THEN 'RFID' END, "
+            f"CASE WHEN {h} >= 0 AND {h} < {CHARGING_H} THEN 'Charging' "
+            f"  WHEN {h} >= 0 AND {h} < {CONNECTED_H} THEN 'SuspendedEV' "
+            "  ELSE 'Available' END, "
+            f"CASE WHEN {h} >= 0 AND {h} < {CONNECTED_H} THEN "
+            "  DATE_FORMAT(TIMESTAMPADD(HOUR, 5 + s.slot % 8, :start), '%Y-%m-%dT%H:%i:%sZ') END, "
+            "NULL, "
+            f"CASE WHEN {h} >= 0 AND {h} < {CONNECTED_H} "
+            "  THEN 1000000000 + s.slot * 10000 + :day END, "
+            f"{moment}, "
+            f"CASE WHEN {h} >= 0 AND {h} < {CHARGING_H} THEN 11.04 ELSE 0 END "
+            "FROM bench_tick AS t CROSS JOIN bench_slot AS s ORDER BY t.i, s.slot"
+        ),
+        params,
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO measurement (phase, `current`, voltage, connector_id, charge_point_id, "
+            "session_id, date_created) "
+            "SELECT p.phase, 16.0, 230.0, c.connector_id, c.charge_point_id, c.session_id, "
+            "c.date_created FROM connector_status AS c "
+            "CROSS JOIN (SELECT 'L1' AS phase UNION ALL SELECT 'L2' UNION ALL SELECT 'L3') AS p "
+            "WHERE c.date_created >= :start AND c.date_created < TIMESTAMPADD(DAY, 1, :start) "
+            "AND c.status = 'Charging' ORDER BY c.id, p.phase"
+        ),
+        params,
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO poll_cycle (tick_time, chargers_asked, chargers_ok, chargers_failed, "
+            "`rows`, duration_s) SELECT "
+            f"{moment}, (SELECT COUNT(*) / 2 FROM bench_slot), "
+            "(SELECT COUNT(*) / 2 FROM bench_slot), 0, 0, 0.2 FROM bench_tick AS t"
+        ),
+        params,
+    )
+
+
+async def _sessions(conn: AsyncConnection, days: int) -> None:
+    for day in range(days):
+        start = START + timedelta(days=day)
+        await conn.execute(
+            text(
+                "INSERT INTO charging_session (charge_point_id, connector_id, session_id, "
+                "session_type, start_time, end_time, energy_kwh, polls, gap_count, gap_s, "
+                "first_poll, last_poll, rfid, user_id, reconciled_at, updated, connected_s, "
+                "charging_s) SELECT s.cp, s.connector, 1000000000 + s.slot * 10000 + :day, "
+                "'RFID', TIMESTAMPADD(HOUR, 5 + s.slot % 8, :start), "
+                f"TIMESTAMPADD(HOUR, 5 + s.slot % 8 + {CONNECTED_H}, :start), "
+                f"{CHARGING_H * 11.0}, {CONNECTED_H * 3600 // POLL_S}, 0, 0, "
+                "TIMESTAMPADD(HOUR, 5 + s.slot % 8, :start), "
+                f"TIMESTAMPADD(SECOND, -{POLL_S}, "
+                f"TIMESTAMPADD(HOUR, 5 + s.slot % 8 + {CONNECTED_H}, :start)), "
+                f"CONCAT('TAG', LPAD((s.slot + :day) % {TAGS}, 2, '0')), NULL, :start, :start, "
+                f"{CONNECTED_H * 3600}, {CHARGING_H * 3600} FROM bench_slot AS s"
+            ),
+            {"day": day, "start": start},
+        )
+
+
+# ------------------------------------------------------------------------------ the queries
+
+
+@dataclass
+class Workload:
+    chargers: int
+    days: int
+    repeats: int
+
+    def session(self, i: int) -> tuple[str, int, int, datetime, datetime]:
+        """The i-th sampled session: spread over chargers and over the last third of time."""
+        n = (7 * i + 3) % self.chargers
+        connector = 1 + i % 2
+        slot = 2 * n + connector - 1
+        day = self.days - 1 - (5 * i + 1) % max(1, self.days // 3)
+        first = START + timedelta(days=day, hours=first_hour(slot))
+        last = first + timedelta(hours=CONNECTED_H) - timedelta(seconds=POLL_S)
+        return f"2301{n:06d}A", connector, session_id(slot, day), first, last
+
+    def day(self, i: int) -> datetime:
+        return START + timedelta(days=self.days - 1 - (3 * i + 2) % max(1, self.days // 3))
+
+
+async def q_phases(conn: AsyncConnection, w: Workload, i: int) -> int:
+    cp, connector, _, first, last = w.session(i)
+    return len(await session_store._phases(conn, cp, connector, first, last))
+
+
+async def q_phases_by_session(conn: AsyncConnection, w: Workload, i: int) -> int:
+    sid = w.session(i)[2]
+    result = await conn.execute(
+        text(
+            "SELECT date_created, phase, `current` FROM measurement WHERE session_id = :sid "
+            "ORDER BY date_created"
+        ),
+        {"sid": sid},
+    )
+    return len(result.all())
+
+
+async def q_polls(conn: AsyncConnection, w: Workload, i: int) -> int:
+    cp, connector, sid, _, _ = w.session(i)
+    return len(await session_store.load_polls(conn, (cp, connector, sid), None))
+
+
+async def q_day_energy(conn: AsyncConnection, w: Workload, i: int) -> int:
+    day = w.day(i)
+    result = await conn.execute(
+        text(
+            "SELECT charge_point_id, connector_id, SUM(`current` * voltage) * :poll / 3.6e6 "
+            "FROM measurement WHERE date_created >= :day AND date_created < :next "
+            "GROUP BY charge_point_id, connector_id"
+        ),
+        {"poll": POLL_S, "day": day, "next": day + timedelta(days=1)},
+    )
+    return len(result.all())
+
+
+async def q_garage_day(conn: AsyncConnection, w: Workload, i: int) -> int:
+    day = w.day(i)
+    return len((await plot_data.garage_series(conn, day, day + timedelta(days=1))).times)
+
+
+async def q_month_tags(conn: AsyncConnection, w: Workload, i: int) -> int:
+    month = START + timedelta(days=30 * ((w.days // 30 - 1 - i) % max(1, w.days // 30)))
+    until = month + timedelta(days=30)
+    rows = await plot_data.find_sessions(conn, since=month, until=until)
+    return len(energy_by(rows, "tag", month, until).lines)
+
+
+Query = Callable[[AsyncConnection, Workload, int], Awaitable[int]]
+QUERIES: list[tuple[str, Query, float | None]] = [
+    ("one session's phases by (charger, connector, time), as the tracker reads them", q_phases, 50),
+    ("phase currents by session id", q_phases_by_session, None),
+    ("the polls of one session (`load_polls` without `since`, phases included)", q_polls, 50),
+    ("a day's energy per connector (from measurement)", q_day_energy, 200),
+    ("the garage series of one day (`garage_series`)", q_garage_day, None),
+    ("a month's per-tag energy report (`find_sessions` + `energy_by`)", q_month_tags, 1000),
+]
+
+
+async def time_queries(engine: AsyncEngine, w: Workload, shift: int) -> dict[str, float]:
+    """Median ms per query; ``shift`` picks other sessions and days than a previous pass."""
+    medians: dict[str, float] = {}
+    async with engine.connect() as conn:
+        for name, query, _ in QUERIES:
+            times = []
+            for r in range(w.repeats):
+                began = time.perf_counter()
+                found = await query(conn, w, shift + r)
+                times.append((time.perf_counter() - began) * 1000)
+                assert found, f"{name}: nothing found (the synthetic data is wrong)"
+            medians[name] = statistics.median(times)
+            print(f"  {name}: {medians[name]:.1f} ms ({found} rows last)", flush=True)
+    return medians
+
+
+# ------------------------------------------------------------------------------ migrating
+
+
+@dataclass
+class WriterDuringMigration:
+    """Inserts a tick's connector rows every second; the longest insert is the lock waited."""
+
+    engine: AsyncEngine
+    chargers: int
+    latencies: list[float] = field(default_factory=list)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tick = START + timedelta(days=4000)
+        while not stop.is_set():
+            rows = [
+                {"cp": f"2301{n:06d}A", "c": c, "t": tick}
+                for n in range(self.chargers)
+                for c in (1, 2)
+            ]
+            began = time.perf_counter()
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO connector_status (charge_point_id, connector_id, status, "
+                        "date_created) VALUES (:cp, :c, 'Available', :t)"
+                    ),
+                    rows,
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO measurement (charge_point_id, connector_id, phase, "
+                        "`current`, voltage, date_created) VALUES (:cp, :c, 'L1', 0, 230, :t)"
+                    ),
+                    rows,
+                )
+            self.latencies.append(time.perf_counter() - began)
+            tick += timedelta(seconds=POLL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def migrate_under_load(url: str, engine: AsyncEngine, chargers: int) -> tuple[float, Any]:
+    writer = WriterDuringMigration(engine, chargers)
+    stop = asyncio.Event()
+    task = asyncio.create_task(writer.run(stop))
+    await asyncio.sleep(2.0)
+    began = time.perf_counter()
+    await upgrade(url, INDEXES)
+    spent = time.perf_counter() - began
+    stop.set()
+    await task
+    return spent, writer
+
+
+async def table_rows(engine: AsyncEngine) -> dict[str, tuple[int, float]]:
+    out = {}
+    async with engine.connect() as conn:
+        for table in ("connector_status", "measurement", "charging_session"):
+            count = int((await conn.execute(text(f"SELECT COUNT(*) FROM {table}"))).scalar_one())
+            size = (
+                await conn.execute(
+                    text(
+                        "SELECT data_length + index_length FROM information_schema.tables "
+                        "WHERE table_schema = DATABASE() AND table_name = :t"
+                    ),
+                    {"t": table},
+                )
+            ).scalar_one()
+            out[table] = (count, float(size or 0) / 2**30)
+    return out
+
+
+async def analyze(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        for table in ("connector_status", "measurement", "charging_session", "poll_cycle"):
+            await conn.execute(text(f"ANALYZE TABLE {table}"))
+
+
+async def main(args: argparse.Namespace) -> None:
+    server = Server.from_url(args.mysql_url)
+    version = await mariadb_version(server.host, server.port, server.user, server.password)
+    for line in describe(version):
+        print(line)
+    await server.admin(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+    await server.admin(f"CREATE DATABASE `{DATABASE}`")
+    url = server.url(DATABASE)
+    engine = create_engine(url)
+    try:
+        await upgrade(url, BEFORE)
+        print(f"building {args.chargers} chargers × {args.days} days at revision {BEFORE} …")
+        began = time.perf_counter()
+        await build(engine, args.chargers, args.days)
+        print(f"  built in {time.perf_counter() - began:.0f} s")
+        await analyze(engine)
+        sizes = await table_rows(engine)
+        for table, (count, gib) in sizes.items():
+            print(f"  {table}: {count:,} rows, {gib:.2f} GiB")
+        w = Workload(args.chargers, args.days, args.repeats)
+        print(f"before (revision {BEFORE}):")
+        before = await time_queries(engine, w, 0)
+        print(f"migrating to {INDEXES} with a writer inserting a tick every second …")
+        spent, writer = await migrate_under_load(url, engine, args.chargers)
+        worst = max(writer.latencies) if writer.latencies else 0.0
+        print(
+            f"  migration {spent:.1f} s; writer: {len(writer.latencies)} ticks inserted, "
+            f"median {statistics.median(writer.latencies) * 1000:.0f} ms, "
+            f"longest {worst * 1000:.0f} ms"
+        )
+        await analyze(engine)
+        print(f"after (revision {INDEXES}):")
+        after = await time_queries(engine, w, args.repeats)
+        print()
+        print(f"| query | before ({BEFORE}) | after ({INDEXES}) | target |")
+        print("|---|---:|---:|---:|")
+        for name, _, target in QUERIES:
+            goal = f"≤ {target:,.0f} ms" if target else "—"
+            print(f"| {name} | {before[name]:,.1f} ms | {after[name]:,.1f} ms | {goal} |")
+    finally:
+        await engine.dispose()
+        if not args.keep:
+            await server.admin(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.queries", description=__doc__)
+    parser.add_argument("--mysql-url", default=DEFAULT_SERVER)
+    parser.add_argument("--chargers", type=int, default=30)
+    parser.add_argument("--days", type=int, default=92)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    return parser
+
+
+if __name__ == "__main__":
+    asyncio.run(main(_parser().parse_args()))
