@@ -31,8 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bench.database import DEFAULT_SERVER, Server
 from bench.machine import describe, mariadb_version
-from charged.analysis import plot_data, session_store
+from charged.analysis import plot_data
 from charged.analysis.energy_report import energy_by
+from charged.sessions import store as session_store
 from charged.storage.engine import create_engine
 from charged.storage.migrate import upgrade
 

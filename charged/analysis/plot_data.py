@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from charged.analysis.derive import PHASES
-from charged.analysis.session_store import load_polls
+from charged.sessions.derive import PHASES
+from charged.sessions.store import load_polls
 from charged.storage.schema import (
     charging_session,
     connector_status,
@@ -85,7 +85,7 @@ async def session_series(conn: AsyncConnection, session: Row) -> SessionSeries:
     """The session's polls: energy counter, power and per-phase currents at each.
 
     The polls are read and their power taken exactly as the session's own figures are
-    (:func:`~charged.analysis.session_store.load_polls`, :attr:`Poll.power_w`): ∑ current ×
+    (:func:`~charged.sessions.store.load_polls`, :attr:`Poll.power_w`): ∑ current ×
     voltage, the vendor's ``chargingPowerKw`` on a poll without measurements.  A poll that is
     not charging and has neither is 0 W (the vendor measures only while charging); a charging
     poll with neither is unknown (None), drawn as a break, never as 0.

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charged.analysis.availability import OfflineSpan
-from charged.analysis.derive import GAP_FACTOR, PHASES, gap_spans, usual_spacing_of
 from charged.analysis.plot_data import GarageSeries, SessionSeries
+from charged.sessions.derive import GAP_FACTOR, PHASES, gap_spans, usual_spacing_of
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -27,8 +27,12 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from charged.analysis.derive import SessionFacts, VendorSession, derive_session
-from charged.analysis.session_store import (
+from charged.chargeamps.errors import ChargeAmpsError
+from charged.chargeamps.models import ChargingSession
+from charged.clock import Clock, SystemClock, sleep_or_stop
+from charged.metrics import Metrics
+from charged.sessions.derive import SessionFacts, VendorSession, derive_session
+from charged.sessions.store import (
     SessionKey,
     StoredSession,
     load_polls,
@@ -43,10 +47,6 @@ from charged.analysis.session_store import (
     upsert_facts,
     upsert_vendor,
 )
-from charged.chargeamps.errors import ChargeAmpsError
-from charged.chargeamps.models import ChargingSession
-from charged.clock import Clock, SystemClock, sleep_or_stop
-from charged.metrics import Metrics
 from charged.storage.schema import charge_point_status, charging_session
 
 # The power integral and the energy counter disagree by more than this share (and by more

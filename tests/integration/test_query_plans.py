@@ -26,12 +26,13 @@ import pytest
 from sqlalchemy import event, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from charged.analysis import plot_data, session_store
+from charged.analysis import plot_data
 from charged.analysis.availability import offline_spans
 from charged.analysis.export import export_query, table_named
 from charged.balancer.cli import read_status
 from charged.balancer.recall import SqlCarRecall
 from charged.planning.loads import loads_from_polls
+from charged.sessions import store as session_store
 from charged.storage.engine import create_engine
 from charged.storage.migrate import upgrade
 from charged.storage.schema import (

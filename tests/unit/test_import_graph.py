@@ -135,3 +135,31 @@ def test_the_analysis_package_stays_below_the_service_and_the_commands() -> None
         if target.startswith(above)
     }
     assert wrong == set()
+
+
+def reachable_from(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in graph[todo.pop()]:
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def test_the_sessions_package_stays_below_the_analysis_package() -> None:
+    # the session tracker is a daemon task the collector starts; analysis (the reports) reads
+    # the sessions it stores.  Were sessions to import analysis, even through a third module,
+    # the daemon would load the report code and the two could import each other back.
+    graph = import_graph()
+    wrong = {
+        (name, target)
+        for name in graph
+        if name.startswith("charged.sessions")
+        for target in reachable_from(graph, name)
+        if target.startswith("charged.analysis")
+    }
+    assert wrong == set()
+    assert "charged.sessions.derive" in graph["charged.analysis.plots"]  # the rule's other side

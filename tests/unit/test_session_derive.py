@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from charged.analysis.derive import Poll, VendorSession, derive_session, detect_phases, gap_spans
+from charged.sessions.derive import Poll, VendorSession, derive_session, detect_phases, gap_spans
 
 T0 = datetime(2026, 1, 5, 8, 0, 0)
 ONE_PHASE = {"L1": (15.0, 230.0), "L2": (0.001, 230.0), "L3": (0.001, 231.0)}

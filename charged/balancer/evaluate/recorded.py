@@ -32,9 +32,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from charged.analysis.derive import PHASE_MIN_CURRENT_A, Poll, detect_phases
-from charged.analysis.session_store import load_polls
 from charged.balancer.evaluate.scenario import MAX_CURRENT, Scenario, Visit
+from charged.sessions.derive import PHASE_MIN_CURRENT_A, Poll, detect_phases
+from charged.sessions.store import load_polls
 from charged.storage.schema import charging_session
 
 Row = dict[str, Any]

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
-from charged.analysis.derive import Poll, SessionFacts, VendorSession
+from charged.sessions.derive import Poll, SessionFacts, VendorSession
 from charged.storage.engine import StorageError
 from charged.storage.schema import charging_session, connector_status, measurement
 
