@@ -23,7 +23,8 @@ One tick, in order:
 6. *Arrivals.*  Idle connectors (no car, or a full one) get ``arrival_limit`` from room nobody
    else uses, so that a car plugged in starts at once; 0 where there is none.
 
-The targets respect every fuse phase (fixed loads + targets <= limit - margin) whenever the
+The targets respect every fuse phase (fixed loads + targets <= its capacity,
+limit - margin - the building's load: ``Site.capacity``) whenever the
 fixed loads do; the guarantee (:mod:`charged.balancer.plan`) decides when each may be sent.
 """
 
@@ -106,7 +107,8 @@ def allocate(
     ``memory`` is the previous tick's ``Allocation.memory`` (None: a fresh start).
 
     Connectors that want current share what the fuses leave max-min fairly (water-filling in
-    the unit ``params.fairness``) under every fuse's per-phase capacity (limit - margin), each
+    the unit ``params.fairness``) under every fuse's per-phase capacity (``Site.capacity``:
+    limit - margin - the building's metered load), each
     connector's 32 A and installation current and the car's own learned maximum.  When a
     bottleneck cannot give everyone ``params.min_current`` some are paused (0), chosen so that
     nobody waits forever (``memory``).  Pinned, offline and unwritable connectors are fixed

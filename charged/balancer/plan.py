@@ -2,7 +2,8 @@
 
 The invariant: for every fuse and site phase, the sum of the connectors' worst cases
 (:func:`charged.balancer.envelope.worst_case`: what each may draw before the next poll, old
-and new limit alike until the car has followed) stays within limit - margin.  A write can
+and new limit alike until the car has followed) stays within its capacity
+(``Site.capacity``: limit - margin - the building's metered load).  A write can
 only raise a worst case when it is an increase, and an increase is let out only into room
 the envelope already has: so once the envelope fits, it keeps fitting, whatever the 30-s
 loop, the cloud's delays and the order in which chargers apply the writes.
@@ -54,7 +55,7 @@ def plan(
     decrease still settling; the connector's full limit when its limit is unknown or its
     charger offline; a pinned limit as it is; on every site phase of the terminals its car
     uses (all three when unknown).  In ``guarantee`` mode no write this function returns can
-    make an envelope exceed a fuse's capacity (limit - margin) on any phase: decreases go out
+    make an envelope exceed a fuse's capacity (``Site.capacity``) on any phase: decreases go out
     first (they free room only once confirmed and settled), increases only into room already
     free, at most ``params.max_writes_per_tick`` writes.  ``vendor_ok=False`` (a vendor
     outage) lets decreases out and holds every increase.  In ``measured`` mode increases are

@@ -95,7 +95,12 @@ def sites_and_states(draw: st.DrawFn) -> tuple[Site, list[ConnectorState]]:
         children=(child,),
         chargers=tuple(ids[:split]),
     )
+    building = draw(
+        st.sampled_from([(), (("main", (5.0, 0.0, 12.0)),), (("row", (3.0, 3.0, 3.0)),)])
+    )
     site = Site(root, specs, margin=draw(st.sampled_from([0.0, 2.0])))
+    if building:  # the building's metered load, carried up the tree as the runtime does
+        site = site.with_other_load(dict(building))
     states: list[ConnectorState] = []
     limits = st.sampled_from([0.0, 6.0, 10.0, 16.0, 32.0])
     for spec in specs:
