@@ -19,9 +19,15 @@ import contextlib
 import getpass
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
+from charged.control.confirmation import (
+    at_a_terminal,
+    check_confirmation,
+    confirmed,
+    needs_asking,
+)
 from charged.control.operations import (
     ChangeResult,
     Controller,
@@ -34,14 +40,13 @@ from charged.control.output import (
     print_results,
     print_settings,
 )
+from charged.control.targets import Selection, selection_from_args
 from charged.control.validation import (
     UNSET,
     ChargePointChange,
     ConnectorChange,
     InvalidValue,
     JsonValue,
-    parse_charger_list,
-    parse_connector_list,
     parse_dimmer,
     parse_max_current,
     parse_mode,
@@ -211,7 +216,7 @@ async def cmd_chargers(args: argparse.Namespace) -> int:
 async def cmd_settings(args: argparse.Namespace) -> int:
     if args.settings_command == "show":
         return await _show_settings(args)
-    selection = _selection(args, connectors_required=True)
+    selection = selection_from_args(args, connectors_required=True)
     asked = _asked(
         mode=args.mode,
         maxCurrent=args.max_current,
@@ -241,7 +246,7 @@ async def cmd_settings(args: argparse.Namespace) -> int:
 
 
 async def cmd_chargepoint(args: argparse.Namespace) -> int:
-    selection = _selection(args, connectors_required=False)
+    selection = selection_from_args(args, connectors_required=False)
     asked = _asked(dimmer=args.dimmer, downLight=args.down_light, maxCurrent=args.max_current)
     if not asked:
         raise _usage("nothing to change: give --dimmer, --down-light or --max-current")
@@ -266,7 +271,7 @@ async def cmd_chargepoint(args: argparse.Namespace) -> int:
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
-    selection = _selection(args, connectors_required=True)
+    selection = selection_from_args(args, connectors_required=True)
     asked: dict[str, JsonValue] = {"remoteStart": args.rfid}
     try:
         start = remote_start(args.rfid, args.rfid_format, args.rfid_length)
@@ -282,7 +287,7 @@ async def cmd_start(args: argparse.Namespace) -> int:
 
 
 async def cmd_stop(args: argparse.Namespace) -> int:
-    selection = _selection(args, connectors_required=True)
+    selection = selection_from_args(args, connectors_required=True)
     _check_confirmation(args, selection, "stopping charging on")
 
     async def one(controller: Controller, cp: str, n: int | None) -> ChangeResult:
@@ -295,7 +300,7 @@ async def cmd_stop(args: argparse.Namespace) -> int:
 
 
 async def cmd_reboot(args: argparse.Namespace) -> int:
-    selection = _selection(args, connectors_required=False)
+    selection = selection_from_args(args, connectors_required=False)
     _check_confirmation(args, selection, "rebooting")
 
     async def one(controller: Controller, cp: str, n: int | None) -> ChangeResult:
@@ -307,7 +312,7 @@ async def cmd_reboot(args: argparse.Namespace) -> int:
 
 
 async def _show_settings(args: argparse.Namespace) -> int:
-    selection = _selection(args, connectors_required=False)
+    selection = selection_from_args(args, connectors_required=False)
     async with _controller(args, audited=False) as controller:
         try:
             cps = await selection.chargers(controller)
@@ -322,114 +327,16 @@ async def _show_settings(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# ---------------------------------------------------------------- targets
+# ---------------------------------------------------------------- running
 
-Target = tuple[str, int | None]
 One = Callable[[Controller, str, "int | None"], Awaitable[ChangeResult]]
 
-
-class _Selection:
-    """Which chargers and connectors a command is for, resolved against the owned list."""
-
-    def __init__(
-        self, charger_ids: tuple[str, ...] | None, connector_ids: tuple[int, ...] | None
-    ) -> None:
-        self.charger_ids = charger_ids  # None: every owned charger
-        self.connector_ids = connector_ids  # None: every connector of each charger
-
-    async def chargers(self, controller: Controller) -> tuple[str, ...]:
-        if self.charger_ids is None:
-            return await controller.charger_ids()
-        return self.charger_ids
-
-    async def connectors(self, controller: Controller) -> list[tuple[str, int]]:
-        targets: list[tuple[str, int]] = []
-        for cp in await self.chargers(controller):
-            if self.connector_ids is not None:
-                targets.extend((cp, n) for n in self.connector_ids)
-            else:
-                targets.extend((cp, n) for n in await controller.connector_ids(cp))
-        return targets
-
-    async def named(self, controller: Controller, *, connectors: bool) -> list[Target]:
-        """The targets as the command names them, without checking them (a list given by
-        hand needs no vendor call; ``--all`` reads the owned list)."""
-        if connectors and self.connector_ids is None:  # --all without a connector list
-            return list(await self.connectors(controller))
-        ids: tuple[int | None, ...] = (
-            self.connector_ids if connectors and self.connector_ids else (None,)
-        )
-        return [(cp, n) for cp in await self.chargers(controller) for n in ids]
-
-    async def resolve(self, controller: Controller, *, connectors: bool) -> list[Target]:
-        """The targets, each checked against the account's chargers (UnknownTarget)."""
-        targets = await self.named(controller, connectors=connectors)
-        for cp, n in targets:
-            if n is None:
-                await controller.check_charger(cp)
-            else:
-                await controller.check_connector(cp, n)
-        return targets
+# What counts as a terminal to ask at; a module name of its own so a test can say there is one.
+_interactive = at_a_terminal
 
 
-def _selection(args: argparse.Namespace, *, connectors_required: bool) -> _Selection:
-    cp_text: str | None = args.charger
-    connector_text: str | None = getattr(args, "connector", None)
-    try:
-        if args.all:
-            if cp_text is not None and connector_text is None and hasattr(args, "connector"):
-                # `--all 1`: the one positional given is the connector list
-                cp_text, connector_text = None, cp_text
-            if cp_text is not None:
-                raise _usage("give either --all or charger ids, not both")
-            connectors = None if connector_text is None else parse_connector_list(connector_text)
-            return _Selection(None, connectors)
-        if cp_text is None:
-            raise _usage("give the charger id(s) (e.g. 2003000123A or CP1,CP2) or --all")
-        chargers = parse_charger_list(cp_text)
-        if connector_text is None and connectors_required:
-            raise _usage("give the connector id(s) (e.g. 1 or 1,2)")
-        connectors = None if connector_text is None else parse_connector_list(connector_text)
-        return _Selection(chargers, connectors)
-    except InvalidValue as exc:
-        raise _usage(str(exc)) from None
-
-
-# ---------------------------------------------------------------- confirming
-
-
-def _several(selection: _Selection) -> bool:
-    return selection.charger_ids is None or len(selection.charger_ids) > 1
-
-
-def _check_confirmation(args: argparse.Namespace, selection: _Selection, doing: str) -> None:
-    """Several chargers at once need --yes, or a terminal to ask at (asked later)."""
-    if args.yes or not _several(selection) or _interactive():
-        return
-    what = "every charger" if selection.charger_ids is None else "several chargers"
-    raise _usage(
-        f"{doing} {what} at once stops every car on them: add --yes "
-        "(or run it at a terminal to confirm)"
-    )
-
-
-def _interactive() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()
-
-
-def _confirmed(verb: str, targets: Sequence[Target]) -> bool:
-    chargers = list(dict.fromkeys(cp for cp, _ in targets))
-    shown = ", ".join(chargers[:5]) + (
-        f" and {len(chargers) - 5} more" if len(chargers) > 5 else ""
-    )
-    sys.stderr.write(
-        f"{verb} {len(chargers)} chargers ({shown})? Every car on them stops charging. [y/N] "
-    )
-    sys.stderr.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-
-# ---------------------------------------------------------------- running
+def _check_confirmation(args: argparse.Namespace, selection: Selection, doing: str) -> None:
+    check_confirmation(selection, doing, yes=args.yes, interactive=_interactive)
 
 
 @contextlib.asynccontextmanager
@@ -499,7 +406,7 @@ async def _audit_engine(database: Any) -> Any:
 
 async def _run_changes(
     args: argparse.Namespace,
-    selection: _Selection,
+    selection: Selection,
     action: str,
     asked: dict[str, JsonValue],
     one: One,
@@ -516,8 +423,8 @@ async def _run_changes(
             reason = str(exc.args[0])
             problem = await _audit_refusal(controller, selection, action, asked, reason, connectors)
             raise _usage(f"{reason}; {UNKNOWN_HINT}{problem}") from None
-        asking = confirm is not None and not args.yes and _several(selection)
-        if asking and not _confirmed(str(confirm), targets):
+        asking = confirm is not None and needs_asking(selection, yes=args.yes)
+        if asking and not confirmed(str(confirm), targets):
             raise Fatal("not confirmed: nothing sent", EXIT_FAILED)
         results = list(await asyncio.gather(*(one(controller, cp, n) for cp, n in targets)))
     print_results(results, as_json=args.json)
@@ -526,7 +433,7 @@ async def _run_changes(
 
 async def _refuse(
     args: argparse.Namespace,
-    selection: _Selection,
+    selection: Selection,
     action: str,
     asked: dict[str, JsonValue],
     reason: str,
@@ -544,7 +451,7 @@ async def _refuse(
 
 async def _audit_refusal(
     controller: Controller,
-    selection: _Selection,
+    selection: Selection,
     action: str,
     asked: dict[str, JsonValue],
     reason: str,
