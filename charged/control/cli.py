@@ -347,12 +347,10 @@ async def _controller(
 
     Without ``login`` the vendor is only asked if the controller needs it (``--all``).
     """
-    import aiohttp
-
     from charged.clock import SystemClock
     from charged.config import ConfigError, load_settings
     from charged.control.audit import AuditSink, MemoryAuditSink, SqlAuditSink
-    from charged.daemon.vendor import vendor_client
+    from charged.daemon.vendor import vendor_client, vendor_session
     from charged.log import configure_logging
 
     try:
@@ -367,7 +365,7 @@ async def _controller(
     clock = SystemClock()
     engine = None
     try:
-        async with aiohttp.ClientSession() as session:
+        async with vendor_session(settings) as session:
             sink: AuditSink = MemoryAuditSink()
             if audited:
                 engine = await _audit_engine(settings.database)

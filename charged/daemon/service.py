@@ -42,7 +42,7 @@ from charged.config import Settings
 from charged.control.api import ControllerUnavailable, control_routes
 from charged.control.audit import SqlAuditSink
 from charged.control.operations import Controller
-from charged.daemon.vendor import vendor_client
+from charged.daemon.vendor import vendor_client, vendor_session
 from charged.metrics import Metrics
 from charged.ops.health import ReadinessState
 from charged.ops.sdnotify import SystemdNotifier, TickNotifier
@@ -201,7 +201,7 @@ class Daemon:
         )
         self.spool.open()
         self._fsync_task = asyncio.create_task(self.spool.run_fsync(), name="charged-spool-fsync")
-        self._session = aiohttp.ClientSession()
+        self._session = vendor_session(s)
         self.client = vendor_client(self._session, s, clock=self.clock, metrics=self.metrics)
         self.writer = BatchWriter(
             self.engine,

@@ -15,6 +15,17 @@ from charged.config import Settings
 from charged.metrics import Metrics
 
 
+def vendor_session(settings: Settings) -> aiohttp.ClientSession:
+    """The HTTP session for the vendor client: its connection pool holds as many connections
+    as ``api.max_concurrency`` lets requests run at once.  aiohttp's default pool holds 100,
+    so a wider setting did nothing: the requests beyond the 100th waited for a connection.
+    Every request takes a rate-limiter slot before it takes a connection, so the pool is
+    never the narrower of the two."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.api.max_concurrency, limit_per_host=0)
+    )
+
+
 def vendor_client(
     session: aiohttp.ClientSession,
     settings: Settings,

@@ -81,3 +81,18 @@ async def test_latest_tick_hands_the_newest_result_to_a_slower_loop() -> None:
     assert not waiting.done()  # nothing newer than what it got
     latest.put(tick(59))
     assert (await waiting).tick_time.second == 59
+
+
+async def test_the_connection_pool_is_as_wide_as_the_concurrency(
+    simulator: Simulator, sqlite_url: str
+) -> None:
+    # aiohttp's default pool holds 100 connections: a max_concurrency above it did nothing
+    settings = settings_for(simulator, sqlite_url)
+    settings = settings.model_copy(
+        update={"api": settings.api.model_copy(update={"max_concurrency": 250})}
+    )
+    async with Daemon(settings) as daemon:
+        session = daemon._session
+        assert session is not None and session.connector is not None
+        assert session.connector.limit == 250
+        assert session.connector.limit_per_host == 0  # every request goes to one host
