@@ -131,6 +131,20 @@ async def wait_until(condition: Callable[[], bool], within: float) -> None:
         await asyncio.sleep(0.01)
 
 
+async def wait_quiet(count: Callable[[], int], quiet: float, within: float) -> None:
+    """Poll ``count`` on the event loop until it has not changed for ``quiet`` seconds; fail
+    after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + within
+    last, since = count(), loop.time()
+    while loop.time() - since < quiet:
+        if loop.time() > give_up:
+            raise AssertionError(f"still changing after {within} s")
+        await asyncio.sleep(0.01)
+        if count() != last:
+            last, since = count(), loop.time()
+
+
 def noon_today() -> float:
     # Fleet clock from noon UTC: many cars plugged in, so bodies carry measurements.
     return datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0).timestamp()
@@ -223,14 +237,17 @@ async def test_api_faults_keep_ticking_and_store_exactly_what_was_served(
     spike = await run.ticks("latency", 2)
     late = int(status_requests(metrics, "timeout") - timeouts_before)
     # The simulator sleeps the latency in its middleware, before the handler records the
-    # body, and aiohttp lets a handler finish after its client hung up: each abandoned
-    # request still lands in `served`, up to SLOW seconds after its tick.  Wait for all of
-    # them before the latency is lifted, then leave exactly those out of what is expected.
-    await wait_until(lambda: len(sim.served) - served_before >= late, SETTLE_TIMEOUT)
+    # body, and aiohttp lets a handler finish after its client hung up: an abandoned request
+    # that reached the simulator still lands in `served`, up to SLOW seconds after its tick.
+    # One the client gave up on before it got there (a loaded machine: the connect alone
+    # can outlast the timeout) never lands.  Wait until nothing has landed for a while,
+    # before the latency is lifted, then leave exactly what landed out of what is expected.
+    await wait_quiet(lambda: len(sim.served), quiet=4 * SLOW, within=SETTLE_TIMEOUT)
     faults.latency = 0.0
+    landed = len(sim.served) - served_before
     assert late >= 2 * CHARGERS  # at least one attempt per charger per tick
-    assert len(sim.served) - served_before == late
-    run.late.update(range(served_before, served_before + late))
+    assert 0 < landed <= late
+    run.late.update(range(served_before, served_before + landed))
     assert all(t.ok == 0 and t.failed == CHARGERS for t in spike.ticks)
     assert all("no answer within" in why for why in spike.gaps().values())
 
