@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, TypeVar
@@ -153,6 +154,27 @@ class _AuthCalls:
         return await self._client._refresh_call(token, refresh_token, deadline)
 
 
+# URL paths kept built (one per charger and endpoint): far above any fleet's, and a bound.
+PATH_CACHE_SIZE = 65_536
+
+
+@dataclass(slots=True)
+class _Call:
+    """What stays the same over the attempts of one logical call."""
+
+    method: str
+    template: str
+    what: str  # "GET /chargepoints/X/status": for messages
+    url: str
+    params: Mapping[str, str] | None
+    payload: bytes | None
+    auth: AuthMode
+    deadline: float | None
+    idempotent: bool
+    # a 401 renews the token once per call, not once per attempt
+    renewed_after_401: bool = False
+
+
 class ChargeAmpsClient:
     def __init__(
         self,
@@ -198,7 +220,16 @@ class ChargeAmpsClient:
         self._log = logger or structlog.get_logger("charged.chargeamps")
         self._rng = rng or random.Random()
         self._timeout = request_timeout
+        # Built once: every request without a nearer deadline shares it (a ClientTimeout per
+        # request, like the closures and label lookups below, was CPU the bare loop does not
+        # spend: bench/README.md, "client overhead").
+        self._client_timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._max_body = max_body_bytes
+        # (template, path values) -> the URL path, quoted once per charger and endpoint
+        self._paths: dict[tuple[str, tuple[tuple[str, str | int], ...]], str] = {}
+        # (template, outcome) -> the metric's child: prometheus' labels() is a locked lookup
+        self._request_counters: dict[tuple[str, str], Any] = {}
+        self._bearer_headers: tuple[str, dict[str, str]] | None = None
         self._policy = BackoffPolicy(max_attempts, backoff_base, backoff_max)
         self._limiter = RateLimiter(
             self._clock,
@@ -688,104 +719,147 @@ class ChargeAmpsClient:
         first attempt certainly did not reach the vendor (no connection, or a 429); after a
         5xx, 408, timeout or a connection lost mid-request it fails with the reason instead.
         """
-        filled = template.format(**{k: quote(str(v), safe="") for k, v in (path or {}).items()})
-        url = self._root + filled
-        what = f"{method} {filled}"
-        payload = None if body is None else json.dumps(body).encode()
-        renewed_after_401 = False
+        filled = self._filled_path(template, path)
+        call = _Call(
+            method=method,
+            template=template,
+            what=f"{method} {filled}",
+            url=self._root + filled,
+            params=params,
+            payload=None if body is None else json.dumps(body).encode(),
+            auth=auth,
+            deadline=deadline,
+            idempotent=idempotent,
+        )
+        # Almost every call succeeds at once, and building the retry machinery cost more CPU
+        # per request than parsing the answer (bench/README.md): try once without it.  A
+        # failure is handed to the retry loop as its first attempt, so what is retried, the
+        # backoff and the attempt count stay exactly the retry policy's.
+        try:
+            result = await self._attempt_once(call)
+        except Exception as exc:
+            result = await self._retried(call, exc)
+        if self._api_up is not True:
+            if self._api_up is False:
+                self._log.info("vendor API reachable again", endpoint=template)
+            self._api_up = True
+        return result
+
+    async def _retried(self, call: _Call, first: Exception) -> Any:
+        """The retry loop for a call whose first attempt raised ``first``."""
 
         async def attempt() -> Any:
-            nonlocal renewed_after_401
-            try:
-                while True:
-                    headers = {"Accept": "application/json", "Content-Type": "application/json"}
-                    token = ""
-                    if auth == "bearer":
-                        try:
-                            token = await self._tokens.token(deadline=deadline)
-                        except ApiUnavailable as exc:
-                            # Login/refresh already retried on their own: don't multiply them.
-                            raise ApiUnavailable(
-                                f"{what}: no token: {exc}", endpoint=template, retryable=False
-                            ) from exc
-                        headers["Authorization"] = f"Bearer {token}"
-                    else:
-                        # The auth endpoints take the apiKey instead of a bearer token.
-                        headers["apiKey"] = self._api_key
-                    status, raw, retry_after = await self._send(
-                        method, url, template, what, headers, params, payload, deadline
-                    )
-                    if status == 401 and auth == "bearer" and not renewed_after_401:
-                        # Expired or revoked token: renew once and go again (not a backoff
-                        # retry).
-                        renewed_after_401 = True
-                        await self._tokens.invalidate(token)
-                        continue
-                    return self._interpret(status, raw, retry_after, template, what, auth)
-            except ApiUnavailable as exc:
-                if idempotent or not exc.retryable or not exc.sent:
-                    raise
-                raise ApiUnavailable(
-                    f"{exc}; {NOT_REPEATED}",
-                    endpoint=exc.endpoint,
-                    status=exc.status,
-                    retryable=False,
-                ) from exc
+            return await self._attempt_once(call)
 
         try:
-            # Almost every call succeeds at once, and building the retry machinery cost more
-            # CPU per request than parsing the answer (bench/README.md): try once without it,
-            # and hand a failure to the retry loop as its first attempt.
-            try:
-                result = await attempt()
-            except Exception as first:
-                result = await call_with_retries(
-                    attempt,
-                    what=what,
-                    policy=self._policy,
-                    clock=self._clock,
-                    rng=self._rng,
-                    deadline=deadline,
-                    on_retry=self._metrics.api_retries.labels(template).inc,
-                    first_failure=first,
-                )
+            return await call_with_retries(
+                attempt,
+                what=call.what,
+                policy=self._policy,
+                clock=self._clock,
+                rng=self._rng,
+                deadline=call.deadline,
+                on_retry=self._metrics.api_retries.labels(call.template).inc,
+                first_failure=first,
+            )
         except ApiUnavailable as exc:
             if self._api_up is not False:
                 self._api_up = False
-                self._log.warning("vendor API unavailable", endpoint=template, reason=str(exc))
+                self._log.warning("vendor API unavailable", endpoint=call.template, reason=str(exc))
             raise
-        if self._api_up is False:
-            self._log.info("vendor API reachable again", endpoint=template)
-        self._api_up = True
-        return result
 
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        template: str,
-        what: str,
-        headers: dict[str, str],
-        params: Mapping[str, str] | None,
-        payload: bytes | None,
-        deadline: float | None,
-    ) -> tuple[int, bytes, str | None]:
+    async def _attempt_once(self, call: _Call) -> Any:
+        try:
+            return await self._attempt(call)
+        except ApiUnavailable as exc:
+            if call.idempotent or not exc.retryable or not exc.sent:
+                raise
+            raise ApiUnavailable(
+                f"{exc}; {NOT_REPEATED}",
+                endpoint=exc.endpoint,
+                status=exc.status,
+                retryable=False,
+            ) from exc
+
+    async def _attempt(self, call: _Call) -> Any:
+        while True:
+            token = ""
+            if call.auth == "bearer":
+                try:
+                    token = await self._tokens.token(deadline=call.deadline)
+                except ApiUnavailable as exc:
+                    # Login/refresh already retried on their own: don't multiply them.
+                    raise ApiUnavailable(
+                        f"{call.what}: no token: {exc}", endpoint=call.template, retryable=False
+                    ) from exc
+                headers = self._bearer_headers_for(token)
+            else:
+                # The auth endpoints take the apiKey instead of a bearer token.
+                headers = {
+                    "Accept": "application/json",
+                    "Content-Type": "application/json",
+                    "apiKey": self._api_key,
+                }
+            status, raw, retry_after = await self._send(call, headers)
+            if status == 401 and call.auth == "bearer" and not call.renewed_after_401:
+                # Expired or revoked token: renew once and go again (not a backoff retry).
+                call.renewed_after_401 = True
+                await self._tokens.invalidate(token)
+                continue
+            return self._interpret(status, raw, retry_after, call.template, call.what, call.auth)
+
+    def _filled_path(self, template: str, path: Mapping[str, str | int] | None) -> str:
+        """The template with the path values quoted in; the same charger's URL is built once."""
+        if not path:
+            return template
+        key = (template, tuple(path.items()))
+        filled = self._paths.get(key)
+        if filled is None:
+            if len(self._paths) >= PATH_CACHE_SIZE:
+                self._paths.clear()  # chargers come and go: never grow without bound
+            filled = template.format(**{k: quote(str(v), safe="") for k, v in path.items()})
+            self._paths[key] = filled
+        return filled
+
+    def _bearer_headers_for(self, token: str) -> dict[str, str]:
+        """The headers of a bearer request, built once per token (aiohttp copies them)."""
+        cached = self._bearer_headers
+        if cached is None or cached[0] != token:
+            headers = {
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {token}",
+            }
+            cached = self._bearer_headers = (token, headers)
+        return cached[1]
+
+    def _count_request(self, template: str, outcome: str) -> None:
+        key = (template, outcome)
+        child = self._request_counters.get(key)
+        if child is None:
+            child = self._request_counters[key] = self._metrics.api_requests.labels(*key)
+        child.inc()
+
+    async def _send(self, call: _Call, headers: dict[str, str]) -> tuple[int, bytes, str | None]:
         """One HTTP exchange → (status, body, Retry-After); transport failures → ApiUnavailable."""
-        async with self._limiter.slot(deadline):
-            timeout = self._timeout
+        template, what, deadline = call.template, call.what, call.deadline
+        await self._limiter.acquire(deadline)
+        try:
+            timeout, client_timeout = self._timeout, self._client_timeout
             if deadline is not None:
                 left = deadline - self._clock.monotonic()
                 if left <= 0:
                     raise DeadlineExceeded(f"{what}: deadline reached before the request")
-                timeout = min(timeout, left)
+                if left < timeout:
+                    timeout, client_timeout = left, aiohttp.ClientTimeout(total=left)
             try:
                 async with self._session.request(
-                    method,
-                    url,
+                    call.method,
+                    call.url,
                     headers=headers,
-                    params=params,
-                    data=payload,
-                    timeout=aiohttp.ClientTimeout(total=timeout),
+                    params=call.params,
+                    data=call.payload,
+                    timeout=client_timeout,
                 ) as response:
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
@@ -794,17 +868,17 @@ class ChargeAmpsClient:
                     if raw is None:
                         # Leaving the block unread closes the connection: the rest of the
                         # answer is never downloaded.
-                        self._metrics.api_requests.labels(template, "body_too_large").inc()
+                        self._count_request(template, "body_too_large")
                         raise PayloadError(
                             BODY_TOO_LARGE.format(what=what, cap=cap), endpoint=template
                         )
             except TimeoutError:
-                self._metrics.api_requests.labels(template, "timeout").inc()
+                self._count_request(template, "timeout")
                 raise ApiUnavailable(
                     f"{what}: no answer within {timeout:g} s", endpoint=template
                 ) from None
             except aiohttp.ClientConnectorCertificateError as exc:
-                self._metrics.api_requests.labels(template, "tls_error").inc()
+                self._count_request(template, "tls_error")
                 # verification stays on: say what to fix rather than offer to skip it
                 raise ApiUnavailable(
                     f"{what}: the server's TLS certificate is not trusted "
@@ -814,18 +888,20 @@ class ChargeAmpsClient:
                 ) from None
             except aiohttp.ClientConnectorError as exc:
                 # no connection was made: the request certainly did not reach the vendor
-                self._metrics.api_requests.labels(template, "connection_error").inc()
+                self._count_request(template, "connection_error")
                 raise ApiUnavailable(
                     f"{what}: connection failed ({type(exc).__name__})",
                     endpoint=template,
                     sent=False,
                 ) from None
             except aiohttp.ClientError as exc:
-                self._metrics.api_requests.labels(template, "connection_error").inc()
+                self._count_request(template, "connection_error")
                 raise ApiUnavailable(
                     f"{what}: connection failed ({type(exc).__name__})", endpoint=template
                 ) from None
-        self._metrics.api_requests.labels(template, str(status)).inc()
+        finally:
+            self._limiter.release()
+        self._count_request(template, str(status))
         return status, raw, retry_after
 
     async def _read_body(self, response: aiohttp.ClientResponse, cap: int) -> bytes | None:
@@ -833,6 +909,10 @@ class ChargeAmpsClient:
         declared = response.content_length
         if declared is not None and declared > cap:
             return None
+        if declared is not None and "Content-Encoding" not in response.headers:
+            # a plain body of a declared length within the cap (every status): aiohttp reads
+            # that many bytes and no more, so one read does what the loop below does
+            return await response.read()
         chunks: list[bytes] = []
         size = 0
         while True:
