@@ -11,7 +11,10 @@ row per session with one of 40 RFID tags.  Then it times each query ``--repeats`
 different sessions and days (the median counts: each repeat reads pages not read before, as
 a researcher's next question does), applies migration 0011 (the indexes) while a writer
 inserts a tick of rows every second (the longest insert during the migration is reported: the
-lock it waited for), and times the queries again.  Everything in one run, on one database.
+lock it waited for), and times the queries again.  Then it folds the history into the
+15-minute rollups (migration 0012), times a day's energy per connector from them, and runs the
+retention over the first week (raw rows deleted in batches) with the writer inserting again.
+Everything in one run, on one database.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bench.database import DEFAULT_SERVER, Server
@@ -36,6 +39,7 @@ from charged.analysis.energy_report import energy_by
 from charged.sessions import store as session_store
 from charged.storage.engine import create_engine
 from charged.storage.migrate import upgrade
+from charged.storage.rollup import Rollups, energy_per_connector
 
 DATABASE = "charged_bench_queries"
 BEFORE = "0010"  # the revision before the indexes
@@ -274,15 +278,17 @@ async def time_queries(engine: AsyncEngine, w: Workload, shift: int) -> dict[str
 
 
 @dataclass
-class WriterDuringMigration:
-    """Inserts a tick's connector rows every second; the longest insert is the lock waited."""
+class WriterAlongside:
+    """Inserts a tick's rows every second beside a migration or a retention pass; the longest
+    insert is the longest it waited for a lock."""
 
     engine: AsyncEngine
     chargers: int
+    days_ahead: int  # its ticks: this many days after the history (never a stored time)
     latencies: list[float] = field(default_factory=list)
 
     async def run(self, stop: asyncio.Event) -> None:
-        tick = START + timedelta(days=4000)
+        tick = START + timedelta(days=self.days_ahead)
         while not stop.is_set():
             rows = [
                 {"cp": f"2301{n:06d}A", "c": c, "t": tick}
@@ -311,23 +317,53 @@ class WriterDuringMigration:
                 await asyncio.wait_for(stop.wait(), 1.0)
 
 
-async def migrate_under_load(url: str, engine: AsyncEngine, chargers: int) -> tuple[float, Any]:
-    writer = WriterDuringMigration(engine, chargers)
+async def under_load(
+    engine: AsyncEngine, chargers: int, work: Awaitable[Any], days_ahead: int
+) -> tuple[float, Any]:
+    """Run ``work`` while a writer inserts a tick every second → (seconds, the writer)."""
+    writer = WriterAlongside(engine, chargers, days_ahead)
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
     await asyncio.sleep(2.0)
     began = time.perf_counter()
-    await upgrade(url, INDEXES)
+    await work
     spent = time.perf_counter() - began
     stop.set()
     await task
     return spent, writer
 
 
-async def table_rows(engine: AsyncEngine) -> dict[str, tuple[int, float]]:
+def writer_line(spent: float, writer: WriterAlongside) -> str:
+    worst = max(writer.latencies) if writer.latencies else 0.0
+    return (
+        f"{spent:.1f} s; writer: {len(writer.latencies)} ticks inserted, "
+        f"median {statistics.median(writer.latencies) * 1000:.0f} ms, "
+        f"longest {worst * 1000:.0f} ms"
+    )
+
+
+async def time_rollup_energy(engine: AsyncEngine, w: Workload) -> float:
+    times = []
+    async with engine.connect() as conn:
+        for r in range(w.repeats):
+            day = w.day(2 * w.repeats + r)
+            began = time.perf_counter()
+            found = await energy_per_connector(conn, day, day + timedelta(days=1))
+            times.append((time.perf_counter() - began) * 1000)
+            assert len(found) == 2 * w.chargers, found
+    return statistics.median(times)
+
+
+RAW_TABLES = ("connector_status", "measurement", "charging_session")
+ROLLUP_TABLES = ("measurement_rollup", "connector_status_rollup")
+
+
+async def table_rows(
+    engine: AsyncEngine, tables: tuple[str, ...] = RAW_TABLES
+) -> dict[str, tuple[int, float]]:
     out = {}
     async with engine.connect() as conn:
-        for table in ("connector_status", "measurement", "charging_session"):
+        for table in tables:
             count = int((await conn.execute(text(f"SELECT COUNT(*) FROM {table}"))).scalar_one())
             size = (
                 await conn.execute(
@@ -344,8 +380,9 @@ async def table_rows(engine: AsyncEngine) -> dict[str, tuple[int, float]]:
 
 async def analyze(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
-        for table in ("connector_status", "measurement", "charging_session", "poll_cycle"):
-            await conn.execute(text(f"ANALYZE TABLE {table}"))
+        for table in (*RAW_TABLES, "poll_cycle", *ROLLUP_TABLES):
+            if await conn.run_sync(lambda c, t=table: inspect(c).has_table(t)):
+                await conn.execute(text(f"ANALYZE TABLE {table}"))
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -371,22 +408,50 @@ async def main(args: argparse.Namespace) -> None:
         print(f"before (revision {BEFORE}):")
         before = await time_queries(engine, w, 0)
         print(f"migrating to {INDEXES} with a writer inserting a tick every second …")
-        spent, writer = await migrate_under_load(url, engine, args.chargers)
-        worst = max(writer.latencies) if writer.latencies else 0.0
-        print(
-            f"  migration {spent:.1f} s; writer: {len(writer.latencies)} ticks inserted, "
-            f"median {statistics.median(writer.latencies) * 1000:.0f} ms, "
-            f"longest {worst * 1000:.0f} ms"
-        )
+        spent, writer = await under_load(engine, args.chargers, upgrade(url, INDEXES), 4000)
+        print(f"  migration {writer_line(spent, writer)}")
         await analyze(engine)
         print(f"after (revision {INDEXES}):")
         after = await time_queries(engine, w, args.repeats)
+        for table, (count, gib) in (await table_rows(engine)).items():
+            print(f"  {table}: {count:,} rows, {gib:.2f} GiB")
+        await upgrade(url)
+        print(f"folding the history into the rollups, {args.fold_batch:,} ids a transaction …")
+        rollups = Rollups(engine, interval=POLL_S, batch_rows=args.fold_batch)
+        end = START + timedelta(days=args.days)
+        await rollups.run_pass(end)  # notes how far the tables reach
+        began = time.perf_counter()
+        folded = (await rollups.run_pass(end)).folded
+        spent = time.perf_counter() - began
+        rows = sum(folded.values())
+        print(f"  {rows:,} rows folded in {spent:.0f} s ({rows / spent:,.0f} rows/s)")
+        await analyze(engine)
+        rollup_ms = await time_rollup_energy(engine, w)
+        print(f"  a day's energy per connector from the rollups: {rollup_ms:.1f} ms")
+        for table, (count, gib) in (await table_rows(engine, ROLLUP_TABLES)).items():
+            print(f"  {table}: {count:,} rows, {gib:.3f} GiB")
+        keep = args.days - 7
+        print(f"retention: raw_days {keep} (the first 7 days go), a writer inserting meanwhile …")
+        retention = Rollups(engine, interval=POLL_S, raw_days=keep)
+        passed: list[Any] = []
+
+        async def retain() -> None:
+            passed.append(await retention.run_pass(end))
+
+        spent, writer = await under_load(engine, args.chargers, retain(), 5000)
+        deleted = sum(passed[0].deleted.values())
+        print(f"  {deleted:,} raw rows deleted in {spent:.1f} s ({deleted / spent:,.0f} rows/s)")
+        print(f"  retention pass {writer_line(spent, writer)}")
         print()
         print(f"| query | before ({BEFORE}) | after ({INDEXES}) | target |")
         print("|---|---:|---:|---:|")
         for name, _, target in QUERIES:
             goal = f"≤ {target:,.0f} ms" if target else "—"
             print(f"| {name} | {before[name]:,.1f} ms | {after[name]:,.1f} ms | {goal} |")
+        print(
+            f"| a day's energy per connector, from measurement_rollup | — | {rollup_ms:,.1f} ms "
+            "| ≤ 200 ms |"
+        )
     finally:
         await engine.dispose()
         if not args.keep:
@@ -399,6 +464,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--chargers", type=int, default=30)
     parser.add_argument("--days", type=int, default=92)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--fold-batch", type=int, default=50_000, help="ids per transaction folding the history"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     return parser
 

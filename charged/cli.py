@@ -121,15 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser(
         "db",
-        help="database schema: upgrade, current",
-        description="Create or upgrade the database schema (db upgrade), or show the applied "
-        "migration (db current). Needs only database.url from the config (or --db-url), not "
-        "the vendor's secrets.",
+        help="database schema: upgrade, current, stats",
+        description="Create or upgrade the database schema (db upgrade), show the applied "
+        "migration (db current), or the rows, bytes and growth per day of each table "
+        "(db stats). Needs only database.url from the config (or --db-url), not the vendor's "
+        "secrets.",
     )
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     for name, text in (
         ("upgrade", "apply all migrations"),
         ("current", "print the applied migration"),
+        ("stats", "rows and bytes per table, and the growth per day"),
     ):
         action = db_sub.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}.")
         config_arg(action)
@@ -140,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
         # the spelling of earlier versions, kept for scripts that use it
         action.add_argument("--url", dest="db_url", help=argparse.SUPPRESS)
+        if name == "stats":
+            action.add_argument("--json", action="store_true", help="print JSON instead")
     from charged.check_cli import add_check_command
     from charged.control.cli import add_control_commands
 
@@ -375,6 +379,30 @@ async def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _print_stats(url: str, *, as_json: bool) -> None:
+    import json
+
+    from charged.storage.engine import create_engine, unavailable
+    from charged.storage.stats import format_stats, stats_json, table_stats
+
+    engine = create_engine(url)
+    try:
+        try:
+            conn = await engine.connect().start()
+        except (Exception, OSError) as exc:
+            raise unavailable(engine.url, exc) from None
+        try:
+            stats = await table_stats(conn)
+        finally:
+            await conn.close()
+    finally:
+        await engine.dispose()
+    if as_json:
+        print(json.dumps(stats_json(stats), indent=2))
+    else:
+        print("\n".join(format_stats(stats)))
+
+
 async def _cmd_db(args: argparse.Namespace) -> int:
     from charged.storage.migrate import current, upgrade
 
@@ -383,6 +411,8 @@ async def _cmd_db(args: argparse.Namespace) -> int:
         if args.db_command == "upgrade":
             applied = await upgrade(url)
             print("applied: " + ", ".join(applied) if applied else "already up to date")
+        elif args.db_command == "stats":
+            await _print_stats(url, as_json=args.json)
         else:
             print(await current(url) or "no migration applied (empty database)")
     except Exception as exc:

@@ -145,6 +145,26 @@ class SessionSettings(_Section):
     reconcile_interval: PositiveFloat = 900.0  # seconds between chargingsessions reads
 
 
+class RetentionSettings(_Section):
+    # 15-minute rollups of the polls, kept forever (measurement_rollup,
+    # connector_status_rollup), and how long the raw connector_status/measurement rows stay
+    rollups: bool = True
+    # None: raw rows are kept forever; else deleted once this many days old (and folded).
+    # At least 7: the session tracker re-reads a running session's polls from its start.
+    raw_days: Annotated[int, Field(ge=7)] | None = None
+    interval: Annotated[float, Field(ge=60)] = 300.0  # seconds between passes
+    batch_rows: Annotated[int, Field(ge=100, le=100_000)] = 5000  # rows per transaction
+
+    @model_validator(mode="after")
+    def _raw_rows_go_only_into_rollups(self) -> RetentionSettings:
+        if self.raw_days is not None and not self.rollups:
+            raise ValueError(
+                "raw_days needs rollups: true (raw rows are deleted only once they are in "
+                "the rollups); set rollups: true or raw_days: null"
+            )
+        return self
+
+
 class ControlSettings(_Section):
     # the HTTP control API on the ops server; off unless enabled, always needs the token
     enabled: bool = False
@@ -330,6 +350,7 @@ class Settings(_Section):
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
     control: ControlSettings = Field(default_factory=ControlSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     site: SiteSettings = Field(default_factory=SiteSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     balancer: BalancerSettings = Field(default_factory=BalancerSettings)

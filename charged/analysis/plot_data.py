@@ -23,6 +23,7 @@ from charged.storage.schema import (
     connector_status,
     control_action,
     measurement,
+    measurement_rollup,
     poll_cycle,
 )
 
@@ -168,7 +169,10 @@ def _effective(state: dict[str, float | None]) -> float | None:
 
 
 async def garage_series(conn: AsyncConnection, since: datetime, until: datetime) -> GarageSeries:
-    """Total power and per-phase current of every connector at every tick in [since, until)."""
+    """Total power and per-phase current of every connector at every tick in [since, until);
+    per quarter hour from the rollups where the retention deleted the raw polls."""
+    if await _raw_polls_gone(conn, since, until):
+        return await _garage_from_rollups(conn, since, until)
     m = measurement
     sums = await conn.execute(
         select(
@@ -218,4 +222,50 @@ async def garage_series(conn: AsyncConnection, since: datetime, until: datetime)
         failed_ticks=sorted(failed),
         partial_power_w=[watts.get(t, 0.0) if t in failed else None for t in times],
         chargers_failed=failed,
+    )
+
+
+async def _raw_polls_gone(conn: AsyncConnection, since: datetime, until: datetime) -> bool:
+    """No raw poll is stored in [since, until), but rollups are (retention.raw_days)."""
+    cs, r = connector_status.c, measurement_rollup.c
+    raw = await conn.scalar(
+        select(cs.id).where(cs.date_created >= since, cs.date_created < until).limit(1)
+    )
+    if raw is not None:
+        return False
+    rolled = await conn.scalar(
+        select(r.id).where(r.bucket_start >= since, r.bucket_start < until).limit(1)
+    )
+    return rolled is not None
+
+
+async def _garage_from_rollups(
+    conn: AsyncConnection, since: datetime, until: datetime
+) -> GarageSeries:
+    """The garage per quarter hour: mean power (the energy over the quarter hour) and the
+    sum of each connector's mean current per phase."""
+    r = measurement_rollup.c
+    rows = await conn.execute(
+        select(
+            r.bucket_start,
+            r.phase,
+            func.sum(r.energy_wh).label("wh"),
+            func.sum(r.current_sum / r.samples).label("amps"),
+        )
+        .where(r.bucket_start >= since, r.bucket_start < until)
+        .group_by(r.bucket_start, r.phase)
+    )
+    quarter_h = 0.25
+    watts: dict[datetime, float] = {}
+    amps: dict[datetime, dict[str, float]] = {}
+    for row in rows:
+        watts[row.bucket_start] = watts.get(row.bucket_start, 0.0) + float(row.wh) / quarter_h
+        amps.setdefault(row.bucket_start, {})[row.phase] = float(row.amps)
+    times = sorted(watts)
+    return GarageSeries(
+        times=times,
+        power_w=[watts[t] for t in times],
+        phase_currents={p: [amps[t].get(p, 0.0) for t in times] for p in PHASES},
+        failed_ticks=[],
+        partial_power_w=[None for _ in times],
     )

@@ -62,6 +62,7 @@ from charged.storage.engine import (
 )
 from charged.storage.migrate import upgrade
 from charged.storage.rejected import RejectedRows
+from charged.storage.rollup import Rollups
 from charged.storage.schema import poll_cycle
 from charged.storage.spool import Spool
 from charged.storage.writer import BatchWriter
@@ -255,6 +256,19 @@ class Daemon:
                 reconcile_every=s.sessions.reconcile_interval,
             )
             self._task_factories.insert(0, ("charged-sessions", self.sessions.run))
+        if s.retention.rollups:
+            # 15-minute rollups of the polls, and the retention of the raw rows
+            rollups = Rollups(
+                self.engine,
+                interval=s.collector.interval,
+                raw_days=s.retention.raw_days,
+                batch_rows=s.retention.batch_rows,
+            )
+
+            async def run_rollups(stop: asyncio.Event) -> None:
+                await rollups.run(stop, self.clock, s.retention.interval, self._log)
+
+            self._task_factories.insert(0, ("charged-rollups", run_rollups))
         # the daemon's tasks beside the tick, in the order added
         for name, run in self._task_factories:
             self._start_task(name, run)

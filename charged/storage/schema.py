@@ -147,6 +147,63 @@ charge_point_availability = Table(
     Index("ix_charge_point_availability_tick_time", "tick_time"),
 )
 
+# 15-minute rollups of the raw polls (charged/storage/rollup.py), kept forever, also after
+# the retention deleted the raw rows (retention.raw_days).  bucket_start: the quarter hour's
+# start (naive UTC).  Additive: every raw row is folded in once, by id.
+measurement_rollup = Table(
+    "measurement_rollup",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(128), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("phase", String(128), nullable=False),
+    Column("bucket_start", DateTime, nullable=False),
+    Column("samples", Integer, nullable=False),  # polls with a current on this phase
+    Column("current_sum", Double, nullable=False),  # A; the mean is current_sum / samples
+    Column("current_max", Float, nullable=False),
+    # ∑ current × voltage × the poll interval (collector.interval when folded), Wh
+    Column("energy_wh", Double, nullable=False),
+    UniqueConstraint(
+        "charge_point_id",
+        "connector_id",
+        "bucket_start",
+        "phase",
+        name="uq_measurement_rollup_natural",
+    ),
+    Index("ix_measurement_rollup_bucket_start", "bucket_start"),
+)
+
+connector_status_rollup = Table(
+    "connector_status_rollup",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(128), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("bucket_start", DateTime, nullable=False),
+    Column("status", String(128), nullable=False),  # '' for a poll without a status
+    Column("polls", Integer, nullable=False),
+    Column("seconds", Double, nullable=False),  # polls × the poll interval when folded
+    UniqueConstraint(
+        "charge_point_id",
+        "connector_id",
+        "bucket_start",
+        "status",
+        name="uq_connector_status_rollup_natural",
+    ),
+    Index("ix_connector_status_rollup_bucket_start", "bucket_start"),
+)
+
+# How far the rollups have folded each raw table: every id <= folded_to is in its rollup;
+# seen is the highest id at the previous pass, which the next pass folds up to.
+rollup_state = Table(
+    "rollup_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("folded_to", BigInteger, nullable=False),
+    Column("seen", BigInteger),
+    Column("updated", DateTime),  # when a pass last moved it (UTC)
+)
+
 # Table name -> columns whose values identify a row; a second insert with the same values
 # is a no-op.  charge_point_status is keyed by its primary key and upserted instead.
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {

@@ -96,3 +96,16 @@ async def test_the_connection_pool_is_as_wide_as_the_concurrency(
         assert session is not None and session.connector is not None
         assert session.connector.limit == 250
         assert session.connector.limit_per_host == 0  # every request goes to one host
+
+
+@pytest.mark.parametrize("rollups", [True, False])
+async def test_the_rollups_run_beside_the_tick_unless_turned_off(
+    simulator: Simulator, sqlite_url: str, rollups: bool
+) -> None:
+    settings = settings_for(simulator, sqlite_url)
+    settings = settings.model_copy(
+        update={"retention": settings.retention.model_copy(update={"rollups": rollups})}
+    )
+    async with Daemon(settings) as daemon:
+        names = [task.get_name() for task in daemon._tasks]
+        assert ("charged-rollups" in names) is rollups
