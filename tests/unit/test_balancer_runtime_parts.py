@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from charged.balancer.actuator import Actuator, Sent
-from charged.balancer.model import ChargerSpec, Write, WriteKind
+from charged.balancer.model import ChargerSpec, Fuse, Site, Write, WriteKind
 from charged.balancer.pins import RELEASE_ACTION, AuditRow, PinBook
+from charged.balancer.runtime import BalancerRuntime
 from charged.balancer.tracking import Tracked, settings_limit
 from charged.chargeamps.models import ConnectorSettings, ConnectorStatus, Measurement
+from charged.clock import FakeClock
 from charged.control.operations import ChangeResult, Outcome
 from charged.control.validation import ConnectorChange
 
@@ -312,7 +314,7 @@ def test_a_charger_back_from_offline_is_read_again_but_not_after_a_cloud_outage(
 
 
 def test_recalled_cars_take_their_terminals_back_through_the_rotation() -> None:
-    from charged.balancer.model import Fuse, Rotation, Site
+    from charged.balancer.model import Rotation
     from charged.balancer.recall import PastDecision, learned_from
 
     spec = ChargerSpec("CP1", rotation=Rotation.parse("L2L3L1"))
@@ -335,18 +337,14 @@ def test_recalled_cars_take_their_terminals_back_through_the_rotation() -> None:
     assert follower.follows_limit and follower.car_max is None
 
 
-def test_a_persons_change_not_yet_landed_counts_at_the_higher_value() -> None:
-    """The audit row may be folded before the person's PUT lands: the read-back still shows
-    the old 10 A while the car may soon draw the 32 A asked (review H7)."""
-    from charged.balancer.model import Fuse, Site
-    from charged.balancer.runtime import BalancerRuntime
-    from charged.clock import FakeClock
+def one_charger_runtime(fuse_a: float) -> BalancerRuntime:
+    """A runtime over one dual-socket charger CP1 under one fuse, nothing sent anywhere."""
 
     async def put(_: object) -> None:
         return None
 
-    site = Site(Fuse("main", (40.0, 40.0, 40.0), chargers=("CP1",)), (ChargerSpec("CP1"),))
-    runtime = BalancerRuntime(
+    site = Site(Fuse("main", (fuse_a,) * 3, chargers=("CP1",)), (ChargerSpec("CP1"),))
+    return BalancerRuntime(
         site,
         mode="active",
         controller=FakeController([]),  # type: ignore[arg-type]
@@ -354,6 +352,12 @@ def test_a_persons_change_not_yet_landed_counts_at_the_higher_value() -> None:
         put=put,
         clock=FakeClock(),
     )
+
+
+def test_a_persons_change_not_yet_landed_counts_at_the_higher_value() -> None:
+    """The audit row may be folded before the person's PUT lands: the read-back still shows
+    the old 10 A while the car may soon draw the 32 A asked (review H7)."""
+    runtime = one_charger_runtime(40.0)
     row = AuditRow(1, "cli", "CP1", 1, "connector_settings", "maxCurrent", "32", "attempted")
     runtime.pins.fold([row])
     runtime._tracked[KEY].confirm(10.0, 0.0)
@@ -369,22 +373,8 @@ def test_a_persons_change_not_yet_landed_counts_at_the_higher_value() -> None:
 
 def test_the_installation_current_the_vendor_reports_caps_the_connectors() -> None:
     from charged.balancer.allocate import allocate
-    from charged.balancer.model import Fuse, Site
-    from charged.balancer.runtime import BalancerRuntime
-    from charged.clock import FakeClock
 
-    async def put(_: object) -> None:
-        return None
-
-    site = Site(Fuse("main", (100.0, 100.0, 100.0), chargers=("CP1",)), (ChargerSpec("CP1"),))
-    runtime = BalancerRuntime(
-        site,
-        mode="active",
-        controller=FakeController([]),  # type: ignore[arg-type]
-        audit_rows=None,
-        put=put,
-        clock=FakeClock(),
-    )
+    runtime = one_charger_runtime(100.0)
     installed_16 = ConnectorSettings("CP1", 1, 32.0, False, "On", False, installation_current=16)
     runtime._tracked[KEY].observe(status("Charging", (15.0, 0.0, 0.0), 7), online=True, now=0.0)
     runtime._adopt(runtime._tracked[KEY], installed_16, 0.0)
