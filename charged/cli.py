@@ -264,7 +264,12 @@ async def _cmd_run(args: argparse.Namespace) -> int:
 def _install_balancer(daemon: Any, settings: Any, log: Any) -> None:
     """Site meters, whenever the site has any (their readings are stored with the balancer
     off too); balancer.mode shadow or active: the balancer steps on every tick of the daemon."""
-    from charged.balancer.configured import params_from_settings, runtime_mode, site_from_settings
+    from charged.balancer.configured import (
+        params_from_settings,
+        runtime_mode,
+        schedule_from_settings,
+        site_from_settings,
+    )
     from charged.balancer.plug import install_balancer
     from charged.meters.configured import install_meters
 
@@ -275,7 +280,9 @@ def _install_balancer(daemon: Any, settings: Any, log: Any) -> None:
     if mode is None or settings.site.fuse is None:
         return
     site = site_from_settings(settings.site)
-    install_balancer(daemon, site, params_from_settings(settings.balancer), mode, building)
+    params = params_from_settings(settings.balancer)
+    schedule = schedule_from_settings(settings.site)
+    install_balancer(daemon, site, params, mode, building, schedule)
     log.info("balancer on", mode=mode, fuses=len(site.fuses()), chargers=len(site.chargers))
 
 

@@ -12,7 +12,9 @@ and the key.
 from __future__ import annotations
 
 import os
+import re
 import stat
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -252,19 +254,92 @@ class MeterSettings(_Section):
 ROTATION_PATTERN = r"^(?:L1L2L3|L1L3L2|L2L1L3|L2L3L1|L3L1L2|L3L2L1)$"
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+PhaseLimit = PositiveFloat | Annotated[list[PositiveFloat], Field(min_length=3, max_length=3)]
+_CLOCK = re.compile(r"^([01][0-9]|2[0-4]):([0-5][0-9])$")
+
+
+def _phase_limits(limit: float | list[float]) -> tuple[float, float, float]:
+    if isinstance(limit, list):
+        return (limit[0], limit[1], limit[2])
+    return (limit, limit, limit)
+
+
+def clock_minutes(value: object) -> int:
+    """``"HH:MM"`` → minutes after midnight (``"24:00"`` is 1440, the end of the day)."""
+    if not isinstance(value, str):
+        # PyYAML reads a bare 07:00 as the number 420 (base 60): ask for quotes
+        raise ValueError("must be a time of day in quotes, 'HH:MM' (e.g. '07:00')")
+    found = _CLOCK.match(value)
+    if found is None:
+        raise ValueError("must be a time of day 'HH:MM' from '00:00' to '24:00'")
+    minutes = int(found[1]) * 60 + int(found[2])
+    if minutes > 24 * 60:
+        raise ValueError("must be a time of day 'HH:MM' from '00:00' to '24:00'")
+    return minutes
+
+
+class ScheduleEntry(_Section):
+    """A fuse's limit on some weekdays from ``start`` to ``end`` (the site's local time)."""
+
+    days: Annotated[list[Literal[WEEKDAYS]], Field(min_length=1)] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(WEEKDAYS)
+    )
+    start: str  # 'HH:MM', included
+    end: str  # 'HH:MM', excluded; '24:00' is midnight at the end of the day
+    limit: PhaseLimit  # A on every site phase, or [L1, L2, L3]
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock(cls, value: object) -> object:
+        clock_minutes(value)
+        return value
+
+    @model_validator(mode="after")
+    def _forward(self) -> ScheduleEntry:
+        if len(set(self.days)) != len(self.days):
+            raise ValueError("days: a weekday is named twice")
+        if clock_minutes(self.start) >= clock_minutes(self.end):
+            raise ValueError(
+                f"start {self.start} is not before end {self.end}; a range over midnight is "
+                "two entries (… to '24:00', and '00:00' to … on the next day)"
+            )
+        return self
+
+    def minutes(self) -> tuple[int, int]:
+        return (clock_minutes(self.start), clock_minutes(self.end))
+
+    def limits(self) -> tuple[float, float, float]:
+        return _phase_limits(self.limit)
+
+
 class FuseSettings(_Section):
     """One fuse of the site: a limit per site phase, the chargers it feeds, fuses below it."""
 
     name: Annotated[str, Field(min_length=1, max_length=128)]
     # A on every site phase, or [L1, L2, L3]
-    limit: PositiveFloat | Annotated[list[PositiveFloat], Field(min_length=3, max_length=3)]
+    limit: PhaseLimit
     chargers: list[str] = Field(default_factory=list)
     children: list[FuseSettings] = Field(default_factory=list)
+    # a weekly schedule: in an entry's days and hours its limit replaces ``limit``
+    schedule: list[ScheduleEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> FuseSettings:
+        for i, a in enumerate(self.schedule):
+            for j in range(i + 1, len(self.schedule)):
+                b = self.schedule[j]
+                shared = [day for day in WEEKDAYS if day in a.days and day in b.days]
+                (a0, a1), (b0, b1) = a.minutes(), b.minutes()
+                if shared and a0 < b1 and b0 < a1:
+                    raise ValueError(
+                        f"schedule: entries {i} and {j} overlap on {shared[0]} from "
+                        f"{max(a.start, b.start)} to {min(a.end, b.end)}; one limit at a time"
+                    )
+        return self
 
     def limits(self) -> tuple[float, float, float]:
-        if isinstance(self.limit, list):
-            return (self.limit[0], self.limit[1], self.limit[2])
-        return (self.limit, self.limit, self.limit)
+        return _phase_limits(self.limit)
 
 
 class SiteSettings(_Section):
@@ -281,6 +356,20 @@ class SiteSettings(_Section):
     vendor_balancing_off: list[str] = Field(default_factory=list)
     # fuse name -> its meter of what else it feeds (the building's own load)
     meters: dict[str, MeterSettings] = Field(default_factory=dict)
+    # the site's time zone (IANA name): the fuses' schedules and the power target's month
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "is not a time zone this machine knows: an IANA name such as Europe/Stockholm "
+                "or UTC (install tzdata if none is known)"
+            ) from None
+        return value
 
     @model_validator(mode="after")
     def _one_place_each(self) -> SiteSettings:

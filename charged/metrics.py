@@ -154,7 +154,7 @@ class Metrics:
         fuse_phase = ["fuse", "phase"]
         self.balancer_fuse_limit = Gauge(
             "charged_balancer_fuse_limit_amperes",
-            "Each fuse's limit per site phase, as the site describes it",
+            "Each fuse's limit per site phase in force (its schedule's, else the site's)",
             fuse_phase,
             registry=r,
         )

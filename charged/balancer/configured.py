@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from charged.balancer.model import BalancerParams, ChargerSpec, Fuse, Rotation, Site
 from charged.balancer.runtime import RuntimeMode
-from charged.config import BalancerSettings, FuseSettings, SiteSettings
+from charged.balancer.schedule import LimitSchedule, Period
+from charged.config import WEEKDAYS, BalancerSettings, FuseSettings, SiteSettings
 
 
 def site_from_settings(site: SiteSettings) -> Site:
@@ -30,6 +31,25 @@ def _fuse(fuse: FuseSettings) -> Fuse:
         tuple(_fuse(child) for child in fuse.children),
         tuple(fuse.chargers),
     )
+
+
+def schedule_from_settings(site: SiteSettings) -> LimitSchedule:
+    """The fuses' weekly schedules (empty when no fuse has one)."""
+    periods: dict[str, tuple[Period, ...]] = {}
+    pending = [] if site.fuse is None else [site.fuse]
+    while pending:
+        fuse = pending.pop(0)
+        pending.extend(fuse.children)
+        if fuse.schedule:
+            periods[fuse.name] = tuple(
+                Period(
+                    frozenset(WEEKDAYS.index(day) for day in entry.days),
+                    *entry.minutes(),
+                    entry.limits(),
+                )
+                for entry in fuse.schedule
+            )
+    return LimitSchedule(site.timezone, periods)
 
 
 def params_from_settings(balancer: BalancerSettings) -> BalancerParams:

@@ -232,6 +232,20 @@ class Site:
         total(self.root, loads)
         return replace(self, other_load=tuple(loads.items()))
 
+    def with_limits(self, limits: Mapping[str, PhaseCurrents]) -> Site:
+        """This site with the fuses named in ``limits`` at those limits (a schedule's limits
+        in force); the same object when nothing changes."""
+
+        def rebuilt(fuse: Fuse) -> Fuse:
+            children = tuple(rebuilt(child) for child in fuse.children)
+            limit = limits.get(fuse.name, fuse.limit)
+            if limit == fuse.limit and children == fuse.children:
+                return fuse
+            return replace(fuse, limit=limit, children=children)
+
+        root = rebuilt(self.root)
+        return self if root is self.root else replace(self, root=root)
+
     def connector_keys(self) -> tuple[ConnectorKey, ...]:
         return tuple(key for c in self.chargers for key in c.connector_keys())
 

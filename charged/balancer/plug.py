@@ -17,6 +17,7 @@ from charged.balancer.model import BalancerParams, Site
 from charged.balancer.pins import BALANCER_ACTOR, SqlAuditSource
 from charged.balancer.recall import SqlCarRecall
 from charged.balancer.runtime import BalancerRuntime, BuildingLoad, RuntimeMode, tick_input
+from charged.balancer.schedule import LimitSchedule
 from charged.clock import Clock
 from charged.collector.supervisor import TickCallback, TickResult
 from charged.control.audit import SqlAuditSink
@@ -50,9 +51,11 @@ class InstalledBalancer:
         params: BalancerParams,
         mode: RuntimeMode,
         building: BuildingLoad | None = None,
+        schedule: LimitSchedule | None = None,
     ) -> None:
         self._daemon = daemon
         self._building = building
+        self._schedule = schedule
         self._site = site
         self._params = params
         self._mode: RuntimeMode = mode
@@ -80,6 +83,7 @@ class InstalledBalancer:
             metrics=d.metrics,
             recall=SqlCarRecall(d.engine),
             building=self._building,
+            schedule=self._schedule,
         )
         await self.runtime.run(stop)
 
@@ -90,10 +94,12 @@ def install_balancer(
     params: BalancerParams,
     mode: RuntimeMode,
     building: BuildingLoad | None = None,
+    schedule: LimitSchedule | None = None,
 ) -> InstalledBalancer:
     """Add the balancer's tick consumer and loop to ``daemon`` (before or after its start);
-    ``building``: the site meters' book, subtracted from the fuses every tick."""
-    installed = InstalledBalancer(daemon, site, params, mode, building)
+    ``building``: the site meters' book, subtracted from the fuses every tick; ``schedule``:
+    the fuses' limits over time."""
+    installed = InstalledBalancer(daemon, site, params, mode, building, schedule)
     daemon.add_tick_consumer(installed.on_tick)
     daemon.add_task("charged-balancer", installed.run)
     return installed

@@ -60,7 +60,7 @@ def fuse_rows(report: StepReport, site: Site, mode: str) -> list[dict[str, Any]]
     tick_time = datetime.fromtimestamp(round(report.time), UTC).replace(tzinfo=None)
     rows = []
     parents = {c.name: f.name for f in site.fuses() for c in f.children}
-    for fuse in site.fuses():
+    for fuse in report.site.fuses():  # the limits in force at the step (a schedule's)
         capacity = report.site.capacity(fuse)  # (less the building's load)
         envelope = report.plan.envelope.get(fuse.name, (0.0, 0.0, 0.0))
         measured = report.measured.get(fuse.name, (0.0, 0.0, 0.0))

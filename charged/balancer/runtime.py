@@ -24,6 +24,10 @@ fallback of a stale meter) and runs the allocation and the plan on the site with
 subtracted from the fuses (:meth:`~charged.balancer.model.Site.with_other_load`): the pure
 functions see a smaller fuse, nothing else.
 
+Limits over time: with a ``schedule`` (:mod:`.schedule`) each step first puts every fuse at
+the limit its weekly schedule has in force at the tick's time (local time of the site), then
+subtracts the building's load from that.
+
 Fail-safe: a charger the vendor's cloud load-balances (``isLoadbalanced``) is never driven
 unless the site says the vendor's balancing is off for it; until the list of chargers has
 been read every charger counts as not writable.  A charger that does not answer is offline
@@ -61,6 +65,7 @@ from charged.balancer.pins import AuditSource, PinBook
 from charged.balancer.plan import plan
 from charged.balancer.recall import CarRecall
 from charged.balancer.records import decision_rows, fuse_rows
+from charged.balancer.schedule import LimitSchedule, limits_at
 from charged.balancer.tracking import Tracked, settings_limit
 from charged.chargeamps.errors import ChargeAmpsError
 from charged.chargeamps.models import ChargePoint, ChargePointStatus, ConnectorSettings
@@ -134,9 +139,11 @@ class BalancerRuntime:
         logger: Any = None,
         recall: CarRecall | None = None,
         building: BuildingLoad | None = None,
+        schedule: LimitSchedule | None = None,
     ) -> None:
         self.site = site
         self._building = building
+        self._schedule = schedule or None  # an empty schedule is none
         self._site_now = site  # the site less the building's load at the last step
         self.mode: RuntimeMode = mode
         self.params = params
@@ -251,11 +258,14 @@ class BalancerRuntime:
         return report
 
     def _metered_site(self, now: float) -> Site:
-        """The site with the building's load at ``now`` subtracted (the same object as last
-        step while the loads are unchanged, so the site's index is built once)."""
-        if self._building is None:
-            return self.site
-        site = self.site.with_other_load(self._building.loads(now))
+        """The site at ``now``: each fuse at its scheduled limit, less the building's load
+        (the same object as last step while nothing changed, so the site's index is built
+        once)."""
+        site = self.site
+        if self._schedule is not None:
+            site = site.with_limits(limits_at(self._schedule, now))
+        if self._building is not None:
+            site = site.with_other_load(self._building.loads(now))
         if site != self._site_now:
             self._site_now = site
         return self._site_now
@@ -474,7 +484,7 @@ class BalancerRuntime:
         m = self._metrics
         m.balancer_ticks.labels("ok" if report.vendor_ok else "vendor_out").inc()
         m.balancer_tick_cpu.observe(cpu)
-        for fuse in self.site.fuses():
+        for fuse in report.site.fuses():  # the limits in force at the step
             envelope = report.plan.envelope.get(fuse.name, (0.0, 0.0, 0.0))
             measured = report.measured.get(fuse.name, (0.0, 0.0, 0.0))
             for phase, name in enumerate(PHASE_NAMES):

@@ -38,13 +38,14 @@ class SiteMeters:
 
 
 def meter_specs(site: SiteSettings) -> list[MeterSpec]:
-    limits = {f.name: f.limits() for f in _fuses(site.fuse)}
+    limits = {f.name: _highest_limits(f) for f in _fuses(site.fuse)}
     return [
         MeterSpec(
             fuse=name,
             source="mqtt" if m.mqtt_topic is not None else "http",
             max_age_s=m.max_age_s,
-            # no fallback configured: the building may take the whole fuse
+            # no fallback configured: the building may take the whole fuse (its highest
+            # limit, scheduled ones included)
             fallback=m.fallback() or limits[name],
             headroom=m.headroom_a,
         )
@@ -114,6 +115,12 @@ def install_meters(daemon: MeterDaemon, site: SiteSettings, mqtt: MqttSettings) 
 
 def _payload(meter: MeterSettings) -> PayloadSpec:
     return PayloadSpec.of(meter.fields, meter.unit, meter.voltage)
+
+
+def _highest_limits(fuse: FuseSettings) -> tuple[float, float, float]:
+    limits = [fuse.limits(), *(entry.limits() for entry in fuse.schedule)]
+    a, b, c = (max(limit[p] for limit in limits) for p in range(3))
+    return (a, b, c)
 
 
 def _fuses(fuse: FuseSettings | None) -> list[FuseSettings]:

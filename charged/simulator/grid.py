@@ -128,7 +128,8 @@ def grid_from_mapping(data: Mapping[str, Any], charger_ids: Sequence[str] = ()) 
 def _fuse(data: Any, where: str, charger: Callable[[object, str], str]) -> Fuse:
     if not isinstance(data, Mapping):
         raise ValueError(f"{where} must be a mapping with name and limit")
-    unknown = set(data) - {"name", "limit", "children", "chargers"}
+    # schedule: the operator's limits over time (the balancer's), not the physical fuse
+    unknown = set(data) - {"name", "limit", "children", "chargers", "schedule"}
     if unknown:
         raise ValueError(f"{where}: unknown key {sorted(unknown)[0]!r}")
     if "name" not in data or "limit" not in data:
