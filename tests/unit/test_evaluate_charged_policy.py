@@ -7,6 +7,7 @@ import pytest
 
 from charged.balancer.evaluate.charged_policy import (
     ChargedPolicy,
+    StatusCache,
     charged,
     charged_measured,
     connector_status,
@@ -17,6 +18,7 @@ from charged.balancer.evaluate.policies import Uncontrolled
 from charged.balancer.evaluate.telemetry import (
     AVAILABLE,
     CHARGING,
+    CONNECTED,
     ConnectorTelemetry,
     Telemetry,
 )
@@ -138,3 +140,26 @@ def test_a_reading_becomes_the_vendors_connector_status() -> None:
     assert status.session_id == T0
     idle = connector_status(ConnectorTelemetry(("CP1", 1), AVAILABLE, None, 0.0, 0.0, None))
     assert idle.measurements == () and idle.session_id is None and idle.start_time is None
+
+
+def test_the_status_cache_gives_what_connector_status_gives() -> None:
+    # the same connector poll after poll: idle, a car arriving, drawing, its energy growing,
+    # its draw changing, paused, gone, another car; and a second connector in between
+    key, other = ("CP1", 2), ("CP2", 1)
+    polls = [
+        ConnectorTelemetry(key, AVAILABLE, None, 0.0, 0.0, None),
+        ConnectorTelemetry(key, AVAILABLE, None, 6.0, 0.0, None),
+        ConnectorTelemetry(other, CHARGING, (16.0, 16.0, 16.0), 16.0, 0.2, T0 - 60),
+        ConnectorTelemetry(key, CONNECTED, None, 6.0, 0.0, T0),
+        ConnectorTelemetry(key, CHARGING, (6.0, 0.0, 0.0), 6.0, 0.01, T0),
+        ConnectorTelemetry(key, CHARGING, (6.0, 0.0, 0.0), 6.0, 0.02, T0),
+        ConnectorTelemetry(key, CHARGING, (10.0, 0.0, 0.0), 10.0, 0.05, T0),
+        ConnectorTelemetry(key, CONNECTED, None, 0.0, 0.05, T0),
+        ConnectorTelemetry(key, AVAILABLE, None, 0.0, 0.0, None),
+        ConnectorTelemetry(key, CHARGING, (6.0, 0.0, 0.0), 6.0, 0.01, T0 + 3600),
+        ConnectorTelemetry(other, CHARGING, (16.0, 16.0, 16.0), 16.0, 0.2, T0 - 60),
+    ]
+    cache = StatusCache()
+    for reading in polls:
+        assert cache(reading) == connector_status(reading)
+        assert cache(reading) == connector_status(reading)  # and again, from the cache
