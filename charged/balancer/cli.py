@@ -92,7 +92,9 @@ def _add_evaluate(sub: Any) -> None:
         "later, the ground truth every simulated second), and print the figures of each "
         "side by side: ampere-seconds, seconds and peak per fuse and phase, energy and its "
         "share of what was asked, sessions fully served, Jain's index, the lowest session's "
-        "share, setpoint writes, pauses, the time to the first 6 A, phase unbalance, CPU.",
+        "share, setpoint writes, pauses, the time to the first 6 A, phase unbalance, CPU; "
+        "with a building's meter series or a price series, the highest window and monthly "
+        "hourly power at the root fuse and the chargers' energy cost.",
         epilog="The site file is read by the balancer's own parser for the policies (a site: "
         "section and an optional balancer: section, as in the config, or the site keys "
         "alone) and by the simulator's for the ground truth. Policies: "
@@ -125,6 +127,30 @@ def _add_evaluate(sub: Any) -> None:
         default=(30, 60),
         metavar="MIN-MAX",
         help="seconds from a write to the car following it, drawn per write (default 30-60)",
+    )
+    evaluate.add_argument(
+        "--meters",
+        metavar="FILE|generated",
+        help="the building's own load per metered fuse and phase over time (CSV: time, fuse, "
+        "l1, l2, l3 in A; README), counted in the fuses' current and shown to the policies as "
+        "the site meters would; generated: the garage's office-building profile on the root "
+        "fuse over the scenario's days",
+    )
+    evaluate.add_argument(
+        "--prices",
+        metavar="FILE|generated",
+        help="energy prices over time (CSV: start, price in currency/kWh, hourly or 15-min; "
+        "README) for the cost figures; generated: the garage's stylised "
+        "day-ahead profile",
+    )
+    evaluate.add_argument(
+        "--peak-window",
+        type=int,
+        choices=(15, 60),
+        default=60,
+        metavar="MIN",
+        help="minutes of the clock window whose highest mean power is reported (15 or 60, "
+        "default 60); the monthly peak is always hourly",
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON for scripts")
     evaluate.add_argument(

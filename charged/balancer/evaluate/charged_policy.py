@@ -16,6 +16,10 @@ Nothing of the balancer is re-implemented here.  Every tick does what the daemon
    poll reads them back (the daemon confirms a write at once when the vendor answers; waiting
    for the read-back only counts a change a tick longer at the higher of old and new).
 
+With a meter series the allocation and the plan run on the site less what the meters read
+plus :data:`METER_HEADROOM_A` (:meth:`Site.with_other_load <charged.balancer.model.Site.
+with_other_load>`), as the daemon's ``site.meters`` do with their default ``headroom_a``.
+
 ``charged`` runs ``mode: guarantee``; ``charged-measured`` the plan's ``mode: measured``
 (increases are not held for room), with the same allocation.
 """
@@ -34,14 +38,17 @@ from charged.balancer.model import (
     BalancerMemory,
     BalancerParams,
     ConnectorKey,
+    PhaseCurrents,
     Site,
 )
 from charged.balancer.plan import plan
 from charged.balancer.runtime import REREAD_EVERY
 from charged.balancer.tracking import Tracked
 from charged.chargeamps.models import ConnectorStatus, Measurement
+from charged.config import MeterSettings
 
 VOLTAGE = 230.0  # what a reading's voltage says; nothing here reads it
+METER_HEADROOM_A = MeterSettings.model_fields["headroom_a"].default  # site.meters' default
 
 
 def connector_status(reading: ConnectorTelemetry) -> ConnectorStatus:
@@ -136,6 +143,7 @@ class ChargedPolicy:
         self._memory = BalancerMemory()
         self._steps = 0
         self._status = StatusCache()
+        self._metered: tuple[Mapping[str, PhaseCurrents], Site] | None = None
 
     def initial_limit(self, key: ConnectorKey) -> float:
         # what the baselines that drive limits start from too: nothing is drawn before the
@@ -157,9 +165,10 @@ class ChargedPolicy:
             t.state(now, pinned=None, writable=True, min_current=p.min_current, settle_s=p.settle_s)
             for t in self._tracked.values()
         ]
-        allocation = allocate(self.site, states, now, p, self._memory)
+        site = self.site_at(telemetry)
+        allocation = allocate(site, states, now, p, self._memory)
         self._memory = allocation.memory
-        decided = plan(self.site, states, allocation.targets, now, p)
+        decided = plan(site, states, allocation.targets, now, p)
         out: dict[ConnectorKey, float] = {}
         for write in decided.writes:
             tracked = self._tracked[write.key]
@@ -168,6 +177,19 @@ class ChargedPolicy:
             out[write.key] = write.limit
         self._steps += 1
         return out
+
+    def site_at(self, telemetry: Telemetry) -> Site:
+        """The site less what the meters read (plus headroom), built once per reading."""
+        building = telemetry.building
+        if not building:
+            return self.site
+        if self._metered is None or self._metered[0] is not building:
+            loads = {
+                fuse: (a + METER_HEADROOM_A, b + METER_HEADROOM_A, c + METER_HEADROOM_A)
+                for fuse, (a, b, c) in building.items()
+            }
+            self._metered = (building, self.site.with_other_load(loads))
+        return self._metered[1]
 
 
 def charged(site: Site, params: BalancerParams = DEFAULT_PARAMS) -> ChargedPolicy:

@@ -5,6 +5,10 @@ site file's chargers; the site file is read for the policies by the balancer's o
 for the ground truth by the simulator's (:mod:`.sitefile`).  Every policy is run on the same
 visits with the same seed (the same limit delays); ``optimal`` is the offline LP
 (:mod:`.optimum`).  Prints the metrics of :mod:`.metrics`, one column per policy.
+
+``--meters`` adds the building's own load (a meter series, :mod:`.meterseries`) and
+``--prices`` a price series (:mod:`charged.prices.series`); ``generated`` for either takes the
+garage's profile of :mod:`.generate` over the scenario's days.
 """
 
 from __future__ import annotations
@@ -18,18 +22,36 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from charged.balancer.evaluate.engine import EngineParams, RunResult, run
-from charged.balancer.evaluate.generate import garage_day, garage_month
+from charged.balancer.evaluate.generate import (
+    building_load,
+    garage_day,
+    garage_month,
+    price_series,
+)
+from charged.balancer.evaluate.meterseries import MeterSeries, read_meter_series
 from charged.balancer.evaluate.metrics import Figures, figures
 from charged.balancer.evaluate.optimum import Optimum, optimum_figures
 from charged.balancer.evaluate.policies import POLICIES, make_policy
+from charged.balancer.evaluate.power import PowerFigures
 from charged.balancer.evaluate.scenario import Scenario, ScenarioError, read_scenario
 from charged.balancer.evaluate.sitefile import SiteFile, differences, read_site_file
 from charged.exits import Fatal
+from charged.prices.series import PriceError, PriceSeries, read_price_file
 
 OPTIMAL = "optimal"
 POLICY_NAMES = (*POLICIES, OPTIMAL)
 GENERATED = ("garage", "garage-month")
 EXIT_USAGE = 2
+GENERATED_SERIES = "generated"
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What a scenario runs against besides its visits."""
+
+    meters: MeterSeries | None = None  # the building's own load
+    prices: PriceSeries | None = None
+    window_s: int = 3600  # the power-peak window
 
 
 class EvaluateError(ValueError):
@@ -43,6 +65,7 @@ class Evaluation:
     figures: tuple[Figures, ...]
     runs: tuple[RunResult, ...]  # the engine's runs (optimal has none)
     optimum: Optimum | None = None  # optimal's schedule, when it was asked for
+    inputs: Inputs = Inputs()
 
 
 def policy_list(text: str) -> list[str]:
@@ -88,14 +111,38 @@ def load_scenario(args: argparse.Namespace, site_file: SiteFile) -> Scenario:
     return garage_month(ids, seed=args.seed, days=args.days)
 
 
+def load_inputs(args: argparse.Namespace, scenario: Scenario, site_file: SiteFile) -> Inputs:
+    """--meters, --prices (a file, or ``generated``) and --peak-window."""
+    meters: MeterSeries | None = None
+    prices: PriceSeries | None = None
+    if args.meters == GENERATED_SERIES:
+        meters = building_load(scenario, site_file.site.root.name, seed=args.seed)
+    elif args.meters is not None:
+        try:
+            meters = read_meter_series(args.meters)
+            meters.check(site_file.site)
+        except ScenarioError as exc:
+            raise EvaluateError(f"--meters {exc}") from None
+    if args.prices == GENERATED_SERIES:
+        prices = price_series(scenario, seed=args.seed)
+    elif args.prices is not None:
+        try:
+            prices = read_price_file(args.prices)
+        except PriceError as exc:
+            raise EvaluateError(f"--prices {exc}") from None
+    return Inputs(meters=meters, prices=prices, window_s=args.peak_window * 60)
+
+
 def evaluate(
     scenario: Scenario,
     site_file: SiteFile,
     names: Sequence[str],
     engine: EngineParams,
     *,
+    inputs: Inputs | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Evaluation:
+    inputs = inputs or Inputs()
     results: list[Figures] = []
     runs: list[RunResult] = []
     optimum: Optimum | None = None
@@ -108,12 +155,21 @@ def evaluate(
             continue
         policy = make_policy(name, site_file.site, site_file.params)
         try:
-            result = run(scenario, site_file.site, policy, engine, wiring=site_file.grid)
+            result = run(
+                scenario,
+                site_file.site,
+                policy,
+                engine,
+                wiring=site_file.grid,
+                meters=inputs.meters,
+            )
         except ScenarioError as exc:
             raise EvaluateError(str(exc)) from None
         runs.append(result)
-        results.append(figures(result))
-    return Evaluation(scenario, site_file, tuple(results), tuple(runs), optimum)
+        results.append(
+            figures(result, window_s=inputs.window_s, tz=scenario.tz, prices=inputs.prices)
+        )
+    return Evaluation(scenario, site_file, tuple(results), tuple(runs), optimum, inputs)
 
 
 def _optimal(scenario: Scenario, site_file: SiteFile) -> Optimum:
@@ -158,9 +214,39 @@ def table(all_figures: Sequence[Figures]) -> list[list[str]]:
     row("pauses per session (max)", lambda f: _pauses(f))
     row("p95 plug-in to 6 A, s (room)", lambda f: _p95(f))
     row("phase unbalance at root A (%)", lambda f: f"{f.unbalance_a:.1f} ({f.unbalance_pct:.0f} %)")
+    if any(f.power is not None for f in all_figures):
+        _power_rows(all_figures, row)
     row("CPU per tick ms (p99)", lambda f: _cpu(f))
     row("run time s", lambda f: _num(f.run_s, ".1f"))
     return rows
+
+
+def _power_rows(
+    all_figures: Sequence[Figures], row: Callable[[str, Callable[[Figures], str]], None]
+) -> None:
+    window = next(f.power.window_s for f in all_figures if f.power is not None) // 60
+    row(f"highest {window}-min mean power kW", lambda f: _kw(f, lambda p: p.window_peak_kw))
+    row("monthly hourly peak kW", lambda f: _kw(f, lambda p: p.monthly_peak_kw))
+    by_name = {f.policy: f for f in all_figures}
+    for base in ("uncontrolled", "evcc-like"):
+        ref = by_name.get(base)
+        if ref is None or ref.power is None or ref.power.monthly_peak_kw <= 0:
+            continue
+        ref_kw = ref.power.monthly_peak_kw
+
+        def change(f: Figures, ref_kw: float = ref_kw) -> str:
+            if f.power is None:
+                return "–"
+            return f"{100 * (f.power.monthly_peak_kw - ref_kw) / ref_kw:+.1f} %"
+
+        row(f"  monthly peak vs {base}", change)
+    if any(f.power is not None and f.power.cost is not None for f in all_figures):
+        row("chargers' energy cost", lambda f: _kw(f, lambda p: p.cost, ",.2f"))
+        row("  per kWh", lambda f: _kw(f, lambda p: p.price_per_kwh, ".4f"))
+
+
+def _kw(f: Figures, value: Callable[[PowerFigures], float | None], spec: str = ",.1f") -> str:
+    return "–" if f.power is None else _num(value(f.power), spec)
 
 
 def _above(f: Figures, n: int) -> str:
@@ -209,6 +295,9 @@ def as_json(evaluation: Evaluation, names: Sequence[str]) -> dict[str, Any]:
         "visits": len(scenario.visits),
         "energyAskedKwh": scenario.energy_asked_kwh,
         "policies": list(names),
+        "peakWindowS": evaluation.inputs.window_s,
+        "meters": evaluation.inputs.meters is not None,
+        "prices": evaluation.inputs.prices is not None,
         "figures": [f.as_json() for f in evaluation.figures],
     }
 
@@ -226,11 +315,12 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
         for line in differences(site_file.site, site_file.grid):
             print(f"charged: warning: {args.site}: {line}", file=sys.stderr)
         scenario = load_scenario(args, site_file)
+        inputs = load_inputs(args, scenario, site_file)
         plots = [p for p in (args.plot, args.plot_energy) if p is not None]
         for path in plots:
             _check_plot(path)
         engine = EngineParams(limit_delay_s=args.limit_delay, seed=args.seed, trace=bool(plots))
-        evaluation = evaluate(scenario, site_file, names, engine)
+        evaluation = evaluate(scenario, site_file, names, engine, inputs=inputs)
     except EvaluateError as exc:
         raise Fatal(str(exc), EXIT_USAGE) from None
     if args.json:

@@ -9,6 +9,13 @@ the physics within the range, 30–60 s by default).  The ground truth is the gr
 through every fuse on every site phase at every simulated second, the ampere-seconds and the
 seconds above each limit.
 
+With a meter series (:mod:`.meterseries`) the building's own load flows through the fuses too:
+the ground truth counts it in every fuse's current from the second each reading starts, and
+the policies are shown what the meters read at each poll (``Telemetry.building``; each policy
+subtracts it from the fuses as it sees fit, charged as the daemon's ``Site.other_load``).
+The energy through the root is kept per 15-minute slot of the clock, the building's apart,
+for the power-peak and cost figures of :mod:`.metrics`.
+
 The physics steps by events on whole seconds (a load changes only when a car arrives, leaves,
 gets full or starts tapering, or a limit acts), so a month of 60 connectors costs what its
 86,400 ticks cost, not 2.6 million seconds × 60 cars.
@@ -18,22 +25,27 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import math
 import time
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from charged.balancer.evaluate.measuring import MeasuringGrid, grid_spec
+from charged.balancer.evaluate.meterseries import MeterSeries, through_fuses
+from charged.balancer.evaluate.power import SLOT_S
 from charged.balancer.evaluate.scenario import Scenario, Visit, assign_connectors
 from charged.balancer.evaluate.telemetry import (
     AVAILABLE,
     CHARGING,
     CONNECTED,
+    NO_METERS,
     ConnectorTelemetry,
     Policy,
     Telemetry,
 )
-from charged.balancer.model import MIN_CURRENT, PHASE_NAMES, ConnectorKey, Site
+from charged.balancer.model import MIN_CURRENT, PHASE_NAMES, ConnectorKey, PhaseCurrents, Site
 from charged.simulator import grid as simgrid
 from charged.simulator.physics import NOMINAL_VOLTAGE, Car, Physics, Plug, SessionRecord
 from charged.simulator.physics import Visit as PhysicsVisit
@@ -118,68 +130,15 @@ class RunResult:
     # the cars have taken so far, every car being below the root
     energy_times: Sequence[int] = ()
     energy_kwh: Sequence[float] = ()
+    # the energy through the root fuse (nominal voltage) per whole SLOT_S slot of the clock
+    # in the run, all of it and the building's part (the rest is the chargers'), kWh
+    slot_times: Sequence[int] = ()
+    slot_root_kwh: Sequence[float] = ()
+    slot_building_kwh: Sequence[float] = ()
 
     @property
     def ticks(self) -> int:
         return len(self.tick_cpu_ns)
-
-
-class MeasuringGrid(simgrid.Grid):
-    """The simulator's grid, integrating two more things exactly over its piecewise-constant
-    currents: the root fuse's phase unbalance and the energy through it, and (for figures of
-    long runs) the highest current of every fuse phase since the last :meth:`window_peaks`."""
-
-    def __init__(self, spec: simgrid.GridSpec, start: int, *, record: bool = False) -> None:
-        super().__init__(spec, start, record=record)
-        self.unbalance_mas = 0  # ∫ (max − min phase current) dt at the root, mA·s
-        self.mean_mas = 0  # ∫ mean phase current dt at the root, mA·s
-        self.loaded_s = 0  # seconds with any current at the root
-        self.root_mas = 0  # ∫ (I1 + I2 + I3) dt at the root, mA·s
-        self._window = list(self.current_ma)
-
-    def advance(self, to: int) -> None:
-        dt = to - self.t
-        if dt > 0:
-            a, b, c = self.current_ma[0], self.current_ma[1], self.current_ma[2]
-            total = a + b + c
-            if total > 0:
-                self.unbalance_mas += (max(a, b, c) - min(a, b, c)) * dt
-                self.mean_mas += total * dt // 3
-                self.root_mas += total * dt
-                self.loaded_s += dt
-        super().advance(to)
-
-    def change(self, columns: Iterable[int], delta_ma: int) -> None:
-        super().change(columns, delta_ma)
-        window, current = self._window, self.current_ma
-        for col in columns:
-            if current[col] > window[col]:
-                window[col] = current[col]
-
-    def window_peaks(self) -> list[int]:
-        """The highest mA of every column since the last call (or the start)."""
-        peaks, self._window = self._window, list(self.current_ma)
-        return peaks
-
-
-def grid_spec(site: Site) -> simgrid.GridSpec:
-    """The simulator's description of the same site (the physics shares no balancer code)."""
-
-    def convert(fuse: object) -> simgrid.Fuse:
-        from charged.balancer.model import Fuse
-
-        assert isinstance(fuse, Fuse)
-        return simgrid.Fuse(
-            name=fuse.name,
-            limit=fuse.limit,
-            children=tuple(convert(c) for c in fuse.children),
-            chargers=fuse.chargers,
-        )
-
-    return simgrid.GridSpec(
-        root=convert(site.root),
-        rotations={c.id: str(c.rotation) for c in site.chargers},
-    )
 
 
 def physics_car(visit: Visit) -> Car:
@@ -199,12 +158,14 @@ def run(
     params: EngineParams | None = None,
     *,
     wiring: simgrid.GridSpec | None = None,
+    meters: MeterSeries | None = None,
 ) -> RunResult:
     """Play the scenario through ``policy`` on ``site``; the visits must fit the site.
 
     ``wiring`` is the ground truth's fuse tree (fuses, limits, rotations) when it was read by the
     simulator's own parser from the same file as ``site`` (a parsing bug of either then shows
-    as a difference); None: converted from ``site``."""
+    as a difference); None: converted from ``site``.  ``meters``: the building's load on the
+    metered fuses over time (ScenarioError if it names a fuse the site does not have)."""
     params = params or EngineParams()
     params.validate()
     wall_start = time.perf_counter()
@@ -220,6 +181,17 @@ def run(
     per_second = params.trace and end - start <= PER_SECOND_TRACE_MAX_S
     grid = MeasuringGrid(spec, start, record=per_second)
     physics = Physics(grid, limit_delay=params.limit_delay_s)
+    steps: list[tuple[int, dict[str, PhaseCurrents]]] = []
+    if meters is not None:
+        meters.check(site)
+        steps = meters.steps()
+    shown: Mapping[str, PhaseCurrents] = NO_METERS  # what the meters read now
+    step_at = 0
+    while step_at < len(steps) and steps[step_at][0] <= start:
+        shown = steps[step_at][1]
+        step_at += 1
+    if shown:
+        grid.set_building(through_fuses(site, shown))
     by_key: dict[ConnectorKey, list[Visit]] = {k: [] for k in keys}
     for v in scenario.visits:
         by_key[v.key].append(v)
@@ -264,8 +236,20 @@ def run(
     tick_values: list[array[int]] = [array("q") for _ in grid.limits_ma]
     idle_cache: dict[ConnectorKey, ConnectorTelemetry] = {}
     energy_mas = array("q")  # ∫ root current dt at every tick (trace only)
+    slot_times = array("q")
+    slot_root = array("q")  # ∫ root current dt at every slot boundary, mA·s
+    slot_building = array("q")
     for t in range(start, end + 1, tick):
+        while step_at < len(steps) and steps[step_at][0] <= t:
+            at, shown = steps[step_at]
+            step_at += 1
+            physics.advance_to(at)
+            grid.set_building(through_fuses(site, shown))
         physics.advance_to(t)
+        if t % SLOT_S == 0:
+            slot_times.append(t)
+            slot_root.append(grid.root_mas)
+            slot_building.append(grid.building_mas)
         readings: dict[ConnectorKey, ConnectorTelemetry] = {}
         plugged = 0
         for plug in plugs:
@@ -289,7 +273,7 @@ def run(
             for column, value in enumerate(grid.window_peaks()):
                 tick_values[column].append(value)
         began = time.thread_time_ns()
-        wanted = policy.decide(Telemetry(float(t), readings))
+        wanted = policy.decide(Telemetry(float(t), readings, shown))
         cpu.append(time.thread_time_ns() - began)
         for key, amps in wanted.items():
             amps = _clamp(amps, caps[key])
@@ -331,7 +315,15 @@ def run(
         traces=traces,
         energy_times=range(start, start + tick * len(energy_mas), tick),
         energy_kwh=[mas / 1000 * NOMINAL_VOLTAGE / 3.6e6 for mas in energy_mas],
+        slot_times=slot_times[:-1],
+        slot_root_kwh=_differences(slot_root),
+        slot_building_kwh=_differences(slot_building),
     )
+
+
+def _differences(marks: Sequence[int]) -> list[float]:
+    """kWh between consecutive integrals of mA·s (three phases) at the nominal voltage."""
+    return [(b - a) / 1000 * NOMINAL_VOLTAGE / 3.6e6 for a, b in itertools.pairwise(marks)]
 
 
 def _reading(plug: Plug, key: ConnectorKey, setting: float, t: int) -> ConnectorTelemetry:

@@ -10,6 +10,21 @@ car's), and parks in a random free bay; when every bay is taken it drives on (no
 
 All figures are drawn from one ``random.Random`` seeded with (seed, day), so a day is the same
 whichever month it is generated in.
+
+The building and the prices (issue 17) are profiles of their own, fixed before any policy was
+run on them, and drawn from their own generators (so adding them changes no visit):
+
+- :func:`building_load`: the office building sharing the garage's connection, on the root
+  fuse every 5 minutes.  Its shape is stylised, not measured: the usual form of an office
+  building's day (as in standard load profiles for commerce): a night base of a third of the
+  day's plateau (ventilation, servers, lighting kept on), rising from 06:00 to a plateau from
+  09:00 to 16:00 with a bump at lunch, falling through the evening; weekends at the base with
+  a little more by day.  The plateau is :data:`BUILDING_PEAK_A` on L1 (L2, L3 a little less:
+  single-phase loads are never spread evenly), with noise of :data:`BUILDING_NOISE_A`.
+- :func:`price_series`: hourly prices with the stylised form of a Nordic day-ahead day: cheap
+  at night, a morning peak 07–09, a dip at midday, the day's highest 17–19; weekends flatter.
+  The level of each day is drawn (log-normal around :data:`PRICE_MEDIAN` per kWh), each hour
+  varies a few per cent around the shape.  Not market data.
 """
 
 from __future__ import annotations
@@ -20,8 +35,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from charged.balancer.evaluate.meterseries import MeterSeries, readings
 from charged.balancer.evaluate.scenario import ConnectorKey, Scenario, Visit
 from charged.balancer.model import ChargerSpec, Fuse, Rotation, Site
+from charged.prices.series import PriceSeries, series_of
 
 NOMINAL_VOLTAGE = 230.0
 GARAGE_TZ = timezone(timedelta(hours=1))  # the garage's local time (CET)
@@ -192,3 +209,76 @@ def garage_site(
     return Site(
         root=Fuse("main", (main_limit,) * 3, children=rows), chargers=chargers, margin=margin
     )
+
+
+# --------------------------------------------------------------------------- building, prices
+
+BUILDING_STEP_S = 300
+BUILDING_PEAK_A = 60.0  # the weekday plateau on L1, A
+BUILDING_PHASE_SHARE = (1.0, 0.9, 0.95)
+BUILDING_NOISE_A = 1.5  # standard deviation of each 5-minute reading
+# share of the plateau by local hour (the value at the hour's start; linear in between)
+WEEKDAY_SHAPE = (
+    0.35, 0.34, 0.33, 0.33, 0.33, 0.35, 0.45, 0.65, 0.85, 0.95, 0.97, 0.98,
+    1.0, 0.97, 0.96, 0.95, 0.85, 0.7, 0.55, 0.47, 0.42, 0.39, 0.37, 0.36,
+)  # fmt: skip
+WEEKEND_SHAPE = (
+    0.34, 0.33, 0.33, 0.33, 0.33, 0.33, 0.34, 0.36, 0.38, 0.4, 0.42, 0.43,
+    0.43, 0.42, 0.42, 0.41, 0.4, 0.38, 0.37, 0.36, 0.35, 0.35, 0.34, 0.34,
+)  # fmt: skip
+PRICE_MEDIAN = 0.80  # currency/kWh, the median day's mean level
+PRICE_DAY_SIGMA = 0.35  # log-normal spread of the day's level
+PRICE_HOUR_SIGMA = 0.05
+PRICE_WEEKDAY = (
+    0.70, 0.66, 0.64, 0.64, 0.67, 0.78, 1.02, 1.32, 1.38, 1.22, 1.08, 1.00,
+    0.95, 0.92, 0.93, 0.98, 1.12, 1.40, 1.50, 1.36, 1.15, 0.98, 0.88, 0.78,
+)  # fmt: skip
+PRICE_WEEKEND = (
+    0.78, 0.74, 0.72, 0.71, 0.72, 0.75, 0.80, 0.88, 0.96, 1.00, 1.00, 0.98,
+    0.95, 0.93, 0.94, 0.98, 1.06, 1.20, 1.28, 1.22, 1.10, 0.98, 0.90, 0.84,
+)  # fmt: skip
+
+
+def _days(scenario: Scenario) -> list[date]:
+    """The local days the scenario touches (at least one)."""
+    tz = scenario.tz
+    first = datetime.fromtimestamp(scenario.start, tz).date()
+    last = datetime.fromtimestamp(scenario.end, tz).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def building_load(scenario: Scenario, fuse: str, *, seed: int = 1) -> MeterSeries:
+    """The office building's load on ``fuse`` over the scenario's local days, every 5 min."""
+    rows: list[tuple[float, str, tuple[float, float, float]]] = []
+    tz = scenario.tz
+    for day in _days(scenario):
+        rng = random.Random(f"building/{seed}/{day.isoformat()}")
+        shape = WEEKEND_SHAPE if day.weekday() >= 5 else WEEKDAY_SHAPE
+        midnight = datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
+        for step in range(86400 // BUILDING_STEP_S):
+            hours = step * BUILDING_STEP_S / 3600
+            h = int(hours)
+            level = shape[h] + (shape[(h + 1) % 24] - shape[h]) * (hours - h)
+            amps = tuple(
+                max(0.0, round(BUILDING_PEAK_A * level * share + rng.gauss(0, BUILDING_NOISE_A), 1))
+                for share in BUILDING_PHASE_SHARE
+            )
+            rows.append((midnight + step * BUILDING_STEP_S, fuse, (amps[0], amps[1], amps[2])))
+    series = readings(rows, tz)
+    return MeterSeries(series.readings, tz, f"building-{fuse}-seed{seed}")
+
+
+def price_series(scenario: Scenario, *, seed: int = 1) -> PriceSeries:
+    """Hourly prices over the scenario's local days (see the module docstring)."""
+    tz = scenario.tz
+    rows: list[tuple[float, float, float]] = []
+    for day in _days(scenario):
+        rng = random.Random(f"prices/{seed}/{day.isoformat()}")
+        shape = PRICE_WEEKEND if day.weekday() >= 5 else PRICE_WEEKDAY
+        level = PRICE_MEDIAN * math.exp(rng.gauss(0, PRICE_DAY_SIGMA))
+        midnight = datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
+        for hour in range(24):
+            price = level * shape[hour] * math.exp(rng.gauss(0, PRICE_HOUR_SIGMA))
+            start = midnight + hour * 3600
+            rows.append((start, start + 3600, round(price, 4)))
+    return series_of(rows, tz)

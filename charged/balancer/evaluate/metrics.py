@@ -18,6 +18,8 @@ Definitions (also in README):
 - *unbalance*: at the root fuse, the mean over loaded seconds of (highest − lowest phase
   current), A, and that integral over the integral of the mean phase current, %.
 - *CPU per tick*: the policy's own CPU time per tick (thread time), mean and 99th percentile.
+- *window peak*, *monthly peak*, *cost*: :mod:`.power` (the root fuse's power, building
+  included, per clock window; the chargers' energy at the price series' prices).
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, timezone
 from typing import Any
 
 from charged.balancer.evaluate.engine import RunResult, SessionOutcome
+from charged.balancer.evaluate.power import PowerFigures, power_figures
+from charged.prices.series import PriceSeries
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +73,13 @@ class Figures:
     cpu_p99_tick_ms: float | None
     ticks: int | None
     run_s: float
+    power: PowerFigures | None = None
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["fuses"] = [asdict(f) for f in self.fuses]
+        if self.power is not None:
+            data["power"]["monthly_peak_kw"] = self.power.monthly_peak_kw
         return data
 
 
@@ -111,7 +119,13 @@ def session_figures(
     )
 
 
-def figures(result: RunResult) -> Figures:
+def figures(
+    result: RunResult,
+    *,
+    window_s: int = 3600,
+    tz: timezone = UTC,
+    prices: PriceSeries | None = None,
+) -> Figures:
     asked, delivered, pct, full_pct, jain, lowest = session_figures(result.sessions)
     hours = (result.end - result.start) / 3600.0
     plugged_h = result.plugged_connector_s / 3600.0
@@ -161,4 +175,12 @@ def figures(result: RunResult) -> Figures:
         cpu_p99_tick_ms=percentile(cpu_ms, 0.99),
         ticks=result.ticks,
         run_s=result.wall_s,
+        power=power_figures(
+            result.slot_times,
+            result.slot_root_kwh,
+            result.slot_building_kwh,
+            window_s=window_s,
+            tz=tz,
+            prices=prices,
+        ),
     )

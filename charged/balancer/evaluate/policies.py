@@ -23,7 +23,11 @@ the site description, and returns the ``maxCurrent`` it wants per connector ever
   allocation and guarantee, :mod:`~charged.balancer.evaluate.charged_policy`), in the plan's
   ``guarantee`` and ``measured`` modes.
 
-Every fuse capacity is the site's (limit minus margin), the same for all policies.
+Every fuse capacity is the site's (limit minus margin), the same for all policies.  With a
+meter series, the policies that read the grid each tick (``evcc-like``, ``round-robin``,
+charged's) see each fuse less what its meters read at the poll (the daemon's rule,
+:meth:`~charged.balancer.model.Site.with_other_load`); ``evcc-like`` counts the highest phase
+of it, as it counts the cars.  ``uncontrolled`` and ``equal-split`` never read anything.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from charged.balancer.model import (
     MIN_CURRENT,
     BalancerParams,
     ConnectorKey,
+    PhaseCurrents,
     Site,
 )
 
@@ -54,6 +59,9 @@ class _SiteIndex:
         self.site = site
         self.fuse_names = [f.name for f in site.fuses()]
         self.capacity = {f.name: site.capacity(f) for f in site.fuses()}
+        self._empty = self.capacity
+        self.shown: Mapping[str, PhaseCurrents] | None = None
+
         self.keys = list(site.connector_keys())
         self.fuses_of: dict[ConnectorKey, tuple[str, ...]] = {}
         self.max_of: dict[ConnectorKey, float] = {}
@@ -66,6 +74,17 @@ class _SiteIndex:
             self.max_of[key] = min(MAX_CURRENT, charger.connector_max)
             for name in names:
                 self.below[name] += 1
+
+    def metered(self, building: Mapping[str, PhaseCurrents]) -> None:
+        """Set ``capacity`` to the fuses less what the meters read (unchanged: kept)."""
+        if building is self.shown:
+            return
+        self.shown = building
+        if not building:
+            self.capacity = self._empty
+            return
+        loaded = self.site.with_other_load(building)
+        self.capacity = {f.name: loaded.capacity(f) for f in loaded.fuses()}
 
     def site_phases(self, key: ConnectorKey, terminals: frozenset[int]) -> frozenset[int]:
         charger = self.site.charger(key[0])
@@ -118,6 +137,7 @@ class EvccLike:
 
     def decide(self, telemetry: Telemetry) -> Mapping[ConnectorKey, float]:
         index, now = self._index, telemetry.time
+        index.metered(telemetry.building)
         used = dict.fromkeys(index.fuse_names, 0.0)
         cars: list[tuple[float, ConnectorKey, CarView]] = []
         settings: dict[ConnectorKey, float] = {}
@@ -192,6 +212,9 @@ class RoundRobin:
 
     def decide(self, telemetry: Telemetry) -> Mapping[ConnectorKey, float]:
         index, now = self._index, telemetry.time
+        if telemetry.building is not index.shown:
+            index.metered(telemetry.building)
+            self._memo = None  # other capacities: schedule again
         queue: list[tuple[float, ConnectorKey, frozenset[int]]] = []
         for key, reading in telemetry.connectors.items():
             view = self._observer.update(now, reading)

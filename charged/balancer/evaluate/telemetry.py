@@ -2,14 +2,16 @@
 
 The cloud API tells, every 30 s per connector: its status, the current per phase (null unless
 charging), the session's energy and start, and the settings it holds (``maxCurrent``, read
-back).  No state of charge, no departure, no energy wanted, no fuse readings.  A policy that
+back).  No state of charge, no departure, no energy wanted, no fuse readings; with a meter
+series, what each site meter reads (the building's own load) at the poll.  A policy that
 wants to know which phases a car draws on, or whether it is full, learns it from these.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 from charged.balancer.model import ConnectorKey, PhaseCurrents, Site
@@ -29,10 +31,16 @@ class ConnectorTelemetry:
     session_start: float | None  # None without a session
 
 
+NO_METERS: Mapping[str, PhaseCurrents] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Telemetry:
     time: float
     connectors: Mapping[ConnectorKey, ConnectorTelemetry]
+    # what each site meter reads at this poll (A per site phase): what else its fuse feeds
+    # besides the chargers, as in the daemon's site.meters; empty without a meter series
+    building: Mapping[str, PhaseCurrents] = field(default_factory=lambda: NO_METERS)
 
 
 class Policy(Protocol):
