@@ -8,7 +8,7 @@ index is kept for the few sites last seen, by identity (a Site is immutable).
 
 from __future__ import annotations
 
-from charged.balancer.model import ChargerSpec, ConnectorKey, FusePhase, Site
+from charged.balancer.model import ALL_TERMINALS, ChargerSpec, ConnectorKey, FusePhase, Site
 
 _KEEP = 4  # sites indexed at once: the runtime has one, tests and the evaluation a few
 _cache: list[tuple[Site, SiteIndex]] = []
@@ -33,7 +33,24 @@ class SiteIndex:
         self.chargers: list[tuple[ChargerSpec, tuple[ConnectorKey, ...]]] = [
             (spec, spec.connector_keys()) for spec in site.chargers if self._path.get(spec.id)
         ]
+        # every connector key of those chargers, in the same order
+        self.keys: tuple[ConnectorKey, ...] = tuple(k for _, keys in self.chargers for k in keys)
+        # each key's place in sorted order: ties between equal cars are broken by key, and
+        # an integer compares faster than a (charger, connector) tuple
+        rank = {k: n for n, k in enumerate(sorted(self.keys))}
+        self.ranked: list[tuple[ChargerSpec, float, tuple[tuple[ConnectorKey, int], ...]]] = [
+            (spec, spec.connector_max, tuple((k, rank[k]) for k in keys))
+            for spec, keys in self.chargers
+        ]
         self._memo: dict[tuple[str, frozenset[int]], tuple[int, ...]] = {}
+        # one tuple object per distinct set of fuse phases: connectors of a row that draw on
+        # the same phases share it, so the allocation can group them by it cheaply
+        self._interned: dict[tuple[int, ...], tuple[int, ...]] = {}
+        # (charger, terminals) -> (site phases, fuse phases, the fuse phases' number)
+        self.counted_memo: dict[
+            tuple[str, frozenset[int] | None], tuple[frozenset[int], tuple[int, ...], int]
+        ] = {}
+        self._numbers: dict[tuple[int, ...], int] = {}
 
     def placed(self, cp_id: str) -> bool:
         return bool(self._path.get(cp_id))
@@ -44,7 +61,23 @@ class SiteIndex:
         found = self._memo.get(key)
         if found is None:
             found = tuple(n * 3 + p for n in self._path.get(cp_id, ()) for p in sorted(phases))
-            self._memo[key] = found
+            found = self._memo[key] = self._interned.setdefault(found, found)
+        return found
+
+    def counted(
+        self, spec: ChargerSpec, terminals: frozenset[int] | None
+    ) -> tuple[frozenset[int], tuple[int, ...], int]:
+        """The site phases a connector of ``spec`` whose car draws on ``terminals`` (None:
+        not known, all three) is counted on, and the fuse phases it loads: what
+        :func:`~charged.balancer.envelope.counted_phases` and :meth:`of` give, in one lookup;
+        then a number that is the same for the same fuse phases (a cheap key to group by)."""
+        key = (spec.id, terminals)
+        found = self.counted_memo.get(key)
+        if found is None:
+            phases = ALL_TERMINALS if terminals is None else spec.rotation.to_site(terminals)
+            capacities = self.of(spec.id, phases)
+            number = self._numbers.setdefault(capacities, len(self._numbers))
+            found = self.counted_memo[key] = (phases, capacities, number)
         return found
 
 

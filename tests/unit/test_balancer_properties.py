@@ -23,6 +23,7 @@ from charged.balancer.model import (
     ConnectorKey,
     ConnectorState,
     Fuse,
+    Reason,
     Site,
     all_rotations,
 )
@@ -183,6 +184,49 @@ def test_targets_fit_every_fuse_phase_when_the_fixed_loads_do(
         assert spec is not None
         assert target == int(target)
         assert target == 0 or PARAMS.min_current <= target <= spec.connector_max
+
+
+@settings(max_examples=300, deadline=None)
+@given(sites_and_states())
+def test_a_car_is_paused_only_where_the_floor_does_not_fit(
+    case: tuple[Site, list[ConnectorState]],
+) -> None:
+    """Admission at the floor is maximal: every paused car has a fuse phase that the fixed
+    loads and the other cars' floors leave under 6 A.  (The allocation admits the cars of
+    loose fuse phases at once and takes turns only under tight ones; this is what either
+    way must give.)"""
+    site, states = case
+    result = allocate(site, states, NOW, PARAMS, BalancerMemory())
+    by_key = {s.key: s for s in states}
+    floor = {
+        key: (
+            worst_case(by_key.get(key), site.charger(key[0]), NOW, settle_s=PARAMS.settle_s)
+            if _fixed_load(site, states, key)
+            else (0.0 if result.decisions[key].reason is Reason.PAUSED_FLOOR else None)
+        )
+        for key in site.connector_keys()
+    }
+    wanting = {k for k, s in by_key.items() if not _fixed_load(site, states, k) and s.wants_current}
+    load = {
+        k: (PARAMS.min_current if k in wanting and v is None else (v or 0.0))
+        for k, v in floor.items()
+    }
+    room = {(f.name, p): site.capacity(f)[p] for f in site.fuses() for p in range(3)}
+    for fp, amps in _sums(site, load, states).items():
+        room[fp] -= amps
+    for key in result.paused:
+        if result.decisions[key].reason is not Reason.PAUSED_FLOOR:
+            continue  # (held at 0 by hysteresis: not the floor's doing)
+        spec = site.charger(key[0])
+        assert spec is not None
+        phases = counted_phases(by_key[key], spec)
+        short = [
+            (f.name, p)
+            for f in site.fuses_of(spec.id)
+            for p in phases
+            if room[(f.name, p)] < PARAMS.min_current - 1e-6
+        ]
+        assert short, (key, room)
 
 
 @settings(max_examples=300, deadline=None)
