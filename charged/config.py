@@ -154,6 +154,11 @@ class RetentionSettings(_Section):
     # None: raw rows are kept forever; else deleted once this many days old (and folded).
     # At least 7: the session tracker re-reads a running session's polls from its start.
     raw_days: Annotated[int, Field(ge=7)] | None = None
+    # balancer_decision and poll_gap (no rollups): None keeps them, else deleted once this
+    # many days old.  Decisions at least 7: the balancer reads back a plugged-in car's
+    # decisions since its session began when it starts.
+    decision_days: Annotated[int, Field(ge=7)] | None = None
+    gap_days: Annotated[int, Field(ge=1)] | None = None
     interval: Annotated[float, Field(ge=60)] = 300.0  # seconds between passes
     batch_rows: Annotated[int, Field(ge=100, le=100_000)] = 5000  # rows per transaction
 

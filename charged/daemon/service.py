@@ -62,7 +62,8 @@ from charged.storage.engine import (
 )
 from charged.storage.migrate import upgrade
 from charged.storage.rejected import RejectedRows
-from charged.storage.rollup import Rollups
+from charged.storage.retention import run_passes
+from charged.storage.rollup import storage_pass
 from charged.storage.schema import poll_cycle
 from charged.storage.spool import Spool
 from charged.storage.writer import BatchWriter
@@ -256,19 +257,16 @@ class Daemon:
                 reconcile_every=s.sessions.reconcile_interval,
             )
             self._task_factories.insert(0, ("charged-sessions", self.sessions.run))
-        if s.retention.rollups:
-            # 15-minute rollups of the polls, and the retention of the raw rows
-            rollups = Rollups(
-                self.engine,
-                interval=s.collector.interval,
-                raw_days=s.retention.raw_days,
-                batch_rows=s.retention.batch_rows,
-            )
+        one_pass = storage_pass(self.engine, s.retention, interval=s.collector.interval)
+        if one_pass is not None:
+            # 15-minute rollups of the polls, the retention of the raw rows and of the tables
+            # without rollups, one pass after the other
 
-            async def run_rollups(stop: asyncio.Event) -> None:
-                await rollups.run(stop, self.clock, s.retention.interval, self._log)
+            async def run_storage_passes(stop: asyncio.Event) -> None:
+                assert one_pass is not None
+                await run_passes(stop, self.clock, s.retention.interval, self._log, one_pass)
 
-            self._task_factories.insert(0, ("charged-rollups", run_rollups))
+            self._task_factories.insert(0, ("charged-rollups", run_storage_passes))
         # the daemon's tasks beside the tick, in the order added
         for name, run in self._task_factories:
             self._start_task(name, run)

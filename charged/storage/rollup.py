@@ -20,7 +20,7 @@ rows, at the other end of every index) never wait for more than one small transa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +29,6 @@ from sqlalchemy import (
     Integer,
     Table,
     cast,
-    delete,
     func,
     literal,
     select,
@@ -39,8 +38,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from charged.clock import Clock, sleep_or_stop
+from charged.clock import Clock
+from charged.config import RetentionSettings
 from charged.storage.engine import StorageError
+from charged.storage.retention import PAUSE_S, Retention, delete_before, run_passes
 from charged.storage.schema import (
     connector_status,
     connector_status_rollup,
@@ -51,8 +52,6 @@ from charged.storage.schema import (
 
 BUCKET = timedelta(minutes=15)
 _EPOCH = datetime(2000, 1, 1)
-# the pause between two transactions of a pass: the writer's turn
-PAUSE_S = 0.01
 
 
 def bucket_of(moment: datetime) -> datetime:
@@ -85,27 +84,12 @@ class Rollups:
         self._pause = pause
 
     async def run(self, stop: asyncio.Event, clock: Clock, every: float, log: Any) -> None:
-        """A pass every ``every`` seconds until ``stop``; a failing pass is logged when it
-        starts failing and when it recovers, and the loop goes on."""
-        failing = False
-        while not stop.is_set():
-            started = clock.monotonic()
-            try:
-                result = await self.run_pass(clock.utcnow().replace(tzinfo=None))
-            except Exception as exc:
-                if not failing:
-                    failing = True
-                    log.warning(
-                        "rollup pass failing; retrying every pass",
-                        error=f"{type(exc).__name__}: {str(exc)[:200]}",
-                    )
-            else:
-                if failing:
-                    failing = False
-                    log.info("rollup pass recovered")
-                if any(result.deleted.values()):
-                    log.info("retention: old raw rows deleted", **result.deleted)
-            await sleep_or_stop(clock, every - (clock.monotonic() - started), stop)
+        """A pass every ``every`` seconds until ``stop`` (see ``retention.run_passes``)."""
+
+        async def one_pass(now: datetime) -> dict[str, int]:
+            return (await self.run_pass(now)).deleted
+
+        await run_passes(stop, clock, every, log, one_pass)
 
     async def run_pass(self, now: datetime) -> PassResult:
         folded = {
@@ -152,25 +136,48 @@ class Rollups:
         # id (SQLite's rowid, an old MySQL's AUTO_INCREMENT after a restart) to a new row,
         # which would then pass for one already folded.
         folded_to = min(folded_to, int(newest or 0) - 1)
-        total = 0
-        while True:
-            async with self._engine.begin() as conn:
-                ids = list(
-                    (
-                        await conn.execute(
-                            select(raw.c.id)
-                            .where(raw.c.date_created < cutoff, raw.c.id <= folded_to)
-                            .order_by(raw.c.date_created)
-                            .limit(self._batch)
-                        )
-                    ).scalars()
-                )
-                if ids:
-                    await conn.execute(delete(raw).where(raw.c.id.in_(ids)))
-            if not ids:
-                return total
-            total += len(ids)
-            await asyncio.sleep(self._pause)
+        return await delete_before(
+            self._engine,
+            raw,
+            "date_created",
+            cutoff,
+            batch_rows=self._batch,
+            pause=self._pause,
+            max_id=folded_to,
+        )
+
+
+def storage_pass(
+    engine: AsyncEngine, settings: RetentionSettings, *, interval: float
+) -> Callable[[datetime], Awaitable[dict[str, int]]] | None:
+    """What ``charged run`` does every ``retention.interval``: fold the polls into the
+    rollups and delete the raw rows older than ``raw_days`` (with ``rollups``), then the
+    ``balancer_decision`` and ``poll_gap`` rows older than theirs; None if nothing is to be
+    done.  The pass returns the rows deleted per table."""
+    retained = {
+        table: days
+        for table, days in (
+            ("balancer_decision", settings.decision_days),
+            ("poll_gap", settings.gap_days),
+        )
+        if days is not None
+    }
+    if not settings.rollups and not retained:
+        return None
+    rollups = (
+        Rollups(
+            engine, interval=interval, raw_days=settings.raw_days, batch_rows=settings.batch_rows
+        )
+        if settings.rollups
+        else None
+    )
+    others = Retention(engine, retained, batch_rows=settings.batch_rows)
+
+    async def one_pass(now: datetime) -> dict[str, int]:
+        deleted = (await rollups.run_pass(now)).deleted if rollups is not None else {}
+        return deleted | await others.run_pass(now)
+
+    return one_pass
 
 
 async def _state(conn: AsyncConnection, name: str) -> tuple[int, int | None]:

@@ -98,14 +98,15 @@ async def test_the_connection_pool_is_as_wide_as_the_concurrency(
         assert session.connector.limit_per_host == 0  # every request goes to one host
 
 
-@pytest.mark.parametrize("rollups", [True, False])
+@pytest.mark.parametrize(
+    ("rollups", "gap_days", "runs"), [(True, None, True), (False, None, False), (False, 30, True)]
+)
 async def test_the_rollups_run_beside_the_tick_unless_turned_off(
-    simulator: Simulator, sqlite_url: str, rollups: bool
+    simulator: Simulator, sqlite_url: str, rollups: bool, gap_days: int | None, runs: bool
 ) -> None:
     settings = settings_for(simulator, sqlite_url)
-    settings = settings.model_copy(
-        update={"retention": settings.retention.model_copy(update={"rollups": rollups})}
-    )
+    retention = settings.retention.model_copy(update={"rollups": rollups, "gap_days": gap_days})
+    settings = settings.model_copy(update={"retention": retention})
     async with Daemon(settings) as daemon:
         names = [task.get_name() for task in daemon._tasks]
-        assert ("charged-rollups" in names) is rollups
+        assert ("charged-rollups" in names) is runs
