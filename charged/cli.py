@@ -269,6 +269,7 @@ def _install_balancer(daemon: Any, settings: Any, log: Any) -> None:
         runtime_mode,
         schedule_from_settings,
         site_from_settings,
+        target_from_settings,
     )
     from charged.balancer.plug import install_balancer
     from charged.meters.configured import install_meters
@@ -282,7 +283,17 @@ def _install_balancer(daemon: Any, settings: Any, log: Any) -> None:
     site = site_from_settings(settings.site)
     params = params_from_settings(settings.balancer)
     schedule = schedule_from_settings(settings.site)
-    install_balancer(daemon, site, params, mode, building, schedule)
+    target = target_from_settings(settings.site)
+    install_balancer(
+        daemon,
+        site,
+        params,
+        mode,
+        building,
+        schedule,
+        target,
+        tick_s=settings.collector.interval,
+    )
     log.info("balancer on", mode=mode, fuses=len(site.fuses()), chargers=len(site.chargers))
 
 

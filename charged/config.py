@@ -347,6 +347,16 @@ class FuseSettings(_Section):
         return _phase_limits(self.limit)
 
 
+class PowerTargetSettings(_Section):
+    """The site's power target: a window's mean power, chargers plus building, under it."""
+
+    target_kw: PositiveFloat  # the window's mean power to stay under (kW)
+    window_min: Literal[15, 60] = 15  # the window: quarter-hours or hours of the clock
+    # true: the target rises to the month's highest window mean so far (an effect tariff)
+    monthly: bool = False
+    voltage: PositiveFloat = 230.0  # V per phase, to turn the power left into A per phase
+
+
 class SiteSettings(_Section):
     """The garage's wiring for the balancer (the same schema as a standalone site file)."""
 
@@ -363,6 +373,8 @@ class SiteSettings(_Section):
     meters: dict[str, MeterSettings] = Field(default_factory=dict)
     # the site's time zone (IANA name): the fuses' schedules and the power target's month
     timezone: str = "UTC"
+    # None: no power target (the fuses alone limit the chargers)
+    power_target: PowerTargetSettings | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -401,6 +413,8 @@ class SiteSettings(_Section):
         unknown = sorted(set(self.meters) - names)
         if unknown:
             raise ValueError(f"meters: {unknown[0]!r} is not the name of a fuse of the site")
+        if self.power_target is not None and self.fuse is None:
+            raise ValueError("power_target caps the top fuse: describe the site's fuse too")
         return self
 
     def charger_ids(self) -> list[str]:

@@ -178,6 +178,38 @@ class Metrics:
             fuse_phase,
             registry=r,
         )
+        self.power_target_watts = Gauge(
+            "charged_power_target_watts",
+            "The site power target in force: the configured one, or in monthly mode the "
+            "month's highest window mean when higher",
+            registry=r,
+        )
+        self.power_window_energy_wh = Gauge(
+            "charged_power_window_energy_wh",
+            "Energy the site used in the power target's window in progress (chargers and building)",
+            registry=r,
+        )
+        self.power_window_last_mean_watts = Gauge(
+            "charged_power_window_last_mean_watts",
+            "Mean power of the last finished power-target window",
+            registry=r,
+        )
+        self.power_month_peak_watts = Gauge(
+            "charged_power_month_peak_watts",
+            "The highest window mean of the month so far (site's local month)",
+            registry=r,
+        )
+        self.power_site_watts = Gauge(
+            "charged_power_site_watts",
+            "The site's power at the last balancer step, by part (chargers, building)",
+            ["part"],
+            registry=r,
+        )
+        self.power_target_cap_amperes = Gauge(
+            "charged_power_target_cap_amperes",
+            "The cap the power target put on the chargers under the top fuse (A per phase)",
+            registry=r,
+        )
         self.balancer_paused = Gauge(
             "charged_balancer_connectors_paused",
             "Connectors that want current but are paused (no room for the minimum)",

@@ -42,6 +42,7 @@ TIME_COLUMNS = {
     "balancer_decision": "tick_time",
     "balancer_fuse": "tick_time",
     "meter_reading": "read_at",
+    "power_window": "tick_time",
     "measurement_rollup": "bucket_start",
     "connector_status_rollup": "bucket_start",
     "rollup_state": "updated",

@@ -3,8 +3,9 @@
 ``status`` prints the newest balancer step from the database (``balancer_fuse`` and
 ``balancer_decision``, written by the daemon in shadow and active mode alike): every fuse of
 the tree with, per site phase, its limit, the envelope of the limits in force, the measured
-current and the headroom left (capacity, i.e. limit minus margin, minus envelope); then the
-connectors that are paused, pinned or offline.  ``release CP CONNECTOR`` ends a person's pin
+current and the headroom left (capacity, i.e. limit minus margin, minus envelope); with a
+power target, its window (``power_window``); then the connectors that are paused, pinned or
+offline.  ``release CP CONNECTOR`` ends a person's pin
 (a ``balancer_release`` row in the audit table): the balancer drives the connector again from
 its next tick.  Other sub-commands (``evaluate``, ``scenario``) register here too.
 """
@@ -54,7 +55,9 @@ def add_balance_commands(subparsers: Any) -> argparse.ArgumentParser:
         description="Print the newest balancer step stored in the database: per fuse and "
         "site phase the limit, the envelope of the limits in force (each unconfirmed change "
         "at the higher of old and new), the measured current and the headroom (limit minus "
-        "margin minus envelope); then paused, pinned and offline connectors.",
+        "margin minus envelope); with site.power_target, the window's energy used, the "
+        "target in force, the month's peak and the cap on the chargers; then paused, pinned "
+        "and offline connectors.",
         epilog="Exit codes: 0 printed, 1 no balancer step stored yet, 69 database "
         "unreachable, 78 bad configuration.",
     )
@@ -260,12 +263,50 @@ class ConnectorRow:
 
 
 @dataclass(frozen=True, slots=True)
+class PowerRow:
+    """The power target at the step (a ``power_window`` row)."""
+
+    window_start: datetime
+    window_s: int
+    month: str
+    energy_wh: float
+    power_w: float
+    building_w: float
+    target_w: float
+    month_peak_w: float
+    cap_a: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "windowStart": self.window_start.replace(tzinfo=UTC).isoformat(),
+            "windowS": self.window_s,
+            "month": self.month,
+            "energyWh": self.energy_wh,
+            "powerW": self.power_w,
+            "buildingW": self.building_w,
+            "targetW": self.target_w,
+            "monthPeakW": self.month_peak_w,
+            "capA": self.cap_a,
+        }
+
+    def line(self) -> str:
+        return (
+            f"power target {self.target_w / 1000:.2f} kW in force (month {self.month}'s peak "
+            f"{self.month_peak_w / 1000:.2f} kW); {self.window_s // 60}-min window from "
+            f"{self.window_start:%H:%M} UTC: {self.energy_wh / 1000:.3f} kWh used, "
+            f"{self.power_w / 1000:.2f} kW now (building {self.building_w / 1000:.2f} kW); "
+            f"chargers capped at {self.cap_a:g} A per phase"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     tick_time: datetime
     mode: str
     fuses: tuple[FusePhaseRow, ...]
     connectors: tuple[ConnectorRow, ...]
     depth: dict[str, int]
+    power: PowerRow | None = None  # None: no power target
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -295,6 +336,7 @@ class Status:
                 }
                 for c in self.connectors
             ],
+            "powerTarget": None if self.power is None else self.power.to_json(),
         }
 
 
@@ -302,6 +344,7 @@ async def read_status(engine: Any) -> Status | None:
     """The newest balancer step stored, or None when there is none."""
     from charged.storage.schema import balancer_decision as d
     from charged.storage.schema import balancer_fuse as f
+    from charged.storage.schema import power_window as w
 
     async with engine.connect() as conn:
         newest = (await conn.execute(select(func.max(f.c.tick_time)))).scalar()
@@ -338,6 +381,21 @@ async def read_status(engine: Any) -> Status | None:
                 .order_by(d.c.charge_point_id, d.c.connector_id)
             )
         ).all()
+        power = (
+            await conn.execute(
+                select(
+                    w.c.window_start,
+                    w.c.window_s,
+                    w.c.month,
+                    w.c.energy_wh,
+                    w.c.power_w,
+                    w.c.building_w,
+                    w.c.target_w,
+                    w.c.month_peak_w,
+                    w.c.cap_a,
+                ).where(w.c.tick_time == newest)
+            )
+        ).first()
     parents = {row[2]: row[1] for row in fuse_rows}
     depth: dict[str, int] = {}
     for name in parents:
@@ -351,6 +409,7 @@ async def read_status(engine: Any) -> Status | None:
         fuses=tuple(FusePhaseRow(*row[2:]) for row in fuse_rows),
         connectors=tuple(ConnectorRow(*row) for row in connector_rows),
         depth=depth,
+        power=None if power is None else PowerRow(*power),
     )
 
 
@@ -381,6 +440,8 @@ def print_status(status: Status, out: TextIO | None = None) -> None:
             ]
         )
     _print_table(table, out)
+    if status.power is not None:
+        print(status.power.line(), file=out)
     for reason, title in (
         ("paused_floor", "paused (no room for the minimum; they take turns)"),
         ("pinned", "pinned by a person (`charged balance release CP CONNECTOR`)"),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from charged.balancer.model import BalancerParams, ChargerSpec, Fuse, Rotation, Site
+from charged.balancer.power_target import TargetSpec
 from charged.balancer.runtime import RuntimeMode
 from charged.balancer.schedule import LimitSchedule, Period
 from charged.config import WEEKDAYS, BalancerSettings, FuseSettings, SiteSettings
@@ -50,6 +51,20 @@ def schedule_from_settings(site: SiteSettings) -> LimitSchedule:
                 for entry in fuse.schedule
             )
     return LimitSchedule(site.timezone, periods)
+
+
+def target_from_settings(site: SiteSettings) -> TargetSpec | None:
+    """The site's power target (None when there is none)."""
+    target = site.power_target
+    if target is None:
+        return None
+    return TargetSpec(
+        target_w=target.target_kw * 1000,
+        window_s=target.window_min * 60.0,
+        monthly=target.monthly,
+        voltage=target.voltage,
+        timezone=site.timezone,
+    )
 
 
 def params_from_settings(balancer: BalancerSettings) -> BalancerParams:

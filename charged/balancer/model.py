@@ -155,6 +155,8 @@ class Site:
     own load, from a site meter): the allocation and the guarantee work against
     ``limit - margin - other load``.  ``other_load`` holds (fuse name, A per site phase)
     pairs, each fuse's own total; :meth:`with_other_load` builds it from meter readings.
+    ``caps`` holds (fuse name, A per site phase) pairs the chargers under a fuse may take at
+    most (a power target's cap, :meth:`with_caps`).
     Validation (one charger in one branch, unique fuse names, every placed charger
     described) is :func:`charged.balancer.configured.site_from_settings`'s job; the
     constructor only indexes.
@@ -164,13 +166,16 @@ class Site:
     chargers: tuple[ChargerSpec, ...]
     margin: float = 0.0
     other_load: tuple[tuple[str, PhaseCurrents], ...] = ()
+    caps: tuple[tuple[str, PhaseCurrents], ...] = ()
     _by_id: Mapping[str, ChargerSpec] = field(init=False, repr=False, compare=False)
     _path: Mapping[str, tuple[Fuse, ...]] = field(init=False, repr=False, compare=False)
     _other: Mapping[str, PhaseCurrents] = field(init=False, repr=False, compare=False)
+    _caps: Mapping[str, PhaseCurrents] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {c.id: c for c in self.chargers})
         object.__setattr__(self, "_other", dict(self.other_load))
+        object.__setattr__(self, "_caps", dict(self.caps))
         paths: dict[str, tuple[Fuse, ...]] = {}
 
         def visit(fuse: Fuse, above: tuple[Fuse, ...]) -> None:
@@ -195,10 +200,19 @@ class Site:
 
     def capacity(self, fuse: Fuse) -> PhaseCurrents:
         """What the balancer may use of ``fuse`` on each phase: limit minus margin minus the
-        other load through it, >= 0."""
+        other load through it, >= 0, and no more than the fuse's cap (a power target's)."""
         other = self._other.get(fuse.name, (0.0, 0.0, 0.0))
         a, b, c = (max(0.0, x - self.margin - o) for x, o in zip(fuse.limit, other, strict=True))
+        cap = self._caps.get(fuse.name)
+        if cap is not None:
+            a, b, c = min(a, cap[0]), min(b, cap[1]), min(c, cap[2])
         return (a, b, c)
+
+    def with_caps(self, caps: Mapping[str, PhaseCurrents]) -> Site:
+        """This site with the chargers under each fuse named in ``caps`` held to that many A
+        per phase (a power target's cap on the top fuse): :meth:`capacity` is the lower of
+        the two, so the fuse guarantee holds as before."""
+        return replace(self, caps=tuple(caps.items()))
 
     def other_load_of(self, fuse: Fuse) -> PhaseCurrents:
         """What else flows through ``fuse`` besides the chargers (A per site phase)."""

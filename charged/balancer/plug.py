@@ -15,9 +15,11 @@ from typing import Any, Protocol
 
 from charged.balancer.model import BalancerParams, Site
 from charged.balancer.pins import BALANCER_ACTOR, SqlAuditSource
+from charged.balancer.power_target import TargetSpec
 from charged.balancer.recall import SqlCarRecall
 from charged.balancer.runtime import BalancerRuntime, BuildingLoad, RuntimeMode, tick_input
 from charged.balancer.schedule import LimitSchedule
+from charged.balancer.window_recall import SqlWindowRecall
 from charged.clock import Clock
 from charged.collector.supervisor import TickCallback, TickResult
 from charged.control.audit import SqlAuditSink
@@ -52,10 +54,14 @@ class InstalledBalancer:
         mode: RuntimeMode,
         building: BuildingLoad | None = None,
         schedule: LimitSchedule | None = None,
+        power_target: TargetSpec | None = None,
+        tick_s: float = 30.0,
     ) -> None:
         self._daemon = daemon
         self._building = building
         self._schedule = schedule
+        self._power_target = power_target
+        self._tick_s = tick_s
         self._site = site
         self._params = params
         self._mode: RuntimeMode = mode
@@ -84,6 +90,9 @@ class InstalledBalancer:
             recall=SqlCarRecall(d.engine),
             building=self._building,
             schedule=self._schedule,
+            power_target=self._power_target,
+            window_recall=SqlWindowRecall(d.engine) if self._power_target else None,
+            tick_s=self._tick_s,
         )
         await self.runtime.run(stop)
 
@@ -95,11 +104,16 @@ def install_balancer(
     mode: RuntimeMode,
     building: BuildingLoad | None = None,
     schedule: LimitSchedule | None = None,
+    power_target: TargetSpec | None = None,
+    tick_s: float = 30.0,
 ) -> InstalledBalancer:
     """Add the balancer's tick consumer and loop to ``daemon`` (before or after its start);
     ``building``: the site meters' book, subtracted from the fuses every tick; ``schedule``:
-    the fuses' limits over time."""
-    installed = InstalledBalancer(daemon, site, params, mode, building, schedule)
+    the fuses' limits over time; ``power_target``: the site's power target (``tick_s``: the
+    collector's interval, how long a cap stays in force)."""
+    installed = InstalledBalancer(
+        daemon, site, params, mode, building, schedule, power_target, tick_s
+    )
     daemon.add_tick_consumer(installed.on_tick)
     daemon.add_task("charged-balancer", installed.run)
     return installed

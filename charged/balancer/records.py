@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from charged.balancer.model import PHASE_NAMES, Site
 
 if TYPE_CHECKING:
-    from charged.balancer.runtime import StepReport
+    from charged.balancer.runtime import PowerReport, StepReport
 
 
 def decision_rows(report: StepReport, mode: str) -> list[dict[str, Any]]:
@@ -79,3 +79,21 @@ def fuse_rows(report: StepReport, site: Site, mode: str) -> list[dict[str, Any]]
                 }
             )
     return rows
+
+
+def power_window_row(time: float, power: PowerReport, mode: str) -> dict[str, Any]:
+    """The ``power_window`` row of a step with a power target."""
+    window = power.window
+    return {
+        "tick_time": datetime.fromtimestamp(round(time), UTC).replace(tzinfo=None),
+        "mode": mode,
+        "window_start": datetime.fromtimestamp(window.window_start, UTC).replace(tzinfo=None),
+        "window_s": round(power.window_s),
+        "month": window.month,
+        "energy_wh": round(window.energy_wh, 3),
+        "power_w": round(window.power_w, 1),
+        "building_w": round(power.building_w, 1),
+        "target_w": round(power.cap.target_w, 1),
+        "month_peak_w": round(window.month_peak_w, 1),
+        "cap_a": power.cap_a,
+    }

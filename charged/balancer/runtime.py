@@ -38,6 +38,7 @@ outage: nothing is raised.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,8 +64,9 @@ from charged.balancer.model import (
 )
 from charged.balancer.pins import AuditSource, PinBook
 from charged.balancer.plan import plan
+from charged.balancer.power_target import Cap, TargetSpec, WindowState, advance, charger_cap
 from charged.balancer.recall import CarRecall
-from charged.balancer.records import decision_rows, fuse_rows
+from charged.balancer.records import decision_rows, fuse_rows, power_window_row
 from charged.balancer.schedule import LimitSchedule, limits_at
 from charged.balancer.tracking import Tracked, settings_limit
 from charged.chargeamps.errors import ChargeAmpsError
@@ -82,6 +84,27 @@ class BuildingLoad(Protocol):
     """What else the metered fuses feed besides the chargers (charged.meters.MeterBook)."""
 
     def loads(self, now: float) -> Mapping[str, tuple[float, float, float]]: ...
+
+    # as read, without the headroom (the building's power for the power target)
+    def measured(self, now: float) -> Mapping[str, tuple[float, float, float]]: ...
+
+
+class WindowRecall(Protocol):
+    """The power target's window as the previous run left it (power_window rows)."""
+
+    async def recall(self, spec: TargetSpec) -> WindowState | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PowerReport:
+    """The power target at a step: the window as advanced to it, and the cap it set."""
+
+    window: WindowState
+    cap: Cap
+    cap_a: float  # the cap put on the top fuse (A per phase, rounded down to 0.1 A)
+    chargers_w: float
+    building_w: float
+    window_s: float
 
 
 class SettingsReader(SetConnector, Protocol):
@@ -111,6 +134,7 @@ class StepReport:
     vendor_ok: bool
     measured: Mapping[str, tuple[float, float, float]]  # per fuse, A per site phase
     site: Site  # as this step saw it: the fuses less the building's load
+    power: PowerReport | None = None  # the power target's window and cap (None: no target)
 
 
 Put = Callable[[RowBatch], Awaitable[None]]
@@ -140,10 +164,18 @@ class BalancerRuntime:
         recall: CarRecall | None = None,
         building: BuildingLoad | None = None,
         schedule: LimitSchedule | None = None,
+        power_target: TargetSpec | None = None,
+        window_recall: WindowRecall | None = None,
+        tick_s: float = 30.0,
     ) -> None:
         self.site = site
         self._building = building
         self._schedule = schedule or None  # an empty schedule is none
+        self._target = power_target
+        self._window_recall = window_recall  # read once, at the first step with a target
+        self._window: WindowState | None = None
+        self._tick_s = tick_s  # how long a cap stays in force: until the next tick
+        self._capped_now = site
         self._site_now = site  # the site less the building's load at the last step
         self.mode: RuntimeMode = mode
         self.params = params
@@ -233,6 +265,9 @@ class BalancerRuntime:
             await self._read_back(now, every=due)
         states = self._states(now)
         site = self._metered_site(now)
+        power = None
+        if self._target is not None:
+            site, power = await self._power_target(self._target, site, states, now)
         allocation = allocate(site, states, now, p, self._memory)
         self._memory = allocation.memory
         decided = plan(site, states, allocation.targets, now, p, vendor_ok=vendor_ok)
@@ -244,16 +279,17 @@ class BalancerRuntime:
             self._apply(results, self._clock.time())
         measured = self._measured(states)
         report = StepReport(
-            now, tuple(states), allocation, decided, results, vendor_ok, measured, site
+            now, tuple(states), allocation, decided, results, vendor_ok, measured, site, power
         )
         self.last = report
         self._steps += 1
-        await self._put(
-            {
-                "balancer_decision": decision_rows(report, self.mode),
-                "balancer_fuse": fuse_rows(report, self.site, self.mode),
-            }
-        )
+        batch: dict[str, list[dict[str, Any]]] = {
+            "balancer_decision": decision_rows(report, self.mode),
+            "balancer_fuse": fuse_rows(report, self.site, self.mode),
+        }
+        if power is not None:
+            batch["power_window"] = [power_window_row(report.time, power, self.mode)]
+        await self._put(batch)
         self._record_metrics(report, time.process_time() - started)
         return report
 
@@ -269,6 +305,59 @@ class BalancerRuntime:
         if site != self._site_now:
             self._site_now = site
         return self._site_now
+
+    async def _power_target(
+        self, spec: TargetSpec, site: Site, states: Sequence[ConnectorState], now: float
+    ) -> tuple[Site, PowerReport]:
+        """Advance the window with the site's power at ``now`` (the chargers' measured
+        currents and the building's meter) and cap the chargers under the top fuse."""
+        if self._window_recall is not None:
+            recall, self._window_recall = self._window_recall, None
+            try:
+                self._window = await recall.recall(spec)
+            except Exception as exc:
+                self._log.warning(
+                    "could not read the power target's window back; starting a new one",
+                    error=str(exc),
+                )
+            if self._window is not None:
+                self._log.info(
+                    "power target's window recalled",
+                    energy_wh=round(self._window.energy_wh, 1),
+                    month_peak_w=round(self._window.month_peak_w),
+                )
+        chargers_w = self._charger_amps(states) * spec.voltage
+        building_w = self._building_amps(now) * spec.voltage
+        self._window = advance(spec, self._window, now, chargers_w + building_w)
+        if self._window.gap:
+            self._log.warning(
+                "power target: ticks too far apart; the gap's energy is not known",
+                max_gap_s=spec.max_gap_s,
+            )
+        cap = charger_cap(spec, self._window, now, building_w, self._tick_s)
+        amps = math.floor(cap.amps * 10) / 10  # 0.1 A steps: the same site while steady
+        capped = site.with_caps({site.root.name: (amps, amps, amps)})
+        if capped != self._capped_now:
+            self._capped_now = capped
+        return self._capped_now, PowerReport(
+            self._window, cap, amps, chargers_w, building_w, spec.window_s
+        )
+
+    def _charger_amps(self, states: Sequence[ConnectorState]) -> float:
+        """The chargers' measured currents, summed over connectors and phases (A)."""
+        return sum(
+            sum(state.measured)
+            for state in states
+            if state.online and self.site.charger(state.key[0]) is not None
+        )
+
+    def _building_amps(self, now: float) -> float:
+        """What the top fuse's meters read besides the chargers, summed over phases (A)."""
+        if self._building is None:
+            return 0.0
+        root = self.site.root
+        read = self.site.with_other_load(self._building.measured(now))
+        return sum(read.other_load_of(root))
 
     async def _recall_cars(self) -> None:
         """Take back what an earlier run learned of the cars still plugged in."""
@@ -494,6 +583,16 @@ class BalancerRuntime:
                 m.balancer_fuse_capacity.labels(fuse.name, name).set(
                     report.site.capacity(fuse)[phase]
                 )
+        if report.power is not None:
+            power = report.power
+            m.power_target_watts.set(power.cap.target_w)
+            m.power_window_energy_wh.set(power.window.energy_wh)
+            m.power_site_watts.labels("chargers").set(power.chargers_w)
+            m.power_site_watts.labels("building").set(power.building_w)
+            m.power_month_peak_watts.set(power.window.month_peak_w)
+            m.power_target_cap_amperes.set(power.cap_a)
+            if power.window.last_mean_w is not None:
+                m.power_window_last_mean_watts.set(power.window.last_mean_w)
         m.balancer_paused.set(len(report.allocation.paused))
         m.balancer_pinned.set(len(self.pins.pinned()))
         if self.mode == "shadow":

@@ -113,6 +113,20 @@ class MeterBook:
                 out[fuse] = spec.fallback
         return out
 
+    def measured(self, now: float) -> dict[str, PhaseCurrents]:
+        """Per metered fuse, what its meter reads at ``now`` without the headroom (each phase
+        at least 0), or its fallback while stale: the building's power for the power target.
+        Leaves the fresh/stale transitions to :meth:`loads`."""
+        out: dict[str, PhaseCurrents] = {}
+        for fuse, spec in self.specs.items():
+            reading = self._latest.get(fuse)
+            if reading is not None and now - reading.time <= spec.max_age_s:
+                a, b, c = (max(0.0, amps) for amps in reading.amps)
+                out[fuse] = (a, b, c)
+            else:
+                out[fuse] = spec.fallback
+        return out
+
     def stale(self) -> Mapping[str, bool]:
         """Per meter, whether the last :meth:`loads` counted its fallback."""
         return dict(self._stale)

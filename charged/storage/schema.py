@@ -238,6 +238,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "balancer_decision": ("tick_time", "charge_point_id", "connector_id"),
     "balancer_fuse": ("tick_time", "fuse", "phase"),
     "meter_reading": ("fuse", "read_at"),
+    "power_window": ("tick_time",),
 }
 
 # Tables whose rows update the existing row with the same primary key.
@@ -257,6 +258,7 @@ WRITE_ORDER: tuple[str, ...] = (
     "balancer_decision",
     "balancer_fuse",
     "meter_reading",
+    "power_window",
 )
 
 # Control actions (charged/control): one row per field a CLI or API request tried to change,
@@ -398,4 +400,28 @@ meter_reading = Table(
     Column("l3_a", Float, nullable=False),
     UniqueConstraint("fuse", "read_at", name="uq_meter_reading_natural"),
     Index("ix_meter_reading_read_at", "read_at"),
+)
+
+# The site's power target (site.power_target) at each balancer step: the window in progress
+# (window_start, window_s), the energy it has used so far (chargers + building, Wh), the site's
+# power at the step and the building's part of it, the target in force (the month's peak in
+# monthly mode when higher), the highest window mean of the month (month: YYYY-MM, the site's
+# local time) and the cap put on the chargers under the top fuse (A per phase).  A restart
+# takes the window and the month's peak back from the newest row.
+power_window = Table(
+    "power_window",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tick_time", DateTime, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("window_start", DateTime, nullable=False),
+    Column("window_s", Integer, nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("energy_wh", Float, nullable=False),
+    Column("power_w", Float, nullable=False),
+    Column("building_w", Float, nullable=False),
+    Column("target_w", Float, nullable=False),
+    Column("month_peak_w", Float, nullable=False),
+    Column("cap_a", Float, nullable=False),
+    UniqueConstraint("tick_time", name="uq_power_window_natural"),
 )

@@ -32,6 +32,7 @@ TIME_COLUMNS: dict[str, str] = {
     "charging_session": "start_time",
     "charge_point_status": "last_seen",
     "meter_reading": "read_at",
+    "power_window": "tick_time",
     "measurement_rollup": "bucket_start",
     "connector_status_rollup": "bucket_start",
 }

@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from charged.balancer.model import ChargerSpec, Fuse, Site
+from charged.balancer.power_target import TargetSpec, WindowState
 from charged.balancer.runtime import BalancerRuntime, TickInput
 from charged.balancer.schedule import LimitSchedule, Period
 from charged.chargeamps.models import (
@@ -98,3 +101,88 @@ async def test_the_scheduled_limit_is_in_force_at_the_ticks_local_time() -> None
     )
     assert sample == 20.0
     assert rt.site.root.limit == (40.0, 40.0, 40.0)  # the configured site is unchanged
+
+
+class Building:
+    """A meter on the top fuse reading ``amps`` per phase (the headroom: 2 A more)."""
+
+    def __init__(self, amps: float) -> None:
+        self.amps = amps
+
+    def loads(self, now: float) -> Mapping[str, tuple[float, float, float]]:
+        return {"main": (self.amps + 2,) * 3}
+
+    def measured(self, now: float) -> Mapping[str, tuple[float, float, float]]:
+        return {"main": (self.amps,) * 3}
+
+
+class Recalled:
+    def __init__(self, state: WindowState | None) -> None:
+        self.state = state
+        self.asked = 0
+
+    async def recall(self, spec: TargetSpec) -> WindowState | None:
+        self.asked += 1
+        return self.state
+
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC).timestamp()
+TARGET = TargetSpec(target_w=13_800.0, window_s=900.0, voltage=230.0)
+
+
+async def test_the_power_target_caps_the_top_fuse_from_the_windows_energy() -> None:
+    # 5 minutes into the window at 13.8 kW (6900 W of chargers, 10 A of building): 1150 Wh
+    # used of 3450; the car draws 10 A on three phases (6900 W), the building 10 A (6900 W)
+    recalled = Recalled(WindowState(T0, 1150.0, T0 + 270, 13_800.0, "2026-01"))
+    rows, metrics = Rows(), Metrics()
+    rt = runtime(
+        rows,
+        metrics,
+        building=Building(10.0),
+        power_target=TARGET,
+        window_recall=recalled,
+        tick_s=30.0,
+    )
+    report = await rt.step(tick(T0 + 300, amps=10.0))
+    assert recalled.asked == 1
+    power = report.power
+    assert power is not None
+    assert power.chargers_w == 6900.0 and power.building_w == 6900.0
+    # + 13.8 kW for 30 s = 115 Wh: 1265 Wh used, 2185 Wh left for 600 s -> 13,110 W mean;
+    # less the building's 6900 W: 6210 W over 3 x 230 V = 9.0 A per phase
+    assert power.window.energy_wh == pytest.approx(1265.0)
+    assert power.cap.allowed_w == pytest.approx(13_110.0)
+    assert power.cap_a == 9.0
+    root = report.site.root
+    assert report.site.capacity(root) == (9.0, 9.0, 9.0)  # 40 - 12 A of building = 28 A, capped
+    assert report.allocation.decisions[KEY].target == 9.0
+    (row,) = rows.last("power_window")
+    assert row["energy_wh"] == pytest.approx(1265.0)
+    assert (row["window_s"], row["month"], row["cap_a"], row["target_w"]) == (
+        900,
+        "2026-01",
+        9.0,
+        13_800.0,
+    )
+    assert row["window_start"] == datetime(2026, 1, 5, 8, 0)
+    sample = metrics.registry.get_sample_value
+    assert sample("charged_power_target_cap_amperes", {}) == 9.0
+    assert sample("charged_power_window_energy_wh", {}) == pytest.approx(1265.0)
+    assert sample("charged_power_site_watts", {"part": "building"}) == 6900.0
+    assert sample("charged_balancer_fuse_capacity_amperes", {"fuse": "main", "phase": "L1"}) == 9.0
+    # the next tick does not ask the database again
+    await rt.step(tick(T0 + 330, amps=9.0))
+    assert recalled.asked == 1
+
+
+async def test_a_spent_window_pauses_the_chargers_and_the_fuse_still_rules() -> None:
+    spent = Recalled(WindowState(T0, 3500.0, T0 + 570, 13_800.0, "2026-01"))
+    rt = runtime(Rows(), Metrics(), power_target=TARGET, window_recall=spent)
+    report = await rt.step(tick(T0 + 600, amps=10.0))
+    assert report.power is not None and report.power.cap_a == 0.0
+    assert report.allocation.decisions[KEY].target == 0.0
+    # a generous target: the fuse (40 A) is what limits
+    rt = runtime(Rows(), Metrics(), power_target=TargetSpec(100_000.0))
+    report = await rt.step(tick(T0 + 600, amps=10.0))
+    assert report.site.capacity(report.site.root) == (40.0, 40.0, 40.0)
+    assert report.allocation.decisions[KEY].target == 32.0
