@@ -83,6 +83,7 @@ def worst_case(
         value = max(value, state.pending)
     if state.pinned is not None:
         value = max(value, state.pinned)
-    if settling(state, now, settle_s) and state.previous_limit is not None:
-        value = max(value, state.previous_limit)
+    previous = state.previous_limit
+    if previous is not None and previous > value and settling(state, now, settle_s):
+        value = previous  # (settling is asked only where it would change the answer)
     return value

@@ -19,13 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from charged.balancer.envelope import counted_phases, full_limit, worst_case
+from charged.balancer.envelope import worst_case
 from charged.balancer.index import index_of
 from charged.balancer.model import (
     DEFAULT_PARAMS,
     PHASE_NAMES,
     BalancerParams,
-    ChargerSpec,
     ConnectorKey,
     ConnectorState,
     FusePhase,
@@ -63,79 +62,98 @@ def plan(
     """
     by_key = {s.key: s for s in states}
     index = index_of(site)
-    load = [0.0] * len(index.capacity)  # the envelope, per fuse phase of the index
-    counted: dict[ConnectorKey, tuple[float, tuple[int, ...]]] = {}
-    for spec, keys in index.chargers:
-        for key in keys:
-            state = by_key.get(key)
-            amps = worst_case(state, spec, now, settle_s=params.settle_s)
-            capacities = index.of(spec.id, counted_phases(state, spec))
-            counted[key] = (amps, capacities)
-            for r in capacities:
-                load[r] += amps
-    capacity = index.capacity
-    over: tuple[FusePhase, ...] = tuple(
-        index.names[r] for r in range(len(load)) if load[r] > capacity[r] + EPSILON
-    )
-
+    capacity, names = index.capacity, index.names
+    settle_s, floor, max_current = params.settle_s, params.min_current, params.max_current
+    per_set: dict[int, float] = {}  # the envelope summed per set of fuse phases, first
+    sets: dict[int, tuple[int, ...]] = {}
     deferred: dict[ConnectorKey, str] = {}
-    decreases: list[Write] = []
-    increases: list[Write] = []
-    for key, target in targets.items():
-        state = by_key.get(key)
-        charger = site.charger(key[0])
-        if state is None or charger is None or key not in counted:
-            continue
-        if not state.online or state.pinned is not None or not state.writable:
-            continue  # the allocation counted it as a fixed load; nothing is sent
-        value = _sendable(target, charger, params)
-        if state.pending is not None:
-            if value != state.pending:
-                deferred[key] = "waiting for the read-back of the last write"
-            continue
-        if state.limit is None or value == state.limit:
-            continue
-        kind = WriteKind.DECREASE if value < state.limit else WriteKind.INCREASE
-        (decreases if kind is WriteKind.DECREASE else increases).append(
-            Write(key, value, state.limit, kind)
-        )
+    # (key, value, in force, worst case, fuse phases): Writes are built for what goes out
+    decreases: list[tuple[ConnectorKey, float, float, float, tuple[int, ...]]] = []
+    increases: list[tuple[ConnectorKey, float, float, float, tuple[int, ...]]] = []
+    memo, target_of = index.counted_memo, targets.get
+    for spec, connector_max, keys in index.ranked:
+        cp_id = spec.id
+        full = connector_max if connector_max < max_current else max_current  # (full_limit)
+        for key, _ in keys:
+            state = by_key.get(key)
+            amps = worst_case(state, spec, now, settle_s=settle_s)
+            # (counted_phases: all three while the charger does not answer)
+            terminals = state.terminals if state is not None and state.online else None
+            found = memo.get((cp_id, terminals))
+            _, capacities, number = found if found is not None else index.counted(spec, terminals)
+            if number in per_set:
+                per_set[number] += amps
+            else:
+                per_set[number], sets[number] = amps, capacities
+
+            target = target_of(key)
+            if target is None or state is None:
+                continue
+            if not state.online or state.pinned is not None or not state.writable:
+                continue  # the allocation counted it as a fixed load; nothing is sent
+            # what the vendor takes: whole amperes, 0 or min_current..the connector's full
+            value = float(math.floor(target + EPSILON))
+            value = 0.0 if value < floor else (full if value > full else value)
+            if state.pending is not None:
+                if value != state.pending:
+                    deferred[key] = WAITING_FOR_READ_BACK
+                continue
+            if state.limit is None or value == state.limit:
+                continue
+            change = (key, value, state.limit, amps, capacities)
+            (decreases if value < state.limit else increases).append(change)
+    load = [0.0] * len(capacity)  # the envelope, per fuse phase of the index
+    for number, amps in per_set.items():
+        for r in sets[number]:
+            load[r] += amps
+    over: tuple[FusePhase, ...] = tuple(
+        names[r] for r in range(len(load)) if load[r] > capacity[r] + EPSILON
+    )
 
     writes: list[Write] = []
     budget = params.max_writes_per_tick
-    decreases.sort(key=lambda w: (-((w.previous or 0.0) - w.limit), w.key))
-    increases.sort(key=lambda w: (w.previous or 0.0, w.key))
-    for write in decreases:
+    over_budget = f"write budget of {budget} writes per tick used"
+    decreases.sort(key=lambda w: (w[1] - w[2], w[0]))  # the largest decrease first
+    increases.sort(key=lambda w: (w[2], w[0]))  # the lowest limit in force first
+    for key, value, previous, _, _ in decreases:
         if len(writes) >= budget:
-            deferred[write.key] = f"write budget of {budget} writes per tick used"
+            deferred[key] = over_budget
             continue
-        writes.append(write)  # counted at the old value until followed: no envelope change
-    for write in increases:
+        # counted at the old value until followed: no envelope change
+        writes.append(Write(key, value, previous, WriteKind.DECREASE))
+    waiting_for_room: dict[int, str] = {}
+    guarantee = params.mode == "guarantee"
+    for key, value, previous, amps, capacities in increases:
         if not vendor_ok:
-            deferred[write.key] = "vendor outage: increases wait until the vendor answers"
+            deferred[key] = VENDOR_OUTAGE
             continue
         if len(writes) >= budget:
-            deferred[write.key] = f"write budget of {budget} writes per tick used"
+            deferred[key] = over_budget
             continue
-        amps, capacities = counted[write.key]
-        extra = max(0.0, write.limit - amps)
-        if params.mode == "guarantee":
-            short = next((r for r in capacities if load[r] + extra > capacity[r] + EPSILON), None)
-            if short is not None:
-                name, phase = index.names[short]
-                deferred[write.key] = f"waiting for room on {name} {PHASE_NAMES[phase]}"
+        extra = value - amps if value > amps else 0.0
+        if guarantee:
+            short = -1
+            for r in capacities:
+                if load[r] + extra > capacity[r] + EPSILON:
+                    short = r
+                    break
+            if short >= 0:
+                why = waiting_for_room.get(short)
+                if why is None:
+                    name, phase = names[short]
+                    why = waiting_for_room[short] = (
+                        f"waiting for room on {name} {PHASE_NAMES[phase]}"
+                    )
+                deferred[key] = why
                 continue
         for r in capacities:
             load[r] += extra
-        writes.append(write)
+        writes.append(Write(key, value, previous, WriteKind.INCREASE))
     envelope: dict[str, PhaseCurrents] = {}
     for n in range(0, len(load), 3):
-        envelope[index.names[n][0]] = (load[n], load[n + 1], load[n + 2])
+        envelope[names[n][0]] = (load[n], load[n + 1], load[n + 2])
     return Plan(tuple(writes), deferred, envelope, over)
 
 
-def _sendable(target: float, spec: ChargerSpec, params: BalancerParams) -> float:
-    """The value the vendor takes: whole amperes, 0 or min_current..the connector's full."""
-    value = float(math.floor(target + EPSILON))
-    if value < params.min_current:
-        return 0.0
-    return min(value, full_limit(spec, params.max_current))
+WAITING_FOR_READ_BACK = "waiting for the read-back of the last write"
+VENDOR_OUTAGE = "vendor outage: increases wait until the vendor answers"
