@@ -71,23 +71,33 @@ LOOSE_MARGIN = 1e-3
 Capacities = tuple[int, ...]  # the fuse phases (SiteIndex numbers) a connector loads
 
 
+@dataclass(slots=True, eq=False)
+class _Group:
+    """The cars of a tick on the same fuse phases with the same cap: max-min fairness gives
+    them one share, so they are filled as one claim (a row of a hundred connectors is a few
+    claims, not a hundred)."""
+
+    capacities: Capacities  # indices of the fuse phases its cars draw on
+    cap: float  # the most each may be given
+    phases: frozenset[int]  # the site phases they are counted on
+    number: int  # the same for the same fuse phases (SiteIndex.counted)
+    members: list[_Car]
+    fair: float = 0.0  # the unrounded share of each admitted car
+    bottleneck: int | None = None  # the fuse phase that stopped it (None: its cap)
+    rest: float = 0.0  # what rounding down took off the share (<= 0)
+
+
 @dataclass(slots=True)
 class _Car:
     """A connector whose car wants current, while the tick is decided."""
 
     key: ConnectorKey
     state: ConnectorState
-    capacities: Capacities  # indices of the fuse phases it draws on
-    cap: float
+    group: _Group
     cap_reason: Reason
-    phases: frozenset[int]  # the site phases it is counted on
     rank: int  # its key's place in sorted order (SiteIndex.ranked)
-    group: tuple[int, float]  # its key in _Groups
     target: float = 0.0
-    rest: float = 0.0  # what rounding down took off its share (<= 0)
     fair_target: float = 0.0  # the rounded share, before hysteresis
-    fair: float = 0.0
-    bottleneck: int | None = None
     admitted: bool = False
 
 
@@ -132,9 +142,9 @@ def allocate(
     # one entry per connector in the site's order, each replaced by its decision below
     decisions: dict[ConnectorKey, Decision] = dict.fromkeys(index.keys)  # type: ignore[assignment]
     tick = _classify(index, {s.key: s for s in states}, left, decisions, now, params)
-    groups = _admit(tick.groups, left, now, params, memory)
-    _share(groups, left, params)
-    _round(groups, left)
+    admitted = _admit(tick.groups, left, now, params, memory)
+    _share(admitted, left, params)
+    _round(admitted, left)
     _hysteresis(tick.cars, left, now, params, memory)
     remembered, paused = _decide(tick.cars, index, decisions, memory, now, params)
     _arrivals(tick.idle, left, decisions, params)
@@ -144,9 +154,10 @@ def allocate(
 # ---------------------------------------------------------------- fixed loads
 
 _Idle = tuple[ConnectorKey, ConnectorState, frozenset[int], Capacities, float]
-# the cars of one tick by (fuse phases' number, cap): the cars of a group are on the same
-# fuse phases with the same cap, and get the same fair share
-_Groups = dict[tuple[int, float], list[_Car]]
+# the groups of one tick by (fuse phases' number, cap)
+_Groups = dict[tuple[int, float], _Group]
+# groups and their admitted cars
+_Admitted = list[tuple[_Group, list[_Car]]]
 
 
 class _Tick(NamedTuple):
@@ -200,14 +211,12 @@ def _classify(
                         cap, why = seen, _CAR_MAX
                 if cap < floor:
                     cap = floor
-                group_key = (number, cap)
-                car = _Car(key, state, capacities, cap, why, phases, rank, group_key)
-                cars.append(car)
-                group = groups.get(group_key)
+                group = groups.get((number, cap))
                 if group is None:
-                    groups[group_key] = [car]
-                else:
-                    group.append(car)
+                    group = groups[(number, cap)] = _Group(capacities, cap, phases, number, [])
+                car = _Car(key, state, group, why, rank)
+                cars.append(car)
+                group.members.append(car)
             else:
                 idle.append((key, state, phases, capacities, full))
     return tick
@@ -244,8 +253,8 @@ def _turn(
 
 def _admit(
     groups: _Groups, left: list[float], now: float, params: BalancerParams, memory: BalancerMemory
-) -> _Groups:
-    """Give the floor to every car there is room for, in turn order; the groups of the
+) -> _Admitted:
+    """Give the floor to every car there is room for, in turn order; the groups with their
     admitted cars.
 
     Turns matter only under a fuse phase that cannot give every car its floor (*tight*).
@@ -254,101 +263,91 @@ def _admit(
     result is that of admitting everyone in turn order, at a fraction of the cost."""
     floor = params.min_current
     demand = [0.0] * len(left)
-    for members in groups.values():
-        capacities = members[0].capacities
-        need = len(members) * floor
-        for r in capacities:
+    for group in groups.values():
+        need = len(group.members) * floor
+        for r in group.capacities:
             demand[r] += need
     tight = [d > room - LOOSE_MARGIN for d, room in zip(demand, left, strict=True)]
-    admitted: _Groups = {}
+    admitted: _Admitted = []
     in_turn: list[_Car] = []
-    for group, members in groups.items():
-        capacities = members[0].capacities
-        if any(tight[r] for r in capacities):
+    for group in groups.values():
+        members = group.members
+        if any(tight[r] for r in group.capacities):
             in_turn += members
             continue
-        _take(left, capacities, len(members) * floor)
-        admitted[group] = members
+        _take(left, group.capacities, len(members) * floor)
+        admitted.append((group, members))
         for car in members:
             car.admitted = True
     in_turn.sort(key=lambda c: (*_turn(c, now, params, memory), c.key))
+    some: dict[_Group, list[_Car]] = {}
     for car in in_turn:
-        if _fits(left, car.capacities, floor):
-            _take(left, car.capacities, floor)
+        capacities = car.group.capacities
+        if _fits(left, capacities, floor):
+            _take(left, capacities, floor)
             car.admitted = True
-            group = car.group
-            if group in admitted:
-                admitted[group].append(car)
+            found = some.get(car.group)
+            if found is None:
+                some[car.group] = [car]
             else:
-                admitted[group] = [car]
+                found.append(car)
+    admitted += some.items()
     return admitted
 
 
 # ---------------------------------------------------------------- fair shares
 
 
-def _share(groups: _Groups, left: list[float], params: BalancerParams) -> None:
-    """Water-fill what the floors left among the admitted cars.
-
-    Cars on the same fuse phases with the same cap are one claim with their rates added:
-    max-min fairness gives them the same level anyway, and a row of a hundred connectors
-    is a few claims instead of a hundred."""
+def _share(admitted: _Admitted, left: list[float], params: BalancerParams) -> None:
+    """Water-fill what the floors left among the admitted cars, a claim per group."""
     floor = params.min_current
     claims = []
     rates = []
-    for members in groups.values():
-        capacities, cap = members[0].capacities, members[0].cap
-        rate = 1.0 / len(members[0].phases) if params.fairness == "power" else 1.0
+    for group, members in admitted:
+        rate = 1.0 / len(group.phases) if params.fairness == "power" else 1.0
         rates.append(rate)
-        claims.append(Claim(capacities, (cap - floor) / rate, rate * len(members)))
+        claims.append(Claim(group.capacities, (group.cap - floor) / rate, rate * len(members)))
     shares = water_fill(left, claims)
-    for members, rate, share in zip(groups.values(), rates, shares, strict=True):
-        capacities = members[0].capacities
+    for (group, members), rate, share in zip(admitted, rates, shares, strict=True):
         # (level x the car's own rate: groups stopped by the same fuse get the same float)
         extra = share.level * rate
-        fair = floor + extra
-        for car in members:
-            car.fair = fair
-            car.bottleneck = share.bottleneck
-        _take(left, capacities, extra * len(members))
+        group.fair = floor + extra
+        group.bottleneck = share.bottleneck
+        _take(left, group.capacities, extra * len(members))
 
 
-def _round(groups: _Groups, left: list[float]) -> None:
+def _round(admitted: _Admitted, left: list[float]) -> None:
     """Whole amperes: round down, then give freed amperes to the largest remainders."""
-    for members in groups.values():
-        capacities = members[0].capacities
-        fair = members[0].fair
+    can_rise: list[_Car] = []
+    for group, members in admitted:
+        fair = group.fair
         target = math.floor(fair + EPSILON)
-        _take(left, capacities, (target - fair) * len(members))  # gives back the fractions
+        _take(left, group.capacities, (target - fair) * len(members))  # gives back fractions
+        group.rest = target - fair
         for car in members:
             car.target = car.fair_target = target
     # room only shrinks from here: a group under its cap without an ampere free on each of
     # its fuse phases now gets none later, and need not be sorted
-    can_rise: list[_Car] = []
-    for members in groups.values():
-        first = members[0]
-        if first.target + 1 <= first.cap + EPSILON and _fits(left, first.capacities, 1.0):
-            rest = first.target - first.fair
-            for car in members:
-                car.rest = rest
+    for group, members in admitted:
+        if members[0].target + 1 <= group.cap + EPSILON and _fits(left, group.capacities, 1.0):
             can_rise += members
     # the largest remainder first, ties by key: two stable sorts on plain numbers
     can_rise.sort(key=_RANK)
     can_rise.sort(key=_REST)
     full: set[int] = set()  # fuse phase sets without an ampere left (it only shrinks)
     for car in can_rise:
-        number = car.group[0]
-        if number in full:
+        group = car.group
+        if group.number in full:
             continue
-        if _fits(left, car.capacities, 1.0):
-            _take(left, car.capacities, 1.0)
+        if _fits(left, group.capacities, 1.0):
+            _take(left, group.capacities, 1.0)
             car.target = car.fair_target = car.target + 1
         else:
-            full.add(number)
+            full.add(group.number)
 
 
 _RANK = operator.attrgetter("rank")
-_REST = operator.attrgetter("rest")
+_REST = operator.attrgetter("group.rest")
 
 
 # ---------------------------------------------------------------- hysteresis
@@ -372,15 +371,17 @@ def _hysteresis(
             changed = changed_at.get(car.key)
             recent = changed is not None and now - changed < params.hold_s
             if small or recent:
-                _take(left, car.capacities, current - car.target)  # frees what it does not take
+                _take(
+                    left, car.group.capacities, current - car.target
+                )  # frees what it does not take
                 car.target = current
         elif (
             car.target >= floor
             and current - car.target < hysteresis
-            and _fits(left, car.capacities, current - car.target)
+            and _fits(left, car.group.capacities, current - car.target)
         ):
             # a small decrease, skipped only while every phase has the room for the old value
-            _take(left, car.capacities, current - car.target)
+            _take(left, car.group.capacities, current - car.target)
             car.target = current
 
 
@@ -459,12 +460,17 @@ def _decide(
             reason = _PAUSED_FLOOR
         elif target != car.fair_target:
             reason = _HELD
-        elif car.bottleneck is not None:
+        elif car.group.bottleneck is not None:
             reason = _FAIR_SHARE
         else:
             reason = car.cap_reason
-        bottleneck = names[car.bottleneck] if car.bottleneck is not None else None
-        decisions[key] = Decision(target, reason, car.phases, bottleneck, car.fair)
+        group = car.group
+        if car.admitted:
+            fair = group.fair
+            bottleneck = names[group.bottleneck] if group.bottleneck is not None else None
+        else:
+            fair, bottleneck = 0.0, None
+        decisions[key] = Decision(target, reason, group.phases, bottleneck, fair)
         if target >= floor:
             running[key] = running_since(key, now)
         else:
