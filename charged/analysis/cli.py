@@ -168,7 +168,8 @@ def add_analysis_commands(subparsers: Any) -> dict[str, Handler]:
         "table",
         metavar="TABLE",
         help="sessions, or a table: connector_status, measurement, poll_cycle, poll_gap, "
-        "charge_point_status, charge_point_availability, control_action, charging_session",
+        "charge_point_status, charge_point_availability, control_action, charging_session; "
+        "measurement/connector_status of a range past retention.raw_days: their rollups",
     )
     database(export)
     time_range(export)
@@ -397,7 +398,13 @@ def _reader_gone() -> int:
 
 
 async def cmd_export(args: argparse.Namespace) -> int:
-    from charged.analysis.export import ExportError, export_table, guess_format, table_named
+    from charged.analysis.export import (
+        ExportError,
+        export_table,
+        guess_format,
+        rollup_instead,
+        table_named,
+    )
 
     since, until = _range(args)
     try:
@@ -414,6 +421,14 @@ async def cmd_export(args: argparse.Namespace) -> int:
     async with opened(args, table.name) as engine:
         if table.name == "charging_session":
             await _update_sessions(engine, args)
+        rollup = await rollup_instead(engine, table, since, until)
+        if rollup is not None:
+            print(
+                f"charged: no raw {table.name} rows in that range (deleted after "
+                f"retention.raw_days); exporting its 15-minute rollups, {rollup.name}",
+                file=sys.stderr,
+            )
+            table = rollup
         try:
             if fmt == "parquet":
                 path = None if to_stdout else Path(args.output)

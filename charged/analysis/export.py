@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, Select, Table, select
+from sqlalchemy import BigInteger, DateTime, Float, Integer, Select, Table, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charged.storage.schema import charging_session, metadata
@@ -82,6 +82,30 @@ def export_query(table: Table, since: datetime | None, until: datetime | None) -
         query = query.where(column < until)
     order = [column, *([table.c.id] if "id" in table.c and column.name != "id" else [])]
     return query.order_by(*order)
+
+
+# raw table -> its 15-minute rollup, kept once retention.raw_days deleted the raw rows
+ROLLUP_OF = {"measurement": "measurement_rollup", "connector_status": "connector_status_rollup"}
+
+
+async def rollup_instead(
+    engine: AsyncEngine, table: Table, since: datetime | None, until: datetime | None
+) -> Table | None:
+    """The rollup table to export when ``table`` holds no raw row in [since, until) but its
+    rollup does (the retention deleted them), else None.  Needs a range: without one the
+    raw rows that are left are what was asked for."""
+    if table.name not in ROLLUP_OF or (since is None and until is None):
+        return None
+    rollup = metadata.tables[ROLLUP_OF[table.name]]
+    async with engine.connect() as conn:
+        present = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        if rollup.name not in present:
+            return None
+        raw = export_query(table, since, until).with_only_columns(table.c.id).limit(1)
+        if await conn.scalar(raw) is not None:
+            return None
+        rolled = export_query(rollup, since, until).with_only_columns(rollup.c.id).limit(1)
+        return rollup if await conn.scalar(rolled) is not None else None
 
 
 class Sink(Protocol):

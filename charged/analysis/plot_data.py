@@ -18,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charged.sessions.derive import PHASES
 from charged.sessions.store import load_polls
+from charged.storage.rollup import BUCKET, bucket_of
 from charged.storage.schema import (
     charging_session,
     connector_status,
+    connector_status_rollup,
     control_action,
     measurement,
     measurement_rollup,
@@ -28,6 +30,7 @@ from charged.storage.schema import (
 )
 
 Row = dict[str, Any]
+QUARTER_H = BUCKET.total_seconds() / 3600.0  # a rollup's quarter hour, in hours
 LIMIT_FIELD = "maxCurrent"
 
 
@@ -38,6 +41,9 @@ class SessionSeries:
     energy_kwh: list[float | None] = field(default_factory=list)
     power_w: list[float | None] = field(default_factory=list)
     phase_currents: dict[str, list[float | None]] = field(default_factory=dict)
+    # True: the raw polls are gone (retention.raw_days) and the series is the rollups' per
+    # quarter hour (times are the quarter hours' starts; see session_series)
+    from_rollups: bool = False
 
 
 @dataclass
@@ -90,6 +96,14 @@ async def session_series(conn: AsyncConnection, session: Row) -> SessionSeries:
     voltage, the vendor's ``chargingPowerKw`` on a poll without measurements.  A poll that is
     not charging and has neither is 0 W (the vendor measures only while charging); a charging
     poll with neither is unknown (None), drawn as a break, never as 0.
+
+    A session whose polls the retention deleted (``retention.raw_days``) is read from the
+    rollups instead, per quarter hour from the one of its first poll to the one of its
+    last: power is the quarter hour's energy over its 15 minutes, a phase's current its mean
+    over the connector's polls of that quarter hour, and the energy at each quarter hour's
+    start the sum of the quarter hours before it (measured, not the vendor's counter).  The
+    first and last quarter hours may hold a little of the connector's previous or next
+    session: the rollups do not tell sessions apart.
     """
     series = SessionSeries(session)
     first, last = session["first_poll"], session["last_poll"]
@@ -98,6 +112,8 @@ async def session_series(conn: AsyncConnection, session: Row) -> SessionSeries:
     key = (session["charge_point_id"], int(session["connector_id"]), int(session["session_id"]))
     polls = [p for p in await load_polls(conn, key, first) if p.time <= last]
     series.phase_currents = {p: [] for p in PHASES}
+    if not polls:
+        return await _session_from_rollups(conn, series, first, last)
     for poll in polls:
         series.times.append(poll.time)
         series.energy_kwh.append(poll.energy_kwh)
@@ -111,6 +127,50 @@ async def session_series(conn: AsyncConnection, session: Row) -> SessionSeries:
             else:
                 current = None  # charging, but no phase was measured
             series.phase_currents[p].append(current)
+    return series
+
+
+async def _session_from_rollups(
+    conn: AsyncConnection, series: SessionSeries, first: datetime, last: datetime
+) -> SessionSeries:
+    cp, connector = series.session["charge_point_id"], int(series.session["connector_id"])
+    m, c = measurement_rollup.c, connector_status_rollup.c
+    since = bucket_of(first)
+    polled = await conn.execute(
+        select(c.bucket_start, func.sum(c.polls).label("polls"))
+        .where(
+            c.charge_point_id == cp,
+            c.connector_id == connector,
+            c.bucket_start >= since,
+            c.bucket_start <= last,
+        )
+        .group_by(c.bucket_start)
+    )
+    polls = {r.bucket_start: int(r.polls) for r in polled}
+    measured = await conn.execute(
+        select(m.bucket_start, m.phase, m.samples, m.current_sum, m.energy_wh).where(
+            m.charge_point_id == cp,
+            m.connector_id == connector,
+            m.bucket_start >= since,
+            m.bucket_start <= last,
+        )
+    )
+    wh: dict[datetime, float] = {}
+    amps: dict[datetime, dict[str, float]] = {}
+    for r in measured:
+        wh[r.bucket_start] = wh.get(r.bucket_start, 0.0) + float(r.energy_wh)
+        # the mean over the quarter hour's polls (a poll without this phase drew 0 A on it)
+        over = max(polls.get(r.bucket_start, 0), int(r.samples)) or 1
+        amps.setdefault(r.bucket_start, {})[r.phase] = float(r.current_sum) / over
+    series.from_rollups = True
+    energy_kwh = 0.0
+    for quarter in sorted(set(polls) | set(wh)):
+        series.times.append(quarter)
+        series.energy_kwh.append(energy_kwh)
+        series.power_w.append(wh.get(quarter, 0.0) / QUARTER_H)
+        for p in PHASES:
+            series.phase_currents[p].append(amps.get(quarter, {}).get(p, 0.0))
+        energy_kwh += wh.get(quarter, 0.0) / 1000.0
     return series
 
 
@@ -255,7 +315,7 @@ async def _garage_from_rollups(
         .where(r.bucket_start >= since, r.bucket_start < until)
         .group_by(r.bucket_start, r.phase)
     )
-    quarter_h = 0.25
+    quarter_h = QUARTER_H
     watts: dict[datetime, float] = {}
     amps: dict[datetime, dict[str, float]] = {}
     for row in rows:

@@ -148,6 +148,13 @@ def _shade_offline(ax: Axes, spans: Sequence[OfflineSpan], begin: datetime, end:
         labelled = True
 
 
+def _rollup_note(series: Sequence[SessionSeries]) -> str:
+    """Said in the title when a session's raw polls are gone and the rollups are drawn."""
+    if any(s.from_rollups for s in series):
+        return "\nper quarter hour, from the rollups (the raw polls are past retention.raw_days)"
+    return ""
+
+
 def _session_label(row: dict[str, Any]) -> str:
     phases = {1: "1-phase", 2: "2-phase", 3: "3-phase"}.get(row["phases"] or 0, "phases ?")
     energy = row["energy_kwh"]
@@ -200,7 +207,7 @@ def energy_power_figure(
     power_ax.set_ylim(0, 1.05 * _top(v for s in series for v in s.power_w))
     _time_axis(ax)
     _legend_with_styles(ax)
-    ax.set_title(title)
+    ax.set_title(title + _rollup_note(series))
     return fig
 
 
@@ -272,7 +279,7 @@ def phase_currents_figure(
     _time_axis(ax)
     handles, _ = ax.get_legend_handles_labels()
     _legend_below(fig, [*handles, *extra], columns=3)
-    ax.set_title(title)
+    ax.set_title(title + _rollup_note([series]))
     return fig
 
 
