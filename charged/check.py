@@ -66,7 +66,7 @@ async def run_checks(
     time_limit: float,
 ) -> list[CheckResult]:
     """Every check, in report order: config, database, api, the site (when the config
-    describes one), then the paths charged writes."""
+    describes one), each site meter, then the paths charged writes."""
     clock = clock or SystemClock()
     results, settings = check_config(config_path, environ=environ)
     if settings is None:
@@ -83,7 +83,12 @@ async def run_checks(
         check_api(settings, clock=clock, time_limit=time_limit, site=site),
     )
     placement = check_site(settings, account) if site is not None else []
-    return [*results, *database, *api, *placement, *check_paths(settings)]
+    meters: list[CheckResult] = []
+    if settings.site.meters:
+        from charged.check_meters import check_meters  # it imports this module's helpers
+
+        meters = await check_meters(settings, clock=clock, time_limit=time_limit)
+    return [*results, *database, *api, *placement, *meters, *check_paths(settings)]
 
 
 def exit_code(results: Sequence[CheckResult]) -> int:

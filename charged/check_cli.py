@@ -28,13 +28,15 @@ def add_check_command(subparsers: Any) -> None:
     """Add `check` to ``charged``'s sub-parsers (its handler is set as ``control_handler``)."""
     check = subparsers.add_parser(
         "check",
-        help="pre-flight check: config, database, vendor login, the balancer's site",
+        help="pre-flight check: config, database, vendor login, the balancer's site, meters",
         description="Validate the config, reach the database and log in to the vendor API "
         "once; print one line per check. With a site in the config, print its fuse tree "
         "(per-phase limits, margin, each charger's rotation and installation current) and "
         "compare it with the account's chargers: one the tree does not place is an error when "
         "balancer.mode is shadow or active (a warning when off); one the account does not own, "
         "and one the balancer will only shadow (the vendor load-balances it), are warnings. "
+        "Each site meter is reached once: MQTT, one message on its topic within --timeout "
+        "(only a retained one: a warning); HTTP, one GET; the readings must fit its fields. "
         "Exit 0 when nothing failed, else the code of the first failure (78 config or site, "
         "69 database/API unreachable, 77 vendor login or database user/password refused).",
     )
