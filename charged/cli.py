@@ -284,6 +284,7 @@ def _install_balancer(daemon: Any, settings: Any, log: Any) -> None:
     params = params_from_settings(settings.balancer)
     schedule = schedule_from_settings(settings.site)
     target = target_from_settings(settings.site)
+    prices = _install_prices(daemon, settings)
     install_balancer(
         daemon,
         site,
@@ -293,8 +294,22 @@ def _install_balancer(daemon: Any, settings: Any, log: Any) -> None:
         schedule,
         target,
         tick_s=settings.collector.interval,
+        prices=prices,
     )
     log.info("balancer on", mode=mode, fuses=len(site.fuses()), chargers=len(site.chargers))
+
+
+def _install_prices(daemon: Any, settings: Any) -> Any:
+    """prices.file or prices.url: the book the balancer asks, refreshed by a task."""
+    if not settings.prices.enabled:
+        return None
+    from charged.prices.rule import rule_from_settings
+    from charged.prices.source import PriceBook, PriceReader, PriceSource
+
+    book = PriceBook(rule_from_settings(settings.prices))
+    source = PriceSource.of(settings.prices, settings.site.timezone)
+    daemon.add_task("charged-prices", PriceReader(source, book, clock=daemon.clock).run)
+    return book
 
 
 async def _start_unless_stopped(collector: Any, stop: asyncio.Event, log: Any) -> bool:

@@ -447,6 +447,47 @@ class BalancerSettings(_Section):
         return "off" if value is False else value  # YAML reads a bare off as false
 
 
+class PriceSettings(_Section):
+    """Energy prices and the rule that caps charging in the dear hours (README "Prices")."""
+
+    # where the prices come from: a CSV file (start, price) or an HTTP JSON URL; neither: off
+    file: Path | None = None
+    # {date:%Y/%m-%d} etc. in the URL: read for today and tomorrow (the site's local date)
+    url: str | None = None
+    items: Annotated[str, Field(max_length=256)] = ""  # dotted path of the list ("" the body)
+    start_field: Annotated[str, Field(min_length=1, max_length=128)] = "time_start"
+    end_field: Annotated[str, Field(min_length=1, max_length=128)] | None = "time_end"
+    price_field: Annotated[str, Field(min_length=1, max_length=128)] = "SEK_per_kWh"
+    refresh_s: Annotated[float, Field(ge=60)] = 3600.0  # seconds between reads
+    # dear: a price above dear_above (currency/kWh), or among the dearest dear_share of the
+    # day's intervals; neither given: dear_share 0.25
+    dear_above: float | None = None
+    dear_share: Annotated[float, Field(gt=0, lt=1)] | None = None
+    cap_kw: Annotated[float, Field(ge=0)] = 0.0  # the chargers together when dear, kW
+    connector_min: Annotated[float, Field(ge=0, le=32)] = 6.0  # A per phase a car keeps
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// on a trusted network)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_each(self) -> PriceSettings:
+        if self.file is not None and self.url is not None:
+            raise ValueError("give one of file and url, not both")
+        if self.dear_above is not None and self.dear_share is not None:
+            raise ValueError("give one of dear_above and dear_share, not both")
+        if 0 < self.connector_min < 6:
+            raise ValueError("connector_min must be 0 or at least 6 A (a car stops below 6 A)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.file is not None or self.url is not None
+
+
 class Settings(_Section):
     api: ApiSettings = Field(default_factory=ApiSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
@@ -462,6 +503,7 @@ class Settings(_Section):
     site: SiteSettings = Field(default_factory=SiteSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     balancer: BalancerSettings = Field(default_factory=BalancerSettings)
+    prices: PriceSettings = Field(default_factory=PriceSettings)
     # where this file came from (for messages); not a YAML key
     source: str = Field(default="<defaults>", exclude=True)
     # problems worth a warning but not fatal (e.g. file readable by others)

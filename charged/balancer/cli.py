@@ -143,7 +143,7 @@ def _add_evaluate(sub: Any) -> None:
         "--prices",
         metavar="FILE|generated",
         help="energy prices over time (CSV: start, price in currency/kWh, hourly or 15-min; "
-        "README) for the cost figures; generated: the garage's stylised "
+        "README) for the cost figures and charged-price; generated: the garage's stylised "
         "day-ahead profile",
     )
     evaluate.add_argument(

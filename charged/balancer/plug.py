@@ -17,7 +17,13 @@ from charged.balancer.model import BalancerParams, Site
 from charged.balancer.pins import BALANCER_ACTOR, SqlAuditSource
 from charged.balancer.power_target import TargetSpec
 from charged.balancer.recall import SqlCarRecall
-from charged.balancer.runtime import BalancerRuntime, BuildingLoad, RuntimeMode, tick_input
+from charged.balancer.runtime import (
+    BalancerRuntime,
+    BuildingLoad,
+    PriceSignal,
+    RuntimeMode,
+    tick_input,
+)
 from charged.balancer.schedule import LimitSchedule
 from charged.balancer.window_recall import SqlWindowRecall
 from charged.clock import Clock
@@ -56,8 +62,10 @@ class InstalledBalancer:
         schedule: LimitSchedule | None = None,
         power_target: TargetSpec | None = None,
         tick_s: float = 30.0,
+        prices: PriceSignal | None = None,
     ) -> None:
         self._daemon = daemon
+        self._prices = prices
         self._building = building
         self._schedule = schedule
         self._power_target = power_target
@@ -93,6 +101,7 @@ class InstalledBalancer:
             power_target=self._power_target,
             window_recall=SqlWindowRecall(d.engine) if self._power_target else None,
             tick_s=self._tick_s,
+            prices=self._prices,
         )
         await self.runtime.run(stop)
 
@@ -106,13 +115,15 @@ def install_balancer(
     schedule: LimitSchedule | None = None,
     power_target: TargetSpec | None = None,
     tick_s: float = 30.0,
+    prices: PriceSignal | None = None,
 ) -> InstalledBalancer:
     """Add the balancer's tick consumer and loop to ``daemon`` (before or after its start);
     ``building``: the site meters' book, subtracted from the fuses every tick; ``schedule``:
     the fuses' limits over time; ``power_target``: the site's power target (``tick_s``: the
-    collector's interval, how long a cap stays in force)."""
+    collector's interval, how long a cap stays in force); ``prices``: the price rule's dear
+    intervals."""
     installed = InstalledBalancer(
-        daemon, site, params, mode, building, schedule, power_target, tick_s
+        daemon, site, params, mode, building, schedule, power_target, tick_s, prices
     )
     daemon.add_tick_consumer(installed.on_tick)
     daemon.add_task("charged-balancer", installed.run)

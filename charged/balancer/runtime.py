@@ -28,6 +28,12 @@ Limits over time: with a ``schedule`` (:mod:`.schedule`) each step first puts ev
 the limit its weekly schedule has in force at the tick's time (local time of the site), then
 subtracts the building's load from that.
 
+Prices: with a ``prices`` signal (:class:`charged.prices.source.PriceBook`), a step in an
+interval the price rule calls dear runs on the site with its root capped
+(:func:`charged.prices.rule.capped_site`: the chargers together at most the rule's power, never
+less than its per-connector minimum for every car that wants current); the transitions into
+and out of a dear interval are logged once each.
+
 Fail-safe: a charger the vendor's cloud load-balances (``isLoadbalanced``) is never driven
 unless the site says the vendor's balancing is off for it; until the list of chargers has
 been read every charger counts as not writable.  A charger that does not answer is offline
@@ -73,6 +79,7 @@ from charged.chargeamps.errors import ChargeAmpsError
 from charged.chargeamps.models import ChargePoint, ChargePointStatus, ConnectorSettings
 from charged.clock import Clock
 from charged.metrics import Metrics
+from charged.prices.rule import PriceRule, capped_site
 from charged.storage.writes import RowBatch
 
 RuntimeMode = Literal["shadow", "active"]
@@ -105,6 +112,14 @@ class PowerReport:
     chargers_w: float
     building_w: float
     window_s: float
+
+
+class PriceSignal(Protocol):
+    """Whether charging is capped for the price now (charged.prices.source.PriceBook)."""
+
+    rule: PriceRule
+
+    def dear(self, now: float) -> bool: ...
 
 
 class SettingsReader(SetConnector, Protocol):
@@ -167,8 +182,11 @@ class BalancerRuntime:
         power_target: TargetSpec | None = None,
         window_recall: WindowRecall | None = None,
         tick_s: float = 30.0,
+        prices: PriceSignal | None = None,
     ) -> None:
         self.site = site
+        self._prices = prices
+        self._dear = False
         self._building = building
         self._schedule = schedule or None  # an empty schedule is none
         self._target = power_target
@@ -268,6 +286,8 @@ class BalancerRuntime:
         power = None
         if self._target is not None:
             site, power = await self._power_target(self._target, site, states, now)
+        if self._prices is not None:
+            site = self._priced_site(self._prices, site, states, now)
         allocation = allocate(site, states, now, p, self._memory)
         self._memory = allocation.memory
         decided = plan(site, states, allocation.targets, now, p, vendor_ok=vendor_ok)
@@ -358,6 +378,20 @@ class BalancerRuntime:
         root = self.site.root
         read = self.site.with_other_load(self._building.measured(now))
         return sum(read.other_load_of(root))
+
+    def _priced_site(
+        self, prices: PriceSignal, site: Site, states: Sequence[ConnectorState], now: float
+    ) -> Site:
+        dear = prices.dear(now)
+        if dear != self._dear:
+            self._dear = dear
+            if dear:
+                self._log.info("dear price: charging capped", rule=prices.rule.describe())
+            else:
+                self._log.info("price no longer dear: charging not capped")
+        if not dear:
+            return site
+        return capped_site(site, states, prices.rule, now, settle_s=self.params.settle_s)
 
     async def _recall_cars(self) -> None:
         """Take back what an earlier run learned of the cars still plugged in."""

@@ -95,6 +95,17 @@ def test_charged_keeps_the_fuse_with_the_building_where_uncontrolled_does_not() 
     assert max(p.peak for p in kept.truth.phases) == 25 + 13
 
 
+def test_room_at_arrival_counts_the_building_then() -> None:
+    from charged.balancer.evaluate.engine import room_at_arrival
+
+    # two one-phase cars on L1 of a 20 A main: room for 6 A each, unless the building takes
+    # more than 8 A when the second arrives
+    day = scenario(visit(T0, HOUR, 5.0), visit(T0 + 600, HOUR, 5.0, charger="CP2"))
+    assert room_at_arrival(day, site(20.0)) == {0: True, 1: True}
+    steps = building((T0 + 300, 9.0)).steps()
+    assert room_at_arrival(day, site(20.0), steps) == {0: True, 1: False}
+
+
 def test_window_means_and_monthly_peaks_by_hand() -> None:
     # four 15-min slots of 08:00 and three of 09:00 (the 09:00 hour is not whole)
     times = [T0 + k * 900 for k in range(7)]

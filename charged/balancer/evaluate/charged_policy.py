@@ -20,6 +20,10 @@ With a meter series the allocation and the plan run on the site less what the me
 plus :data:`METER_HEADROOM_A` (:meth:`Site.with_other_load <charged.balancer.model.Site.
 with_other_load>`), as the daemon's ``site.meters`` do with their default ``headroom_a``.
 
+With a price series, ``charged-price`` is ``charged`` whose allocation and plan run, in the
+intervals the site file's price rule (``prices:``) calls dear, on the site with its root
+capped as the daemon caps it (:func:`charged.prices.rule.capped_site`).
+
 ``charged`` runs ``mode: guarantee``; ``charged-measured`` the plan's ``mode: measured``
 (increases are not held for room), with the same allocation.
 """
@@ -46,6 +50,7 @@ from charged.balancer.runtime import REREAD_EVERY
 from charged.balancer.tracking import Tracked
 from charged.chargeamps.models import ConnectorStatus, Measurement
 from charged.config import MeterSettings
+from charged.prices.rule import DearHours, capped_site
 
 VOLTAGE = 230.0  # what a reading's voltage says; nothing here reads it
 METER_HEADROOM_A = MeterSettings.model_fields["headroom_a"].default  # site.meters' default
@@ -130,10 +135,15 @@ class ChargedPolicy:
 
     name = "charged"
 
-    def __init__(self, site: Site, params: BalancerParams = DEFAULT_PARAMS) -> None:
+    def __init__(
+        self, site: Site, params: BalancerParams = DEFAULT_PARAMS, prices: DearHours | None = None
+    ) -> None:
         self.site = site
         self.params = params
+        self.prices = prices
         self.name = "charged" if params.mode == "guarantee" else f"charged-{params.mode}"
+        if prices is not None:
+            self.name += "-price"
         self._tracked = {key: Tracked(key) for key in site.connector_keys()}
         self._full = {}
         for key in site.connector_keys():
@@ -166,6 +176,8 @@ class ChargedPolicy:
             for t in self._tracked.values()
         ]
         site = self.site_at(telemetry)
+        if self.prices is not None and self.prices.dear(now):
+            site = capped_site(site, states, self.prices.rule, now, settle_s=p.settle_s)
         allocation = allocate(site, states, now, p, self._memory)
         self._memory = allocation.memory
         decided = plan(site, states, allocation.targets, now, p)
@@ -198,3 +210,11 @@ def charged(site: Site, params: BalancerParams = DEFAULT_PARAMS) -> ChargedPolic
 
 def charged_measured(site: Site, params: BalancerParams = DEFAULT_PARAMS) -> ChargedPolicy:
     return ChargedPolicy(site, replace(params, mode="measured"))
+
+
+def charged_price(
+    site: Site, params: BalancerParams = DEFAULT_PARAMS, prices: DearHours | None = None
+) -> ChargedPolicy:
+    if prices is None:
+        raise ValueError("charged-price needs a price series (--prices)")
+    return ChargedPolicy(site, replace(params, mode="guarantee"), prices)

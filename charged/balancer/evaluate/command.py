@@ -31,15 +31,16 @@ from charged.balancer.evaluate.generate import (
 from charged.balancer.evaluate.meterseries import MeterSeries, read_meter_series
 from charged.balancer.evaluate.metrics import Figures, figures
 from charged.balancer.evaluate.optimum import Optimum, optimum_figures
-from charged.balancer.evaluate.policies import POLICIES, make_policy
+from charged.balancer.evaluate.policies import POLICIES, PRICE_POLICY, make_policy
 from charged.balancer.evaluate.power import PowerFigures
 from charged.balancer.evaluate.scenario import Scenario, ScenarioError, read_scenario
 from charged.balancer.evaluate.sitefile import SiteFile, differences, read_site_file
 from charged.exits import Fatal
+from charged.prices.rule import DearHours
 from charged.prices.series import PriceError, PriceSeries, read_price_file
 
 OPTIMAL = "optimal"
-POLICY_NAMES = (*POLICIES, OPTIMAL)
+POLICY_NAMES = (*POLICIES, PRICE_POLICY, OPTIMAL)
 GENERATED = ("garage", "garage-month")
 EXIT_USAGE = 2
 GENERATED_SERIES = "generated"
@@ -153,7 +154,12 @@ def evaluate(
             optimum = _optimal(scenario, site_file)
             results.append(optimum_figures(optimum))
             continue
-        policy = make_policy(name, site_file.site, site_file.params)
+        dear = None
+        if name == PRICE_POLICY:
+            if inputs.prices is None:
+                raise EvaluateError(f"--policy {PRICE_POLICY} needs a price series: --prices")
+            dear = DearHours(inputs.prices, site_file.price_rule)
+        policy = make_policy(name, site_file.site, site_file.params, dear)
         try:
             result = run(
                 scenario,
@@ -316,6 +322,8 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"charged: warning: {args.site}: {line}", file=sys.stderr)
         scenario = load_scenario(args, site_file)
         inputs = load_inputs(args, scenario, site_file)
+        if args.policy.strip() == "all" and inputs.prices is None:
+            names.remove(PRICE_POLICY)  # all: the policies this scenario can run
         plots = [p for p in (args.plot, args.plot_energy) if p is not None]
         for path in plots:
             _check_plot(path)

@@ -294,7 +294,7 @@ def run(
                 number = plug.sessions_started - 1
                 pauses[(key, number)] = pauses.get((key, number), 0) + 1
     physics.advance_to(end)
-    outcomes = _outcomes(scenario, site, by_key, delivered, timeline, pauses)
+    outcomes = _outcomes(scenario, site, by_key, delivered, timeline, pauses, steps)
     traces = _traces(grid, per_second, tick_times, tick_values) if params.trace else ()
     return RunResult(
         policy=policy.name,
@@ -354,8 +354,9 @@ def _outcomes(
     delivered: Mapping[tuple[ConnectorKey, int], float],
     timeline: Mapping[ConnectorKey, Sequence[tuple[float, float]]],
     pauses: Mapping[tuple[ConnectorKey, int], int],
+    steps: Sequence[tuple[int, Mapping[str, PhaseCurrents]]],
 ) -> tuple[SessionOutcome, ...]:
-    room = room_at_arrival(scenario, site)
+    room = room_at_arrival(scenario, site, steps)
     index_of = {id(v): i for i, v in enumerate(scenario.visits)}
     out: list[SessionOutcome] = []
     for key, visits in by_key.items():
@@ -387,10 +388,13 @@ def _first_6a(
     return None
 
 
-def room_at_arrival(scenario: Scenario, site: Site) -> dict[int, bool]:
+def room_at_arrival(
+    scenario: Scenario, site: Site, steps: Sequence[tuple[int, Mapping[str, PhaseCurrents]]] = ()
+) -> dict[int, bool]:
     """Per visit (by its index in the scenario): could every car present when it arrived
-    (itself included) have had 6 A on every fuse phase it loads?  A fact of the scenario, the
-    same for every policy."""
+    (itself included) have had 6 A on every fuse phase it loads, beside the building's load
+    then (``steps``: the meter series' :meth:`~.meterseries.MeterSeries.steps`)?  A fact of
+    the scenario, the same for every policy."""
     loads: dict[tuple[ConnectorKey, int], tuple[tuple[str, int], ...]] = {}
     for charger in site.chargers:
         fuses = [f.name for f in site.fuses_of(charger.id)]
@@ -398,11 +402,21 @@ def room_at_arrival(scenario: Scenario, site: Site) -> dict[int, bool]:
             for phases in (1, 3):
                 site_phases = charger.rotation.to_site(frozenset(range(phases)))
                 loads[(key, phases)] = tuple((f, p) for f in fuses for p in site_phases)
-    capacity = {(f.name, p): cap for f in site.fuses() for p, cap in enumerate(site.capacity(f))}
+
+    def capacities(at: Site) -> dict[tuple[str, int], float]:
+        return {(f.name, p): cap for f in at.fuses() for p, cap in enumerate(at.capacity(f))}
+
+    capacity = capacities(site)
+    step_times = [t for t, _ in steps]
     load: dict[tuple[str, int], float] = dict.fromkeys(capacity, 0.0)
     leaving: list[tuple[float, int]] = []  # (departure, visit index), a heap
     out: dict[int, bool] = {}
+    shown = -1
     for index, v in enumerate(scenario.visits):
+        step = bisect.bisect_right(step_times, math.floor(v.arrival)) - 1
+        if step != shown:
+            shown = step
+            capacity = capacities(site.with_other_load(steps[step][1]) if step >= 0 else site)
         while leaving and leaving[0][0] <= v.arrival:
             _, gone = heapq.heappop(leaving)
             other = scenario.visits[gone]

@@ -13,7 +13,8 @@ Definitions (also in README):
   plugged hour*: ÷ the hours connectors had a car.
 - *pauses per session*: writes that took a plugged-in, not yet full car from >= 6 A to < 6 A.
 - *p95 first 6 A*: the 95th percentile, over the sessions that arrived when every car present
-  could have had 6 A on every fuse phase ("room exists"), of the time from plug-in to the
+  could have had 6 A on every fuse phase beside the building's load ("room exists"), of
+  the time from plug-in to the
   first limit in force >= 6 A; a session that never got 6 A counts its whole stay.
 - *unbalance*: at the root fuse, the mean over loaded seconds of (highest − lowest phase
   current), A, and that integral over the integral of the mean phase current, %.

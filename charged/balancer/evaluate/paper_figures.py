@@ -19,6 +19,7 @@ from typing import Any
 from charged.balancer.evaluate.command import POLICY_NAMES, evaluate
 from charged.balancer.evaluate.engine import EngineParams
 from charged.balancer.evaluate.generate import garage_day
+from charged.balancer.evaluate.policies import PRICE_POLICY
 from charged.balancer.evaluate.sitefile import read_site_file
 
 SITE = Path("bench/sites/garage.yaml")
@@ -33,7 +34,8 @@ def evaluation_figures(out: Path, site: Path = SITE, *, seed: int = 1) -> list[P
 
     site_file = read_site_file(site)
     scenario = garage_day([c.id for c in site_file.site.chargers], seed=seed)
-    evaluation = evaluate(scenario, site_file, POLICY_NAMES, EngineParams(seed=seed, trace=True))
+    names = [n for n in POLICY_NAMES if n != PRICE_POLICY]  # the day has no prices
+    evaluation = evaluate(scenario, site_file, names, EngineParams(seed=seed, trace=True))
     runs = {r.policy: r for r in evaluation.runs}
     tz = scenario.tz
     figures: dict[str, Any] = {

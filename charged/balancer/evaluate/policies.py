@@ -19,6 +19,8 @@ the site description, and returns the ``maxCurrent`` it wants per connector ever
   Feasible means the sum of the limits on every fuse phase is within its capacity; it does not
   order decreases before increases, nor count a changed limit as the higher of old and new.
 
+- ``charged-price``: ``charged`` capped in the dear intervals of a price series (the daemon's
+  ``prices:`` rule).
 - ``charged`` and ``charged-measured``: the daemon's own balancer (the real tracking,
   allocation and guarantee, :mod:`~charged.balancer.evaluate.charged_policy`), in the plan's
   ``guarantee`` and ``measured`` modes.
@@ -36,7 +38,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
-from charged.balancer.evaluate.charged_policy import charged, charged_measured
+from charged.balancer.evaluate.charged_policy import charged, charged_measured, charged_price
 from charged.balancer.evaluate.observe import CarObserver, CarView
 from charged.balancer.evaluate.telemetry import CHARGING, Policy, Telemetry
 from charged.balancer.model import (
@@ -48,6 +50,7 @@ from charged.balancer.model import (
     PhaseCurrents,
     Site,
 )
+from charged.prices.rule import DearHours
 
 ROUND_ROBIN_STEP = 1.0  # A per turn, as ACN-Sim's RoundRobin
 
@@ -274,11 +277,20 @@ POLICIES: dict[str, Callable[[Site], Policy]] = {
     "charged": charged,
     "charged-measured": charged_measured,
 }
+PRICE_POLICY = "charged-price"  # needs a price series: made by make_policy alone
 
 
-def make_policy(name: str, site: Site, params: BalancerParams = DEFAULT_PARAMS) -> Policy:
-    """The policy ``name`` on ``site``; charged's two take the balancer's ``params`` (the
-    baselines have none).  KeyError for an unknown name."""
+def make_policy(
+    name: str,
+    site: Site,
+    params: BalancerParams = DEFAULT_PARAMS,
+    prices: DearHours | None = None,
+) -> Policy:
+    """The policy ``name`` on ``site``; charged's take the balancer's ``params`` (the
+    baselines have none), ``charged-price`` the price series' dear hours too (ValueError
+    without).  KeyError for an unknown name."""
+    if name == PRICE_POLICY:
+        return charged_price(site, params, prices)
     if name == "charged":
         return charged(site, params)
     if name == "charged-measured":

@@ -2,8 +2,9 @@
 
 The file is YAML: either a site on its own (``fuse``, ``rotations``, ``margin``,
 ``vendor_balancing_off``: the ``site:`` section's schema) or a config-shaped mapping with a
-``site:`` section and, optionally, a ``balancer:`` section (a garage's own config.yaml works;
-its other sections are not read).
+``site:`` section and, optionally, a ``balancer:`` section and a ``prices:`` section (its
+rule, for ``charged-price``: ``dear_above`` or ``dear_share``, ``cap_kw``, ``connector_min``);
+a garage's own config.yaml works (its other sections are not read).
 
 * The policies see the site as **the daemon reads it**: the config's ``SiteSettings`` and
   ``BalancerSettings`` (:mod:`charged.config`) turned into the model by
@@ -28,7 +29,8 @@ from pydantic import ValidationError
 
 from charged.balancer.configured import params_from_settings, site_from_settings
 from charged.balancer.model import BalancerParams, Site
-from charged.config import BalancerSettings, SiteSettings
+from charged.config import BalancerSettings, PriceSettings, SiteSettings
+from charged.prices.rule import DEFAULT_RULE, PriceRule, rule_from_settings
 from charged.simulator import grid as simgrid
 
 PHYSICAL_KEYS = ("fuse", "rotations")  # what the simulator's parser reads of a site
@@ -43,6 +45,7 @@ class SiteFile:
     site: Site  # as the balancer reads it (margin included)
     params: BalancerParams  # the balancer: section, defaults when absent
     grid: simgrid.GridSpec  # as the simulator reads it: the ground truth's wiring
+    price_rule: PriceRule = DEFAULT_RULE  # the prices: section's rule
 
 
 def read_site_file(path: Path | str) -> SiteFile:
@@ -63,8 +66,15 @@ def parse_site_file(data: Mapping[str, Any], *, name: str = "site file") -> Site
     if "site" in data:
         site_data, where = data["site"], "site."
         balancer_data = data.get("balancer") or {}
+        price_data = data.get("prices") or {}
     else:
-        site_data, where, balancer_data = data, "", {}
+        site_data, where, balancer_data, price_data = data, "", {}, {}
+    if not isinstance(price_data, Mapping):
+        raise SiteFileError(f"{name}: prices must be a mapping of its settings")
+    try:
+        rule = rule_from_settings(PriceSettings.model_validate(price_data))
+    except ValidationError as exc:
+        raise SiteFileError(f"{name}: {_first_error(exc, 'prices.')}") from None
     if not isinstance(site_data, Mapping):
         raise SiteFileError(f"{name}: site must be a mapping with fuse and rotations")
     if not isinstance(balancer_data, Mapping):
@@ -87,7 +97,7 @@ def parse_site_file(data: Mapping[str, Any], *, name: str = "site file") -> Site
         grid = simgrid.grid_from_mapping(physical)
     except ValueError as exc:
         raise SiteFileError(f"{name}: the simulator reads it otherwise: {exc}") from None
-    return SiteFile(site, params, grid)
+    return SiteFile(site, params, grid, rule)
 
 
 def _first_error(exc: ValidationError, prefix: str) -> str:
