@@ -6,7 +6,12 @@ from collections.abc import Mapping
 
 import pytest
 
-from charged.balancer.evaluate.engine import EngineParams, run
+from charged.balancer.evaluate.engine import (
+    EngineParams,
+    room_at_arrival,
+    room_free_at_arrival,
+    run,
+)
 from charged.balancer.evaluate.metrics import figures, jain_index
 from charged.balancer.evaluate.policies import POLICIES, Uncontrolled
 from charged.balancer.evaluate.scenario import Scenario, Visit
@@ -163,3 +168,27 @@ def test_jain_index() -> None:
     assert jain_index([1.0, 1.0, 1.0]) == 1.0
     assert jain_index([1.0, 0.0]) == 0.5
     assert jain_index([]) == 1.0
+
+
+def test_room_free_is_room_with_every_car_present_drawing_all_it_can() -> None:
+    # a 20 A fuse; CP1 puts a one-phase car on site L1, CP2 (rotated) on site L2.  A 16 A car
+    # on L1; a second car on L1 while it is there (6 + 6 A fit: room; 16 + 6 A do not: no
+    # free room), which draws half its 32 A limit (16 A); a 10 A car on L2 (free); after the
+    # first car left, another on L2 (free) and another on L1 beside the half-drawing one
+    # (16 + 6 A: not free)
+    where = site(20.0, rotations=("L1L2L3", "L2L3L1"))
+    day = scenario(
+        visit(T0, 3600, 5.0, amps=16.0, charger="CP1", connector=1),
+        visit(T0 + 600, 7200, 5.0, amps=32.0, follows=0.5, charger="CP1", connector=2),
+        visit(T0 + 900, 1800, 5.0, amps=10.0, charger="CP2", connector=1),
+        visit(T0 + 4000, 1800, 5.0, amps=10.0, charger="CP2", connector=2),
+        visit(T0 + 4200, 1800, 5.0, amps=10.0, charger="CP1", connector=1),
+    )
+    assert room_at_arrival(day, where) == {0: True, 1: True, 2: True, 3: True, 4: True}
+    assert room_free_at_arrival(day, where) == {0: True, 1: False, 2: True, 3: True, 4: False}
+    # the engine hands both facts to each session, the metrics a p95 over each set
+    result = run(day, where, Uncontrolled(where))
+    assert [s.room_free for s in result.sessions] == [True, False, True, True, False]
+    got = figures(result)
+    assert got.free_sessions == 3 and got.room_sessions == 5
+    assert got.p95_first_6a_free_s == 0.0  # uncontrolled: 32 A is there from the start

@@ -219,6 +219,7 @@ def table(all_figures: Sequence[Figures]) -> list[list[str]]:
     row("writes per connector-hour", lambda f: _num(f.writes_per_connector_hour, ".2f"))
     row("pauses per session (max)", lambda f: _pauses(f))
     row("p95 plug-in to 6 A, s (room)", lambda f: _p95(f))
+    row("p95 plug-in to 6 A, s (room free)", lambda f: _p95_free(f))
     row("phase unbalance at root A (%)", lambda f: f"{f.unbalance_a:.1f} ({f.unbalance_pct:.0f} %)")
     if any(f.power is not None for f in all_figures):
         _power_rows(all_figures, row)
@@ -276,6 +277,12 @@ def _p95(f: Figures) -> str:
     if f.p95_first_6a_s is None:
         return "–"
     return f"{f.p95_first_6a_s:,.0f} (n={f.room_sessions})"
+
+
+def _p95_free(f: Figures) -> str:
+    if f.p95_first_6a_free_s is None:
+        return "–"
+    return f"{f.p95_first_6a_free_s:,.0f} (n={f.free_sessions})"
 
 
 def _cpu(f: Figures) -> str:

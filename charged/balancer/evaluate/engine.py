@@ -85,6 +85,9 @@ class SessionOutcome:
     first_6a_s: float | None  # plug-in to the first limit in force >= 6 A (None: never)
     pauses: int  # times its limit went from >= 6 A to < 6 A while the car was not full
     room_at_arrival: bool  # every car present could have had 6 A on every fuse phase
+    # with every car present drawing all it can, 6 A more for this one fits every fuse phase
+    # it loads: nobody needs lowering for it
+    room_free: bool = False
 
     @property
     def ratio(self) -> float:
@@ -357,6 +360,7 @@ def _outcomes(
     steps: Sequence[tuple[int, Mapping[str, PhaseCurrents]]],
 ) -> tuple[SessionOutcome, ...]:
     room = room_at_arrival(scenario, site, steps)
+    free = room_free_at_arrival(scenario, site, steps)
     index_of = {id(v): i for i, v in enumerate(scenario.visits)}
     out: list[SessionOutcome] = []
     for key, visits in by_key.items():
@@ -370,6 +374,7 @@ def _outcomes(
                     first_6a_s=_first_6a(changes, acts, v.arrival, v.departure),
                     pauses=pauses.get((key, number), 0),
                     room_at_arrival=room[index_of[id(v)]],
+                    room_free=free[index_of[id(v)]],
                 )
             )
     out.sort(key=lambda o: (o.visit.arrival, o.visit.key))
@@ -388,13 +393,35 @@ def _first_6a(
     return None
 
 
-def room_at_arrival(
-    scenario: Scenario, site: Site, steps: Sequence[tuple[int, Mapping[str, PhaseCurrents]]] = ()
-) -> dict[int, bool]:
+Steps = Sequence[tuple[int, Mapping[str, PhaseCurrents]]]
+
+
+def room_at_arrival(scenario: Scenario, site: Site, steps: Steps = ()) -> dict[int, bool]:
     """Per visit (by its index in the scenario): could every car present when it arrived
     (itself included) have had 6 A on every fuse phase it loads, beside the building's load
     then (``steps``: the meter series' :meth:`~.meterseries.MeterSeries.steps`)?  A fact of
     the scenario, the same for every policy."""
+    return _room(scenario, site, steps, lambda v: MIN_CURRENT, free=False)
+
+
+def room_free_at_arrival(scenario: Scenario, site: Site, steps: Steps = ()) -> dict[int, bool]:
+    """Per visit: with every other car present drawing all it can (its ``max_current``, or
+    its share of its connector's full limit), do 6 A more fit on every fuse phase this car
+    loads, beside the building's load then?  Then nobody has to be lowered for it, and the
+    time to its first 6 A is the policy's own delay.  A fact of the scenario (a car present
+    counts until it leaves, full or not), the same for every policy."""
+    full = {key: c.connector_max for c in site.chargers for key in c.connector_keys()}
+    return _room(
+        scenario, site, steps, lambda v: min(v.max_current, v.follows_limit * full[v.key]), True
+    )
+
+
+def _room(
+    scenario: Scenario, site: Site, steps: Steps, amps: Callable[[Visit], float], free: bool
+) -> dict[int, bool]:
+    """Each car present counts ``amps(visit)`` on its fuse phases.  ``free`` False: does the
+    load with the newcomer fit every fuse phase?  True: do the others' load and 6 A fit the
+    newcomer's fuse phases?"""
     loads: dict[tuple[ConnectorKey, int], tuple[tuple[str, int], ...]] = {}
     for charger in site.chargers:
         fuses = [f.name for f in site.fuses_of(charger.id)]
@@ -421,11 +448,15 @@ def room_at_arrival(
             _, gone = heapq.heappop(leaving)
             other = scenario.visits[gone]
             for fp in loads[(other.key, other.phases)]:
-                load[fp] -= MIN_CURRENT
-        for fp in loads[(v.key, v.phases)]:
-            load[fp] += MIN_CURRENT
+                load[fp] -= amps(other)
+        mine = loads[(v.key, v.phases)]
+        if free:
+            out[index] = all(load[fp] + MIN_CURRENT <= capacity[fp] + 1e-9 for fp in mine)
+        for fp in mine:
+            load[fp] += amps(v)
         heapq.heappush(leaving, (v.departure, index))
-        out[index] = all(amps <= capacity[fp] + 1e-9 for fp, amps in load.items())
+        if not free:
+            out[index] = all(a <= capacity[fp] + 1e-9 for fp, a in load.items())
     return out
 
 

@@ -300,6 +300,8 @@ def optimum_figures(optimum: Optimum) -> Figures:
         max_pauses=None,
         p95_first_6a_s=None,
         room_sessions=None,
+        p95_first_6a_free_s=None,
+        free_sessions=None,
         unbalance_a=optimum.unbalance_a,
         unbalance_pct=optimum.unbalance_pct,
         cpu_per_tick_ms=None,
