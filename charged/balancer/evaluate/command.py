@@ -31,6 +31,7 @@ from charged.balancer.evaluate.generate import (
 from charged.balancer.evaluate.meterseries import MeterSeries, read_meter_series
 from charged.balancer.evaluate.metrics import Figures, figures
 from charged.balancer.evaluate.optimum import Optimum, optimum_figures
+from charged.balancer.evaluate.optimum_lp import Objective
 from charged.balancer.evaluate.policies import POLICIES, PRICE_POLICY, make_policy
 from charged.balancer.evaluate.power import PowerFigures
 from charged.balancer.evaluate.scenario import Scenario, ScenarioError, read_scenario
@@ -40,7 +41,11 @@ from charged.prices.rule import DearHours
 from charged.prices.series import PriceError, PriceSeries, read_price_file
 
 OPTIMAL = "optimal"
-POLICY_NAMES = (*POLICIES, PRICE_POLICY, OPTIMAL)
+# the offline optimum for each objective: the most energy (fairly), then at that energy the
+# least cost or the lowest monthly hourly peak
+OPTIMA: dict[str, Objective] = {OPTIMAL: "energy", "optimal-cost": "cost", "optimal-peak": "peak"}
+NEED_PRICES = (PRICE_POLICY, "optimal-cost")
+POLICY_NAMES = (*POLICIES, PRICE_POLICY, *OPTIMA)
 GENERATED = ("garage", "garage-month")
 EXIT_USAGE = 2
 GENERATED_SERIES = "generated"
@@ -150,9 +155,17 @@ def evaluate(
     for name in names:
         if progress is not None:
             progress(name)
-        if name == OPTIMAL:
-            optimum = _optimal(scenario, site_file)
-            results.append(optimum_figures(optimum))
+        if name in OPTIMA:
+            if name == "optimal-cost" and inputs.prices is None:
+                raise EvaluateError("--policy optimal-cost needs a price series: --prices")
+            found = _optimal(scenario, site_file, OPTIMA[name], inputs)
+            if optimum is None or found.objective == "energy":
+                optimum = found  # the figures draw the energy optimum's schedule
+            results.append(
+                optimum_figures(
+                    found, window_s=inputs.window_s, tz=scenario.tz, prices=inputs.prices
+                )
+            )
             continue
         dear = None
         if name == PRICE_POLICY:
@@ -178,11 +191,19 @@ def evaluate(
     return Evaluation(scenario, site_file, tuple(results), tuple(runs), optimum, inputs)
 
 
-def _optimal(scenario: Scenario, site_file: SiteFile) -> Optimum:
+def _optimal(
+    scenario: Scenario, site_file: SiteFile, objective: Objective, inputs: Inputs
+) -> Optimum:
     from charged.balancer.evaluate.optimum import OptimumUnavailable, solve
 
     try:
-        return solve(scenario, site_file.site)
+        return solve(
+            scenario,
+            site_file.site,
+            objective=objective,
+            meters=inputs.meters,
+            prices=inputs.prices,
+        )
     except OptimumUnavailable as exc:
         raise EvaluateError(str(exc)) from None
     except ScenarioError as exc:
@@ -330,7 +351,8 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
         scenario = load_scenario(args, site_file)
         inputs = load_inputs(args, scenario, site_file)
         if args.policy.strip() == "all" and inputs.prices is None:
-            names.remove(PRICE_POLICY)  # all: the policies this scenario can run
+            for name in NEED_PRICES:  # all: the policies this scenario can run
+                names.remove(name)
         plots = [p for p in (args.plot, args.plot_energy) if p is not None]
         for path in plots:
             _check_plot(path)

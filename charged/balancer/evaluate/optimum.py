@@ -20,9 +20,17 @@ ignores the 6 A floor, the taper near full and the delays of the real loop, whic
 lower what a real policy gets.  The horizon splits exactly where no car is plugged in, so a
 month is solved as a sequence of days.
 
-A second stage keeps that energy (to a relative 1e-7) and maximises the lowest session's
-delivered ÷ asked, so that the optimum's fairness figures describe a fair optimal schedule,
-not an arbitrary vertex of the first LP.
+A second stage keeps that energy (to a relative 1e-7) and, by ``objective``
+(:mod:`.optimum_lp`): ``energy`` (``optimal``) maximises the lowest session's delivered ÷
+asked, so that the optimum's fairness figures describe a fair optimal schedule, not an
+arbitrary vertex of the first LP; ``cost`` (``optimal-cost``) minimises the chargers' energy
+cost at the price series' prices; ``peak`` (``optimal-peak``) minimises the highest hourly
+mean power at the root, chargers and building.  Each is the best any controller could do on
+its objective *for the most energy the fuses allow*: a policy that delivers less can cost
+less or peak lower, which the energy beside it shows.
+
+With a meter series each fuse phase's limit in a step is less the building's mean current
+over the step; the schedule's power figures (:mod:`.power`) add the building's energy.
 
 Needs SciPy (``pip install charged[evaluate]``): its HiGHS solver.
 """
@@ -33,11 +41,17 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, timezone
+from typing import Any
 
-from charged.balancer.evaluate.engine import SessionOutcome
+from charged.balancer.evaluate.engine import TICK_S, SessionOutcome
+from charged.balancer.evaluate.meterseries import MeterSeries, through_fuses
 from charged.balancer.evaluate.metrics import Figures, FusePhaseFigures, session_figures
+from charged.balancer.evaluate.optimum_lp import Component, LpFailed, Objective, solve_component
+from charged.balancer.evaluate.power import SLOT_S, PowerFigures, power_figures
 from charged.balancer.evaluate.scenario import Scenario, Visit, assign_connectors
 from charged.balancer.model import PHASE_NAMES, Site
+from charged.prices.series import PriceSeries
 
 DEFAULT_STEP_S = 60  # up to LONG_HORIZON_S of scenario
 LONG_STEP_S = 300  # beyond it: a month at 60 s takes minutes (the fair stage), at 300 s ~40 s
@@ -66,6 +80,16 @@ class Optimum:
     step_times: tuple[int, ...] = ()
     step_loads: tuple[tuple[float, ...], ...] = ()
     columns: tuple[tuple[str, int], ...] = ()
+    objective: Objective = "energy"
+    # the root's energy per SLOT_S slot of the clock over the engine's span (the building's
+    # part apart), as a run keeps it
+    slot_times: tuple[int, ...] = ()
+    slot_root_kwh: tuple[float, ...] = ()
+    slot_building_kwh: tuple[float, ...] = ()
+
+    @property
+    def policy(self) -> str:
+        return "optimal" if self.objective == "energy" else f"optimal-{self.objective}"
 
 
 def default_step(scenario: Scenario) -> int:
@@ -80,9 +104,15 @@ def solve(
     *,
     step_s: int | None = None,
     fair_second_stage: bool = True,
+    objective: Objective = "energy",
+    meters: MeterSeries | None = None,
+    prices: PriceSeries | None = None,
+    served: dict[tuple[str, int, float], float] | None = None,
 ) -> Optimum:
     """The optimum of ``scenario`` on ``site`` (see the module docstring); ``step_s`` None:
-    :func:`default_step`."""
+    :func:`default_step`.  ``served`` (kWh per visit, by charger, connector and arrival):
+    instead of the most energy, at least that much to each visit, for comparing ``cost`` or
+    ``peak`` with a policy that delivered it."""
     step_s = default_step(scenario) if step_s is None else step_s
     try:
         import scipy.optimize  # noqa: F401  (the solver; imported here to fail early)
@@ -95,14 +125,37 @@ def solve(
     began = time.perf_counter()
     scenario = assign_connectors(scenario, site.connector_keys())
     wiring = _Wiring(site)
+    building = _Building(site, wiring, meters)
     delivered: dict[int, float] = {}
     step_loads: list[list[float]] = []  # per step: the current of every fuse-phase column
     step_times: list[int] = []
     variables = 0
     components = _components(scenario.visits)
+    limit_of_column = [0.0] * len(wiring.columns)
+    for fp, c in wiring.columns.items():
+        limit_of_column[c] = wiring.limits[fp]
     for members in components:
         visits = [scenario.visits[i] for i in members]
-        energy, loads, nvar, t0 = _solve_component(visits, wiring, step_s, fair_second_stage)
+        comp = Component(visits, step_s, wiring.loads, wiring.caps, limit_of_column)
+        t0 = math.floor(min(v.arrival for v in visits) / step_s) * step_s
+        t1 = math.ceil(max(v.departure for v in visits) / step_s) * step_s
+        bounds = list(range(t0, t1 + 1, step_s))
+        hours = list(range(t0 // 3600 * 3600, t1 + 3600, 3600))
+        want = None
+        if served is not None:
+            want = [served.get((v.key[0], v.key[1], v.arrival), 0.0) for v in visits]
+        try:
+            energy, loads, nvar, t0 = solve_component(
+                comp,
+                objective=objective,
+                fair=fair_second_stage,
+                building_a=building.means(bounds) if meters is not None else None,
+                step_price=[_price(prices, t) for t in bounds[:-1]],
+                hour_building_kwh=dict(zip(hours, building.root_kwh(hours), strict=False)),
+                served=want,
+            )
+        except LpFailed as exc:
+            raise OptimumUnavailable(str(exc)) from None
         variables += nvar
         step_times.extend(range(t0, t0 + step_s * len(loads), step_s))
         for n, index in enumerate(members):
@@ -118,6 +171,7 @@ def solve(
         )
         for i, v in enumerate(scenario.visits)
     )
+    slots = _slots(scenario, step_s, step_times, step_loads, building)
     peaks = dict.fromkeys(wiring.columns, 0.0)
     unbalance = mean = 0.0
     loaded = 0
@@ -143,7 +197,93 @@ def solve(
         step_times=tuple(step_times),
         step_loads=tuple(tuple(load) for load in step_loads),
         columns=tuple(wiring.columns),
+        objective=objective,
+        slot_times=slots[0],
+        slot_root_kwh=slots[1],
+        slot_building_kwh=slots[2],
     )
+
+
+def _price(prices: PriceSeries | None, t: float) -> float:
+    price = None if prices is None else prices.price_at(t)
+    return 0.0 if price is None else price
+
+
+class _Building:
+    """The building's current through every fuse-phase column as a step function, and its
+    integral: mean currents over LP steps, the root's energy over clock hours and slots."""
+
+    def __init__(self, site: Site, wiring: _Wiring, meters: MeterSeries | None) -> None:
+        import numpy as np
+
+        ncol = len(wiring.columns)
+        times: list[float] = []
+        values: list[list[float]] = []
+        for t, readings in meters.steps() if meters is not None else ():
+            through = through_fuses(site, readings)
+            row = [0.0] * ncol
+            for (fuse, p), c in wiring.columns.items():
+                row[c] = through.get(fuse, (0.0, 0.0, 0.0))[p]
+            times.append(float(t))
+            values.append(row)
+        if not times:
+            times, values = [0.0], [[0.0] * ncol]
+        self.t = np.asarray(times)
+        self.v = np.asarray(values)  # (changes, ncol)
+        spans = np.diff(self.t)
+        self.cum = np.vstack([np.zeros((1, ncol)), np.cumsum(self.v[:-1] * spans[:, None], 0)])
+
+    def integral(self, at: Sequence[float]) -> Any:
+        """∫ current dt (A·s) of every column from the first change to each time (ncol × n)."""
+        import numpy as np
+
+        at_ = np.asarray(at, dtype=float)
+        i = np.clip(np.searchsorted(self.t, at_, side="right") - 1, 0, None)
+        before = at_ < self.t[0]
+        out = self.cum[i] + self.v[i] * (at_ - self.t[i])[:, None]
+        out[before] = 0.0
+        return out.T
+
+    def means(self, bounds: Sequence[int]) -> Any:
+        """Mean current of every column over each step between consecutive ``bounds``."""
+        import numpy as np
+
+        cum = self.integral(bounds)
+        return np.diff(cum, axis=1) / np.diff(np.asarray(bounds, dtype=float))
+
+    def root_kwh(self, bounds: Sequence[int]) -> list[float]:
+        """The root's building energy (three phases, 230 V) between consecutive bounds."""
+        import numpy as np
+
+        cum = self.integral(bounds)[0:3].sum(axis=0)
+        return [float(e) * NOMINAL_VOLTAGE / 3.6e6 for e in np.diff(cum)]
+
+
+def _slots(
+    scenario: Scenario,
+    step_s: int,
+    step_times: Sequence[int],
+    step_loads: Sequence[Sequence[float]],
+    building: _Building,
+) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
+    """The schedule's root energy per slot over the span a run of the engine covers (each
+    step counted in the slot it starts in), and the building's."""
+    if not scenario.visits:
+        return (), (), ()
+    start = math.floor(scenario.start) // TICK_S * TICK_S - TICK_S
+    end = (math.ceil(scenario.end) // TICK_S + 2) * TICK_S
+    first = -(-start // SLOT_S) * SLOT_S
+    marks = list(range(first, end // SLOT_S * SLOT_S + 1, SLOT_S))
+    if len(marks) < 2:
+        return (), (), ()
+    chargers = dict.fromkeys(marks[:-1], 0.0)
+    for t, load in zip(step_times, step_loads, strict=True):
+        slot = t - t % SLOT_S
+        if slot in chargers:
+            chargers[slot] += (load[0] + load[1] + load[2]) * NOMINAL_VOLTAGE * step_s / 3.6e6
+    built = building.root_kwh(marks)
+    root = tuple(chargers[t] + b for t, b in zip(marks[:-1], built, strict=True))
+    return tuple(marks[:-1]), root, tuple(built)
 
 
 class _Wiring:
@@ -168,93 +308,6 @@ class _Wiring:
                 ]
 
 
-def _solve_component(
-    visits: Sequence[Visit], wiring: _Wiring, step_s: int, fair: bool
-) -> tuple[list[float], list[list[float]], int, int]:
-    """(kWh per visit, per step the current of every column, variables, the first step's
-    start) of one component."""
-    import numpy as np
-    from scipy.optimize import linprog
-    from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
-
-    t0 = math.floor(min(v.arrival for v in visits) / step_s) * step_s
-    t1 = math.ceil(max(v.departure for v in visits) / step_s) * step_s
-    steps = (t1 - t0) // step_s
-    var_visit: list[int] = []
-    var_step: list[int] = []
-    upper: list[float] = []
-    for n, v in enumerate(visits):
-        cap = min(v.max_current, v.follows_limit * wiring.caps[v.key[0]])
-        first = int((v.arrival - t0) // step_s)
-        for k in range(first, math.ceil((v.departure - t0) / step_s)):
-            lo, hi = t0 + k * step_s, t0 + (k + 1) * step_s
-            present = (min(hi, v.departure) - max(lo, v.arrival)) / step_s
-            if present > 0:
-                var_visit.append(n)
-                var_step.append(k)
-                upper.append(cap * present)
-    nvar, nvis, ncol = len(upper), len(visits), len(wiring.columns)
-    of_visit = np.asarray(var_visit, dtype=np.int64)
-    phases = np.asarray([visits[n].phases for n in var_visit], dtype=float)
-    kwh_per_amp = phases * NOMINAL_VOLTAGE * step_s / 3.6e6  # kWh per A of a step's mean
-    rows: list[int] = []
-    cols: list[int] = []
-    for j, n in enumerate(var_visit):
-        for column in wiring.loads[(visits[n].key[0], visits[n].phases)]:
-            rows.append(column * steps + var_step[j])
-            cols.append(j)
-    fuse_rows = csr_matrix(
-        (np.ones(len(rows)), (np.asarray(rows), np.asarray(cols))), shape=(ncol * steps, nvar)
-    )
-    limit_of_column = [0.0] * ncol
-    for fp, c in wiring.columns.items():
-        limit_of_column[c] = wiring.limits[fp]
-    energy_rows = csr_matrix((kwh_per_amp, (of_visit, np.arange(nvar))), shape=(nvis, nvar))
-    asked = np.asarray([v.energy_kwh for v in visits])
-    a_ub = vstack([fuse_rows, energy_rows]).tocsr()
-    b_ub = np.concatenate([np.repeat(np.asarray(limit_of_column), steps), asked])
-    bounds = np.column_stack([np.zeros(nvar), np.asarray(upper)])
-    first_stage = linprog(-kwh_per_amp, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
-    if first_stage.status != 0:
-        raise OptimumUnavailable(f"the optimum's LP failed: {first_stage.message}")
-    x = first_stage.x
-    energy = np.bincount(of_visit, weights=kwh_per_amp * x, minlength=nvis)
-    ratios = np.where(asked > 0, energy / np.maximum(asked, 1e-12), 1.0)
-    if fair and nvis > 1 and ratios.min() < 1 - 1e-6:
-        # Keep the energy, maximise z, the lowest delivered ÷ asked: variables (x, z).
-        best = -first_stage.fun
-        wanting = np.flatnonzero(asked > 0)
-        share = coo_matrix(
-            (kwh_per_amp / np.maximum(asked[of_visit], 1e-12), (of_visit, np.arange(nvar))),
-            shape=(nvis, nvar),
-        ).tocsr()[wanting]
-        ones = csr_matrix(np.ones((len(wanting), 1)))
-        zero_col = csr_matrix((a_ub.shape[0], 1))
-        second_ub = vstack(
-            [
-                hstack([a_ub, zero_col]),
-                hstack([-share, ones]),  # z - delivered_i / asked_i <= 0
-                hstack([csr_matrix(-kwh_per_amp.reshape(1, -1)), csr_matrix((1, 1))]),
-            ]
-        ).tocsr()
-        second_b = np.concatenate([b_ub, np.zeros(len(wanting)), [-best * (1 - 1e-7)]])
-        objective = np.zeros(nvar + 1)
-        objective[nvar] = -1.0
-        second = linprog(
-            objective,
-            A_ub=second_ub,
-            b_ub=second_b,
-            bounds=np.vstack([bounds, [0.0, 1.0]]),
-            method="highs",
-        )
-        if second.status == 0:
-            x = second.x[:nvar]
-            energy = np.bincount(of_visit, weights=kwh_per_amp * x, minlength=nvis)
-    column_load = (fuse_rows @ x).reshape(ncol, steps)
-    loads = [[float(column_load[c, k]) for c in range(ncol)] for k in range(steps)]
-    return [float(e) for e in energy], loads, nvar, int(t0)
-
-
 def _components(visits: Sequence[Visit]) -> list[list[int]]:
     """Indices of visits (in arrival order) in groups separated by moments nobody is there."""
     groups: list[list[int]] = []
@@ -267,7 +320,13 @@ def _components(visits: Sequence[Visit]) -> list[list[int]]:
     return groups
 
 
-def optimum_figures(optimum: Optimum) -> Figures:
+def optimum_figures(
+    optimum: Optimum,
+    *,
+    window_s: int = 3600,
+    tz: timezone = UTC,
+    prices: PriceSeries | None = None,
+) -> Figures:
     asked, delivered, pct, full_pct, jain, lowest = session_figures(optimum.sessions)
     fuses = tuple(
         FusePhaseFigures(
@@ -281,7 +340,7 @@ def optimum_figures(optimum: Optimum) -> Figures:
         for (fuse, p), peak in optimum.peaks.items()
     )
     return Figures(
-        policy="optimal",
+        policy=optimum.policy,
         scenario=optimum.scenario,
         sessions=len(optimum.sessions),
         energy_asked_kwh=asked,
@@ -308,4 +367,18 @@ def optimum_figures(optimum: Optimum) -> Figures:
         cpu_p99_tick_ms=None,
         ticks=None,
         run_s=optimum.solve_s,
+        power=_power(optimum, window_s, tz, prices),
+    )
+
+
+def _power(
+    optimum: Optimum, window_s: int, tz: timezone, prices: PriceSeries | None
+) -> PowerFigures:
+    return power_figures(
+        optimum.slot_times,
+        optimum.slot_root_kwh,
+        optimum.slot_building_kwh,
+        window_s=window_s,
+        tz=tz,
+        prices=prices,
     )

@@ -34,7 +34,8 @@ def evaluation_figures(out: Path, site: Path = SITE, *, seed: int = 1) -> list[P
 
     site_file = read_site_file(site)
     scenario = garage_day([c.id for c in site_file.site.chargers], seed=seed)
-    names = [n for n in POLICY_NAMES if n != PRICE_POLICY]  # the day has no prices
+    # the day has no prices, and one optimum is drawn
+    names = [n for n in POLICY_NAMES if n not in (PRICE_POLICY, "optimal-cost", "optimal-peak")]
     evaluation = evaluate(scenario, site_file, names, EngineParams(seed=seed, trace=True))
     runs = {r.policy: r for r in evaluation.runs}
     tz = scenario.tz
