@@ -132,10 +132,25 @@ def test_a_rule_needs_one_way_to_be_dear_and_sane_minimums() -> None:
     assert rule_from_settings(PriceSettings(dear_above=1.5)).above == 1.5
 
 
+class Log:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def warning(self, event: str, **_: Any) -> None:
+        self.events.append(event)
+
+    def info(self, event: str, **_: Any) -> None:
+        self.events.append(event)
+
+    def exception(self, event: str, **_: Any) -> None:
+        self.events.append(event)
+
+
 async def test_the_daemons_step_is_capped_only_in_a_dear_interval() -> None:
     book = PriceBook(PriceRule(above=1.0, cap_kw=0.0))
     book.update(day_prices([0.5, 2.0]), T0)
-    rt = runtime(Rows(), Metrics(), prices=book)
+    log = Log()
+    rt = runtime(Rows(), Metrics(), prices=book, logger=log)
     cheap = await rt.step(tick(T0 + 60))
     assert cheap.site.capacity(cheap.site.root) == (40.0, 40.0, 40.0)
     assert cheap.allocation.decisions[KEY].target == 32.0
@@ -145,6 +160,33 @@ async def test_the_daemons_step_is_capped_only_in_a_dear_interval() -> None:
     assert dear.allocation.decisions[KEY].target == 6.0
     after = await rt.step(tick(T0 + 2 * HOUR + 60))  # no price known: not capped
     assert after.allocation.decisions[KEY].target == 32.0
+    await rt.step(tick(T0 + 2 * HOUR + 90))
+    transitions = [e for e in log.events if "price" in e]
+    assert transitions == [
+        "dear price: charging capped",
+        "price no longer dear: charging not capped",
+    ]
+
+
+def test_the_daemon_installs_a_reader_for_configured_prices(tmp_path: Path) -> None:
+    from charged.cli import _install_prices
+    from charged.config import Settings
+
+    class Daemon:
+        clock = FakeClock(T0)
+
+        def __init__(self) -> None:
+            self.tasks: list[str] = []
+
+        def add_task(self, name: str, run: Any) -> None:
+            self.tasks.append(name)
+
+    off, on = Daemon(), Daemon()
+    assert _install_prices(off, Settings()) is None and off.tasks == []
+    settings = Settings(prices=PriceSettings(file=tmp_path / "p.csv", dear_share=0.5))
+    book = _install_prices(on, settings)
+    assert isinstance(book, PriceBook) and book.rule.share == 0.5
+    assert on.tasks == ["charged-prices"]
 
 
 def test_the_book_keeps_two_days_and_a_newer_read_wins() -> None:
@@ -212,17 +254,9 @@ async def test_a_url_is_read_for_today_and_tomorrow_and_a_failure_keeps_what_is_
     clock = FakeClock(T0, auto_advance=False)  # 09:00 CET
     settings = PriceSettings(url=url, dear_above=2.0)
     book = PriceBook(rule_from_settings(settings))
-    logged: list[str] = []
-
-    class Log:
-        def warning(self, event: str, **_: Any) -> None:
-            logged.append(event)
-
-        def info(self, event: str, **_: Any) -> None:
-            logged.append(event)
-
+    log = Log()
     reader = PriceReader(
-        PriceSource.of(settings, "Europe/Stockholm"), book, clock=clock, logger=Log()
+        PriceSource.of(settings, "Europe/Stockholm"), book, clock=clock, logger=log
     )
     async with aiohttp.ClientSession() as session:
         assert await reader.read_once(session)  # tomorrow's 404 is no failure
@@ -237,7 +271,7 @@ async def test_a_url_is_read_for_today_and_tomorrow_and_a_failure_keeps_what_is_
         answers["2026-03-02"] = hourly_json("2026-03-02", [1.0] * 24)
         assert await reader.read_once(session)
         assert not book.dear(T0)
-    assert logged == ["prices could not be read; keeping what is known", "prices read again"]
+    assert log.events == ["prices could not be read; keeping what is known", "prices read again"]
 
 
 async def test_a_file_is_read_again_at_each_refresh(tmp_path: Path) -> None:
