@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -35,6 +34,8 @@ from charged.chargeamps.errors import ApiUnavailable, AuthenticationError, Charg
 from charged.check_result import CheckResult as CheckResult
 from charged.check_result import Status as Status
 from charged.check_site import AccountChargers, AccountUnread, check_site, read_account
+from charged.check_time import CheckTimeout as CheckTimeout
+from charged.check_time import within as within
 from charged.clock import Clock, SystemClock
 from charged.config import DATABASE_URL_ENV, ConfigError, Settings, load_settings
 from charged.daemon.vendor import vendor_client
@@ -49,13 +50,7 @@ from charged.storage.engine import (
 )
 from charged.storage.migrate import alembic_config
 
-T = TypeVar("T")
-
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
-class CheckTimeout(Exception):
-    """A check did not finish within its time limit."""
 
 
 async def run_checks(
@@ -85,7 +80,7 @@ async def run_checks(
     placement = check_site(settings, account) if site is not None else []
     meters: list[CheckResult] = []
     if settings.site.meters:
-        from charged.check_meters import check_meters  # it imports this module's helpers
+        from charged.check_meters import check_meters
 
         meters = await check_meters(settings, clock=clock, time_limit=time_limit)
     return [*results, *database, *api, *placement, *meters, *check_paths(settings)]
@@ -454,27 +449,6 @@ def _unwritable_reason(directory: Path) -> str | None:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-async def within(clock: Clock, seconds: float, work: Awaitable[T]) -> T:
-    """``work``'s result, or :class:`CheckTimeout` once ``seconds`` pass on ``clock``."""
-    task = asyncio.ensure_future(work)
-    timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:  # we are being cancelled: take the work down with us
-        task.cancel()
-        timer.cancel()
-        raise
-    timer.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    # asyncio.wait never raises the task's CancelledError, so our own cancellation still works
-    await asyncio.wait({task})
-    if not task.cancelled():
-        task.exception()  # retrieved: it is replaced by the timeout
-    raise CheckTimeout
 
 
 # user:password@ — the password runs to the last @ of the URL (an unescaped @ in it is common)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import aiohttp
 import aiomqtt
 
-from charged.check import CheckTimeout, within
 from charged.check_result import CheckResult, Status
+from charged.check_time import CheckTimeout, within
 from charged.clock import Clock
 from charged.config import MeterSettings, Settings
 from charged.exits import EXIT_CONFIG, EXIT_UNAVAILABLE
