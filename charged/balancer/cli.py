@@ -118,7 +118,9 @@ def _add_evaluate(sub: Any) -> None:
         "--policy",
         default="all",
         metavar="P[,P...]",
-        help=f"comma-separated, or all (default): {', '.join(POLICY_NAMES)}",
+        help=f"comma-separated, or all (default; without --prices it leaves out those that "
+        f"need prices, without site.power_target in the site file charged-target): "
+        f"{', '.join(POLICY_NAMES)}",
     )
     evaluate.add_argument("--seed", type=int, default=1, help="generated visits and delays")
     evaluate.add_argument(

@@ -36,6 +36,7 @@ from charged.balancer.evaluate.policies import POLICIES, PRICE_POLICY, make_poli
 from charged.balancer.evaluate.power import PowerFigures
 from charged.balancer.evaluate.scenario import Scenario, ScenarioError, read_scenario
 from charged.balancer.evaluate.sitefile import SiteFile, differences, read_site_file
+from charged.balancer.evaluate.target_policy import NAME as TARGET_POLICY
 from charged.exits import Fatal
 from charged.prices.rule import DearHours
 from charged.prices.series import PriceError, PriceSeries, read_price_file
@@ -45,7 +46,7 @@ OPTIMAL = "optimal"
 # least cost or the lowest monthly hourly peak
 OPTIMA: dict[str, Objective] = {OPTIMAL: "energy", "optimal-cost": "cost", "optimal-peak": "peak"}
 NEED_PRICES = (PRICE_POLICY, "optimal-cost")
-POLICY_NAMES = (*POLICIES, PRICE_POLICY, *OPTIMA)
+POLICY_NAMES = (*POLICIES, PRICE_POLICY, TARGET_POLICY, *OPTIMA)
 GENERATED = ("garage", "garage-month")
 EXIT_USAGE = 2
 GENERATED_SERIES = "generated"
@@ -172,7 +173,12 @@ def evaluate(
             if inputs.prices is None:
                 raise EvaluateError(f"--policy {PRICE_POLICY} needs a price series: --prices")
             dear = DearHours(inputs.prices, site_file.price_rule)
-        policy = make_policy(name, site_file.site, site_file.params, dear)
+        try:
+            policy = make_policy(
+                name, site_file.site, site_file.params, dear, target=site_file.target
+            )
+        except ValueError as exc:
+            raise EvaluateError(f"--policy {name}: {exc}") from None
         try:
             result = run(
                 scenario,
@@ -353,6 +359,8 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.policy.strip() == "all" and inputs.prices is None:
             for name in NEED_PRICES:  # all: the policies this scenario can run
                 names.remove(name)
+        if args.policy.strip() == "all" and site_file.target is None:
+            names.remove(TARGET_POLICY)  # it needs site.power_target
         plots = [p for p in (args.plot, args.plot_energy) if p is not None]
         for path in plots:
             _check_plot(path)

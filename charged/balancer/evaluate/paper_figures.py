@@ -21,6 +21,7 @@ from charged.balancer.evaluate.engine import EngineParams
 from charged.balancer.evaluate.generate import garage_day
 from charged.balancer.evaluate.policies import PRICE_POLICY
 from charged.balancer.evaluate.sitefile import read_site_file
+from charged.balancer.evaluate.target_policy import NAME as TARGET_POLICY
 
 SITE = Path("bench/sites/garage.yaml")
 NAMES = ("evaluation-fuses", "evaluation-energy", "garage-before-after")
@@ -35,7 +36,11 @@ def evaluation_figures(out: Path, site: Path = SITE, *, seed: int = 1) -> list[P
     site_file = read_site_file(site)
     scenario = garage_day([c.id for c in site_file.site.chargers], seed=seed)
     # the day has no prices, and one optimum is drawn
-    names = [n for n in POLICY_NAMES if n not in (PRICE_POLICY, "optimal-cost", "optimal-peak")]
+    names = [
+        n
+        for n in POLICY_NAMES
+        if n not in (PRICE_POLICY, TARGET_POLICY, "optimal-cost", "optimal-peak")
+    ]
     evaluation = evaluate(scenario, site_file, names, EngineParams(seed=seed, trace=True))
     runs = {r.policy: r for r in evaluation.runs}
     tz = scenario.tz

@@ -40,6 +40,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from charged.balancer.evaluate.charged_policy import charged, charged_measured, charged_price
 from charged.balancer.evaluate.observe import CarObserver, CarView
+from charged.balancer.evaluate.target_policy import NAME as TARGET_POLICY
+from charged.balancer.evaluate.target_policy import charged_target
 from charged.balancer.evaluate.telemetry import CHARGING, Policy, Telemetry
 from charged.balancer.model import (
     DEFAULT_PARAMS,
@@ -50,6 +52,7 @@ from charged.balancer.model import (
     PhaseCurrents,
     Site,
 )
+from charged.balancer.power_target import TargetSpec
 from charged.prices.rule import DearHours
 
 ROUND_ROBIN_STEP = 1.0  # A per turn, as ACN-Sim's RoundRobin
@@ -285,12 +288,17 @@ def make_policy(
     site: Site,
     params: BalancerParams = DEFAULT_PARAMS,
     prices: DearHours | None = None,
+    *,
+    target: TargetSpec | None = None,
 ) -> Policy:
     """The policy ``name`` on ``site``; charged's take the balancer's ``params`` (the
-    baselines have none), ``charged-price`` the price series' dear hours too (ValueError
-    without).  KeyError for an unknown name."""
+    baselines have none), ``charged-price`` the price series' dear hours too, and
+    ``charged-target`` the site's power ``target`` (ValueError without either).  KeyError
+    for an unknown name."""
     if name == PRICE_POLICY:
         return charged_price(site, params, prices)
+    if name == TARGET_POLICY:
+        return charged_target(site, params, target)
     if name == "charged":
         return charged(site, params)
     if name == "charged-measured":

@@ -27,8 +27,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from charged.balancer.configured import params_from_settings, site_from_settings
+from charged.balancer.configured import (
+    params_from_settings,
+    site_from_settings,
+    target_from_settings,
+)
 from charged.balancer.model import BalancerParams, Site
+from charged.balancer.power_target import TargetSpec
 from charged.config import BalancerSettings, PriceSettings, SiteSettings
 from charged.prices.rule import DEFAULT_RULE, PriceRule, rule_from_settings
 from charged.simulator import grid as simgrid
@@ -46,6 +51,7 @@ class SiteFile:
     params: BalancerParams  # the balancer: section, defaults when absent
     grid: simgrid.GridSpec  # as the simulator reads it: the ground truth's wiring
     price_rule: PriceRule = DEFAULT_RULE  # the prices: section's rule
+    target: TargetSpec | None = None  # site.power_target (the charged-target policy's)
 
 
 def read_site_file(path: Path | str) -> SiteFile:
@@ -97,7 +103,7 @@ def parse_site_file(data: Mapping[str, Any], *, name: str = "site file") -> Site
         grid = simgrid.grid_from_mapping(physical)
     except ValueError as exc:
         raise SiteFileError(f"{name}: the simulator reads it otherwise: {exc}") from None
-    return SiteFile(site, params, grid, rule)
+    return SiteFile(site, params, grid, rule, target_from_settings(settings))
 
 
 def _first_error(exc: ValidationError, prefix: str) -> str:
