@@ -62,8 +62,10 @@ def naive_utc(moment: datetime | None) -> datetime | None:
     return moment.replace(microsecond=0)
 
 
+@lru_cache(maxsize=4096)
 def parse_stored_time(text: str | None) -> datetime | None:
-    """connector_status keeps the vendor's times as ISO text; unreadable text is no time."""
+    """connector_status keeps the vendor's times as ISO text; unreadable text is no time.
+    Cached: a session's polls repeat the same start time (and datetimes are immutable)."""
     if not text:
         return None
     try:
@@ -189,26 +191,29 @@ async def load_polls(conn: AsyncConnection, key: SessionKey, since: datetime | N
     ).where(*the_session)
     if since is not None:
         query = query.where(cs.c.date_created >= since)
-    rows = (await conn.execute(query.order_by(cs.c.date_created))).all()
-    rows = [r for r in rows if r.date_created is not None]
+    # plain tuples, unpacked: a session has a poll every 30 s, and attribute access on
+    # SQLAlchemy's rows cost more than the rest of the loop (bench/README.md, queries)
+    result = await conn.execute(query.order_by(cs.c.date_created))
+    rows = [r for r in result if r[1] is not None]
     if not rows:
         return []
     ended = select(cs.c.id, cs.c.end_time).where(*the_session, cs.c.end_time.is_not(None))
     ends = {int(i): e for i, e in await conn.execute(ended)}
-    phases = await _phases(conn, cp, connector, rows[0].date_created, rows[-1].date_created)
+    phases = await _phases(conn, cp, connector, rows[0][1], rows[-1][1])
+    empty: dict[str, tuple[float, float]] = {}
     return [
         Poll(
-            time=r.date_created,
-            status=r.status or "",
-            energy_kwh=_float(r.total_consumption_kwh),
-            power_kw=_float(r.charging_power_kw),
-            phases=phases.get(r.date_created, {}),
-            row_id=int(r.id),
-            session_type=r.session_type,
-            start_time=parse_stored_time(r.start_time),
-            end_time=parse_stored_time(ends.get(r.id)),
+            time,
+            status or "",
+            None if energy is None else float(energy),
+            None if power is None else float(power),
+            phases.get(time, empty),
+            int(row_id),
+            session_type,
+            parse_stored_time(start),
+            parse_stored_time(ends[row_id]) if row_id in ends else None,
         )
-        for r in rows
+        for row_id, time, status, energy, power, session_type, start in rows
     ]
 
 
@@ -225,10 +230,13 @@ async def _phases(
         )
     )
     by_time: dict[datetime, dict[str, tuple[float, float]]] = {}
-    for r in result:
-        if r.phase is None or r.current is None or r.voltage is None:
+    for time, phase, current, voltage in result:
+        if phase is None or current is None or voltage is None:
             continue
-        by_time.setdefault(r.date_created, {})[r.phase] = (float(r.current), float(r.voltage))
+        at = by_time.get(time)
+        if at is None:
+            at = by_time[time] = {}
+        at[phase] = (float(current), float(voltage))
     return by_time
 
 
