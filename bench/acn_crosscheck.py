@@ -3,8 +3,12 @@
 Issue 15's independent cross-check: the visits of the generated garage weekday (or month),
 the same that ``charged balance evaluate --generated`` replays, run through acnportal's own
 simulator and algorithms (https://acnportal.readthedocs.io), with nothing of charged in the
-loop.  acnportal is not a dependency of charged: install it beside it to run this
-(``pip install acnportal``).
+loop.  acnportal is not a dependency of charged.  Give it a virtualenv of its own: it
+installs a top-level ``tests`` package, which hides charged's own tests in the venv it goes
+into::
+
+    python3 -m venv .venv-acn && .venv-acn/bin/pip install -e . acnportal
+    .venv-acn/bin/python -m bench.acn_crosscheck
 
 ACN-Sim models every charger as a one-phase load with a constraint per fuse phase over fixed
 stations.  That is exact for a site where every charger is wired L1L2L3 (``bench/sites/
@@ -160,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import acnportal  # noqa: F401
     except ImportError:
-        print("acn_crosscheck: acnportal is not installed; pip install acnportal", file=sys.stderr)
+        print(
+            "acn_crosscheck: acnportal is not installed; give it a venv of its own: "
+            "python3 -m venv .venv-acn && .venv-acn/bin/pip install -e . acnportal",
+            file=sys.stderr,
+        )
         return 2
     site_file = read_site_file(args.site)
     site = site_file.site

@@ -13,8 +13,11 @@ Nothing of the balancer is re-implemented here.  Every tick does what the daemon
    previous tick) gives the targets, :func:`~charged.balancer.plan.plan` the writes the
    guarantee lets out;
 4. the writes are returned to the engine and stay *pending* in the tracking until the next
-   poll reads them back (the daemon confirms a write at once when the vendor answers; waiting
-   for the read-back only counts a change a tick longer at the higher of old and new).
+   poll reads them back.  The daemon confirms a write at once when the vendor answers: there
+   a decrease starts settling a tick earlier, and the next poll (the car still following a
+   raise) is observed under the new limit, from which the tracking learns a car's maximum
+   too low (bench/README.md, "Where charged loses"); here that poll is observed under the
+   old limit.
 
 With a meter series the allocation and the plan run on the site less what the meters read
 plus :data:`METER_HEADROOM_A` (:meth:`Site.with_other_load <charged.balancer.model.Site.
