@@ -27,7 +27,7 @@ from charged.chargeamps.client import ChargeAmpsClient
 from charged.chargeamps.errors import ChargeAmpsError
 from charged.chargeamps.models import ChargePoint
 from charged.check_result import CheckResult, Status
-from charged.config import Settings
+from charged.config import Settings, SiteSettings
 from charged.exits import EXIT_CONFIG
 
 CHECK = "site"
@@ -85,9 +85,10 @@ def check_site(settings: Settings, account: AccountChargers | AccountUnread) -> 
     site = site_from_settings(settings.site)
     mode = settings.balancer.mode
     where = f"{settings.source}: site"
+    over_time = _over_time(settings.site)
     if isinstance(account, AccountUnread):
         return [
-            _summary(site, mode, where, None, {}),
+            _summary(site, mode, where, None, {}, over_time),
             CheckResult(
                 CHECK,
                 account.status,
@@ -95,7 +96,7 @@ def check_site(settings: Settings, account: AccountChargers | AccountUnread) -> 
             ),
         ]
     shadow = shadow_only(site, account.owned)
-    results = [_summary(site, mode, where, account, shadow)]
+    results = [_summary(site, mode, where, account, shadow, over_time)]
     for cp in account.owned:
         if site.charger(cp.id) is None:
             results.append(_unplaced(cp, mode))
@@ -148,12 +149,43 @@ def _unplaced(cp: ChargePoint, mode: str) -> CheckResult:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _OverTime:
+    """The site's limits over time, as lines of the tree: schedules per fuse, the target."""
+
+    schedules: Mapping[str, str]  # fuse name -> its schedule in one line
+    target: str | None  # the power target in one line
+
+
+def _over_time(site: SiteSettings) -> _OverTime:
+    schedules: dict[str, str] = {}
+    pending = [] if site.fuse is None else [site.fuse]
+    while pending:
+        fuse = pending.pop()
+        pending.extend(fuse.children)
+        if fuse.schedule:
+            entries = "; ".join(
+                f"{','.join(e.days)} {e.start}–{e.end} {_amps(e.limits())}" for e in fuse.schedule
+            )
+            schedules[fuse.name] = f"schedule ({site.timezone}): {entries}"
+    target = None
+    if site.power_target is not None:
+        t = site.power_target
+        monthly = ", raised to the month's highest window mean" if t.monthly else ""
+        target = (
+            f"power target {t.target_kw:g} kW mean per {t.window_min}-min window{monthly} "
+            f"({t.voltage:g} V per phase), on fuse {site.fuse.name if site.fuse else '?'}"
+        )
+    return _OverTime(schedules, target)
+
+
 def _summary(
     site: Site,
     mode: str,
     where: str,
     account: AccountChargers | None,
     shadow: Mapping[str, str],
+    over_time: _OverTime = _OverTime({}, None),
 ) -> CheckResult:
     fuses = site.fuses()
     message = (
@@ -162,12 +194,15 @@ def _summary(
         f"margin {site.margin:g} A; balancer.mode {mode}"
     )
     owned = None if account is None else {cp.id for cp in account.owned}
-    notes = _ChargerNotes(account, owned, shadow)
+    notes = _ChargerNotes(account, owned, shadow, over_time.schedules)
+    lines = _tree_lines(site, site.root, 0, notes)
+    if over_time.target is not None:
+        lines.append(over_time.target)
     return CheckResult(
         CHECK,
         Status.OK,
         message,
-        details=tuple(_tree_lines(site, site.root, 0, notes)),
+        details=tuple(lines),
         data={
             "mode": mode,
             "margin": site.margin,
@@ -183,6 +218,7 @@ class _ChargerNotes:
     account: AccountChargers | None
     owned: set[str] | None  # None: not known (the account was not read)
     shadow: Mapping[str, str]
+    schedules: Mapping[str, str] = field(default_factory=dict)  # fuse -> its schedule line
 
     def installation(self, cp_id: str) -> float | None:
         return None if self.account is None else self.account.installation.get(cp_id)
@@ -199,6 +235,8 @@ class _ChargerNotes:
 def _tree_lines(site: Site, fuse: Fuse, depth: int, notes: _ChargerNotes) -> list[str]:
     pad = INDENT * depth
     lines = [f"{pad}fuse {fuse.name}: {_limits(site, fuse)}"]
+    if fuse.name in notes.schedules:
+        lines.append(f"{pad}{INDENT}{notes.schedules[fuse.name]}")
     for cp_id in fuse.chargers:
         spec = site.charger(cp_id)
         rotation = str(spec.rotation) if spec is not None else "L1L2L3"

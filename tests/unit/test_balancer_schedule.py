@@ -191,3 +191,35 @@ def test_bad_schedules_are_one_line_naming_the_key(data: dict[str, object], mess
     with pytest.raises(ConfigError) as caught:
         settings_from_mapping(data, require_secrets=False)
     assert str(caught.value) == message
+
+
+def test_charged_check_prints_the_schedules_and_the_power_target_in_the_tree() -> None:
+    from charged.check_site import AccountUnread, check_site
+
+    settings = settings_from_mapping(
+        {
+            "site": {
+                "timezone": ZONE,
+                "power_target": {"target_kw": 30, "window_min": 60, "monthly": True},
+                "fuse": {
+                    "name": "main",
+                    "limit": 63,
+                    "schedule": [
+                        {"days": ["mon", "tue"], "start": "07:00", "end": "18:00", "limit": 40},
+                        {"days": ["sun"], "start": "00:00", "end": "06:00", "limit": [63, 63, 50]},
+                    ],
+                    "children": [{"name": "row-a", "limit": 40, "chargers": ["CP1"]}],
+                },
+            }
+        },
+        require_secrets=False,
+    )
+    tree = check_site(settings, AccountUnread("not asked"))[0]
+    assert list(tree.details) == [
+        "fuse main: 63 A per phase",
+        "  schedule (Europe/Stockholm): mon,tue 07:00–18:00 40 A; sun 00:00–06:00 63/63/50 A",
+        "  fuse row-a: 40 A per phase",
+        "    charger CP1: rotation L1L2L3, installation current not read",
+        "power target 30 kW mean per 60-min window, raised to the month's highest window mean "
+        "(230 V per phase), on fuse main",
+    ]
