@@ -96,3 +96,22 @@ def test_the_allocation_bench_runs_a_small_tree_where_every_level_binds() -> Non
     levels = figures["bottleneck_levels"]
     assert isinstance(levels, dict) and all(levels[level] > 0 for level in ("main", "row"))
     assert figures["writes"] == 20  # the per-tick write budget, spent
+
+
+def test_the_acn_crosscheck_says_what_it_needs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+    from pathlib import Path
+
+    from bench.acn_crosscheck import _not_plain, main
+    from charged.balancer.evaluate.sitefile import read_site_file
+
+    # without acnportal: one line saying how to get it, exit 2
+    monkeypatch.setitem(sys.modules, "acnportal", None)
+    assert main([]) == 2
+    assert "acnportal is not installed" in capsys.readouterr().err
+    # its one-phase model is exact only where every charger is wired L1L2L3
+    assert _not_plain(read_site_file(Path("bench/sites/garage.yaml")).site) is None
+    why = _not_plain(read_site_file(Path("bench/sites/garage-mixed.yaml")).site)
+    assert why is not None and "not wired L1L2L3" in why
