@@ -174,7 +174,8 @@ class Metrics:
         self.balancer_fuse_capacity = Gauge(
             "charged_balancer_fuse_capacity_amperes",
             "What the balancer may use of the fuse per site phase at the last tick: its "
-            "limit less the margin and the building's load (site meters)",
+            "limit less the margin and the building's load (site meters), at most the power "
+            "target's cap",
             fuse_phase,
             registry=r,
         )
