@@ -56,6 +56,8 @@ def test_the_building_takes_its_share_of_the_fuse() -> None:
     meters = readings([(T0 - HOUR, "main", (15.0,) * 3)], UTC)
     best = optimum_figures(solve(day, site(20.0), step_s=60, meters=meters))
     assert best.energy_kwh == pytest.approx(5 * 3 * V * HOUR / 3.6e6, rel=1e-6)
+    # its peak current counts the building, as a run's ground truth does
+    assert best.fuses[0].peak == pytest.approx(20.0, abs=1e-3)
     assert optimum_figures(solve(day, site(20.0), step_s=60)).energy_kwh == pytest.approx(
         16 * 3 * V * HOUR / 3.6e6, rel=1e-6
     )

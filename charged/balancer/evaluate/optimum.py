@@ -76,7 +76,8 @@ class Optimum:
     variables: int
     components: int
     # the schedule, for figures: the start of every step with a car present and, per step,
-    # the mean current of every (fuse, site phase) column (``columns`` names their order)
+    # the mean current of every (fuse, site phase) column (``columns`` names their order),
+    # the building's mean current over the step included; ``peaks`` are of these
     step_times: tuple[int, ...] = ()
     step_loads: tuple[tuple[float, ...], ...] = ()
     columns: tuple[tuple[str, int], ...] = ()
@@ -128,6 +129,7 @@ def solve(
     building = _Building(site, wiring, meters)
     delivered: dict[int, float] = {}
     step_loads: list[list[float]] = []  # per step: the current of every fuse-phase column
+    charger_loads: list[list[float]] = []  # the same, the chargers' part
     step_times: list[int] = []
     variables = 0
     components = _components(scenario.visits)
@@ -144,12 +146,13 @@ def solve(
         want = None
         if served is not None:
             want = [served.get((v.key[0], v.key[1], v.arrival), 0.0) for v in visits]
+        built = building.means(bounds) if meters is not None else None
         try:
             energy, loads, nvar, t0 = solve_component(
                 comp,
                 objective=objective,
                 fair=fair_second_stage,
-                building_a=building.means(bounds) if meters is not None else None,
+                building_a=built,
                 step_price=[_price(prices, t) for t in bounds[:-1]],
                 hour_building_kwh=dict(zip(hours, building.root_kwh(hours), strict=False)),
                 served=want,
@@ -160,7 +163,16 @@ def solve(
         step_times.extend(range(t0, t0 + step_s * len(loads), step_s))
         for n, index in enumerate(members):
             delivered[index] = energy[n]
-        step_loads.extend(loads)
+        charger_loads.extend(loads)
+        if built is None:
+            step_loads.extend(loads)
+        else:
+            step_loads.extend(
+                [
+                    [a + float(built[c, k]) for c, a in enumerate(load)]
+                    for k, load in enumerate(loads)
+                ]
+            )
     sessions = tuple(
         SessionOutcome(
             visit=v,
@@ -171,7 +183,7 @@ def solve(
         )
         for i, v in enumerate(scenario.visits)
     )
-    slots = _slots(scenario, step_s, step_times, step_loads, building)
+    slots = _slots(scenario, step_s, step_times, charger_loads, building)
     peaks = dict.fromkeys(wiring.columns, 0.0)
     unbalance = mean = 0.0
     loaded = 0
