@@ -454,7 +454,9 @@ class BalancerRuntime:
             connector = next(
                 (c for c in status.connector_statuses if c.connector_id == key[1]), None
             )
-            tracked.observe(connector, online=connector is not None, now=now)
+            tracked.observe(
+                connector, online=connector is not None, now=now, settle_s=self.params.settle_s
+            )
 
     async def _read_back(self, now: float, *, every: bool) -> None:
         wanted = [t for t in self._tracked.values() if t.online and (t.needs_read or every)]

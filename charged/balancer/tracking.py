@@ -131,9 +131,11 @@ class Tracked:
         now: float,
         *,
         vendor_out: bool = False,
+        settle_s: float = 60.0,
     ) -> None:
         """This tick's poll of the connector (None: its charger did not answer;
-        ``vendor_out``: no charger answered, the vendor's cloud is out)."""
+        ``vendor_out``: no charger answered, the vendor's cloud is out; ``settle_s``: how
+        long a car takes to follow a changed limit)."""
         was_online = self.online
         self.online = online and status is not None
         if vendor_out:
@@ -191,7 +193,10 @@ class Tracked:
             }
             if {0, 1, 2} <= currents:
                 self.terminals.update(drawing)
-            self.learn_maximum(max(measured))
+            # a car still ramping to a limit raised moments ago draws under it by the time
+            # it takes, not of its own: that poll would cap it at its old draw for the session
+            if self.limit_since is None or now - self.limit_since >= settle_s:
+                self.learn_maximum(max(measured))
 
     def recall(self, car: Recalled) -> None:
         """What an earlier run learned of the car of ``car.session_id`` (charged.balancer.

@@ -112,6 +112,8 @@ def test_the_car_is_learned_per_session_and_forgotten_when_it_leaves() -> None:
     tracked.confirm(32.0, 0.0)
     tracked.observe(status("Charging", (15.9, 0.001, 0.001), 7), online=True, now=30.0)
     assert tracked.terminals == {0}
+    assert tracked.car_max is None  # 30 s after the limit changed: it may still be ramping
+    tracked.observe(status("Charging", (15.9, 0.001, 0.001), 7), online=True, now=60.0)
     assert tracked.car_max == 15.9  # well under its 32 A limit: that is the car's own
     state = tracked.state(60.0, pinned=None, writable=True, min_current=6, settle_s=60)
     assert state.terminals == frozenset({0}) and state.wants_current
@@ -158,7 +160,7 @@ def test_a_car_drawing_a_share_of_its_limit_is_not_capped_at_what_it_drew() -> N
     tracked = Tracked(KEY)
     tracked.observe(status("Charging", (8.0, 0.0, 0.0), 7), online=True, now=0.0)
     tracked.confirm(16.0, 0.0)
-    tracked.observe(status("Charging", (8.0, 0.0, 0.0), 7), online=True, now=30.0)
+    tracked.observe(status("Charging", (8.0, 0.0, 0.0), 7), online=True, now=60.0)
     assert (tracked.car_max, tracked.car_max_limit) == (8.0, 16.0)
     # lowered to its cap (8 + 2 A): it draws half of that, as it drew half of 16
     tracked.confirm(10.0, 60.0)
@@ -170,7 +172,7 @@ def test_a_car_drawing_a_share_of_its_limit_is_not_capped_at_what_it_drew() -> N
     taper = Tracked(("CP1", 2))
     taper.observe(status("Charging", (16.0, 0.0, 0.0), 9), online=True, now=0.0)
     taper.confirm(32.0, 0.0)
-    taper.observe(status("Charging", (16.0, 0.0, 0.0), 9), online=True, now=30.0)
+    taper.observe(status("Charging", (16.0, 0.0, 0.0), 9), online=True, now=60.0)
     taper.confirm(18.0, 60.0)
     taper.observe(status("Charging", (14.0, 0.0, 0.0), 9), online=True, now=120.0)
     assert taper.car_max == 16.0 and not taper.follows_limit
@@ -178,7 +180,7 @@ def test_a_car_drawing_a_share_of_its_limit_is_not_capped_at_what_it_drew() -> N
     floor = Tracked(("CP1", 3))
     floor.observe(status("Charging", (3.0, 0.0, 0.0), 9), online=True, now=0.0)
     floor.confirm(6.0, 0.0)
-    floor.observe(status("Charging", (3.0, 0.0, 0.0), 9), online=True, now=30.0)
+    floor.observe(status("Charging", (3.0, 0.0, 0.0), 9), online=True, now=60.0)
     assert floor.car_max is None
 
 
@@ -388,3 +390,16 @@ def test_the_installation_current_the_vendor_reports_caps_the_connectors() -> No
         runtime._tracked[KEY], dataclasses.replace(installed_16, installation_current=40), 0.0
     )
     assert runtime.site.charger("CP1").connector_max == 16  # type: ignore[union-attr]
+
+
+def test_a_car_ramping_to_a_raised_limit_is_not_capped_at_its_old_draw() -> None:
+    """The daemon confirms a write at once; the poll 30 s later may show the car still on
+    its way up from the old limit, which is not its own maximum."""
+    tracked = Tracked(KEY)
+    tracked.confirm(6.0, 0.0)
+    tracked.observe(status("Charging", (6.0, 0.0, 0.0), 7), online=True, now=60.0)
+    tracked.confirm(32.0, 90.0)  # raised: the car takes 30-60 s to follow
+    tracked.observe(status("Charging", (9.0, 0.0, 0.0), 7), online=True, now=120.0)
+    assert tracked.car_max is None
+    tracked.observe(status("Charging", (16.0, 0.0, 0.0), 7), online=True, now=150.0)
+    assert (tracked.car_max, tracked.car_max_limit) == (16.0, 32.0)  # its own, now

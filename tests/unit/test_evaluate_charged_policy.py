@@ -98,7 +98,7 @@ def test_measured_mode_is_the_plans_measured_mode() -> None:
     assert measured.params.mode == "measured" and measured.name == "charged-measured"
 
 
-def test_a_write_is_pending_until_the_next_poll_reads_it_back() -> None:
+def test_a_write_is_confirmed_at_once_as_the_daemons_read_back_does() -> None:
     where = site(100.0)
     policy = ChargedPolicy(where)
     key = ("CP1", 1)
@@ -118,8 +118,10 @@ def test_a_write_is_pending_until_the_next_poll_reads_it_back() -> None:
     first = policy.decide(poll(T0 + 60, 0.0, None))
     assert first[key] >= 6  # a car wants current: started from 0
     tracked = policy._tracked[key]
-    assert tracked.pending == first[key] and tracked.limit == 0.0
-    # the next poll shows the setting in force: confirmed, no longer pending
+    # the cloud holds the new value at once (the car follows it later): confirmed, with the
+    # change's time, as runtime._apply confirms a write the vendor read back
+    assert tracked.pending is None and tracked.limit == first[key]
+    assert tracked.previous_limit == 0.0 and tracked.limit_since == T0 + 60
     policy.decide(poll(T0 + 90, first[key], (first[key], 0.0, 0.0)))
     assert tracked.pending is None and tracked.limit == first[key]
     # and the car was seen on terminal L1 only: a one-phase car

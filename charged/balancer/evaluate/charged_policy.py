@@ -171,7 +171,7 @@ class ChargedPolicy:
             if reading is None:
                 tracked.observe(None, online=False, now=now)
                 continue
-            tracked.observe(self._status(reading), online=True, now=now)
+            tracked.observe(self._status(reading), online=True, now=now, settle_s=p.settle_s)
             if tracked.needs_read or tracked.pending is not None or reread:
                 tracked.confirm(reading.setting, now, full=self._full[key], settle_s=p.settle_s)
         states = [
@@ -186,9 +186,11 @@ class ChargedPolicy:
         decided = plan(site, states, allocation.targets, now, p)
         out: dict[ConnectorKey, float] = {}
         for write in decided.writes:
-            tracked = self._tracked[write.key]
-            tracked.pending = write.limit  # until the next poll reads it back
-            tracked.needs_read = True
+            # confirmed at once, as the daemon's read-back after the write does
+            # (runtime._apply): the cloud holds the new value, the car follows it later
+            self._tracked[write.key].confirm(
+                write.limit, now, full=self._full[write.key], settle_s=p.settle_s
+            )
             out[write.key] = write.limit
         self._steps += 1
         return out
