@@ -437,7 +437,7 @@ class BalancerSettings(_Section):
     hysteresis: Annotated[float, Field(ge=0)] = 2.0  # A: smaller changes are not sent
     hold_s: Annotated[float, Field(ge=0)] = 300.0  # no increase this soon after a change
     min_run_s: Annotated[float, Field(ge=0)] = 1800.0  # a running car keeps its slot
-    max_wait_s: Annotated[float, Field(ge=0)] = 900.0  # a paused car takes a slot after
+    max_wait_s: Annotated[float, Field(ge=0)] = 1800.0  # a paused car takes a slot after
     settle_s: Annotated[float, Field(ge=0)] = 60.0  # a lowered limit counts old this long
     max_writes_per_tick: PositiveInt = 20
 

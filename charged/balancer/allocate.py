@@ -471,12 +471,16 @@ def _decide(
         else:
             fair, bottleneck = 0.0, None
         decisions[key] = Decision(target, reason, group.phases, bottleneck, fair)
-        if target >= floor:
+        state = car.state
+        if target >= floor and state.limit is not None and state.limit >= floor:
             running[key] = running_since(key, now)
         else:
+            # a car given its 6 A keeps its wait until the 6 A is in force: an increase the
+            # guarantee holds for room would otherwise restart its wait every tick, and it
+            # might never reach max_wait_s
             waiting[key] = waiting_since(key, now)
-            paused.append(key)
-        state = car.state
+            if target < floor:
+                paused.append(key)
         current = state.pending if state.pending is not None else state.limit
         if current is not None and target < current:
             changed[key] = now  # lowered: an increase waits hold_s (no see-saw)

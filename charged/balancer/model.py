@@ -347,8 +347,9 @@ class BalancerParams:
     hold_s: float = 300.0
     # a running car keeps its slot at least this long before a waiting car can take it
     min_run_s: float = 1800.0
-    # a paused car waiting this long takes the slot of a running car (past min_run_s)
-    max_wait_s: float = 900.0
+    # a paused car waiting this long takes the slot of a running car (past min_run_s); as
+    # long as min_run_s, so that under a full fuse waits and runs take turns evenly
+    max_wait_s: float = 1800.0
     # room given above a car's highest observed draw (A)
     car_max_headroom: float = 2.0
     # a confirmed decrease counts as the old value for this long (the car following it)
@@ -395,9 +396,10 @@ class Decision(NamedTuple):
 class BalancerMemory:
     """What the allocation carries from one tick to the next (no globals).
 
-    ``running_since``: when each connector last started charging under the balancer (got
-    >= 6 A); ``waiting_since``: when each connector that wants current was last paused
-    (or plugged in without room); ``changed_at``: when each connector's target last changed.
+    ``running_since``: when each connector last started charging under the balancer (a
+    limit >= 6 A in force); ``waiting_since``: when each connector that wants current was
+    last paused (or plugged in without room), kept until a limit >= 6 A is in force, not
+    merely decided; ``changed_at``: when each connector's target last changed.
     A fresh ``BalancerMemory()`` is a valid start (after a restart everyone is equal).
     """
 

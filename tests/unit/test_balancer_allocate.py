@@ -108,8 +108,17 @@ def test_a_long_waiter_takes_the_slot_of_a_car_that_ran_long_but_not_a_fresh_one
     result = allocate(site(12, a, b, c), states, NOW, params, memory)
     assert result.targets == {("C0", 1): 0, ("C1", 1): 6, ("C2", 1): 6}
     assert result.paused == (("C0", 1),)
-    assert result.memory.running_since[("C2", 1)] == NOW
     assert result.memory.waiting_since[("C0", 1)] == NOW
+    # C2 runs once its 6 A is in force, not when it is decided: until then it keeps its
+    # wait (a raise held for room must not send it to the back of the queue)
+    assert ("C2", 1) not in result.memory.running_since
+    assert result.memory.waiting_since[("C2", 1)] == NOW - 1200
+    held = allocate(site(12, a, b, c), states, NOW + 30, params, result.memory)
+    assert held.memory.waiting_since[("C2", 1)] == NOW - 1200
+    in_force = [car("C0", limit=0.0), car("C1", limit=6.0), car("C2", limit=6.0)]
+    later = allocate(site(12, a, b, c), in_force, NOW + 60, params, held.memory)
+    assert later.memory.running_since[("C2", 1)] == NOW + 60
+    assert ("C2", 1) not in later.memory.waiting_since
     # a waiter of 5 minutes does not displace anyone
     memory = replace(memory, waiting_since={("C2", 1): NOW - 300})
     result = allocate(site(12, a, b, c), states, NOW, params, memory)
