@@ -56,7 +56,9 @@ def plan(
     uses (all three when unknown).  In ``guarantee`` mode no write this function returns can
     make an envelope exceed a fuse's capacity (``Site.capacity``) on any phase: decreases go out
     first (they free room only once confirmed and settled), increases only into room already
-    free, at most ``params.max_writes_per_tick`` writes.  ``vendor_ok=False`` (a vendor
+    free (where only part of a raise fits, that part goes out when it starts a car at >= 6 A
+    or is a step of at least ``params.hysteresis``), at most ``params.max_writes_per_tick``
+    writes.  ``vendor_ok=False`` (a vendor
     outage) lets decreases out and holds every increase.  In ``measured`` mode increases are
     not held for room (limits may oversubscribe).  Never reads a clock.
     """
@@ -122,7 +124,7 @@ def plan(
         # counted at the old value until followed: no envelope change
         writes.append(Write(key, value, previous, WriteKind.DECREASE))
     waiting_for_room: dict[int, str] = {}
-    guarantee = params.mode == "guarantee"
+    guarantee, step = params.mode == "guarantee", params.hysteresis
     for key, value, previous, amps, capacities in increases:
         if not vendor_ok:
             deferred[key] = VENDOR_OUTAGE
@@ -132,11 +134,19 @@ def plan(
             continue
         extra = value - amps if value > amps else 0.0
         if guarantee:
-            short = -1
+            short, room = -1, extra
             for r in capacities:
-                if load[r] + extra > capacity[r] + EPSILON:
-                    short = r
-                    break
+                free = capacity[r] + EPSILON - load[r]
+                if free < room:
+                    short, room = r, free
+            if short >= 0:
+                # the part that fits, in whole amperes, when it is a start (>= 6 A) or a
+                # step worth a write: room freed a little at a time is used as it comes,
+                # instead of the whole raise waiting until all of it is free
+                part = float(math.floor(amps + room))
+                rise = part - previous
+                if part >= floor and rise > 0 and (previous < floor or rise >= step):
+                    value, extra, short = part, max(0.0, part - amps), -1
             if short >= 0:
                 why = waiting_for_room.get(short)
                 if why is None:

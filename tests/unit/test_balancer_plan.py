@@ -61,8 +61,31 @@ def test_an_unconfirmed_write_counts_at_the_higher_value_and_is_not_stacked() ->
     states = [car("C0", 8.0, pending=24.0), car("C1", 0.0)]
     result = plan(s, states, {("C0", 1): 16.0, ("C1", 1): 16.0}, NOW)
     assert result.deferred[("C0", 1)] == "waiting for the read-back of the last write"
-    assert result.deferred[("C1", 1)] == "waiting for room on main L1"  # 24 + 16 > 32
-    assert result.writes == ()
+    # 24 + 16 > 32: of the raise to 16 A, the 8 A that fit start the car now
+    assert [(w.key, w.limit, w.kind) for w in result.writes] == [
+        (("C1", 1), 8.0, WriteKind.INCREASE)
+    ]
+    assert ("C1", 1) not in result.deferred
+
+
+def test_the_part_of_a_raise_that_fits_goes_out_when_it_is_worth_a_write() -> None:
+    s = site(32)
+    # 20 A counted for C0: C1's raise from 0 to 16 A fits 12 A of it, a start: sent
+    states = [car("C0", 20.0), car("C1", 0.0)]
+    result = plan(s, states, {("C0", 1): 20.0, ("C1", 1): 16.0}, NOW)
+    assert [(w.key, w.limit) for w in result.writes] == [(("C1", 1), 12.0)]
+    # C1 running at 10 A, raised to 16 A with 11 A free: 1 A is not worth a write (hysteresis)
+    states = [car("C0", 21.0), car("C1", 10.0)]
+    result = plan(s, states, {("C0", 1): 21.0, ("C1", 1): 16.0}, NOW)
+    assert result.writes == () and "waiting for room" in result.deferred[("C1", 1)]
+    # 3 A free above its 10 A: a 2 A step (the hysteresis) is
+    states = [car("C0", 19.0), car("C1", 10.0)]
+    result = plan(s, states, {("C0", 1): 19.0, ("C1", 1): 16.0}, NOW)
+    assert [(w.key, w.limit) for w in result.writes] == [(("C1", 1), 13.0)]
+    # 5 A free is not a start at 6 A: the car stays at 0
+    states = [car("C0", 27.0), car("C1", 0.0)]
+    result = plan(s, states, {("C0", 1): 27.0, ("C1", 1): 16.0}, NOW)
+    assert result.writes == () and "waiting for room" in result.deferred[("C1", 1)]
 
 
 def test_offline_pinned_and_unwritable_connectors_are_never_written() -> None:
