@@ -7,13 +7,15 @@ from datetime import UTC
 
 import pytest
 
+from charged.balancer.evaluate.charged_policy import METER_HEADROOM_A
 from charged.balancer.evaluate.engine import run
 from charged.balancer.evaluate.generate import building_load, garage_day, garage_site, price_series
-from charged.balancer.evaluate.meterseries import readings
+from charged.balancer.evaluate.meterseries import MeterSeries, readings
 from charged.balancer.evaluate.metrics import figures
 from charged.balancer.evaluate.optimum import optimum_figures, solve
 from charged.balancer.evaluate.policies import make_policy
 from charged.balancer.evaluate.scenario import Scenario
+from charged.balancer.model import PhaseCurrents
 from charged.prices.rule import DearHours, PriceRule
 from charged.prices.series import series_of
 from tests.unit.test_evaluate_engine import T0, V, scenario, site, visit
@@ -72,7 +74,7 @@ def test_no_policy_within_the_fuses_beats_the_optimum_on_cost_or_peak() -> None:
         name="morning",
     )
     garage = garage_site(ids, main_limit=150.0, row_limit=80.0)
-    meters = building_load(morning, "main", seed=3)
+    meters = _within_headroom(building_load(morning, "main", seed=3))
     prices = price_series(morning, seed=3)
     dear = DearHours(prices, PriceRule(share=0.25))
     checked = 0
@@ -109,3 +111,27 @@ def test_no_policy_within_the_fuses_beats_the_optimum_on_cost_or_peak() -> None:
                 assert best.power.monthly_peak_kw <= f.power.monthly_peak_kw + 1e-6, name
         checked += 1
     assert checked >= 3
+
+
+def _within_headroom(series: MeterSeries, rise_a: float = METER_HEADROOM_A) -> MeterSeries:
+    """The series with each reading at most ``rise_a`` above the one before on each phase.
+
+    What the policies promise under a metered fuse rests on the building rising by no more
+    than the meter's headroom between two readings (README, "Site meters"); the generated
+    building (a reading every 5 min, 1.5 A of noise) sometimes jumps further, and a policy
+    running the fuse at its capacity then goes over it for the 30-90 s it takes to react,
+    which says nothing of the optimum.  Here the assumption holds, so that the policies
+    compared are the ones within the fuses."""
+    out: list[tuple[float, str, PhaseCurrents]] = []
+    last: dict[str, PhaseCurrents] = {}
+    for time, fuse, amps, _ in series.readings:
+        before = last.get(fuse)
+        if before is not None:
+            amps = (
+                min(amps[0], before[0] + rise_a),
+                min(amps[1], before[1] + rise_a),
+                min(amps[2], before[2] + rise_a),
+            )
+        last[fuse] = amps
+        out.append((time, fuse, amps))
+    return readings(out, series.tz)
