@@ -1,4 +1,5 @@
-"""The queries of issue 18 on a synthetic garage history, before and after migration 0011.
+"""The queries of issue 18 on a synthetic garage history, before and after migrations 0011
+and 0013.
 
 ``python -m bench.queries [--chargers 30] [--days 92] [--repeats 5]``
 
@@ -7,14 +8,16 @@ at revision 0010 with INSERT … SELECT, a day per statement, in time order as t
 writes it: every charger has two connectors polled every 30 s; each connector has one
 session a day (connected 10 h, charging the first 8 h at 16 A on three phases, staggered by
 charger), so measurement holds about as many rows as connector_status; one charging_session
-row per session with one of 40 RFID tags.  Then it times each query ``--repeats`` times on
-different sessions and days (the median counts: each repeat reads pages not read before, as
-a researcher's next question does), applies migration 0011 (the indexes) while a writer
-inserts a tick of rows every second (the longest insert during the migration is reported: the
-lock it waited for), and times the queries again.  Then it folds the history into the
-15-minute rollups (migration 0012), times a day's energy per connector from them, and runs the
-retention over the first week (raw rows deleted in batches) with the writer inserting again.
-Everything in one run, on one database.
+row per session with one of 40 RFID tags.  Then it times each query ``--repeats`` times
+(**cold**: each repeat of each query of each pass on a session or day no earlier query read,
+drawn from a fixed shuffle, so its pages are not in the buffer pool unless the query itself
+brought them in; **warm**: the same query again at once), applies migration 0011 (the
+indexes) while a writer inserts a tick of rows every second (the longest insert during the
+migration is reported: the lock it waited for), times the queries again, then 0012 and 0013
+(the covering indexes, again with the writer) and times them a third time, with each index's
+size.  Then it folds the history into the 15-minute rollups, times a day's energy per
+connector from them, and runs the retention over the first week (raw rows deleted in
+batches) with the writer inserting again.  Everything in one run, on one database.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +48,8 @@ from charged.storage.rollup import Rollups, energy_per_connector
 DATABASE = "charged_bench_queries"
 BEFORE = "0010"  # the revision before the indexes
 INDEXES = "0011"  # the indexes that fit the queries
+ROLLUPS = "0012"  # the rollup tables
+COVERING = "0013"  # the covering indexes for a session's phases and polls
 START = datetime(2025, 1, 1)
 POLL_S = 30
 TICKS_PER_DAY = 86400 // POLL_S
@@ -185,19 +191,29 @@ class Workload:
     chargers: int
     days: int
     repeats: int
+    _sessions: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    _days: list[int] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        # Every (slot, day) of the last third of the history and every day after the first
+        # week, each in a fixed shuffled order: the i-th is never an earlier one's (until the
+        # list wraps), so no query finds a page an earlier query of the run brought in.
+        order = random.Random(18)
+        recent = range(self.days - max(1, self.days // 3), self.days)
+        self._sessions = [(slot, day) for slot in range(2 * self.chargers) for day in recent]
+        order.shuffle(self._sessions)
+        self._days = list(range(min(7, self.days - 1), self.days))
+        order.shuffle(self._days)
 
     def session(self, i: int) -> tuple[str, int, int, datetime, datetime]:
-        """The i-th sampled session: spread over chargers and over the last third of time."""
-        n = (7 * i + 3) % self.chargers
-        connector = 1 + i % 2
-        slot = 2 * n + connector - 1
-        day = self.days - 1 - (5 * i + 1) % max(1, self.days // 3)
+        """The i-th sampled session."""
+        slot, day = self._sessions[i % len(self._sessions)]
         first = START + timedelta(days=day, hours=first_hour(slot))
         last = first + timedelta(hours=CONNECTED_H) - timedelta(seconds=POLL_S)
-        return f"2301{n:06d}A", connector, session_id(slot, day), first, last
+        return f"2301{slot // 2:06d}A", 1 + slot % 2, session_id(slot, day), first, last
 
     def day(self, i: int) -> datetime:
-        return START + timedelta(days=self.days - 1 - (3 * i + 2) % max(1, self.days // 3))
+        return START + timedelta(days=self._days[i % len(self._days)])
 
 
 async def q_phases(conn: AsyncConnection, w: Workload, i: int) -> int:
@@ -258,20 +274,35 @@ QUERIES: list[tuple[str, Query, float | None]] = [
 ]
 
 
-async def time_queries(engine: AsyncEngine, w: Workload, shift: int) -> dict[str, float]:
-    """Median ms per query; ``shift`` picks other sessions and days than a previous pass."""
-    medians: dict[str, float] = {}
+@dataclass
+class Timing:
+    cold: dict[str, float]  # median ms, each repeat on a session or day not read before
+    warm: dict[str, float]  # median ms of the same query again right after (pages cached)
+
+
+async def time_queries(engine: AsyncEngine, w: Workload, p: int, *, warm: bool) -> Timing:
+    """Median ms per query in pass ``p``: every query of every pass has sessions and days of
+    its own (cold), and with ``warm`` each is asked again at once (the pages in memory)."""
+    cold: dict[str, float] = {}
+    again: dict[str, float] = {}
     async with engine.connect() as conn:
-        for name, query, _ in QUERIES:
-            times = []
+        for q, (name, query, _) in enumerate(QUERIES):
+            times: list[float] = []
+            warm_times: list[float] = []
             for r in range(w.repeats):
-                began = time.perf_counter()
-                found = await query(conn, w, shift + r)
-                times.append((time.perf_counter() - began) * 1000)
-                assert found, f"{name}: nothing found (the synthetic data is wrong)"
-            medians[name] = statistics.median(times)
-            print(f"  {name}: {medians[name]:.1f} ms ({found} rows last)", flush=True)
-    return medians
+                i = (p * len(QUERIES) + q) * w.repeats + r
+                for into in (times, warm_times) if warm else (times,):
+                    began = time.perf_counter()
+                    found = await query(conn, w, i)
+                    into.append((time.perf_counter() - began) * 1000)
+                    assert found, f"{name}: nothing found (the synthetic data is wrong)"
+            cold[name] = statistics.median(times)
+            line = f"  {name}: cold {cold[name]:.1f} ms"
+            if warm:
+                again[name] = statistics.median(warm_times)
+                line += f", warm {again[name]:.1f} ms"
+            print(f"{line} ({found} rows last)", flush=True)
+    return Timing(cold, again)
 
 
 # ------------------------------------------------------------------------------ migrating
@@ -346,7 +377,7 @@ async def time_rollup_energy(engine: AsyncEngine, w: Workload) -> float:
     times = []
     async with engine.connect() as conn:
         for r in range(w.repeats):
-            day = w.day(2 * w.repeats + r)
+            day = w.day(r)  # the rollups' pages: none of these was read before
             began = time.perf_counter()
             found = await energy_per_connector(conn, day, day + timedelta(days=1))
             times.append((time.perf_counter() - began) * 1000)
@@ -378,6 +409,19 @@ async def table_rows(
     return out
 
 
+async def index_sizes(engine: AsyncEngine, tables: tuple[str, ...]) -> list[tuple[str, str, float]]:
+    """(table, index, GiB) from InnoDB's persistent statistics (after ANALYZE TABLE)."""
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            text(
+                "SELECT table_name, index_name, stat_value * @@innodb_page_size "
+                "FROM mysql.innodb_index_stats WHERE database_name = DATABASE() "
+                "AND stat_name = 'size' ORDER BY table_name, index_name"
+            )
+        )
+        return [(t, i, float(b) / 2**30) for t, i, b in result if t in tables]
+
+
 async def analyze(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         for table in (*RAW_TABLES, "poll_cycle", *ROLLUP_TABLES):
@@ -406,15 +450,26 @@ async def main(args: argparse.Namespace) -> None:
             print(f"  {table}: {count:,} rows, {gib:.2f} GiB")
         w = Workload(args.chargers, args.days, args.repeats)
         print(f"before (revision {BEFORE}):")
-        before = await time_queries(engine, w, 0)
+        before = await time_queries(engine, w, 0, warm=False)
         print(f"migrating to {INDEXES} with a writer inserting a tick every second …")
         spent, writer = await under_load(engine, args.chargers, upgrade(url, INDEXES), 4000)
         print(f"  migration {writer_line(spent, writer)}")
         await analyze(engine)
         print(f"after (revision {INDEXES}):")
-        after = await time_queries(engine, w, args.repeats)
+        after = await time_queries(engine, w, 1, warm=True)
         for table, (count, gib) in (await table_rows(engine)).items():
             print(f"  {table}: {count:,} rows, {gib:.2f} GiB")
+        await upgrade(url, ROLLUPS)
+        print(f"migrating to {COVERING} with a writer inserting a tick every second …")
+        spent, writer = await under_load(engine, args.chargers, upgrade(url, COVERING), 4500)
+        print(f"  migration {writer_line(spent, writer)}")
+        await analyze(engine)
+        print(f"after (revision {COVERING}):")
+        covered = await time_queries(engine, w, 2, warm=True)
+        for table, (count, gib) in (await table_rows(engine)).items():
+            print(f"  {table}: {count:,} rows, {gib:.2f} GiB")
+        for table, index, gib in await index_sizes(engine, ("connector_status", "measurement")):
+            print(f"    {table} {index}: {gib:.2f} GiB")
         await upgrade(url)
         print(f"folding the history into the rollups, {args.fold_batch:,} ids a transaction …")
         rollups = Rollups(engine, interval=POLL_S, batch_rows=args.fold_batch)
@@ -443,14 +498,24 @@ async def main(args: argparse.Namespace) -> None:
         print(f"  {deleted:,} raw rows deleted in {spent:.1f} s ({deleted / spent:,.0f} rows/s)")
         print(f"  retention pass {writer_line(spent, writer)}")
         print()
-        print(f"| query | before ({BEFORE}) | after ({INDEXES}) | target |")
-        print("|---|---:|---:|---:|")
+        print(
+            f"| query | {BEFORE} cold | {INDEXES} cold | {INDEXES} warm | {COVERING} cold "
+            f"| {COVERING} warm | target |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for name, _, target in QUERIES:
             goal = f"≤ {target:,.0f} ms" if target else "—"
-            print(f"| {name} | {before[name]:,.1f} ms | {after[name]:,.1f} ms | {goal} |")
+            figures = (
+                before.cold[name],
+                after.cold[name],
+                after.warm[name],
+                covered.cold[name],
+                covered.warm[name],
+            )
+            print(f"| {name} | " + " | ".join(f"{f:,.1f} ms" for f in figures) + f" | {goal} |")
         print(
-            f"| a day's energy per connector, from measurement_rollup | — | {rollup_ms:,.1f} ms "
-            "| ≤ 200 ms |"
+            f"| a day's energy per connector, from measurement_rollup | — | — | — "
+            f"| {rollup_ms:,.1f} ms | — | ≤ 200 ms |"
         )
     finally:
         await engine.dispose()
