@@ -148,6 +148,15 @@ async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
             result = await measured()
         _save_profile(profiler, spec["profile"])
         return result
+    if spec["kind"] == "bare":
+        from bench.collector_cpu import run_bare
+
+        return await run_bare(
+            base_url=spec["base_url"],
+            ticks=spec["ticks"],
+            interval=spec["interval"],
+            concurrency=spec["concurrency"],
+        )
     if spec["kind"] == "baseline":
         from bench.baseline import run_baseline
 
