@@ -208,7 +208,7 @@ class Metrics:
         )
         self.power_target_cap_amperes = Gauge(
             "charged_power_target_cap_amperes",
-            "The cap the power target put on the chargers under the top fuse (A per phase)",
+            "The power target's caps on the chargers under the top fuse, their mean (A per phase)",
             registry=r,
         )
         self.balancer_paused = Gauge(

@@ -297,7 +297,7 @@ class PowerRow:
             f"{self.month_peak_w / 1000:.2f} kW); {self.window_s // 60}-min window from "
             f"{self.window_start:%H:%M} UTC: {self.energy_wh / 1000:.3f} kWh used, "
             f"{self.power_w / 1000:.2f} kW now (building {self.building_w / 1000:.2f} kW); "
-            f"chargers capped at {self.cap_a:g} A per phase"
+            f"chargers capped at {self.cap_a:g} A per phase on average"
         )
 
 

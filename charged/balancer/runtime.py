@@ -44,7 +44,6 @@ outage: nothing is raised.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,7 +69,14 @@ from charged.balancer.model import (
 )
 from charged.balancer.pins import AuditSource, PinBook
 from charged.balancer.plan import plan
-from charged.balancer.power_target import Cap, TargetSpec, WindowState, advance, charger_cap
+from charged.balancer.power_target import (
+    Cap,
+    TargetSpec,
+    WindowState,
+    advance,
+    charger_cap,
+    phase_caps,
+)
 from charged.balancer.recall import CarRecall
 from charged.balancer.records import decision_rows, fuse_rows, power_window_row
 from charged.balancer.schedule import LimitSchedule, limits_at
@@ -108,7 +114,8 @@ class PowerReport:
 
     window: WindowState
     cap: Cap
-    cap_a: float  # the cap put on the top fuse (A per phase, rounded down to 0.1 A)
+    cap_a: float  # the mean of the three phases' caps (the allowed chargers' power / 3 V)
+    caps: tuple[float, float, float]  # the caps put on the top fuse (A, rounded down to 0.1 A)
     chargers_w: float
     building_w: float
     window_s: float
@@ -355,12 +362,12 @@ class BalancerRuntime:
                 max_gap_s=spec.max_gap_s,
             )
         cap = charger_cap(spec, self._window, now, building_w, self._tick_s)
-        amps = math.floor(cap.amps * 10) / 10  # 0.1 A steps: the same site while steady
-        capped = site.with_caps({site.root.name: (amps, amps, amps)})
+        caps = phase_caps(cap, site, states, self.params.min_current)
+        capped = site.with_caps({site.root.name: caps})
         if capped != self._capped_now:
             self._capped_now = capped
         return self._capped_now, PowerReport(
-            self._window, cap, amps, chargers_w, building_w, spec.window_s
+            self._window, cap, round(sum(caps) / 3, 2), caps, chargers_w, building_w, spec.window_s
         )
 
     def _charger_amps(self, states: Sequence[ConnectorState]) -> float:

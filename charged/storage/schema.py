@@ -406,8 +406,8 @@ meter_reading = Table(
 # (window_start, window_s), the energy it has used so far (chargers + building, Wh), the site's
 # power at the step and the building's part of it, the target in force (the month's peak in
 # monthly mode when higher), the highest window mean of the month (month: YYYY-MM, the site's
-# local time) and the cap put on the chargers under the top fuse (A per phase).  A restart
-# takes the window and the month's peak back from the newest row.
+# local time) and the mean of the caps put on the chargers under the top fuse (A per phase).
+# A restart takes the window and the month's peak back from the newest row.
 power_window = Table(
     "power_window",
     metadata,

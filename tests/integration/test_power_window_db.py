@@ -80,6 +80,6 @@ async def test_a_restart_takes_the_window_and_the_months_peak_back(db_url: str) 
     assert line == (
         "power target 2.32 kW in force (month 2026-01's peak 2.32 kW); 15-min window from "
         "08:00 UTC: 0.477 kWh used, 13.80 kW now (building 6.90 kW); chargers capped at 0 A "
-        "per phase"
+        "per phase on average"
     )
     assert status.to_json()["powerTarget"]["capA"] == 0.0

@@ -3,6 +3,7 @@ is what its rows and metrics say); the power target caps the top fuse."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -40,8 +41,11 @@ class Vendor:
         raise AssertionError("shadow mode sends nothing")
 
 
-def tick(at: float, amps: float = 16.0) -> TickInput:
-    measured = tuple(Measurement(p, amps, 230.0) for p in ("L1", "L2", "L3"))
+def tick(at: float, amps: float = 16.0, only_l1: bool = False) -> TickInput:
+    per_phase = (amps, 0.0, 0.0) if only_l1 else (amps, amps, amps)
+    measured = tuple(
+        Measurement(p, a, 230.0) for p, a in zip(("L1", "L2", "L3"), per_phase, strict=True)
+    )
     charging = ConnectorStatus(
         "CP1", 1, 1.0, 11.0, None, "Charging", measured, datetime(2026, 1, 1, tzinfo=UTC), None, 7
     )
@@ -186,3 +190,22 @@ async def test_a_spent_window_pauses_the_chargers_and_the_fuse_still_rules() -> 
     report = await rt.step(tick(T0 + 600, amps=10.0))
     assert report.site.capacity(report.site.root) == (40.0, 40.0, 40.0)
     assert report.allocation.decisions[KEY].target == 32.0
+
+
+async def test_the_power_targets_caps_follow_the_phases_the_chargers_draw_on() -> None:
+    # a new window 5 minutes in, no building: 3450 Wh left for 600 s = 20,700 W, 90 A over
+    # the three phases. A one-phase car draws 20 A on L1: the floors (6, 6, 6), L1 its 20 A,
+    # and the 58 A left in proportion to the fuse's room left (20, 34, 34 of 88 A)
+    rt = runtime(Rows(), Metrics(), power_target=TARGET, tick_s=30.0)
+    one_phase = tick(T0 + 300, amps=20.0, only_l1=True)
+    report = await rt.step(one_phase)
+    power = report.power
+    assert power is not None and power.cap.allowed_w == pytest.approx(20_700.0)
+    assert power.caps == (
+        math.floor((20 + 58 * 20 / 88) * 10) / 10,
+        math.floor((6 + 58 * 34 / 88) * 10) / 10,
+        math.floor((6 + 58 * 34 / 88) * 10) / 10,
+    )
+    assert power.caps == (33.1, 28.4, 28.4)  # 89.9 A of the 90: the tenths rounded down
+    assert report.site.capacity(report.site.root) == (33.1, 28.4, 28.4)
+    assert power.cap_a == pytest.approx(29.97)  # their mean, what the row and gauge show

@@ -30,7 +30,7 @@ def test_the_site_files_power_target_is_read_as_the_daemon_reads_it() -> None:
         charged_target(site_file.site, site_file.params, None)
 
 
-def test_the_power_target_mode_stays_within_one_percent_of_its_target(
+def test_the_power_target_mode_stays_under_its_target_and_near_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code = main(
@@ -46,6 +46,9 @@ def test_the_power_target_mode_stays_within_one_percent_of_its_target(
     assert plain["window_s"] == 900
     assert plain["window_peak_kw"] > 100.0  # without the target the quarter-hours go above
     assert target["window_peak_kw"] <= 90.0 * 1.01
+    # the caps split by the phases' draw: 88.5 kW at the highest (86.0 with the same A on
+    # every phase); issue 17's "within 1 %" is not met yet, this keeps what was reached
+    assert target["window_peak_kw"] >= 90.0 * 0.98
     assert by["charged-target"]["ampere_seconds_above"] == 0  # the fuses still hold
     assert by["charged-target"]["energy_kwh"] > 0.6 * by["charged"]["energy_kwh"]
 
@@ -70,9 +73,23 @@ def test_the_cap_follows_the_window_from_what_each_poll_shows() -> None:
     building = {"main": (100.0, 100.0, 100.0)}
     first = policy.site_at(Telemetry(t0, {}, building))
     # 22,500 Wh over 900 s = 90 kW; less 69 kW = 21 kW over 3 x 230 V = 30.43 A -> 30.4 A
-    assert policy.caps == [30.4]
+    assert policy.caps == [(30.4, 30.4, 30.4)]  # nothing drawn: alike
     assert first.capacity(first.root) == (30.4, 30.4, 30.4)  # under 200 - 102 A of building
     policy.site_at(Telemetry(t0 + 30, {}, building))
     # 575 Wh used: 21,925 Wh over 870 s = 90,724 W; less 69 kW: 21,724 W = 31.48 A -> 31.4 A
-    assert policy.caps == [30.4, 31.4]
+    assert policy.caps == [(30.4, 30.4, 30.4), (31.4, 31.4, 31.4)]
     assert policy.window is not None and policy.window.energy_wh == pytest.approx(575.0)
+
+
+def test_the_table_shows_the_highest_window_mean_against_the_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["balance", "evaluate", "--site", str(SITE), "--generated", "garage"]
+    code = main([*args, "--meters", "generated", "--peak-window", "15", "--policy", "uncontrolled"])
+    assert code == 0
+    rows = {line[:40].strip(): line[40:].strip() for line in capsys.readouterr().out.splitlines()}
+    assert rows["highest 15-min mean power kW"] == "250.5"
+    assert rows["vs the 90 kW target"] == "278.3 %"  # 250.5 / 90
+    # a table of hours says nothing against a quarter-hour target
+    assert main([*args, "--meters", "generated", "--policy", "uncontrolled"]) == 0
+    assert "target" not in capsys.readouterr().out

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import UTC, datetime
 
 import pytest
 
+from charged.balancer.model import ChargerSpec, ConnectorState, Fuse, Rotation, Site
 from charged.balancer.power_target import (
+    Cap,
     TargetSpec,
     WindowState,
     advance,
     charger_cap,
+    drawn,
     month_of,
+    phase_caps,
+    split,
     start,
     target_in_force,
     window_start,
@@ -126,3 +132,85 @@ def test_a_car_following_the_cap_keeps_the_window_within_the_target() -> None:
     assert len(means) == 4
     assert all(m <= SPEC.target_w + 1e-6 for m in means)
     assert all(m >= 0.99 * SPEC.target_w for m in means[1:])
+
+
+def test_the_split_cuts_every_phase_by_the_same_fraction_of_its_draw() -> None:
+    # 390 A in all, drawn 300 / 150 / 150, room 198 each, a 6 A floor: 18 A of floors, the
+    # other 372 A over what the phases want beyond them (192, 144, 144 of 480 A)
+    caps = split(390.0, (300.0, 150.0, 150.0), (198.0, 198.0, 198.0), 6.0)
+    assert caps == pytest.approx((6 + 372 * 192 / 480, 6 + 372 * 144 / 480, 6 + 372 * 144 / 480))
+    assert caps == pytest.approx((154.8, 117.6, 117.6))
+    assert sum(caps) == pytest.approx(390.0)  # the caps' power is the allowed power
+
+
+def test_a_phase_drawing_nothing_keeps_the_floor() -> None:
+    # 100 A, only L1 draws: L2 and L3 keep 6 A each for a car that arrives, L1 the other 88
+    assert split(100.0, (200.0, 0.0, 0.0), (198.0, 198.0, 198.0), 6.0) == pytest.approx(
+        (88.0, 6.0, 6.0)
+    )
+    # less than the floors: all three alike
+    assert split(9.0, (200.0, 0.0, 0.0), (198.0, 198.0, 198.0), 6.0) == pytest.approx(
+        (3.0, 3.0, 3.0)
+    )
+    assert split(0.0, (200.0, 0.0, 0.0), (198.0, 198.0, 198.0), 6.0) == (0.0, 0.0, 0.0)
+    assert split(-5.0, (200.0, 0.0, 0.0), (198.0, 198.0, 198.0), 6.0) == (0.0, 0.0, 0.0)
+
+
+def test_what_no_phase_wants_goes_where_the_fuse_has_room() -> None:
+    # 300 A, drawn 100 / 50 / 0 (138 A beyond the floors), room 150 each: the phases get
+    # what they draw (100, 50, 6), the other 144 A in proportion to the room left (50, 100,
+    # 144 of 294 A)
+    caps = split(300.0, (100.0, 50.0, 0.0), (150.0, 150.0, 150.0), 6.0)
+    assert caps == pytest.approx((100 + 144 * 50 / 294, 50 + 144 * 100 / 294, 6 + 144 * 144 / 294))
+    assert caps == pytest.approx((124.49, 98.98, 76.53), abs=0.01)
+    assert sum(caps) == pytest.approx(300.0)
+
+
+def test_a_phase_wants_no_more_than_its_fuse_has_room_for() -> None:
+    # 400 A, L1 draws 300 but has room for 100: the rest goes to L2 and L3's room
+    assert split(400.0, (300.0, 0.0, 0.0), (100.0, 200.0, 200.0), 6.0) == pytest.approx(
+        (100.0, 150.0, 150.0)
+    )
+    # more than the fuse has room for: the rest alike on top (the fuse binds, not the cap)
+    assert split(330.0, (300.0, 0.0, 0.0), (100.0, 100.0, 100.0), 6.0) == pytest.approx(
+        (110.0, 110.0, 110.0)
+    )
+
+
+GARAGE = Site(
+    Fuse("main", (200.0, 200.0, 200.0), chargers=("A", "B", "C")),
+    (
+        ChargerSpec("A", installation_current=16.0),
+        ChargerSpec("B", rotation=Rotation.parse("L2L3L1")),
+        ChargerSpec("C"),
+    ),
+)
+
+
+def test_the_draw_is_what_the_sites_chargers_were_measured_drawing() -> None:
+    states = [
+        # 10 A on each terminal of A (identity rotation)
+        ConnectorState(("A", 1), plugged=True, wants_current=True, measured=(10.0, 10.0, 10.0)),
+        # B is wired L2L3L1: 16 A on its terminal L1 is on site L2, 1 A on its L3 on site L1
+        ConnectorState(("B", 1), plugged=True, wants_current=True, measured=(16.0, 0.0, 0.0)),
+        ConnectorState(("B", 2), plugged=True, measured=(0.0, 0.0, 1.0)),
+        # an offline charger's last reading, and a charger not on the site: not counted
+        ConnectorState(("C", 1), online=False, plugged=True, measured=(32.0, 0.0, 0.0)),
+        ConnectorState(("X", 1), plugged=True, measured=(32.0, 32.0, 32.0)),
+    ]
+    assert drawn(GARAGE, states) == pytest.approx((11.0, 26.0, 10.0))
+
+
+def test_the_caps_are_the_allowed_power_over_the_phases_in_tenths_of_an_ampere() -> None:
+    # 20,700 W allowed to the chargers = 30 A a phase, 90 A in all; only a one-phase car
+    # drawing 32 A on L1: the floors (6, 6, 6), L1 what it draws (32, 6, 6: 44 A), and the
+    # 46 A left in proportion to the fuse's room left (168, 194, 194 of 556 A)
+    cap = Cap(30.0, 90_000.0, 20_700.0, 1_000.0, 600.0)
+    car = ConnectorState(("C", 1), plugged=True, wants_current=True, measured=(32.0, 0.0, 0.0))
+    caps = phase_caps(cap, GARAGE, [car], 6.0)
+    assert caps == (
+        math.floor((32 + 46 * 168 / 556) * 10) / 10,
+        math.floor((6 + 46 * 194 / 556) * 10) / 10,
+        math.floor((6 + 46 * 194 / 556) * 10) / 10,
+    )
+    assert caps == (45.8, 22.0, 22.0)  # 89.8 A: 0.2 A lost to the rounding down

@@ -33,7 +33,7 @@ capped as the daemon caps it (:func:`charged.prices.rule.capped_site`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -45,6 +45,7 @@ from charged.balancer.model import (
     BalancerMemory,
     BalancerParams,
     ConnectorKey,
+    ConnectorState,
     PhaseCurrents,
     Site,
 )
@@ -178,7 +179,7 @@ class ChargedPolicy:
             t.state(now, pinned=None, writable=True, min_current=p.min_current, settle_s=p.settle_s)
             for t in self._tracked.values()
         ]
-        site = self.site_at(telemetry)
+        site = self.site_at(telemetry, states)
         if self.prices is not None and self.prices.dear(now):
             site = capped_site(site, states, self.prices.rule, now, settle_s=p.settle_s)
         allocation = allocate(site, states, now, p, self._memory)
@@ -195,8 +196,9 @@ class ChargedPolicy:
         self._steps += 1
         return out
 
-    def site_at(self, telemetry: Telemetry) -> Site:
-        """The site less what the meters read (plus headroom), built once per reading."""
+    def site_at(self, telemetry: Telemetry, states: Sequence[ConnectorState] = ()) -> Site:
+        """The site less what the meters read (plus headroom), built once per reading
+        (``states``: the tick's connectors, for a subclass's caps)."""
         building = telemetry.building
         if not building:
             return self.site

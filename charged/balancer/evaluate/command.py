@@ -37,6 +37,7 @@ from charged.balancer.evaluate.power import PowerFigures
 from charged.balancer.evaluate.scenario import Scenario, ScenarioError, read_scenario
 from charged.balancer.evaluate.sitefile import SiteFile, differences, read_site_file
 from charged.balancer.evaluate.target_policy import NAME as TARGET_POLICY
+from charged.balancer.power_target import TargetSpec
 from charged.exits import Fatal
 from charged.prices.rule import DearHours
 from charged.prices.series import PriceError, PriceSeries, read_price_file
@@ -223,8 +224,10 @@ def _num(value: float | int | None, spec: str = ",.0f") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def table(all_figures: Sequence[Figures]) -> list[list[str]]:
-    """Rows of metric name then one cell per policy (the first row names the policies)."""
+def table(all_figures: Sequence[Figures], target: TargetSpec | None = None) -> list[list[str]]:
+    """Rows of metric name then one cell per policy (the first row names the policies);
+    ``target``: the site file's power target, for the row of each policy's highest window
+    mean as a share of it (when its window is the table's)."""
     rows: list[list[str]] = [["", *(f.policy for f in all_figures)]]
 
     def row(label: str, cell: Callable[[Figures], str]) -> None:
@@ -249,17 +252,29 @@ def table(all_figures: Sequence[Figures]) -> list[list[str]]:
     row("p95 plug-in to 6 A, s (room free)", lambda f: _p95_free(f))
     row("phase unbalance at root A (%)", lambda f: f"{f.unbalance_a:.1f} ({f.unbalance_pct:.0f} %)")
     if any(f.power is not None for f in all_figures):
-        _power_rows(all_figures, row)
+        _power_rows(all_figures, row, target)
     row("CPU per tick ms (p99)", lambda f: _cpu(f))
     row("run time s", lambda f: _num(f.run_s, ".1f"))
     return rows
 
 
 def _power_rows(
-    all_figures: Sequence[Figures], row: Callable[[str, Callable[[Figures], str]], None]
+    all_figures: Sequence[Figures],
+    row: Callable[[str, Callable[[Figures], str]], None],
+    target: TargetSpec | None,
 ) -> None:
-    window = next(f.power.window_s for f in all_figures if f.power is not None) // 60
+    window_s = next(f.power.window_s for f in all_figures if f.power is not None)
+    window = window_s // 60
     row(f"highest {window}-min mean power kW", lambda f: _kw(f, lambda p: p.window_peak_kw))
+    if target is not None and target.window_s == window_s:
+        target_kw = target.target_w / 1000
+
+        def share(f: Figures) -> str:
+            return _kw(f, lambda p: 100 * p.window_peak_kw / target_kw, ".1f") + (
+                "" if f.power is None else " %"
+            )
+
+        row(f"  vs the {target_kw:g} kW target", share)
     row("monthly hourly peak kW", lambda f: _kw(f, lambda p: p.monthly_peak_kw))
     by_name = {f.policy: f for f in all_figures}
     for base in ("uncontrolled", "evcc-like"):
@@ -377,7 +392,7 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{len(site_file.site.connector_keys())} connectors, limits acting "
             f"{args.limit_delay[0]}-{args.limit_delay[1]} s after a write"
         )
-        print_table(table(evaluation.figures), sys.stdout)
+        print_table(table(evaluation.figures, site_file.target), sys.stdout)
     write_plots(evaluation, args.plot, args.plot_energy)
     return 0
 

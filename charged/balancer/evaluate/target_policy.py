@@ -4,8 +4,9 @@ The same steps as ``charged`` (:class:`~charged.balancer.evaluate.charged_policy
 ChargedPolicy`), and before the allocation the same cap the daemon puts on the top fuse
 (:mod:`charged.balancer.power_target`): the window's energy from what the policy is shown at
 every poll — the connectors' currents and the meters' readings, times the target's voltage —
-the rest of the window planned from it.  The target comes from the site file's
-``site.power_target`` (and ``site.timezone`` for the month), as ``charged run`` reads it.
+the rest of the window planned from it, split over the phases by the tick's states.  The
+target comes from the site file's ``site.power_target`` (and ``site.timezone`` for the
+month), as ``charged run`` reads it.
 
 Its window means are judged by the engine's ground truth (the root fuse's energy per slot,
 :mod:`.power`), not by what the policy measured: a poll sees the currents of one instant, so
@@ -15,12 +16,13 @@ the two differ by what changes between polls.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 
 from charged.balancer.evaluate.charged_policy import ChargedPolicy
 from charged.balancer.evaluate.telemetry import Telemetry
-from charged.balancer.model import DEFAULT_PARAMS, BalancerParams, Site
-from charged.balancer.power_target import TargetSpec, WindowState, advance, charger_cap
+from charged.balancer.model import DEFAULT_PARAMS, BalancerParams, ConnectorState, Site
+from charged.balancer.power_target import TargetSpec, WindowState, advance, charger_cap, phase_caps
 
 NAME = "charged-target"
 DEFAULT_POLL_S = 30.0  # the cap's horizon before a second poll shows the interval
@@ -32,11 +34,11 @@ class ChargedTargetPolicy(ChargedPolicy):
         self.name = NAME
         self.target = target
         self.window: WindowState | None = None
-        self.caps: list[float] = []  # the cap of every poll, A per phase (figures, tests)
+        self.caps: list[tuple[float, float, float]] = []  # every poll's caps (A per phase)
         self._last: float | None = None
 
-    def site_at(self, telemetry: Telemetry) -> Site:
-        site = super().site_at(telemetry)
+    def site_at(self, telemetry: Telemetry, states: Sequence[ConnectorState] = ()) -> Site:
+        site = super().site_at(telemetry, states)
         spec, now = self.target, telemetry.time
         chargers_a = math.fsum(
             sum(reading.currents)
@@ -52,9 +54,9 @@ class ChargedTargetPolicy(ChargedPolicy):
         building_w = building_a * spec.voltage
         self.window = advance(spec, self.window, now, chargers_a * spec.voltage + building_w)
         cap = charger_cap(spec, self.window, now, building_w, horizon)
-        amps = math.floor(cap.amps * 10) / 10
-        self.caps.append(amps)
-        return site.with_caps({site.root.name: (amps, amps, amps)})
+        caps = phase_caps(cap, site, states, self.params.min_current)
+        self.caps.append(caps)
+        return site.with_caps({site.root.name: caps})
 
 
 def charged_target(
