@@ -159,6 +159,11 @@ class RetentionSettings(_Section):
     # decisions since its session began when it starts.
     decision_days: Annotated[int, Field(ge=7)] | None = None
     gap_days: Annotated[int, Field(ge=1)] | None = None
+    # balancer_fuse and power_window (no rollups either).  power_window at least 32: a
+    # restarted daemon takes the month's peak (monthly mode) back from the newest row, and a
+    # row of the month in progress is never older than 31 days.
+    fuse_days: Annotated[int, Field(ge=1)] | None = None
+    power_days: Annotated[int, Field(ge=32)] | None = None
     interval: Annotated[float, Field(ge=60)] = 300.0  # seconds between passes
     batch_rows: Annotated[int, Field(ge=100, le=100_000)] = 5000  # rows per transaction
 

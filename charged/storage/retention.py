@@ -6,8 +6,10 @@ that leads with the time, ``batch_rows`` rows per transaction with a pause betwe
 writer's inserts (new rows, at the other end of every index) never wait for more than one
 small transaction.  The rollups use it for the raw polls (only rows already folded: see
 ``storage/rollup.py``); :class:`Retention` for the tables that have no rollup and only grow:
-``balancer_decision`` (a row per connector and balancer step) and ``poll_gap`` (a row per
-charger a tick did not read), after ``retention.decision_days`` and ``retention.gap_days``.
+``balancer_decision`` (a row per connector and balancer step), ``poll_gap`` (a row per
+charger a tick did not read), ``balancer_fuse`` (a row per fuse and phase and balancer step)
+and ``power_window`` (a row per balancer step with a power target), after
+``retention.decision_days``, ``gap_days``, ``fuse_days`` and ``power_days``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charged.clock import Clock, sleep_or_stop
-from charged.storage.schema import balancer_decision, poll_gap
+from charged.storage.schema import balancer_decision, balancer_fuse, poll_gap, power_window
 
 # the pause between two transactions of a pass: the writer's turn
 PAUSE_S = 0.01
@@ -30,6 +32,8 @@ PAUSE_S = 0.01
 TIMED: dict[str, tuple[Table, str]] = {
     "balancer_decision": (balancer_decision, "tick_time"),
     "poll_gap": (poll_gap, "tick_time"),
+    "balancer_fuse": (balancer_fuse, "tick_time"),
+    "power_window": (power_window, "tick_time"),
 }
 
 
@@ -63,7 +67,7 @@ async def delete_before(
 
 
 class Retention:
-    """Deletes ``balancer_decision`` and ``poll_gap`` rows older than their days."""
+    """Deletes the rows of the tables without rollups (:data:`TIMED`) older than their days."""
 
     def __init__(
         self,

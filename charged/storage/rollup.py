@@ -152,13 +152,15 @@ def storage_pass(
 ) -> Callable[[datetime], Awaitable[dict[str, int]]] | None:
     """What ``charged run`` does every ``retention.interval``: fold the polls into the
     rollups and delete the raw rows older than ``raw_days`` (with ``rollups``), then the
-    ``balancer_decision`` and ``poll_gap`` rows older than theirs; None if nothing is to be
-    done.  The pass returns the rows deleted per table."""
+    ``balancer_decision``, ``poll_gap``, ``balancer_fuse`` and ``power_window`` rows older than
+    theirs; None if nothing is to be done.  The pass returns the rows deleted per table."""
     retained = {
         table: days
         for table, days in (
             ("balancer_decision", settings.decision_days),
             ("poll_gap", settings.gap_days),
+            ("balancer_fuse", settings.fuse_days),
+            ("power_window", settings.power_days),
         )
         if days is not None
     }

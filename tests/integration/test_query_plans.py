@@ -229,7 +229,9 @@ async def _recall(conn: AsyncConnection) -> Any:
 
 
 async def _storage_pass(conn: AsyncConnection) -> Any:
-    settings = RetentionSettings(raw_days=7, decision_days=7, gap_days=7)
+    settings = RetentionSettings(
+        raw_days=7, decision_days=7, gap_days=7, fuse_days=7, power_days=32
+    )
     one_pass = storage_pass(conn.engine, settings, interval=TICK.total_seconds())
     assert one_pass is not None
     for _ in range(2):  # the first notes how far the tables reach, the second folds

@@ -1,5 +1,6 @@
-"""Retention of the tables without rollups (balancer_decision, poll_gap) on SQLite and
-MariaDB: rows older than their days go in batches, newer ones stay, the writer writes on."""
+"""Retention of the tables without rollups (balancer_decision, poll_gap, balancer_fuse,
+power_window) on SQLite and MariaDB: rows older than their days go in batches, newer ones
+stay, the writer writes on."""
 
 from __future__ import annotations
 
@@ -12,12 +13,20 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from charged.balancer.power_target import TargetSpec
+from charged.balancer.window_recall import SqlWindowRecall
 from charged.config import RetentionSettings
 from charged.storage.engine import create_engine
 from charged.storage.migrate import upgrade
 from charged.storage.retention import Retention
 from charged.storage.rollup import storage_pass
-from charged.storage.schema import balancer_decision, connector_status, poll_gap
+from charged.storage.schema import (
+    balancer_decision,
+    balancer_fuse,
+    connector_status,
+    poll_gap,
+    power_window,
+)
 from charged.storage.writes import write_rows
 
 START = datetime(2025, 6, 1)
@@ -47,6 +56,50 @@ def gaps(since: datetime, until: datetime) -> list[dict[str, Any]]:
     rows, moment = [], since
     while moment < until:
         rows += [{"tick_time": moment, "charge_point_id": cp, "reason": "timeout"} for cp in "AB"]
+        moment += STEP
+    return rows
+
+
+def fuse_rows(since: datetime, until: datetime) -> list[dict[str, Any]]:
+    rows, moment = [], since
+    while moment < until:
+        rows += [
+            {
+                "tick_time": moment,
+                "mode": "shadow",
+                "fuse": fuse,
+                "parent": None if fuse == "main" else "main",
+                "phase": phase,
+                "limit_a": 100.0,
+                "capacity_a": 90.0,
+                "envelope_a": 40.0,
+                "measured_a": 30.0,
+            }
+            for fuse in ("main", "row-a")
+            for phase in ("L1", "L2", "L3")
+        ]
+        moment += STEP
+    return rows
+
+
+def window_rows(since: datetime, until: datetime) -> list[dict[str, Any]]:
+    rows, moment = [], since
+    while moment < until:
+        rows.append(
+            {
+                "tick_time": moment,
+                "mode": "shadow",
+                "window_start": moment,
+                "window_s": 900,
+                "month": moment.strftime("%Y-%m"),
+                "energy_wh": 10.0,
+                "power_w": 40_000.0,
+                "building_w": 10_000.0,
+                "target_w": 90_000.0,
+                "month_peak_w": 85_000.0,
+                "cap_a": 40.0,
+            }
+        )
         moment += STEP
     return rows
 
@@ -140,6 +193,33 @@ async def test_the_daemon_s_pass_without_rollups_deletes_only_the_other_tables(
     assert deleted["balancer_decision"] == len(decisions(START, NOW - timedelta(days=7)))
 
 
+async def test_old_fuse_and_power_window_rows_go_and_the_window_is_still_recalled(
+    engine: AsyncEngine,
+) -> None:
+    stored_fuses, stored_windows = fuse_rows(START, NOW), window_rows(START, NOW)
+    await store(engine, "balancer_fuse", stored_fuses)
+    await store(engine, "power_window", stored_windows)
+    settings = RetentionSettings(rollups=False, fuse_days=2, power_days=32, batch_rows=100)
+    one_pass = storage_pass(engine, settings, interval=30.0)
+    assert one_pass is not None
+    deleted = await one_pass(NOW)
+    fuse_cutoff, window_cutoff = NOW - timedelta(days=2), NOW - timedelta(days=32)
+    old_fuses = [r for r in stored_fuses if r["tick_time"] < fuse_cutoff]
+    old_windows = [r for r in stored_windows if r["tick_time"] < window_cutoff]
+    # 38 days of 6 rows an hour, 8 days of a row an hour: more than one batch each
+    assert (len(old_fuses), len(old_windows)) == (38 * 24 * 6, 8 * 24)
+    assert deleted == {"balancer_fuse": len(old_fuses), "power_window": len(old_windows)}
+    assert sorted(await times(engine, balancer_fuse)) == sorted(
+        r["tick_time"] for r in stored_fuses if r["tick_time"] >= fuse_cutoff
+    )
+    assert min(await times(engine, power_window)) == window_cutoff
+    # the newest row is what a restarted daemon reads back: still there
+    recalled = await SqlWindowRecall(engine).recall(TargetSpec(90_000.0))
+    assert recalled is not None
+    assert recalled.month_peak_w == 85_000.0 and recalled.month == NOW.strftime("%Y-%m")
+    assert await one_pass(NOW) == {"balancer_fuse": 0, "power_window": 0}
+
+
 def test_nothing_to_do_is_no_pass_and_bad_days_are_refused() -> None:
     engine = create_engine("sqlite+aiosqlite://")
     assert storage_pass(engine, RetentionSettings(rollups=False), interval=30.0) is None
@@ -147,5 +227,9 @@ def test_nothing_to_do_is_no_pass_and_bad_days_are_refused() -> None:
         RetentionSettings(decision_days=3)
     with pytest.raises(ValidationError, match="gap_days"):
         RetentionSettings(gap_days=0)
+    with pytest.raises(ValidationError, match="fuse_days"):
+        RetentionSettings(fuse_days=0)
+    with pytest.raises(ValidationError, match="power_days"):
+        RetentionSettings(power_days=31)  # the month's peak is read back from the newest row
     with pytest.raises(ValueError, match="no retention for measurement"):
         Retention(engine, {"measurement": 30})
