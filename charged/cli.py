@@ -274,7 +274,9 @@ def _install_balancer(daemon: Any, settings: Any, log: Any) -> None:
     from charged.balancer.plug import install_balancer
     from charged.meters.configured import install_meters
 
-    building = install_meters(daemon, settings.site, settings.mqtt)
+    # a rise of the building is answered once the next tick's lowered limits are in force
+    reaction_s = settings.collector.interval + settings.balancer.settle_s
+    building = install_meters(daemon, settings.site, settings.mqtt, reaction_s=reaction_s)
     if building is not None:
         log.info("site meters on", fuses=sorted(building.specs))
     mode = runtime_mode(settings.balancer)

@@ -230,8 +230,12 @@ class MeterSettings(_Section):
     fallback_a: PhaseAmps | Annotated[list[PhaseAmps], Field(min_length=3, max_length=3)] | None = (
         None
     )
-    # A added to every fresh reading: what the building may rise by before the next reading
+    # A added to every fresh reading, at least: what the building may rise by before the
+    # balancer answers (the next tick's lowered limits in force)
     headroom_a: PhaseAmps = 2.0
+    # hours the largest rise the meter showed within that time is remembered and added instead
+    # of headroom_a when larger (0: always headroom_a)
+    headroom_learn_h: Annotated[float, Field(ge=0, le=744)] = 24.0
 
     @field_validator("mqtt_topic")
     @classmethod

@@ -250,6 +250,13 @@ class Metrics:
             fuse_phase,
             registry=r,
         )
+        self.meter_headroom = Gauge(
+            "charged_meter_headroom_amperes",
+            "A per site phase a fresh meter reading is raised by: the largest rise learned "
+            "(site.meters.*.headroom_a at least)",
+            fuse_phase,
+            registry=r,
+        )
         self.meter_stale = Gauge(
             "charged_meter_stale",
             "1 while a site meter is stale and its fuse counts the meter's fallback",

@@ -1,12 +1,13 @@
 """The newest reading of every site meter, and what the balancer subtracts for each fuse.
 
 :meth:`MeterBook.loads` is asked once per balancer tick with the tick's time.  A meter whose
-newest reading is at most ``max_age_s`` old counts at that reading plus ``headroom`` (what the
-building may rise by before the next reading), each phase at least 0 (a building exporting
-power may stop exporting at any moment).  A meter with no reading that fresh is *stale* and
-counts at its ``fallback``, the conservative assumption the operator configured.  Each
-transition between fresh and stale is logged once and counted; a meter with no reading yet
-at the first tick is stale from the start.
+newest reading is at most ``max_age_s`` old counts at that reading plus its headroom (what the
+building may rise by before the balancer can answer: the floor ``headroom``, or the largest
+rise the meter showed in the last ``learn_window_s``, :mod:`charged.meters.headroom`), each
+phase at least 0 (a building exporting power may stop exporting at any moment).  A meter with
+no reading that fresh is *stale* and counts at its ``fallback``, the conservative assumption
+the operator configured.  Each transition between fresh and stale is logged once and counted;
+a meter with no reading yet at the first tick is stale from the start.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 import structlog
 
+from charged.meters.headroom import RiseHeadroom
 from charged.meters.payload import PhaseCurrents
 from charged.metrics import Metrics
 
@@ -33,7 +35,11 @@ class MeterSpec:
     source: Source
     max_age_s: float
     fallback: PhaseCurrents  # A per phase assumed while stale
-    headroom: float = 0.0  # A added to every fresh reading
+    headroom: float = 0.0  # A added to every fresh reading, at least
+    # how long the largest rise a reading showed is remembered (0: the headroom stays the floor)
+    learn_window_s: float = 0.0
+    # how long a rise goes unanswered: the collector's interval plus the balancer's settle_s
+    reaction_s: float = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +55,18 @@ class MeterBook:
         *,
         metrics: Metrics | None = None,
         logger: Any = None,
+        recalling: bool = False,
     ) -> None:
+        """``recalling``: the readings stored before the start are coming (:meth:`recall`);
+        until :meth:`recalled`, the live ones are kept to be learned again after them."""
         self.specs: dict[str, MeterSpec] = {s.fuse: s for s in specs}
         self._metrics = metrics or Metrics()
         self._log = logger or structlog.get_logger("charged.meters")
         self._latest: dict[str, Reading] = {}
+        self._rises = {fuse: self._new_rises(fuse) for fuse in self.specs}
+        self._live: dict[str, list[Reading]] | None = (
+            {fuse: [] for fuse in self.specs} if recalling else None
+        )
         self._stale: dict[str, bool] = {}  # absent: not asked yet
         self._failing: dict[str, str] = {}  # fuse -> why its last attempt gave no reading
         self._stored_second: dict[str, int] = {}
@@ -67,6 +80,9 @@ class MeterBook:
         stored: the table keeps one reading per meter and second)."""
         spec = self.specs[fuse]
         self._latest[fuse] = Reading(time, amps)
+        self._rises[fuse].observe(time, amps)
+        if self._live is not None:
+            self._live[fuse].append(Reading(time, amps))
         self.received[fuse] += 1
         self._metrics.meter_readings.labels(fuse, "ok").inc()
         for phase, name in enumerate(PHASES):
@@ -97,6 +113,34 @@ class MeterBook:
     def latest(self, fuse: str) -> Reading | None:
         return self._latest.get(fuse)
 
+    def _new_rises(self, fuse: str) -> RiseHeadroom:
+        spec = self.specs[fuse]
+        return RiseHeadroom(spec.headroom, reaction_s=spec.reaction_s, window_s=spec.learn_window_s)
+
+    def recall(self, fuse: str, past: Iterable[tuple[float, PhaseCurrents]]) -> int:
+        """Learn the rises of readings stored before the start (oldest first), then again those
+        received since; → how many stored readings were taken."""
+        live = [] if self._live is None else self._live.get(fuse, [])
+        first_live = live[0].time if live else math.inf
+        rises = self._new_rises(fuse)
+        taken = 0
+        for time, amps in past:
+            if time < first_live:
+                rises.observe(time, amps)
+                taken += 1
+        for reading in live:
+            rises.observe(reading.time, reading.amps)
+        self._rises[fuse] = rises
+        return taken
+
+    def recalled(self) -> None:
+        """The stored readings are in (or could not be read): stop keeping the live ones."""
+        self._live = None
+
+    def headroom(self, fuse: str, now: float) -> PhaseCurrents:
+        """The A per site phase added to ``fuse``'s fresh reading at ``now``."""
+        return self._rises[fuse].headroom(now)
+
     # ------------------------------------------------------------ what the balancer subtracts
 
     def loads(self, now: float) -> dict[str, PhaseCurrents]:
@@ -107,7 +151,10 @@ class MeterBook:
             fresh = reading is not None and now - reading.time <= spec.max_age_s
             self._transition(spec, reading, now, stale=not fresh)
             if reading is not None and fresh:
-                a, b, c = (max(0.0, amps) + spec.headroom for amps in reading.amps)
+                room = self.headroom(fuse, now)
+                for phase, name in enumerate(PHASES):
+                    self._metrics.meter_headroom.labels(fuse, name).set(room[phase])
+                a, b, c = (max(0.0, amps) + r for amps, r in zip(reading.amps, room, strict=True))
                 out[fuse] = (a, b, c)
             else:
                 out[fuse] = spec.fallback

@@ -8,12 +8,15 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from charged.clock import Clock
 from charged.config import FuseSettings, MeterSettings, MqttSettings, SiteSettings
 from charged.meters.book import MeterBook, MeterSpec
 from charged.meters.http import HttpMeter, UrlMeter
 from charged.meters.mqtt import Broker, MqttMeters, TopicMeter
 from charged.meters.payload import PayloadSpec
+from charged.meters.recall import run_recall
 from charged.metrics import Metrics
 from charged.storage.writes import RowBatch
 
@@ -24,6 +27,7 @@ class MeterDaemon(Protocol):
     clock: Clock
     metrics: Metrics
     queue: asyncio.Queue[Any]
+    engine: AsyncEngine | None  # set once the daemon has started
 
     def add_task(
         self, name: str, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -37,7 +41,9 @@ class SiteMeters:
     http: list[HttpMeter] = field(default_factory=list)
 
 
-def meter_specs(site: SiteSettings) -> list[MeterSpec]:
+def meter_specs(site: SiteSettings, *, reaction_s: float) -> list[MeterSpec]:
+    """``reaction_s``: how long a rise of the building goes unanswered (the collector's interval
+    plus the balancer's settle_s)."""
     limits = {f.name: _highest_limits(f) for f in _fuses(site.fuse)}
     return [
         MeterSpec(
@@ -48,6 +54,8 @@ def meter_specs(site: SiteSettings) -> list[MeterSpec]:
             # limit, scheduled ones included)
             fallback=m.fallback() or limits[name],
             headroom=m.headroom_a,
+            learn_window_s=m.headroom_learn_h * 3600.0,
+            reaction_s=reaction_s,
         )
         for name, m in site.meters.items()
     ]
@@ -59,13 +67,17 @@ def site_meters(
     *,
     put: Callable[[RowBatch], Awaitable[None]],
     clock: Clock,
+    reaction_s: float,
     metrics: Metrics | None = None,
     logger: Any = None,
+    recalling: bool = False,
 ) -> SiteMeters | None:
-    """The book and the sources of ``site.meters``; None when there is none."""
+    """The book and the sources of ``site.meters``; None when there is none (``recalling``:
+    the stored readings are read back at start, :mod:`charged.meters.recall`)."""
     if not site.meters:
         return None
-    book = MeterBook(meter_specs(site), metrics=metrics, logger=logger)
+    specs = meter_specs(site, reaction_s=reaction_s)
+    book = MeterBook(specs, metrics=metrics, logger=logger, recalling=recalling)
     out = SiteMeters(book)
     topics = [
         TopicMeter(name, m.mqtt_topic, _payload(m))
@@ -99,13 +111,28 @@ def broker_of(mqtt: MqttSettings) -> Broker:
     )
 
 
-def install_meters(daemon: MeterDaemon, site: SiteSettings, mqtt: MqttSettings) -> MeterBook | None:
+def install_meters(
+    daemon: MeterDaemon, site: SiteSettings, mqtt: MqttSettings, *, reaction_s: float
+) -> MeterBook | None:
     """Add the meters' loops to ``daemon``; → the book the balancer reads (None: no meters)."""
     meters = site_meters(
-        site, mqtt, put=daemon.queue.put, clock=daemon.clock, metrics=daemon.metrics
+        site,
+        mqtt,
+        put=daemon.queue.put,
+        clock=daemon.clock,
+        reaction_s=reaction_s,
+        metrics=daemon.metrics,
+        recalling=True,
     )
     if meters is None:
         return None
+    book = meters.book
+
+    async def recall(stop: asyncio.Event) -> None:
+        # the tasks start once the daemon has its database
+        await run_recall(daemon.engine, book, daemon.clock, stop)
+
+    daemon.add_task("charged-meters-recall", recall)
     if meters.mqtt is not None:
         daemon.add_task("charged-meters-mqtt", meters.mqtt.run)
     for http in meters.http:

@@ -84,8 +84,14 @@ class Garage:
         self.batches: list[RowBatch] = []
         self.metrics = Metrics()
         self.clock = clock
+        reaction_s = settings.collector.interval + settings.balancer.settle_s
         meters = site_meters(
-            settings.site, settings.mqtt, put=self.put, clock=clock, metrics=self.metrics
+            settings.site,
+            settings.mqtt,
+            put=self.put,
+            clock=clock,
+            reaction_s=reaction_s,
+            metrics=self.metrics,
         )
         assert meters is not None
         self.meters: SiteMeters = meters
@@ -146,6 +152,7 @@ MQTT_METER = {
     "max_age_s": 60,
     "fallback_a": 25,
     "headroom_a": 2,
+    "headroom_learn_h": 0,  # the fixed 2 A: the rises learned are tests/unit/test_meter_book.py's
 }
 
 
@@ -267,6 +274,7 @@ async def test_an_http_meter_in_watts_lowers_the_fuse_and_falls_back_when_it_fai
                 "max_age_s": 30,
                 "fallback_a": [20, 20, 20],
                 "headroom_a": 1,
+                "headroom_learn_h": 0,
             }
         )
         garage = Garage(settings, clock)

@@ -20,8 +20,10 @@ Nothing of the balancer is re-implemented here.  Every tick does what the daemon
    old limit.
 
 With a meter series the allocation and the plan run on the site less what the meters read
-plus :data:`METER_HEADROOM_A` (:meth:`Site.with_other_load <charged.balancer.model.Site.
-with_other_load>`), as the daemon's ``site.meters`` do with their default ``headroom_a``.
+plus a headroom (:meth:`Site.with_other_load <charged.balancer.model.Site.with_other_load>`),
+as the daemon's ``site.meters`` do with their defaults: the largest rise the meter showed
+within one reaction (a tick plus ``settle_s``) in the last :data:`LEARN_WINDOW_S`, at least
+:data:`METER_HEADROOM_A` (:class:`charged.meters.headroom.RiseHeadroom`, fed every poll).
 
 With a price series, ``charged-price`` is ``charged`` whose allocation and plan run, in the
 intervals the site file's price rule (``prices:``) calls dear, on the site with its root
@@ -53,11 +55,15 @@ from charged.balancer.plan import plan
 from charged.balancer.runtime import REREAD_EVERY
 from charged.balancer.tracking import Tracked
 from charged.chargeamps.models import ConnectorStatus, Measurement
-from charged.config import MeterSettings
+from charged.config import CollectorSettings, MeterSettings
+from charged.meters.headroom import RiseHeadroom
 from charged.prices.rule import DearHours, capped_site
 
 VOLTAGE = 230.0  # what a reading's voltage says; nothing here reads it
-METER_HEADROOM_A = MeterSettings.model_fields["headroom_a"].default  # site.meters' default
+# site.meters' defaults: the floor of the headroom and how long a rise is remembered
+METER_HEADROOM_A = MeterSettings.model_fields["headroom_a"].default
+LEARN_WINDOW_S = MeterSettings.model_fields["headroom_learn_h"].default * 3600.0
+DEFAULT_TICK_S = CollectorSettings.model_fields["interval"].default
 
 
 def connector_status(reading: ConnectorTelemetry) -> ConnectorStatus:
@@ -157,7 +163,10 @@ class ChargedPolicy:
         self._memory = BalancerMemory()
         self._steps = 0
         self._status = StatusCache()
-        self._metered: tuple[Mapping[str, PhaseCurrents], Site] | None = None
+        self._rises: dict[str, RiseHeadroom] = {}
+        self._previous: float | None = None  # the time of the poll before, once metered
+        # the site less the building, and the readings and headroom it was built from
+        self._metered: tuple[Mapping[str, PhaseCurrents], object, Site] | None = None
 
     def initial_limit(self, key: ConnectorKey) -> float:
         # what the baselines that drive limits start from too: nothing is drawn before the
@@ -197,18 +206,35 @@ class ChargedPolicy:
         return out
 
     def site_at(self, telemetry: Telemetry, states: Sequence[ConnectorState] = ()) -> Site:
-        """The site less what the meters read (plus headroom), built once per reading
-        (``states``: the tick's connectors, for a subclass's caps)."""
+        """The site less what the meters read plus their headroom, rebuilt only when either
+        changed (``states``: the tick's connectors, for a subclass's caps)."""
         building = telemetry.building
         if not building:
             return self.site
-        if self._metered is None or self._metered[0] is not building:
-            loads = {
-                fuse: (a + METER_HEADROOM_A, b + METER_HEADROOM_A, c + METER_HEADROOM_A)
-                for fuse, (a, b, c) in building.items()
-            }
-            self._metered = (building, self.site.with_other_load(loads))
-        return self._metered[1]
+        now = telemetry.time
+        rooms: dict[str, PhaseCurrents] = {}
+        for fuse, amps in building.items():
+            rises = self._rises.get(fuse)
+            if rises is None:
+                # a rise goes unanswered for a tick (the engine's, seen between two polls)
+                # and settle_s
+                tick = DEFAULT_TICK_S if self._previous is None else now - self._previous
+                reaction_s = tick + self.params.settle_s
+                rises = RiseHeadroom(
+                    METER_HEADROOM_A, reaction_s=reaction_s, window_s=LEARN_WINDOW_S
+                )
+                self._rises[fuse] = rises
+            rises.observe(now, amps)
+            rooms[fuse] = rises.headroom(now)
+        self._previous = now
+        cached = self._metered
+        if cached is None or cached[0] is not building or cached[1] != rooms:
+            loads: dict[str, PhaseCurrents] = {}
+            for fuse, amps in building.items():
+                a, b, c = (max(0.0, x) + r for x, r in zip(amps, rooms[fuse], strict=True))
+                loads[fuse] = (a, b, c)
+            cached = self._metered = (building, rooms, self.site.with_other_load(loads))
+        return cached[2]
 
 
 def charged(site: Site, params: BalancerParams = DEFAULT_PARAMS) -> ChargedPolicy:
