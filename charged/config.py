@@ -442,7 +442,7 @@ class BalancerSettings(_Section):
     # guarantee: the limits in force never exceed a fuse; measured: trimmed from readings
     guarantee: Literal["guarantee", "measured"] = "guarantee"
     fairness: Literal["current", "power"] = "current"  # what max-min fair shares
-    arrival_limit: Annotated[float, Field(ge=0, le=32)] = 6.0  # A an idle connector holds
+    arrival_limit: Annotated[float, Field(ge=0, le=32)] = 0.0  # A an idle connector holds
     hysteresis: Annotated[float, Field(ge=0)] = 2.0  # A: smaller changes are not sent
     hold_s: Annotated[float, Field(ge=0)] = 300.0  # no increase this soon after a change
     min_run_s: Annotated[float, Field(ge=0)] = 1800.0  # a running car keeps its slot

@@ -340,7 +340,7 @@ class BalancerParams:
     max_current: float = MAX_CURRENT
     # what an idle connector is offered from spare room, so that an arriving car starts at
     # once; 0: arrivals wait for the next tick
-    arrival_limit: float = MIN_CURRENT
+    arrival_limit: float = 0.0
     # a change smaller than this (A) is not sent
     hysteresis: float = 2.0
     # an increase of a connector changed less than this long ago waits (a start from 0 does not)

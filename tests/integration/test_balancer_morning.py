@@ -320,29 +320,32 @@ async def test_a_charger_the_vendor_balances_is_only_shadowed(tmp_path: Path) ->
 
 
 async def test_a_change_made_outside_charged_is_a_persons_too(tmp_path: Path) -> None:
-    chosen: list[tuple[str, int]] = []
+    chosen: list[tuple[tuple[str, int], float]] = []
 
     async def vendor_app(k: int, h: Harness) -> None:
         if k == 61:  # someone sets a limit in the vendor's app: charged sees no audit row
             assert h.runtime is not None and h.runtime.last is not None
-            state = next(s for s in h.runtime.last.states if (s.limit or 0) > 0)
-            chosen.append(state.key)
+            # a connector charged holds above 0 is paused; with none, one at 0 gets 8 A
+            states = sorted(h.runtime.last.states, key=lambda s: (-(s.limit or 0), s.key))
+            state = states[0]
+            value = 0.0 if (state.limit or 0) > 0 else 8.0
+            chosen.append((state.key, value))
             cp = h.sim.fleet.get(state.key[0])
             assert cp is not None
             connector = cp.connector(state.key[1])
             assert connector is not None
-            connector.settings = dataclasses.replace(connector.settings, max_current=0.0)
+            connector.settings = dataclasses.replace(connector.settings, max_current=value)
             h.sim.fleet.settings_changed(cp)
 
     result = await balanced_morning(
         db(tmp_path), site=SITE, mode="active", ticks=120, before_tick=vendor_app
     )
     assert above(result) == 0.0
-    target = chosen[0]
+    target, value = chosen[0]
     rows = [d for d in result.decisions if (d["charge_point_id"], d["connector_id"]) == target]
     # found at the next read-back of every connector (every 20 ticks: tick 80), then left
     assert {d["reason"] for d in rows[81:]} == {"pinned"}
-    assert {d["limit_in_force_a"] for d in rows[81:]} == {0.0}
+    assert {d["limit_in_force_a"] for d in rows[81:]} == {value}
     detected = rows[80]["tick_time"]
     assert not [
         a

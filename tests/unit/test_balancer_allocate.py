@@ -206,13 +206,14 @@ def test_a_lowered_car_is_remembered_for_the_hold() -> None:
 def test_idle_connectors_get_the_arrival_limit_from_spare_room_only() -> None:
     a = ChargerSpec("C0")
     s = site(12, a)
-    result = allocate(s, [idle("C0", 1), idle("C0", 2)], NOW)
+    six = BalancerParams(arrival_limit=6)
+    result = allocate(s, [idle("C0", 1), idle("C0", 2)], NOW, six)
     assert result.targets == {("C0", 1): 6, ("C0", 2): 6}
     assert {d.reason for d in result.decisions.values()} == {Reason.ARRIVAL}
-    busy = allocate(s, [car("C0", 1, limit=0.0), idle("C0", 2)], NOW)
+    busy = allocate(s, [car("C0", 1, limit=0.0), idle("C0", 2)], NOW, six)
     assert busy.targets == {("C0", 1): 12, ("C0", 2): 0}
     assert busy.decisions[("C0", 2)].reason is Reason.IDLE
-    none = allocate(s, [idle("C0", 1), idle("C0", 2)], NOW, BalancerParams(arrival_limit=0))
+    none = allocate(s, [idle("C0", 1), idle("C0", 2)], NOW)  # the default: none
     assert set(none.targets.values()) == {0}
 
 
