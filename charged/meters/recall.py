@@ -6,7 +6,8 @@ that first rise would go over the fuse.  Every reading is stored already (one pe
 second), so the start reads back the last ``headroom_learn_h`` hours of each meter and the
 book learns them before the readings received since (:meth:`MeterBook.recall
 <charged.meters.book.MeterBook.recall>`).  A database that cannot be read costs the recall,
-not the meters: the headroom is then the floor, as before the first reading, and it is logged.
+not the meters nor the daemon: the headroom is then the floor, as before the first reading,
+and it is logged.
 """
 
 from __future__ import annotations
@@ -63,10 +64,12 @@ async def recall_headroom(
                 continue
             past = await stored_readings(engine, fuse, now - spec.learn_window_s)
             taken[fuse] = book.recall(fuse, past)
-    except (SQLAlchemyError, OSError) as exc:
+    except Exception as exc:  # a recall that fails must not stop the daemon
+        # (SQLAlchemyError and OSError are the expected ones: a database gone or refusing)
         log.warning(
             "site meters: stored readings not read back; the headroom starts at headroom_a",
             error=type(exc).__name__,
+            expected=isinstance(exc, SQLAlchemyError | OSError),
         )
     finally:
         book.recalled()

@@ -150,3 +150,20 @@ async def test_the_daemon_recalls_once_it_has_its_database(sqlite_url: str) -> N
         assert book.headroom("main", T0) == (6.0, 2.0, 2.0)
     finally:
         await engine.dispose()
+
+
+async def test_an_unexpected_failure_of_the_recall_does_not_stop_the_daemon() -> None:
+    class Broken:
+        def connect(self) -> Any:
+            raise RuntimeError("a driver bug")
+
+    book = MeterBook([SPEC], recalling=True)
+    log = Log()
+    taken = await recall_headroom(Broken(), book, FakeClock(T0), logger=log)  # type: ignore[arg-type]
+    assert taken == {}
+    assert log.events == [
+        "site meters: stored readings not read back; the headroom starts at headroom_a"
+    ]
+    book.record("main", T0, (10.0, 3.0, 3.0))  # and the book learns from the live readings
+    book.record("main", T0 + 30.0, (14.0, 3.0, 3.0))
+    assert book.headroom("main", T0 + 30.0) == (4.0, 2.0, 2.0)
