@@ -12,7 +12,8 @@ session from the polls and forgotten when the car leaves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, NamedTuple
 
 from charged.balancer.model import (
     MAX_CURRENT,
@@ -21,7 +22,7 @@ from charged.balancer.model import (
     ConnectorKey,
     ConnectorState,
 )
-from charged.chargeamps.models import ConnectorSettings, ConnectorStatus
+from charged.chargeamps.models import ConnectorSettings, ConnectorStatus, Measurement
 
 if TYPE_CHECKING:
     from charged.balancer.recall import Recalled
@@ -32,6 +33,35 @@ DRAWING_AMPS = 1.0  # a terminal carrying more than this is one the car draws on
 CAR_MAX_BELOW_LIMIT = 2.0
 # statuses in which no car is plugged in (anything else counts as plugged, to be safe)
 UNPLUGGED = frozenset({"Available", "Offline", "Unknown", "Faulted", "Unavailable"})
+
+
+class _Parsed(NamedTuple):
+    """What a status says of the car's draw, as :meth:`Tracked.observe` reads it."""
+
+    measured: tuple[float, float, float]  # A per terminal; a missing reading is 0
+    top: float  # the highest of them
+    drawing: tuple[int, ...]  # the terminals carrying more than DRAWING_AMPS
+    all_three: bool  # a current was read on each of the three terminals
+    started: float | None  # the session's start, seconds since the epoch
+
+
+def _parse(measurements: tuple[Measurement, ...], start: datetime | None) -> _Parsed:
+    per_terminal = [0.0, 0.0, 0.0]
+    read: set[int | None] = set()
+    for m in measurements:
+        index = PHASE_INDEX.get(m.phase.upper())
+        if m.current is not None:
+            read.add(index)
+            if index is not None:
+                per_terminal[index] = max(0.0, float(m.current))
+    measured = (per_terminal[0], per_terminal[1], per_terminal[2])
+    return _Parsed(
+        measured,
+        max(measured),
+        tuple(t for t, amps in enumerate(measured) if amps > DRAWING_AMPS),
+        {0, 1, 2} <= read,
+        start.timestamp() if start else None,
+    )
 
 
 def settings_limit(settings: ConnectorSettings, spec: ChargerSpec | None) -> float:
@@ -86,6 +116,17 @@ class Tracked:
     # the last ticks had no answer from any charger: a cloud outage, not this charger's; the
     # cloud pushed nothing meanwhile, so its limits need no fresh adoption after it
     _cloud_out: bool = False
+    # what observe() read from the last poll's measurements and start time (by identity:
+    # immutable values), and state()'s last answer with what it was built from: a poll that
+    # repeats the last one (an idle connector, a car drawing the same) costs a comparison,
+    # not a parse or a new ConnectorState
+    _parsed: tuple[tuple[Measurement, ...], datetime | None, _Parsed] | None = field(
+        default=None, repr=False, compare=False
+    )
+    _state: tuple[tuple[object, ...], ConnectorState] | None = field(
+        default=None, repr=False, compare=False
+    )
+    _frozen_terminals: frozenset[int] | None = field(default=None, repr=False, compare=False)
 
     def confirm(
         self, value: float, now: float, *, full: float = MAX_CURRENT, settle_s: float = 60.0
@@ -150,18 +191,20 @@ class Tracked:
         if status is None:
             return
         self.status = status.status
-        per_terminal = [0.0, 0.0, 0.0]
-        for m in status.measurements:
-            index = PHASE_INDEX.get(m.phase.upper())
-            if index is not None and m.current is not None:
-                per_terminal[index] = max(0.0, float(m.current))
-        measured = (per_terminal[0], per_terminal[1], per_terminal[2])
+        measurements, start = status.measurements, status.start_time
+        parsed = self._parsed
+        if parsed is not None and parsed[0] is measurements and parsed[1] is start:
+            read = parsed[2]  # the same (immutable) values as the last poll's
+        else:
+            read = _parse(measurements, start)
+            self._parsed = (measurements, start, read)
+        measured = read.measured
         self.measured, self.measured_at = measured, now
         self.energy_kwh = status.total_consumption_kwh or 0.0
-        if not self.plugged:
+        if self.status in UNPLUGGED:  # (not plugged)
             self._forget_car()
             return
-        started = status.start_time.timestamp() if status.start_time else None
+        started = read.started
         if status.session_id != self.session_id or (
             started is not None and self.started is not None and started != self.started
         ):
@@ -172,31 +215,29 @@ class Tracked:
             self.session_id = status.session_id
         self.started = started if started is not None else self.started
         if self.plugged_since is None:
-            self.plugged_since = status.start_time.timestamp() if status.start_time else now
+            self.plugged_since = started if started is not None else now
             if self.allowed_since is not None:
                 self.allowed_since = now  # a new car: judge its fullness from now on
-        known = [x for x in (self.limit, self.pending) if x is not None]
-        if known and max(measured) > max(known) + 1.0:
+        known, pending = self.limit, self.pending  # the higher of the two that are known
+        if pending is not None and (known is None or pending > known):
+            known = pending
+        if known is not None and read.top > known + 1.0:
             # drawing more than its limit: a car still following a decrease, or a change
             # made elsewhere (the app, a write that landed late): read the setting again
             self.needs_read = True
-        drawing = [t for t, amps in enumerate(measured) if amps > DRAWING_AMPS]
+        drawing = read.drawing
         if drawing:
             self.drew_at = now
             self.full = False
-            # the terminals it draws on only from a poll with all three currents: a missing
-            # reading is 0 here, and would make a three-phase car look like a one-phase one
-            currents = {
-                PHASE_INDEX.get(m.phase.upper())
-                for m in status.measurements
-                if m.current is not None
-            }
-            if {0, 1, 2} <= currents:
+            # the terminals it draws on only from a poll with all three currents (_parse):
+            # a missing reading is 0 here, and would make a three-phase car look like a
+            # one-phase one
+            if read.all_three:
                 self.terminals.update(drawing)
             # a car still ramping to a limit raised moments ago draws under it by the time
             # it takes, not of its own: that poll would cap it at its old draw for the session
             if self.limit_since is None or now - self.limit_since >= settle_s:
-                self.learn_maximum(max(measured))
+                self.learn_maximum(read.top)
 
     def recall(self, car: Recalled) -> None:
         """What an earlier run learned of the car of ``car.session_id`` (charged.balancer.
@@ -287,16 +328,52 @@ class Tracked:
         min_current: float,
         settle_s: float,
     ) -> ConnectorState:
-        return ConnectorState(
+        """The connector as the allocation and the guarantee see it now.
+
+        The last answer again when every field is equal to it (a frozen value may be
+        shared): building a ConnectorState costs several times the comparison, and most
+        connectors read the same tick after tick."""
+        terminals: frozenset[int] | None = None
+        if self.terminals:
+            terminals = self._frozen_terminals
+            if terminals is None or terminals != self.terminals:
+                terminals = self._frozen_terminals = frozenset(self.terminals)
+        plugged = self.status not in UNPLUGGED  # (self.plugged)
+        wants = self.wants_current(now, min_current, settle_s)
+        evidence = self._evidence_time()
+        follows = True if self.follows_limit else None
+        writable = writable and not self.refused
+        fields = (
+            self.online,
+            plugged,
+            wants,
+            terminals,
+            self.measured,
+            evidence,
+            self.car_max,
+            follows,
+            self.limit,
+            self.pending,
+            self.previous_limit,
+            self.limit_since,
+            pinned,
+            self.plugged_since,
+            self.energy_kwh,
+            writable,
+        )
+        last = self._state
+        if last is not None and last[0] == fields:
+            return last[1]
+        state = ConnectorState(
             key=self.key,
             online=self.online,
-            plugged=self.plugged,
-            wants_current=self.wants_current(now, min_current, settle_s),
-            terminals=frozenset(self.terminals) if self.terminals else None,
+            plugged=plugged,
+            wants_current=wants,
+            terminals=terminals,
             measured=self.measured,
-            measured_at=self._evidence_time(),
+            measured_at=evidence,
             car_max=self.car_max,
-            follows_limit=True if self.follows_limit else None,
+            follows_limit=follows,
             limit=self.limit,
             pending=self.pending,
             previous_limit=self.previous_limit,
@@ -304,5 +381,7 @@ class Tracked:
             pinned=pinned,
             plugged_since=self.plugged_since,
             session_energy_kwh=self.energy_kwh,
-            writable=writable and not self.refused,
+            writable=writable,
         )
+        self._state = (fields, state)
+        return state

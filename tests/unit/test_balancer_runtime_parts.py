@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from charged.balancer.actuator import Actuator, Sent
-from charged.balancer.model import ChargerSpec, Fuse, Site, Write, WriteKind
+from charged.balancer.model import ChargerSpec, ConnectorState, Fuse, Site, Write, WriteKind
 from charged.balancer.pins import RELEASE_ACTION, AuditRow, PinBook
 from charged.balancer.runtime import BalancerRuntime
 from charged.balancer.tracking import Tracked, settings_limit
@@ -403,3 +403,76 @@ def test_a_car_ramping_to_a_raised_limit_is_not_capped_at_its_old_draw() -> None
     assert tracked.car_max is None
     tracked.observe(status("Charging", (16.0, 0.0, 0.0), 7), online=True, now=150.0)
     assert (tracked.car_max, tracked.car_max_limit) == (16.0, 32.0)  # its own, now
+
+
+def built_afresh(tracked: Tracked, now: float, pinned: float | None, writable: bool) -> object:
+    """Tracked.state() as it was before it kept its last answer: every field read anew."""
+    return ConnectorState(
+        key=tracked.key,
+        online=tracked.online,
+        plugged=tracked.plugged,
+        wants_current=tracked.wants_current(now, 6, 60),
+        terminals=frozenset(tracked.terminals) if tracked.terminals else None,
+        measured=tracked.measured,
+        measured_at=tracked._evidence_time(),
+        car_max=tracked.car_max,
+        follows_limit=True if tracked.follows_limit else None,
+        limit=tracked.limit,
+        pending=tracked.pending,
+        previous_limit=tracked.previous_limit,
+        limit_since=tracked.limit_since,
+        pinned=pinned,
+        plugged_since=tracked.plugged_since,
+        session_energy_kwh=tracked.energy_kwh,
+        writable=writable and not tracked.refused,
+    )
+
+
+def test_the_state_kept_from_the_last_tick_is_the_one_built_afresh() -> None:
+    tracked = Tracked(KEY)
+    charging = status("Charging", (15.0, 0.0, 0.0), 7)
+    steps: list[Callable[[], object]] = [
+        lambda: tracked.confirm(16.0, 0.0),
+        lambda: tracked.observe(charging, online=True, now=30.0),
+        lambda: tracked.observe(charging, online=True, now=60.0),  # the same status again
+        lambda: tracked.terminals.add(1),  # changed in place, not replaced
+        lambda: setattr(tracked, "refused", True),  # set from outside
+        lambda: tracked.confirm(10.0, 90.0),
+        lambda: tracked.observe(status("Available", None, None), online=True, now=120.0),
+        lambda: tracked.observe(None, online=False, now=150.0),
+    ]
+    now = 0.0
+    for step in steps:
+        step()
+        now += 30.0
+        for pinned, writable in ((None, True), (None, True), (12.0, True), (None, False)):
+            state = tracked.state(now, pinned=pinned, writable=writable, min_current=6, settle_s=60)
+            assert state == built_afresh(tracked, now, pinned, writable)
+    again = tracked.state(now, pinned=None, writable=False, min_current=6, settle_s=60)
+    assert again is tracked.state(now, pinned=None, writable=False, min_current=6, settle_s=60)
+
+
+def test_a_status_seen_again_is_read_as_a_new_one_would_be() -> None:
+    """observe() keeps what it read of the last measurements: the same status object, or
+    one with the same measurement objects, leaves it where a fresh parse would."""
+    reused, fresh = Tracked(KEY), Tracked(KEY)
+    polls = [
+        ("Charging", (15.0, 0.0, 0.0), 7),
+        ("Charging", (15.0, 0.0, 0.0), 7),
+        ("Charging", (15.0, 14.0, 14.5), 7),
+        ("Connected", None, 7),
+        ("Charging", (9.0, 9.0, 9.0), 8),
+        ("Available", None, None),
+    ]
+    last: ConnectorStatus | None = None
+    for n, (state, currents, session) in enumerate(polls):
+        built = status(state, currents, session)
+        if last is not None and last.measurements == built.measurements:
+            built = dataclasses.replace(built, measurements=last.measurements)
+        shown = last if last == built else built
+        last = shown
+        for tracked in (reused, fresh):
+            tracked.confirm(16.0 + n, 30.0 * n)
+        reused.observe(shown, online=True, now=30.0 * n + 10)
+        fresh.observe(status(state, currents, session), online=True, now=30.0 * n + 10)
+        assert reused == fresh
