@@ -99,16 +99,22 @@ class StatusCache:
     The result is equal to :func:`connector_status` of the same reading."""
 
     def __init__(self) -> None:
-        self._status: dict[ConnectorKey, tuple[tuple[object, ...], ConnectorStatus]] = {}
+        # per connector: the last reading, what of it the status shows, and the status
+        self._status: dict[
+            ConnectorKey, tuple[ConnectorTelemetry, tuple[object, ...], ConnectorStatus]
+        ] = {}
         self._measurements: dict[tuple[float, float, float], tuple[Measurement, ...]] = {}
         self._starts: dict[float, datetime] = {}
 
     def __call__(self, reading: ConnectorTelemetry) -> ConnectorStatus:
+        cached = self._status.get(reading.key)
+        if cached is not None and cached[0] is reading:
+            return cached[2]  # (the engine hands an idle connector the same reading)
         currents, start = reading.currents, reading.session_start
         ident = (reading.status, currents, reading.session_energy_kwh, start)
-        cached = self._status.get(reading.key)
-        if cached is not None and cached[0] == ident:
-            return cached[1]
+        if cached is not None and cached[1] == ident:
+            self._status[reading.key] = (reading, ident, cached[2])
+            return cached[2]
         measurements: tuple[Measurement, ...] = ()
         if currents is not None:
             found = self._measurements.get(currents)
@@ -136,7 +142,7 @@ class StatusCache:
             end_time=None,
             session_id=None if start is None else int(start),
         )
-        self._status[reading.key] = (ident, status)
+        self._status[reading.key] = (reading, ident, status)
         return status
 
 
@@ -175,17 +181,19 @@ class ChargedPolicy:
 
     def decide(self, telemetry: Telemetry) -> Mapping[ConnectorKey, float]:
         now, p = telemetry.time, self.params
+        settle_s, min_current = p.settle_s, p.min_current
         reread = self._steps % REREAD_EVERY == 0
+        readings, status_of = telemetry.connectors, self._status
         for key, tracked in self._tracked.items():
-            reading = telemetry.connectors.get(key)
+            reading = readings.get(key)
             if reading is None:
                 tracked.observe(None, online=False, now=now)
                 continue
-            tracked.observe(self._status(reading), online=True, now=now, settle_s=p.settle_s)
+            tracked.observe(status_of(reading), online=True, now=now, settle_s=settle_s)
             if tracked.needs_read or tracked.pending is not None or reread:
-                tracked.confirm(reading.setting, now, full=self._full[key], settle_s=p.settle_s)
+                tracked.confirm(reading.setting, now, full=self._full[key], settle_s=settle_s)
         states = [
-            t.state(now, pinned=None, writable=True, min_current=p.min_current, settle_s=p.settle_s)
+            t.state(now, pinned=None, writable=True, min_current=min_current, settle_s=settle_s)
             for t in self._tracked.values()
         ]
         site = self.site_at(telemetry, states)
