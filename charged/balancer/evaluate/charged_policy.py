@@ -130,17 +130,19 @@ class StatusCache:
             start_time = self._starts.get(start)
             if start_time is None:
                 start_time = self._starts[start] = datetime.fromtimestamp(start, UTC)
+        # (positional, in ConnectorStatus's order: a charging car's energy grows every tick,
+        # and by keyword costs a quarter more; the tests compare it with connector_status)
         status = ConnectorStatus(
-            charge_point_id=reading.key[0],
-            connector_id=reading.key[1],
-            total_consumption_kwh=reading.session_energy_kwh,
-            charging_power_kw=None,
-            session_type=None,
-            status=reading.status,
-            measurements=measurements,
-            start_time=start_time,
-            end_time=None,
-            session_id=None if start is None else int(start),
+            reading.key[0],
+            reading.key[1],
+            reading.session_energy_kwh,  # total_consumption_kwh
+            None,  # charging_power_kw
+            None,  # session_type
+            reading.status,
+            measurements,
+            start_time,
+            None,  # end_time
+            None if start is None else int(start),  # session_id
         )
         self._status[reading.key] = (reading, ident, status)
         return status
