@@ -102,10 +102,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _in_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one measured part in a fresh Python process; its JSON result is the last line."""
+async def _in_worker(spec: dict[str, Any], cwd: str | None = None) -> dict[str, Any]:
+    """Run one measured part in a fresh Python process; its JSON result is the last line.
+
+    ``cwd``: another source tree (e.g. an earlier commit's) whose ``bench`` and ``charged``
+    the process runs (``python -m`` puts the working directory first on the path)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench", "_worker", json.dumps(spec), stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "bench",
+        "_worker",
+        json.dumps(spec),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=cwd,
     )
     out, _ = await proc.communicate()
     if proc.returncode != 0:

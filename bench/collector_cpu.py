@@ -16,7 +16,11 @@ request, 100 ms by default) and the same number of requests in flight:
 
 The first tick of each is left out (the collector lists the chargers then).  Runs alternate
 (collector, bare, collector, bare …); each figure is the median CPU per charger and tick over
-a run's ticks, and the ratio is each collector run's to the bare run right after it.
+a run's ticks, and the ratio is each collector run's to the bare run of its alternation.
+
+``--before DIR``: a source tree of another commit (``git archive COMMIT | tar -x -C DIR``);
+each alternation then runs that tree's collector too, first (before, this tree's, bare), so
+the two commits are compared in one run against the same bare loop.
 """
 
 from __future__ import annotations
@@ -106,10 +110,14 @@ async def main(args: argparse.Namespace) -> None:
         f"{args.repeats} alternations",
         flush=True,
     )
-    rows: list[tuple[float, float]] = []
+    before = args.before
+    if before is not None:
+        print(f"before: the collector of {before} (then this tree's, then the bare loop)")
+    rows: list[tuple[float | None, float, float]] = []  # (before, collector, bare) ms
     try:
         async with simulator_process(args.chargers, args.latency) as sim:
-            for n in range(args.repeats):
+
+            async def collector_ms(cwd: str | None) -> float:
                 db_url = await server.fresh_database()
                 collector = await _in_worker(
                     {
@@ -120,8 +128,14 @@ async def main(args: argparse.Namespace) -> None:
                         "interval": args.interval,
                         "concurrency": args.concurrency,
                         "profile": None,
-                    }
+                    },
+                    cwd=cwd,
                 )
+                return per_charger_ms([t["cpu_s"] for t in collector["ticks"]], args.chargers)
+
+            for n in range(args.repeats):
+                before_ms = None if before is None else await collector_ms(before)
+                c_ms = await collector_ms(None)
                 bare = await _in_worker(
                     {
                         "kind": "bare",
@@ -131,22 +145,33 @@ async def main(args: argparse.Namespace) -> None:
                         "concurrency": args.concurrency,
                     }
                 )
-                c_ms = per_charger_ms([t["cpu_s"] for t in collector["ticks"]], args.chargers)
                 b_ms = per_charger_ms(bare["cpu_s"], bare["chargers"])
-                rows.append((c_ms, b_ms))
+                rows.append((before_ms, c_ms, b_ms))
+                then = (
+                    ""
+                    if before_ms is None
+                    else f"before {before_ms:.3f} ms ({before_ms / b_ms:.2f}×), "
+                )
                 print(
-                    f"  alternation {n + 1}: collector {c_ms:.3f} ms, bare loop {b_ms:.3f} ms "
-                    f"CPU per charger and tick: {c_ms / b_ms:.2f}×",
+                    f"  alternation {n + 1}: {then}collector {c_ms:.3f} ms, bare loop "
+                    f"{b_ms:.3f} ms CPU per charger and tick: {c_ms / b_ms:.2f}×",
                     flush=True,
                 )
     finally:
         await server.drop_database()
-    ratios = [c / b for c, b in rows]
+    ratios = [c / b for _, c, b in rows]
     median = statistics.median(ratios)
     verdict = "PASS" if median <= TARGET else "MISS"
+    if before is not None:
+        earlier = [p / b for p, _, b in rows if p is not None]
+        print(
+            f"before: {statistics.median(p for p, _, _ in rows if p is not None):.3f} ms per "
+            f"charger and tick; median ratio {statistics.median(earlier):.2f}× (runs: "
+            f"{', '.join(f'{r:.2f}' for r in earlier)})"
+        )
     print(
-        f"collector {statistics.median(c for c, _ in rows):.3f} ms, bare loop "
-        f"{statistics.median(b for _, b in rows):.3f} ms per charger and tick; median ratio "
+        f"collector {statistics.median(c for _, c, _ in rows):.3f} ms, bare loop "
+        f"{statistics.median(b for _, _, b in rows):.3f} ms per charger and tick; median ratio "
         f"{median:.2f}× (runs: {', '.join(f'{r:.2f}' for r in ratios)})"
     )
     print(f"  {verdict}  collector ≤ {TARGET}× the bare loop's CPU per charger: {median:.2f}×")
@@ -161,6 +186,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per request")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2, help="alternations")
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="another commit's source tree: its collector is measured in each alternation too",
+    )
     return parser
 
 
