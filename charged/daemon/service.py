@@ -42,6 +42,7 @@ from charged.config import Settings
 from charged.control.api import ControllerUnavailable, control_routes
 from charged.control.audit import SqlAuditSink
 from charged.control.operations import Controller
+from charged.daemon.gc_policy import ticking_gc
 from charged.daemon.vendor import vendor_client, vendor_session
 from charged.metrics import Metrics
 from charged.ops.health import ReadinessState
@@ -452,10 +453,12 @@ class Daemon:
         lock_lost = asyncio.create_task(self._lock_lost_event.wait(), name="charged-lock-lost")
         watchdog = self._watchdog_timer(ticking)
         try:
-            done, _ = await asyncio.wait(
-                {ticking, self._writer_task, aborted, task_failed, lock_lost},
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            # the start's heap frozen, young collections rarer (charged/daemon/gc_policy.py)
+            with ticking_gc():
+                done, _ = await asyncio.wait(
+                    {ticking, self._writer_task, aborted, task_failed, lock_lost},
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
         finally:
             aborted.cancel()
             task_failed.cancel()
