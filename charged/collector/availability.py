@@ -34,6 +34,10 @@ class Availability:
         self._metrics = metrics
         self._log = logger or structlog.get_logger("charged.collector")
         self._known: dict[str, str] = {}
+        # each charger's gauge children, looked up once: labels() is a locked lookup, and
+        # two a charger each tick were the supervisor's largest metric cost (bench/README.md)
+        self._online: dict[str, Any] = {}
+        self._last_seen: dict[str, Any] = {}
 
     def observe(self, status: ChargePointStatus, tick_time: datetime) -> Row | None:
         """The answer of one charger at ``tick_time`` (naive UTC); a row when it changed.
@@ -42,10 +46,16 @@ class Availability:
         says what each charger was from the first tick on, also after a restart."""
         cp_id, now = status.id, status.status[:32]
         offline = is_offline(status)
-        self._metrics.charger_online.labels(cp_id).set(0 if offline else 1)
+        online = self._online.get(cp_id)
+        if online is None:
+            online = self._online[cp_id] = self._metrics.charger_online.labels(cp_id)
+        online.set(0 if offline else 1)
         if not offline:
             stamp = tick_time.replace(tzinfo=UTC).timestamp()
-            self._metrics.charger_last_seen.labels(cp_id).set(stamp)
+            seen = self._last_seen.get(cp_id)
+            if seen is None:
+                seen = self._last_seen[cp_id] = self._metrics.charger_last_seen.labels(cp_id)
+            seen.set(stamp)
         before = self._known.get(cp_id)
         if before == now:
             return None
@@ -66,6 +76,9 @@ class Availability:
         kept = set(charge_points)
         for cp_id in [cp for cp in self._known if cp not in kept]:
             del self._known[cp_id]
+            # a removed child is no longer exported: the next answer must make a new one
+            self._online.pop(cp_id, None)
+            self._last_seen.pop(cp_id, None)
             for gauge in (self._metrics.charger_online, self._metrics.charger_last_seen):
                 with contextlib.suppress(KeyError):  # never seen online: no last-seen series
                     gauge.remove(cp_id)

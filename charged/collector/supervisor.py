@@ -134,6 +134,11 @@ class Supervisor:
         self._prefetched: dict[str, ChargePointStatus] = {}
         self._prefetch_broken: set[str] = set()
         self._availability = Availability(self._metrics, self._log)
+        # metric children looked up once (at their first use, so /metrics lists the same
+        # series as before), not per charger and tick: labels() is a locked lookup
+        # (bench/README.md, "collector's CPU per charger")
+        self._polled: dict[str, Any] = {}
+        self._rows_queued: dict[str, Any] = {}
 
     @property
     def charge_points(self) -> list[str]:
@@ -308,22 +313,28 @@ class Supervisor:
         except AuthenticationError:
             raise
         except PayloadError:
-            self._metrics.chargers_polled.labels("malformed").inc()
+            self._count_polled("malformed")
             return "malformed payload"
         except ChargeAmpsError as exc:
-            self._metrics.chargers_polled.labels("failed").inc()
+            self._count_polled("failed")
             return type(exc).__name__ + (f": {exc}"[:200] if str(exc) else "")
         if is_offline(status):
             # an answer, so not a failure; but no reading either, so not ok
-            self._metrics.chargers_polled.labels("offline").inc()
+            self._count_polled("offline")
             await self._put(offline_rows(status))
             return _Answer(status, offline=True)
-        self._metrics.chargers_polled.labels("ok").inc()
+        self._count_polled("ok")
         batch = status_rows(status, tick_time)
         await self._put(batch)
         charging = sum(1 for c in status.connector_statuses if c.charging)
         power = sum(c.charging_power_kw or 0.0 for c in status.connector_statuses)
         return _Answer(status, count_rows(batch), charging, power)
+
+    def _count_polled(self, result: str) -> None:
+        counter = self._polled.get(result)
+        if counter is None:
+            counter = self._polled[result] = self._metrics.chargers_polled.labels(result)
+        counter.inc()
 
     async def _prefetch(self, ids: Sequence[str], started: float, deadline: float) -> None:
         """Every charger's status in one organisation call, when configured; on failure the
@@ -374,7 +385,10 @@ class Supervisor:
         # A full queue makes us wait here: backpressure, never a silent drop.
         await self._queue.put(batch)
         for table, rows in batch.items():
-            self._metrics.rows_queued.labels(table).inc(len(rows))
+            counter = self._rows_queued.get(table)
+            if counter is None:
+                counter = self._rows_queued[table] = self._metrics.rows_queued.labels(table)
+            counter.inc(len(rows))
         self._metrics.queue_depth.set(self._queue.qsize())
 
     def _cycle_rows(
