@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import aiohttp
 import structlog
+from yarl import URL
 
 from charged.chargeamps.auth import TokenManager, TokenStore, account_key
 from charged.chargeamps.errors import (
@@ -165,7 +166,7 @@ class _Call:
     method: str
     template: str
     what: str  # "GET /chargepoints/X/status": for messages
-    url: str
+    url: URL | str  # str only where yarl refused it: aiohttp then says why, as always
     params: Mapping[str, str] | None
     payload: bytes | None
     auth: AuthMode
@@ -225,11 +226,13 @@ class ChargeAmpsClient:
         # spend: bench/README.md, "client overhead").
         self._client_timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._max_body = max_body_bytes
-        # (template, path values) -> the URL path, quoted once per charger and endpoint
-        self._paths: dict[tuple[str, tuple[tuple[str, str | int], ...]], str] = {}
+        # (template, path values) -> the URL path and the whole URL, quoted and parsed once
+        # per charger and endpoint (aiohttp parses a str URL on every request)
+        self._paths: dict[tuple[str, tuple[tuple[str, str | int], ...]], tuple[str, URL | str]] = {}
         # (template, outcome) -> the metric's child: prometheus' labels() is a locked lookup
         self._request_counters: dict[tuple[str, str], Any] = {}
-        self._bearer_headers: tuple[str, dict[str, str]] | None = None
+        # (token, headers with Content-Type, headers without): built once per token
+        self._bearer_headers: tuple[str, dict[str, str], dict[str, str]] | None = None
         self._policy = BackoffPolicy(max_attempts, backoff_base, backoff_max)
         self._limiter = RateLimiter(
             self._clock,
@@ -719,12 +722,12 @@ class ChargeAmpsClient:
         first attempt certainly did not reach the vendor (no connection, or a 429); after a
         5xx, 408, timeout or a connection lost mid-request it fails with the reason instead.
         """
-        filled = self._filled_path(template, path)
+        filled, url = self._filled_path(template, path)
         call = _Call(
             method=method,
             template=template,
             what=f"{method} {filled}",
-            url=self._root + filled,
+            url=url,
             params=params,
             payload=None if body is None else json.dumps(body).encode(),
             auth=auth,
@@ -792,7 +795,7 @@ class ChargeAmpsClient:
                     raise ApiUnavailable(
                         f"{call.what}: no token: {exc}", endpoint=call.template, retryable=False
                     ) from exc
-                headers = self._bearer_headers_for(token)
+                headers = self._bearer_headers_for(token, call)
             else:
                 # The auth endpoints take the apiKey instead of a bearer token.
                 headers = {
@@ -808,30 +811,47 @@ class ChargeAmpsClient:
                 continue
             return self._interpret(status, raw, retry_after, call.template, call.what, call.auth)
 
-    def _filled_path(self, template: str, path: Mapping[str, str | int] | None) -> str:
-        """The template with the path values quoted in; the same charger's URL is built once."""
-        if not path:
-            return template
-        key = (template, tuple(path.items()))
-        filled = self._paths.get(key)
-        if filled is None:
+    def _filled_path(
+        self, template: str, path: Mapping[str, str | int] | None
+    ) -> tuple[str, URL | str]:
+        """The template with the path values quoted in, and the whole URL: built once per
+        charger and endpoint."""
+        key = (template, tuple(path.items()) if path else ())
+        cached = self._paths.get(key)
+        if cached is None:
             if len(self._paths) >= PATH_CACHE_SIZE:
                 self._paths.clear()  # chargers come and go: never grow without bound
-            filled = template.format(**{k: quote(str(v), safe="") for k, v in path.items()})
-            self._paths[key] = filled
-        return filled
+            filled = (
+                template.format(**{k: quote(str(v), safe="") for k, v in path.items()})
+                if path
+                else template
+            )
+            text = self._root + filled
+            try:
+                # what aiohttp makes of the str (URL(text)), made once instead of per request
+                url: URL | str = URL(text)
+            except ValueError:
+                url = text  # aiohttp raises its own error for it, as it did before
+            cached = self._paths[key] = (filled, url)
+        return cached
 
-    def _bearer_headers_for(self, token: str) -> dict[str, str]:
-        """The headers of a bearer request, built once per token (aiohttp copies them)."""
+    def _bearer_headers_for(self, token: str, call: _Call) -> dict[str, str]:
+        """The headers of a bearer request, built once per token (aiohttp copies them).
+
+        A GET carries no body, so no Content-Type (the public chargeamps client sends none): an
+        extra header cost aiohttp ~10 µs a request (bench/README.md).  Every other method
+        keeps it, with or without a body (aiohttp would add application/octet-stream to a
+        bodiless POST otherwise)."""
         cached = self._bearer_headers
         if cached is None or cached[0] != token:
-            headers = {
+            bare = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
+            typed = {
                 "Accept": "application/json",
                 "Content-Type": "application/json",
                 "Authorization": f"Bearer {token}",
             }
-            cached = self._bearer_headers = (token, headers)
-        return cached[1]
+            cached = self._bearer_headers = (token, typed, bare)
+        return cached[2] if call.method == "GET" and call.payload is None else cached[1]
 
     def _count_request(self, template: str, outcome: str) -> None:
         key = (template, outcome)

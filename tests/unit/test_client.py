@@ -389,6 +389,19 @@ async def test_login_sends_the_api_key_and_data_calls_the_bearer_token(
     assert client.user is not None and client.user.first_name == "Owner"
 
 
+async def test_a_get_carries_no_content_type_and_every_other_method_keeps_it(
+    client: ChargeAmpsClient, vendor: FakeVendor
+) -> None:
+    await client.status("CP1")
+    await client.override_schedule("CP1", 1)  # a PUT without a body
+    await client.reboot("CP1")  # a PUT with one
+    get, put_bare, put_body = (c[3] for c in vendor.calls[1:])
+    assert "Content-Type" not in get  # as the public client sends it: no body, no type
+    assert put_bare["Content-Type"] == "application/json"
+    assert put_body["Content-Type"] == "application/json"
+    assert get["Authorization"] == put_body["Authorization"] == f"Bearer {vendor.issued[0]}"
+
+
 # ---------------------------------------------------------------- retries
 
 
