@@ -55,6 +55,7 @@ from charged.chargeamps.models import (
 )
 from charged.chargeamps.ratelimit import RateLimiter
 from charged.chargeamps.retry import BackoffPolicy, call_with_retries
+from charged.chargeamps.status_wire import decode_status
 from charged.clock import Clock, SystemClock
 from charged.metrics import Metrics
 
@@ -172,6 +173,7 @@ class _Call:
     auth: AuthMode
     deadline: float | None
     idempotent: bool
+    decode: Callable[[bytes], Any]  # a 2xx body → its value (json.loads, or a typed decoder)
     # a 401 renews the token once per call, not once per attempt
     renewed_after_401: bool = False
 
@@ -330,7 +332,15 @@ class ChargeAmpsClient:
 
     async def status(self, cp_id: str, *, deadline: float | None = None) -> ChargePointStatus:
         """The charger's status, connector statuses normalised (charged.chargeamps.states)."""
-        data = await self._fetch(STATUS, {"id": cp_id}, cp_id=cp_id, deadline=deadline)
+        data = await self._fetch(
+            STATUS, {"id": cp_id}, cp_id=cp_id, deadline=deadline, decode=decode_status
+        )
+        if isinstance(data, ChargePointStatus):
+            # the usual answer, decoded typed (charged.chargeamps.status_wire): no numbered
+            # status in it, so nothing to learn of the charger's protocol first
+            self._payload_recovered(cp_id)
+            self._warn_unknown_statuses(data)
+            return data
         if cp_id not in self._ocpp_versions and has_numbered_status(data):
             # a numbered status means one thing on CAPI, another on OCPP: learn which once
             await self.chargepoint(cp_id, deadline=deadline)
@@ -388,6 +398,10 @@ class ChargeAmpsClient:
         except PayloadError as exc:
             raise self._payload_problem(exc, template, cp_id) from exc
         self._payload_recovered(cp_id)
+        self._warn_unknown_statuses(status)
+        return status
+
+    def _warn_unknown_statuses(self, status: ChargePointStatus) -> None:
         for c in status.connector_statuses:
             if c.state is None and c.status not in self._unknown_statuses:
                 # stored as it came; a value no document names may be a new firmware's
@@ -398,7 +412,6 @@ class ChargeAmpsClient:
                     charge_point_id=c.charge_point_id,
                     connector_id=c.connector_id,
                 )
-        return status
 
     async def chargepoint_settings(
         self, cp_id: str, *, deadline: float | None = None
@@ -655,9 +668,12 @@ class ChargeAmpsClient:
         cp_id: str | None = None,
         params: Mapping[str, str] | None = None,
         deadline: float | None = None,
+        decode: Callable[[bytes], Any] = json.loads,
     ) -> Any:
         try:
-            return await self._request("GET", template, path=path, params=params, deadline=deadline)
+            return await self._request(
+                "GET", template, path=path, params=params, deadline=deadline, decode=decode
+            )
         except PayloadError as exc:  # the body was not JSON at all
             raise self._payload_problem(exc, template, cp_id) from exc
 
@@ -715,8 +731,10 @@ class ChargeAmpsClient:
         auth: AuthMode = "bearer",
         deadline: float | None = None,
         idempotent: bool = True,
+        decode: Callable[[bytes], Any] = json.loads,
     ) -> Any:
-        """One logical call: JSON in, decoded JSON (or None for an empty body) out.
+        """One logical call: JSON in, decoded JSON (or None for an empty body) out; ``decode``
+        reads a 2xx body (its ValueError: the body is not JSON).
 
         A call that is not ``idempotent`` (remote start, reboot) is repeated only when the
         first attempt certainly did not reach the vendor (no connection, or a 429); after a
@@ -733,6 +751,7 @@ class ChargeAmpsClient:
             auth=auth,
             deadline=deadline,
             idempotent=idempotent,
+            decode=decode,
         )
         # Almost every call succeeds at once, and building the retry machinery cost more CPU
         # per request than parsing the answer (bench/README.md): try once without it.  A
@@ -809,7 +828,7 @@ class ChargeAmpsClient:
                 call.renewed_after_401 = True
                 await self._tokens.invalidate(token)
                 continue
-            return self._interpret(status, raw, retry_after, call.template, call.what, call.auth)
+            return self._interpret(status, raw, retry_after, call)
 
     def _filled_path(
         self, template: str, path: Mapping[str, str | int] | None
@@ -944,20 +963,13 @@ class ChargeAmpsClient:
                 return None
             chunks.append(chunk)
 
-    def _interpret(
-        self,
-        status: int,
-        raw: bytes,
-        retry_after: str | None,
-        template: str,
-        what: str,
-        auth: AuthMode,
-    ) -> Any:
+    def _interpret(self, status: int, raw: bytes, retry_after: str | None, call: _Call) -> Any:
+        template, what, auth = call.template, call.what, call.auth
         if 200 <= status < 300:
             if not raw.strip():
                 return None
             try:
-                return json.loads(raw)
+                return call.decode(raw)
             except ValueError:
                 raise BodyNotJson(
                     f"{what}: HTTP {status} but the body is not JSON", endpoint=template
