@@ -38,6 +38,7 @@ class Availability:
         # two a charger each tick were the supervisor's largest metric cost (bench/README.md)
         self._online: dict[str, Any] = {}
         self._last_seen: dict[str, Any] = {}
+        self._stamp: tuple[datetime | None, float] = (None, 0.0)  # a tick time, as a Unix time
 
     def observe(self, status: ChargePointStatus, tick_time: datetime) -> Row | None:
         """The answer of one charger at ``tick_time`` (naive UTC); a row when it changed.
@@ -51,7 +52,9 @@ class Availability:
             online = self._online[cp_id] = self._metrics.charger_online.labels(cp_id)
         online.set(0 if offline else 1)
         if not offline:
-            stamp = tick_time.replace(tzinfo=UTC).timestamp()
+            if self._stamp[0] != tick_time:  # one tick time for all chargers of a tick
+                self._stamp = (tick_time, tick_time.replace(tzinfo=UTC).timestamp())
+            stamp = self._stamp[1]
             seen = self._last_seen.get(cp_id)
             if seen is None:
                 seen = self._last_seen[cp_id] = self._metrics.charger_last_seen.labels(cp_id)

@@ -18,11 +18,24 @@ def db_time(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
+# A session's start time comes back in every poll of it: its text is kept by value (a
+# bounded dict; strftime was most of the row building, bench/README.md).
+_ISO: dict[datetime, str] = {}
+_ISO_MAX = 65_536
+
+
 def _iso(moment: datetime | None) -> str | None:
     # start_time/end_time keep the original scripts' string columns; store ISO 8601 UTC.
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if moment.tzinfo is None:  # local time, as astimezone reads it: not kept
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = _ISO.get(moment)  # equal aware moments are the same instant: the same text
+    if text is None:
+        if len(_ISO) >= _ISO_MAX:
+            _ISO.clear()
+        text = _ISO[moment] = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return text
 
 
 def status_rows(status: ChargePointStatus, poll_time: datetime) -> dict[str, list[Row]]:

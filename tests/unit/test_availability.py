@@ -178,3 +178,18 @@ def test_spans_from_changes_merge_repeats_and_leave_the_last_open() -> None:
     ]
     assert spans[2].overlaps(t[5], None) and not spans[1].overlaps(t[3], None)
     assert spans[1].overlaps(None, t[2]) and not spans[2].overlaps(None, t[4])
+
+
+def test_last_seen_follows_the_tick_time_of_each_tick() -> None:
+    from charged.collector.availability import Availability
+
+    metrics = Metrics()
+    seen = Availability(metrics)
+    for minute in (0, 1, 1, 2):
+        tick = datetime(2026, 12, 4, 12, minute)
+        for cp in ("A", "B"):
+            seen.observe(ChargePointStatus(cp, "Online", ()), tick)
+            value = metrics.registry.get_sample_value(
+                "charged_charger_last_seen_timestamp_seconds", {"charge_point": cp}
+            )
+            assert value == tick.replace(tzinfo=UTC).timestamp()
