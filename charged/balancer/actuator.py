@@ -17,7 +17,7 @@ from typing import Protocol
 
 from charged.balancer.model import Write
 from charged.chargeamps.models import ConnectorSettings
-from charged.control.operations import ChangeResult, Outcome
+from charged.control.results import ChangeResult, Outcome
 from charged.control.validation import ConnectorChange
 
 Unless = Callable[[ConnectorSettings], str | None]

@@ -28,9 +28,9 @@ from aiohttp import web
 from charged.chargeamps.errors import ApiError, ChargeAmpsError
 from charged.config import ControlSettings
 from charged.control.audit import RELEASE_ACTION
-from charged.control.operations import (
+from charged.control.operations import Controller
+from charged.control.results import (
     ChangeResult,
-    Controller,
     Outcome,
     UnknownTarget,
     chargepoint_settings_json,

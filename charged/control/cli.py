@@ -28,11 +28,7 @@ from charged.control.confirmation import (
     confirmed,
     needs_asking,
 )
-from charged.control.operations import (
-    ChangeResult,
-    Controller,
-    UnknownTarget,
-)
+from charged.control.operations import Controller
 from charged.control.output import (
     EXIT_FAILED,
     exit_code,
@@ -40,6 +36,7 @@ from charged.control.output import (
     print_results,
     print_settings,
 )
+from charged.control.results import ChangeResult, UnknownTarget
 from charged.control.targets import Selection, selection_from_args
 from charged.control.validation import (
     UNSET,

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from charged.chargeamps.models import ChargePointSettings, ConnectorSettings
-from charged.control.operations import (
-    COMMANDS,
+from charged.control.operations import COMMANDS
+from charged.control.results import (
     ChangeResult,
     ChargerOverview,
     Outcome,

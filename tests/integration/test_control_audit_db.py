@@ -15,7 +15,8 @@ from charged.chargeamps.client import ChargeAmpsClient
 from charged.chargeamps.models import ConnectorSettings
 from charged.clock import FakeClock
 from charged.control.audit import SqlAuditSink
-from charged.control.operations import Controller, Outcome
+from charged.control.operations import Controller
+from charged.control.results import Outcome
 from charged.control.validation import ConnectorChange
 from charged.simulator import Simulator, SimulatorConfig
 from charged.storage.engine import create_engine

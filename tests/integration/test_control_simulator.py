@@ -22,7 +22,8 @@ from charged.chargeamps.models import ConnectorStatus
 from charged.clock import FakeClock
 from charged.control.api import install_control_routes
 from charged.control.audit import MemoryAuditSink
-from charged.control.operations import Controller, Outcome
+from charged.control.operations import Controller
+from charged.control.results import Outcome
 from charged.control.validation import ChargePointChange, ConnectorChange, remote_start
 from charged.simulator import Simulator, SimulatorConfig
 from charged.simulator.fleet import charge_point_ids

@@ -15,7 +15,7 @@ from charged.balancer.runtime import BalancerRuntime
 from charged.balancer.tracking import Tracked, settings_limit
 from charged.chargeamps.models import ConnectorSettings, ConnectorStatus, Measurement
 from charged.clock import FakeClock
-from charged.control.operations import ChangeResult, Outcome
+from charged.control.results import ChangeResult, Outcome
 from charged.control.validation import ConnectorChange
 
 KEY = ("CP1", 1)

@@ -21,7 +21,8 @@ from charged.chargeamps.models import (
 )
 from charged.clock import FakeClock
 from charged.control.audit import AuditRecord, MemoryAuditSink
-from charged.control.operations import Controller, Outcome
+from charged.control.operations import Controller
+from charged.control.results import Outcome
 from charged.control.validation import (
     ChargePointChange,
     ConnectorChange,
