@@ -22,7 +22,8 @@ import aiomqtt
 from charged.check_result import CheckResult, Status
 from charged.check_time import CheckTimeout, within
 from charged.clock import Clock
-from charged.config import MeterSettings, Settings
+from charged.config import Settings
+from charged.config_site import MeterSettings
 from charged.exits import EXIT_CONFIG, EXIT_UNAVAILABLE
 from charged.meters.configured import broker_of
 from charged.meters.http import MAX_BODY_BYTES

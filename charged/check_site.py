@@ -27,7 +27,8 @@ from charged.chargeamps.client import ChargeAmpsClient
 from charged.chargeamps.errors import ChargeAmpsError
 from charged.chargeamps.models import ChargePoint
 from charged.check_result import CheckResult, Status
-from charged.config import Settings, SiteSettings
+from charged.config import Settings
+from charged.config_site import SiteSettings
 from charged.exits import EXIT_CONFIG
 
 CHECK = "site"

@@ -7,7 +7,7 @@ from charged.balancer.model import BalancerParams, ChargerSpec, Fuse, Rotation, 
 from charged.balancer.power_target import TargetSpec
 from charged.balancer.runtime import RuntimeMode
 from charged.balancer.schedule import LimitSchedule, Period
-from charged.config import WEEKDAYS, BalancerSettings, FuseSettings, SiteSettings
+from charged.config_site import WEEKDAYS, BalancerSettings, FuseSettings, SiteSettings
 
 
 def site_from_settings(site: SiteSettings) -> Site:

@@ -11,7 +11,8 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charged.clock import Clock
-from charged.config import FuseSettings, MeterSettings, MqttSettings, SiteSettings
+from charged.config import MqttSettings
+from charged.config_site import FuseSettings, MeterSettings, SiteSettings
 from charged.meters.book import MeterBook, MeterSpec
 from charged.meters.http import HttpMeter, UrlMeter
 from charged.meters.mqtt import Broker, MqttMeters, TopicMeter

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from charged.balancer.envelope import counted_phases, worst_case
 from charged.balancer.model import DEFAULT_PARAMS, ConnectorState, PhaseCurrents, Site
-from charged.config import PriceSettings
+from charged.config_site import PriceSettings
 from charged.prices.series import PriceSeries, local_days
 
 VOLTAGE = 230.0

@@ -23,7 +23,7 @@ import aiohttp
 import structlog
 
 from charged.clock import Clock, sleep_or_stop
-from charged.config import PriceSettings
+from charged.config_site import PriceSettings
 from charged.prices.rule import DearHours, PriceRule
 from charged.prices.series import (
     JsonFields,

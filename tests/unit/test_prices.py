@@ -28,7 +28,7 @@ from charged.balancer.model import (
     Site,
 )
 from charged.clock import FakeClock
-from charged.config import PriceSettings
+from charged.config_site import PriceSettings
 from charged.metrics import Metrics
 from charged.prices.rule import DearHours, PriceRule, capped_site, floor_a, rule_from_settings
 from charged.prices.series import JsonFields, parse_price_json, series_of

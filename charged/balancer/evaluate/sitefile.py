@@ -34,7 +34,7 @@ from charged.balancer.configured import (
 )
 from charged.balancer.model import BalancerParams, Site
 from charged.balancer.power_target import TargetSpec
-from charged.config import BalancerSettings, PriceSettings, SiteSettings
+from charged.config_site import BalancerSettings, PriceSettings, SiteSettings
 from charged.prices.rule import DEFAULT_RULE, PriceRule, rule_from_settings
 from charged.simulator import grid as simgrid
 
