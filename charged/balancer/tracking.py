@@ -364,27 +364,9 @@ class Tracked:
         last = self._state
         if last is not None and last[0] == fields:
             return last[1]
-        # (positional, in ConnectorState's order: a quarter cheaper than by keyword, and a
-        # charging car's state changes every tick; tests/unit/test_balancer_runtime_parts.py
-        # compares it with one built by keyword)
-        state = ConnectorState(
-            self.key,
-            self.online,
-            plugged,
-            wants,
-            terminals,
-            self.measured,
-            evidence,
-            self.car_max,
-            follows,
-            self.limit,
-            self.pending,
-            self.previous_limit,
-            self.limit_since,
-            pinned,
-            self.plugged_since,
-            self.energy_kwh,
-            writable,
-        )
+        # (``fields`` is in ConnectorState's order after the key: positional is a quarter
+        # cheaper than by keyword, and a charging car's state changes every tick;
+        # tests/unit/test_balancer_runtime_parts.py compares it with one built by keyword)
+        state = ConnectorState(self.key, *fields)
         self._state = (fields, state)
         return state
