@@ -49,6 +49,8 @@ async def write_rows(
     """
     if not rows:
         return 0
+    if table_name in UPSERT_KEYS:
+        rows = _coalesced(rows, UPSERT_KEYS[table_name])
     first = rows[0].keys()
     if all(row.keys() == first for row in rows):
         inserted = await _write_group(conn, table_name, tuple(sorted(first)), rows)
@@ -63,6 +65,21 @@ async def write_rows(
         return 0
     # a driver that cannot say (rowcount -1) must not make duplicates up
     return max(0, len(rows) - inserted) if inserted >= 0 else 0
+
+
+def _coalesced(rows: Sequence[Mapping[str, Any]], key: tuple[str, ...]) -> list[Mapping[str, Any]]:
+    """One row per key of an upserted table: its rows merged in order, a later row's columns
+    over an earlier one's.  Rows with different column sets go out as separate statements,
+    and statement order is not row order, so without this an Offline row (no ``last_seen``)
+    written after the Online rows of the same batch could outlive the newer Online one."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        k = tuple(row.get(c) for c in key)  # a row without its key fails in statement()
+        if k in merged:
+            merged[k].update(row)
+        else:
+            merged[k] = dict(row)
+    return list(merged.values())
 
 
 async def _write_group(

@@ -170,6 +170,32 @@ async def test_charge_point_upsert_updates_only_the_columns_a_row_carries(
     }
 
 
+async def test_a_batch_keeps_a_chargers_newest_status_across_column_sets(
+    engine: AsyncEngine,
+) -> None:
+    """Online, Offline (no last_seen), Online again in one batch: the newest one wins.  The
+    row sets differ, so they go out as separate statements; the order of the rows must
+    survive that (a charger back online stayed Offline in the table before)."""
+    cp = "2301000000A"
+    later = TICK + timedelta(seconds=60)
+    async with engine.begin() as conn:
+        await write_rows(
+            conn,
+            "charge_point_status",
+            [
+                {"id": cp, "status": "Online", "last_seen": TICK},
+                {"id": "2301000000B", "status": "Online", "last_seen": TICK},
+                {"id": cp, "status": "Offline"},
+                {"id": cp, "status": "Online", "last_seen": later},
+                {"id": "2301000000B", "status": "Offline"},
+            ],
+        )
+    rows = {r["id"]: r for r in await stored(engine, "charge_point_status")}
+    assert (rows[cp]["status"], rows[cp]["last_seen"]) == ("Online", later)
+    # Offline keeps the last tick it was seen online
+    assert (rows["2301000000B"]["status"], rows["2301000000B"]["last_seen"]) == ("Offline", TICK)
+
+
 async def test_poll_cycle_and_gap_rows_are_idempotent(engine: AsyncEngine) -> None:
     cycle = {
         "tick_time": TICK,
