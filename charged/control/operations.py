@@ -14,17 +14,17 @@ vendor accepts it: it leaves no state to read back.  Every attempt is audited (s
 
 One :class:`Controller` may serve many concurrent requests: changes to the same connector (or
 the same charge point's settings) are serialised so two read–modify–writes cannot undo each
-other.
+other.  The common path of every attempt (lock, audit, log) is :mod:`charged.control.attempt`,
+the owned-charger checks :mod:`charged.control.owned`, the read-back verdicts
+:mod:`charged.control.readback`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 import structlog
 
@@ -32,139 +32,49 @@ from charged.chargeamps.errors import ApiError, ChargeAmpsError
 from charged.chargeamps.models import (
     ChargePoint,
     ChargePointSettings,
-    ChargePointStatus,
     ConnectorSettings,
     ConnectorStatus,
 )
 from charged.chargeamps.states import NO_VEHICLE
 from charged.clock import Clock
-from charged.control.audit import ATTEMPTED, RELEASE_ACTION, AuditRecord, AuditSink, json_text
+from charged.control.attempt import AttemptRunner, Done, Run
+from charged.control.audit import RELEASE_ACTION, AuditSink
+from charged.control.client import ControlClient
+from charged.control.owned import FLEET_TTL, OwnedFleet
+from charged.control.readback import (
+    NO_VEHICLE_HINT,
+    OFFLINE,
+    RFID_LOCK_OFF,
+    command_change,
+    field_changes,
+    offline,
+    session_running,
+    verify,
+)
 from charged.control.results import (
     ChangeResult,
     ChargerOverview,
     ConnectorOverview,
     FieldChange,
     Outcome,
-    UnknownTarget,
     chargepoint_settings_json,
     connector_settings_json,
 )
 from charged.control.validation import (
-    UNSET,
     ChargePointChange,
     ConnectorChange,
-    InvalidValue,
     JsonValue,
     RemoteStart,
     Unset,
     check_installation_current,
 )
 
-# How long the list of owned chargers is trusted before it is read again.
-FLEET_TTL = 60.0
 # After a remote start or stop: status reads (this many, so far apart) looking for its effect.
 VERIFY_READS = 3
 VERIFY_INTERVAL = 2.0
 
-
-class ControlClient(Protocol):
-    """What the controller needs of :class:`~charged.chargeamps.client.ChargeAmpsClient`."""
-
-    async def owned_chargepoints(self, *, deadline: float | None = None) -> list[ChargePoint]: ...
-
-    async def status(self, cp_id: str, *, deadline: float | None = None) -> ChargePointStatus: ...
-
-    async def chargepoint_settings(
-        self, cp_id: str, *, deadline: float | None = None
-    ) -> ChargePointSettings: ...
-
-    async def set_chargepoint_settings(
-        self, settings: ChargePointSettings, *, deadline: float | None = None
-    ) -> None: ...
-
-    async def connector_settings(
-        self, cp_id: str, connector_id: int, *, deadline: float | None = None
-    ) -> ConnectorSettings: ...
-
-    async def set_connector_settings(
-        self, settings: ConnectorSettings, *, deadline: float | None = None
-    ) -> None: ...
-
-    async def remote_start(
-        self,
-        cp_id: str,
-        connector_id: int,
-        *,
-        rfid: str,
-        rfid_format: str = "Hex",
-        rfid_length: int | None = None,
-        external_transaction_id: str | None = None,
-        deadline: float | None = None,
-    ) -> None: ...
-
-    async def remote_stop(
-        self, cp_id: str, connector_id: int, *, deadline: float | None = None
-    ) -> None: ...
-
-    async def reboot(self, cp_id: str, *, deadline: float | None = None) -> None: ...
-
-
 # actions that are commands (no settings object): their "old" is the status before
 COMMANDS: Final = ("remote_start", "remote_stop", "reboot")
-
-
-@dataclass(frozen=True, slots=True)
-class _Done:
-    """What an attempt found out."""
-
-    changes: tuple[FieldChange, ...]
-    outcome: Outcome
-    error: str | None = None
-    note: str | None = None
-    conflict: bool = False
-
-
-class _NotAudited(Exception):
-    """The ``attempted`` rows could not be written: the change must not be sent."""
-
-
-class _Run:
-    """One attempt's audit state: the ``attempted`` rows, once written.
-
-    ``records`` renders a result as its audit rows, ``audit`` is where they go."""
-
-    def __init__(
-        self,
-        audit: AuditSink,
-        records: Callable[[ChangeResult], list[AuditRecord]],
-        cp_id: str,
-        connector_id: int | None,
-        action: str,
-    ) -> None:
-        self._audit = audit
-        self._records = records
-        self._cp_id = cp_id
-        self._connector_id = connector_id
-        self._action = action
-        self.keys: tuple[int, ...] | None = None
-        self.changes: tuple[FieldChange, ...] = ()
-
-    async def sending(self, changes: tuple[FieldChange, ...]) -> None:
-        """Call right before the vendor call that changes something: audit it first."""
-        self.changes = changes
-        provisional = ChangeResult(
-            self._cp_id, self._connector_id, self._action, changes, Outcome.FAILED
-        )
-        records = [
-            dataclasses.replace(r, result=ATTEMPTED, error=None) for r in self._records(provisional)
-        ]
-        try:
-            self.keys = await self._audit.begin(records)
-        except Exception as exc:
-            raise _NotAudited(type(exc).__name__) from exc
-
-
-Attempt = Callable[[_Run], Awaitable[_Done]]
 
 
 class Controller:
@@ -186,23 +96,22 @@ class Controller:
         if verify_reads < 1:
             raise ValueError(f"verify_reads must be at least 1, got {verify_reads}")
         self._client = client
-        self._audit = audit
-        self.actor = actor
         self._clock = clock
-        self._fleet_ttl = fleet_ttl
         self._verify_reads = verify_reads
         self._verify_interval = verify_interval
         self._log = logger or structlog.get_logger("charged.control")
-        self._fleet: dict[str, ChargePoint] = {}
-        self._fleet_read_at: float | None = None
-        self._fleet_lock = asyncio.Lock()
-        self._target_locks: dict[tuple[str, int | None], asyncio.Lock] = {}
+        self._fleet = OwnedFleet(client, clock, fleet_ttl)
+        self._attempts = AttemptRunner(client, audit, actor=actor, clock=clock, logger=self._log)
+
+    @property
+    def actor(self) -> str:
+        return self._attempts.actor
 
     # ------------------------------------------------------------ reading
 
     async def chargers(self) -> list[ChargePoint]:
         """The owned charge points, freshly listed."""
-        return list((await self._owned(refresh=True)).values())
+        return list((await self._fleet.owned(refresh=True)).values())
 
     async def overview(self) -> list[ChargerOverview]:
         """Every owned charger with its live status, read concurrently."""
@@ -234,26 +143,26 @@ class Controller:
 
     async def connector_ids(self, cp_id: str) -> tuple[int, ...]:
         """The connectors of an owned charger; UnknownTarget if the account has no such one."""
-        cp = await self._charger(cp_id)
+        cp = await self._fleet.charger(cp_id)
         return tuple(c.connector_id for c in cp.connectors)
 
     async def charger_ids(self) -> tuple[str, ...]:
-        return tuple((await self._owned(refresh=False)).keys())
+        return tuple((await self._fleet.owned(refresh=False)).keys())
 
     async def check_connector(self, cp_id: str, connector_id: int) -> None:
         """UnknownTarget unless the account owns ``cp_id`` and it has ``connector_id``."""
-        await self._connector(cp_id, connector_id)
+        await self._fleet.connector(cp_id, connector_id)
 
     async def check_charger(self, cp_id: str) -> None:
         """UnknownTarget unless the account owns ``cp_id``."""
-        await self._charger(cp_id)
+        await self._fleet.charger(cp_id)
 
     async def connector_settings(self, cp_id: str, connector_id: int) -> ConnectorSettings:
-        await self._connector(cp_id, connector_id)
+        await self._fleet.connector(cp_id, connector_id)
         return await self._client.connector_settings(cp_id, connector_id)
 
     async def chargepoint_settings(self, cp_id: str) -> ChargePointSettings:
-        await self._charger(cp_id)
+        await self._fleet.charger(cp_id)
         return await self._client.chargepoint_settings(cp_id)
 
     # ------------------------------------------------------------ changing
@@ -271,13 +180,13 @@ class Controller:
         a limit someone set since it last looked)."""
         wanted = change.wanted()
 
-        async def attempt(run: _Run) -> _Done:
-            await self._connector(cp_id, connector_id)
+        async def attempt(run: Run) -> Done:
+            await self._fleet.connector(cp_id, connector_id)
             before = await self._client.connector_settings(cp_id, connector_id)
             refusal = None if unless is None else unless(before)
             if refusal is not None:
-                changes = _field_changes(wanted, connector_settings_json(before))
-                return _Done(changes, Outcome.REJECTED, refusal, conflict=True)
+                changes = field_changes(wanted, connector_settings_json(before))
+                return Done(changes, Outcome.REJECTED, refusal, conflict=True)
             if not isinstance(change.max_current, Unset):
                 check_installation_current(
                     change.max_current,
@@ -285,9 +194,9 @@ class Controller:
                     f"{cp_id} connector {connector_id}",
                 )
             old = connector_settings_json(before)
-            changes = _field_changes(wanted, old)
+            changes = field_changes(wanted, old)
             if all(old[name] == value for name, value in wanted.items()):
-                return _Done(changes, Outcome.UNCHANGED, note="already as asked: nothing sent")
+                return Done(changes, Outcome.UNCHANGED, note="already as asked: nothing sent")
             updated = dataclasses.replace(
                 before,
                 mode=change.mode if change.mode is not None else before.mode,
@@ -304,21 +213,23 @@ class Controller:
             await run.sending(changes)
             await self._client.set_connector_settings(updated)
             after = await self._client.connector_settings(cp_id, connector_id)
-            outcome, error = _verify(wanted, connector_settings_json(after))
-            return _Done(changes, outcome, error)
+            outcome, error = verify(wanted, connector_settings_json(after))
+            return Done(changes, outcome, error)
 
-        return await self._change(cp_id, connector_id, "connector_settings", wanted, attempt)
+        return await self._attempts.change(
+            cp_id, connector_id, "connector_settings", wanted, attempt
+        )
 
     async def set_chargepoint(self, cp_id: str, change: ChargePointChange) -> ChangeResult:
         wanted = change.wanted()
 
-        async def attempt(run: _Run) -> _Done:
-            await self._charger(cp_id)
+        async def attempt(run: Run) -> Done:
+            await self._fleet.charger(cp_id)
             before = await self._client.chargepoint_settings(cp_id)
             if not isinstance(change.max_current, Unset):
                 check_installation_current(change.max_current, before.installation_current, cp_id)
             old = chargepoint_settings_json(before)
-            changes = _field_changes(wanted, old)
+            changes = field_changes(wanted, old)
             if change.down_light is not None and before.down_light is None:
                 # the reference: downLight is a Halo's; an Aura reports it as null.  The
                 # charger cannot take it (409), whatever the value asked.
@@ -326,9 +237,9 @@ class Controller:
                     f"charger {cp_id} has no down light (its downLight reads null; "
                     "a Halo has one): nothing sent"
                 )
-                return _Done(changes, Outcome.FAILED, no_light, conflict=True)
+                return Done(changes, Outcome.FAILED, no_light, conflict=True)
             if all(old[name] == value for name, value in wanted.items()):
-                return _Done(changes, Outcome.UNCHANGED, note="already as asked: nothing sent")
+                return Done(changes, Outcome.UNCHANGED, note="already as asked: nothing sent")
             updated = dataclasses.replace(
                 before,
                 dimmer=change.dimmer if change.dimmer is not None else before.dimmer,
@@ -344,24 +255,24 @@ class Controller:
             await run.sending(changes)
             await self._client.set_chargepoint_settings(updated)
             after = await self._client.chargepoint_settings(cp_id)
-            outcome, error = _verify(wanted, chargepoint_settings_json(after))
-            return _Done(changes, outcome, error)
+            outcome, error = verify(wanted, chargepoint_settings_json(after))
+            return Done(changes, outcome, error)
 
-        return await self._change(cp_id, None, "chargepoint_settings", wanted, attempt)
+        return await self._attempts.change(cp_id, None, "chargepoint_settings", wanted, attempt)
 
     async def remote_start(self, cp_id: str, connector_id: int, start: RemoteStart) -> ChangeResult:
         """Start a session; seen when the connector charges, or a new session is open (a car
         that is full, or a limit of 0, opens one without drawing)."""
 
-        async def attempt(run: _Run) -> _Done:
-            await self._connector(cp_id, connector_id)
+        async def attempt(run: Run) -> Done:
+            await self._fleet.connector(cp_id, connector_id)
             charger, before = await self._read_connector(cp_id, connector_id)
-            changes = (_command("remoteStart", start.describe(), before),)
+            changes = (command_change("remoteStart", start.describe(), before),)
             if charger == OFFLINE:
-                return _Done(changes, Outcome.FAILED, _offline(cp_id), conflict=True)
-            if before is not None and _session_running(before):
+                return Done(changes, Outcome.FAILED, offline(cp_id), conflict=True)
+            if before is not None and session_running(before):
                 note = f"a session is already running ({before.status}): nothing sent"
-                return _Done(changes, Outcome.UNCHANGED, note=note)
+                return Done(changes, Outcome.UNCHANGED, note=note)
             # sent all the same: an OCPP charger may wait for the car to be plugged in
             no_vehicle = before is not None and before.state in NO_VEHICLE
             lock_off = await self._rfid_lock_off(cp_id, connector_id)
@@ -376,9 +287,7 @@ class Controller:
                 )
             except ApiError as exc:
                 if exc.status == 409 and no_vehicle:
-                    return _Done(
-                        changes, Outcome.FAILED, f"{exc}; {NO_VEHICLE_HINT}", conflict=True
-                    )
+                    return Done(changes, Outcome.FAILED, f"{exc}; {NO_VEHICLE_HINT}", conflict=True)
                 raise
             old_session = None if before is None else before.session_id
 
@@ -395,7 +304,7 @@ class Controller:
             return done
 
         wanted: dict[str, JsonValue] = {"remoteStart": start.describe()}
-        return await self._change(cp_id, connector_id, "remote_start", wanted, attempt)
+        return await self._attempts.change(cp_id, connector_id, "remote_start", wanted, attempt)
 
     async def _rfid_lock_off(self, cp_id: str, connector_id: int) -> bool:
         """The connector's RFID lock is off (the vendor: a remote start "only makes sense"
@@ -417,54 +326,54 @@ class Controller:
     async def remote_stop(self, cp_id: str, connector_id: int) -> ChangeResult:
         """Stop the running session; nothing is sent to a connector that has none."""
 
-        async def attempt(run: _Run) -> _Done:
-            await self._connector(cp_id, connector_id)
+        async def attempt(run: Run) -> Done:
+            await self._fleet.connector(cp_id, connector_id)
             charger, before = await self._read_connector(cp_id, connector_id)
-            changes = (_command("remoteStop", None, before),)
+            changes = (command_change("remoteStop", None, before),)
             if charger == OFFLINE:
-                return _Done(changes, Outcome.FAILED, _offline(cp_id), conflict=True)
-            if before is not None and not _session_running(before):
+                return Done(changes, Outcome.FAILED, offline(cp_id), conflict=True)
+            if before is not None and not session_running(before):
                 note = f"connector was not charging ({before.status}): nothing sent"
-                return _Done(changes, Outcome.UNCHANGED, note=note)
+                return Done(changes, Outcome.UNCHANGED, note=note)
             await run.sending(changes)
             await self._client.remote_stop(cp_id, connector_id)
 
             def stopped(c: ConnectorStatus) -> bool:
-                return not _session_running(c)
+                return not session_running(c)
 
             return await self._watch(cp_id, connector_id, changes, stopped, "stopped", "stop")
 
         wanted: dict[str, JsonValue] = {"remoteStop": None}
-        return await self._change(cp_id, connector_id, "remote_stop", wanted, attempt)
+        return await self._attempts.change(cp_id, connector_id, "remote_stop", wanted, attempt)
 
     async def reboot(self, cp_id: str) -> ChangeResult:
         """Reboot; ok once the vendor accepts it (a reboot leaves nothing to read back)."""
 
-        async def attempt(run: _Run) -> _Done:
-            await self._charger(cp_id)
+        async def attempt(run: Run) -> Done:
+            await self._fleet.charger(cp_id)
             status = await self._client.status(cp_id)
             changes = (FieldChange("reboot", None, status.status),)
             if status.status == OFFLINE:
-                return _Done(changes, Outcome.FAILED, _offline(cp_id), conflict=True)
+                return Done(changes, Outcome.FAILED, offline(cp_id), conflict=True)
             await run.sending(changes)
             await self._client.reboot(cp_id)
             note = "the vendor accepted the reboot: the charger is offline while it restarts"
-            return _Done(changes, Outcome.OK, note=note)
+            return Done(changes, Outcome.OK, note=note)
 
         wanted: dict[str, JsonValue] = {"reboot": None}
-        return await self._change(cp_id, None, "reboot", wanted, attempt)
+        return await self._attempts.change(cp_id, None, "reboot", wanted, attempt)
 
     async def release_pin(self, cp_id: str, connector_id: int) -> ChangeResult:
         """End a person's pin on a connector: the balancer drives it again from its next tick.
         Nothing is sent to the charger; the release is an audit row (``balancer_release``)."""
 
-        async def attempt(run: _Run) -> _Done:
-            await self._connector(cp_id, connector_id)
+        async def attempt(run: Run) -> Done:
+            await self._fleet.connector(cp_id, connector_id)
             note = "released: the balancer drives it again from its next tick"
-            return _Done((FieldChange("release", None),), Outcome.OK, note=note)
+            return Done((FieldChange("release", None),), Outcome.OK, note=note)
 
         wanted: dict[str, JsonValue] = {"release": None}
-        return await self._change(cp_id, connector_id, RELEASE_ACTION, wanted, attempt)
+        return await self._attempts.change(cp_id, connector_id, RELEASE_ACTION, wanted, attempt)
 
     async def reject(
         self,
@@ -478,139 +387,9 @@ class Controller:
         ``rejected`` row per field it asked for (one without a field if it named none)."""
         changes = tuple(FieldChange(name, value) for name, value in asked.items())
         result = ChangeResult(cp_id, connector_id, action, changes, Outcome.REJECTED, reason)
-        return await self._finish(self._run(cp_id, connector_id, action), result)
-
-    # ------------------------------------------------------------ the common path
-
-    async def _change(
-        self,
-        cp_id: str,
-        connector_id: int | None,
-        action: str,
-        wanted: dict[str, JsonValue],
-        attempt: Attempt,
-    ) -> ChangeResult:
-        """Run ``attempt`` under the target's lock; whatever happens, audit it."""
-        asked = tuple(FieldChange(name, value) for name, value in wanted.items())
-        run = self._run(cp_id, connector_id, action)
-
-        def result(outcome: Outcome, error: str | None, **kw: Any) -> ChangeResult:
-            return ChangeResult(
-                cp_id, connector_id, action, run.changes or asked, outcome, error, **kw
-            )
-
-        try:
-            async with self._target_lock(cp_id, connector_id):
-                done = await attempt(run)
-            final = ChangeResult(
-                cp_id,
-                connector_id,
-                action,
-                done.changes,
-                done.outcome,
-                done.error,
-                note=done.note,
-                conflict=done.conflict,
-            )
-        except UnknownTarget as exc:
-            final = result(Outcome.REJECTED, _reason(exc), unknown_target=True)
-        except InvalidValue as exc:
-            final = result(Outcome.REJECTED, _reason(exc))
-        except _NotAudited as exc:
-            final = result(
-                Outcome.FAILED,
-                f"not sent: the audit row could not be written ({exc})",
-                audit_error=f"audit row not written ({exc})",
-            )
-            self._log_result(final)
-            return final
-        except ChargeAmpsError as exc:
-            # Refused (4xx), unreachable, or an answer we cannot read: the vendor's word.
-            conflict = isinstance(exc, ApiError) and exc.status == 409
-            final = result(Outcome.FAILED, await self._explain(cp_id, exc), conflict=conflict)
-        except asyncio.CancelledError:
-            # The request may or may not have reached the charger: say so, then stop.
-            await self._finish(run, result(Outcome.FAILED, "cancelled before the end"))
-            raise
-        return await self._finish(run, final)
-
-    async def _finish(self, run: _Run, result: ChangeResult) -> ChangeResult:
-        """The outcome into the audit trail: the ``attempted`` rows updated, or new rows."""
-        self._log_result(result)
-        try:
-            if run.keys is not None:
-                await self._audit.finish(run.keys, result.outcome.value, result.error)
-            else:
-                await self._audit.record(self._records(result))
-        except Exception as exc:  # the change happened (or not) either way: report, not raise
-            self._log.error(
-                "control audit not written", action=result.action, error=type(exc).__name__
-            )
-            problem = (
-                f"audit row left as 'attempted' ({type(exc).__name__})"
-                if run.keys is not None
-                else f"audit row not written ({type(exc).__name__})"
-            )
-            return dataclasses.replace(result, audit_error=problem)
-        return result
-
-    def _run(self, cp_id: str, connector_id: int | None, action: str) -> _Run:
-        return _Run(self._audit, self._records, cp_id, connector_id, action)
-
-    def _records(self, result: ChangeResult) -> list[AuditRecord]:
-        when = self._clock.utcnow().replace(tzinfo=None, microsecond=0)
-
-        def row(field: str | None, old: str | None, new: str | None) -> AuditRecord:
-            return AuditRecord(
-                created=when,
-                actor=self.actor,
-                charge_point_id=result.charger,
-                connector_id=result.connector,
-                action=result.action,
-                field=field,
-                old_value=old,
-                new_value=new,
-                result=result.outcome.value,
-                error=result.error,
-            )
-
-        if not result.changes:  # a refused request that named no field
-            return [row(None, None, None)]
-        return [
-            row(
-                change.field,
-                None if isinstance(change.old, Unset) else json_text(change.old),
-                json_text(change.new),
-            )
-            for change in result.changes
-        ]
-
-    def _log_result(self, result: ChangeResult) -> None:
-        # A refusal is the asker's mistake and already told to them: not a warning.
-        quiet = (Outcome.OK, Outcome.UNCHANGED, Outcome.REJECTED)
-        log = self._log.info if result.outcome in quiet else self._log.warning
-        log(
-            "control action",
-            actor=self.actor,
-            charge_point_id=result.charger,
-            connector_id=result.connector,
-            action=result.action,
-            fields=[c.field for c in result.changes],
-            result=result.outcome.value,
-            error=result.error,
+        return await self._attempts.finish(
+            self._attempts.new_run(cp_id, connector_id, action), result
         )
-
-    async def _explain(self, cp_id: str, exc: ChargeAmpsError) -> str:
-        """The vendor's refusal, and why when the status can tell (a 409 from an offline
-        charger)."""
-        if isinstance(exc, ApiError) and exc.status == 409:
-            with contextlib.suppress(ChargeAmpsError):
-                if (await self._client.status(cp_id)).status == OFFLINE:
-                    return (
-                        f"charger {cp_id} is Offline (restarting or out of reach): the vendor "
-                        "refused the change (HTTP 409); try again when it is Online"
-                    )
-        return str(exc)
 
     # ------------------------------------------------------------ commands' effect
 
@@ -630,7 +409,7 @@ class Controller:
         done: Callable[[ConnectorStatus], bool],
         seen: str,
         command: str,
-    ) -> _Done:
+    ) -> Done:
         """Read the status back until ``done`` holds: ok, or unverified after the reads."""
         last = "unknown"
         for read in range(self._verify_reads):
@@ -645,95 +424,12 @@ class Controller:
                 last = f"not listed (charger {charger})"
                 continue
             if done(status):
-                return _Done(changes, Outcome.OK, note=f"{seen}: connector now {status.status}")
+                return Done(changes, Outcome.OK, note=f"{seen}: connector now {status.status}")
             last = status.status
         waited = (self._verify_reads - 1) * self._verify_interval
-        return _Done(
+        return Done(
             changes,
             Outcome.UNVERIFIED,
             f"the vendor accepted the {command}, but {waited:g} s later the connector still "
             f"reads {last}; look again with `charged chargers`",
         )
-
-    # ------------------------------------------------------------ targets
-
-    async def _owned(self, *, refresh: bool) -> dict[str, ChargePoint]:
-        async with self._fleet_lock:
-            now = self._clock.monotonic()
-            stale = self._fleet_read_at is None or now - self._fleet_read_at >= self._fleet_ttl
-            if refresh or stale:
-                fleet = await self._client.owned_chargepoints()
-                self._fleet = {cp.id: cp for cp in fleet}
-                self._fleet_read_at = now
-            return self._fleet
-
-    async def _charger(self, cp_id: str) -> ChargePoint:
-        cp = (await self._owned(refresh=False)).get(cp_id)
-        if cp is None:
-            raise UnknownTarget(f"charger {cp_id} is not one of this account's chargers", cp_id)
-        return cp
-
-    async def _connector(self, cp_id: str, connector_id: int) -> None:
-        cp = await self._charger(cp_id)
-        ids = [c.connector_id for c in cp.connectors]
-        if connector_id not in ids:
-            have = ", ".join(str(i) for i in ids) or "none"
-            raise UnknownTarget(
-                f"charger {cp_id} has no connector {connector_id} (it has: {have})",
-                cp_id,
-                connector_id,
-            )
-
-    @contextlib.asynccontextmanager
-    async def _target_lock(self, cp_id: str, connector_id: int | None) -> AsyncIterator[None]:
-        lock = self._target_locks.setdefault((cp_id, connector_id), asyncio.Lock())
-        async with lock:
-            yield
-
-
-OFFLINE: Final = "Offline"
-RFID_LOCK_OFF: Final = (
-    "the connector's RFID lock is off: a remote start only makes sense with it on (the "
-    "vendor's description): set rfidLock on"
-)
-NO_VEHICLE_HINT: Final = "the connector read Available before the start: is a vehicle plugged in?"
-
-
-def _offline(cp_id: str) -> str:
-    return f"charger {cp_id} is Offline: nothing sent; try again when it is Online"
-
-
-def _session_running(c: ConnectorStatus) -> bool:
-    """A session is open on the connector: charging, paused (SuspendedEV/EVSE: a car held
-    back by a limit has not ended its session), finishing, or plugged in with a session that
-    has not ended (a full car, a limit of 0); see charged.chargeamps.states."""
-    return c.session_open
-
-
-def _command(field: str, new: JsonValue, before: ConnectorStatus | None) -> FieldChange:
-    return FieldChange(field, new, UNSET if before is None else before.status)
-
-
-def _field_changes(
-    wanted: dict[str, JsonValue], old: dict[str, JsonValue]
-) -> tuple[FieldChange, ...]:
-    return tuple(FieldChange(name, value, old.get(name)) for name, value in wanted.items())
-
-
-def _verify(
-    wanted: dict[str, JsonValue], after: dict[str, JsonValue]
-) -> tuple[Outcome, str | None]:
-    """Compare the read-back with what was asked; every field that differs is named."""
-    wrong = [
-        f"{name} reads back {json_text(after.get(name))} (asked {json_text(value)})"
-        for name, value in wanted.items()
-        if after.get(name) != value
-    ]
-    if wrong:
-        return Outcome.FAILED, "did not stick: " + "; ".join(wrong)
-    return Outcome.OK, None
-
-
-def _reason(exc: BaseException) -> str:
-    # LookupError's str() quotes its argument; a person should see the plain sentence.
-    return str(exc.args[0]) if exc.args else type(exc).__name__
