@@ -24,24 +24,33 @@ auth endpoints), even one refused later, so a test can prove that nothing was se
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
 from charged.clock import Clock, SystemClock
 from charged.simulator import payloads
+from charged.simulator.access import ChargerAccess
 from charged.simulator.config import Account, SimulatorConfig
+from charged.simulator.extras import VendorExtras
 from charged.simulator.faults import FaultDice, Faults
-from charged.simulator.fleet import ChargePoint, ConnectorBase, Fleet
+from charged.simulator.fleet import ChargePoint, Fleet
 from charged.simulator.grid import GroundTruth
 from charged.simulator.payloads import BadRequest, JsonObject
 from charged.simulator.physical import physical_connectors
 from charged.simulator.tokens import TokenIssuer
+from charged.simulator.wire import (
+    conflict,
+    error,
+    json_body,
+    ok,
+    query_count,
+    query_time,
+    refresh_error,
+    required_body,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REBOOT_SECONDS = 30.0  # fleet seconds a rebooting charger reports Offline
@@ -88,11 +97,8 @@ class Simulator:
         self.write_log: deque[tuple[str, str]] = deque(maxlen=WRITE_LOG_LIMIT)
         self.base_url = ""
         self._dice = FaultDice(self.faults, config.seed)
-        self._schedules: dict[str, dict[str, JsonObject]] = {}
-        self._unsynced: set[str] = set()  # offline chargers whose stored settings wait
-        self._schedule_serial = 0
-        self.callbacks_enabled: set[str] = set()
-        self._overridden: set[tuple[str, int]] = set()  # (cp, connector) schedule overrides
+        self._access = ChargerAccess(config, self.fleet, self.faults)
+        self.extras = VendorExtras(self._access)
         # answered by kind: "status" (one charger), "organisation" (all of them at once)
         self.request_counts: Counter[str] = Counter()
         self._stopping = asyncio.Event()
@@ -146,8 +152,8 @@ class Simulator:
                     f"{base}/organisations/{{org}}/chargepoints/statuses", self._org_statuses
                 )
             app.router.add_get(f"{cps}/owned", self._owned)
-            app.router.add_put(f"{cps}/callbacks/enable", self._callbacks_enable)
-            app.router.add_put(f"{cps}/callbacks/disable", self._callbacks_disable)
+            app.router.add_put(f"{cps}/callbacks/enable", self.extras.callbacks_enable)
+            app.router.add_put(f"{cps}/callbacks/disable", self.extras.callbacks_disable)
             cp = f"{cps}/{{cp}}"
             app.router.add_get(cp, self._charge_point)
             app.router.add_get(f"{cp}/status", self._status)
@@ -161,14 +167,14 @@ class Simulator:
             app.router.add_get(f"{cp}/chargingsessions/{{sid}}", self._session)
             app.router.add_put(f"{con}/remotestart", self._remote_start)
             app.router.add_put(f"{con}/remotestop", self._remote_stop)
-            app.router.add_put(f"{con}/schedule/override", self._override_schedule)
-            app.router.add_get(f"{cp}/schedule/override/status", self._override_status)
+            app.router.add_put(f"{con}/schedule/override", self.extras.override_schedule)
+            app.router.add_get(f"{cp}/schedule/override/status", self.extras.override_status)
             app.router.add_put(f"{cp}/reboot", self._reboot)
-            app.router.add_get(f"{cp}/schedules", self._list_schedules)
-            app.router.add_post(f"{cp}/schedules", self._create_schedule)
-            app.router.add_put(f"{cp}/schedules", self._update_schedule)
-            app.router.add_get(f"{cp}/schedules/{{sched}}", self._get_schedule)
-            app.router.add_delete(f"{cp}/schedules/{{sched}}", self._delete_schedule)
+            app.router.add_get(f"{cp}/schedules", self.extras.list_schedules)
+            app.router.add_post(f"{cp}/schedules", self.extras.create_schedule)
+            app.router.add_put(f"{cp}/schedules", self.extras.update_schedule)
+            app.router.add_get(f"{cp}/schedules/{{sched}}", self.extras.get_schedule)
+            app.router.add_delete(f"{cp}/schedules/{{sched}}", self.extras.delete_schedule)
         # The simulator's own, outside the vendor's API: the ground truth tests and the
         # benchmark judge a balancer by.  Nothing in charged reads it.
         app.router.add_get(GROUND_TRUTH_PATH, self._ground_truth)
@@ -234,9 +240,9 @@ class Simulator:
         self.login_attempts += 1
         if request.headers.get("apiKey") != self.account.api_key:
             return web.Response(status=401)
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict):
-            return _error(400, "login: the body must be a JSON object with email and password")
+            return error(400, "login: the body must be a JSON object with email and password")
         email, password = body.get("email"), body.get("password")
         if (
             not isinstance(email, str)
@@ -252,17 +258,17 @@ class Simulator:
         )
 
     async def _refresh(self, request: web.Request) -> web.StreamResponse:
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("refreshToken"), str):
-            return _refresh_error("the body must be a JSON object with refreshToken")
+            return refresh_error("the body must be a JSON object with refreshToken")
         token = body.get("token")
         if token is not None and not isinstance(token, str):
-            return _refresh_error("token must be a string")
+            return refresh_error("token must be a string")
         pair = self.tokens.refresh(
             token, body["refreshToken"], self.faults.token_lifetime, self.faults.token_exp_claim
         )
         if pair is None:
-            return _refresh_error("the refresh token is unknown, expired or logged out")
+            return refresh_error("the refresh token is unknown, expired or logged out")
         return web.json_response({"token": pair.token, "refreshToken": pair.refresh_token})
 
     # ------------------------------------------------------------------ ground truth
@@ -273,7 +279,7 @@ class Simulator:
 
     async def _ground_truth(self, request: web.Request) -> web.StreamResponse:
         if self.fleet.physics is None:
-            return _error(404, "this simulator has no site physics (start it with a site)")
+            return error(404, "this simulator has no site physics (start it with a site)")
         return web.json_response(self.ground_truth().as_json())
 
     # ------------------------------------------------------------------ charge points
@@ -285,7 +291,7 @@ class Simulator:
         )
 
     async def _charge_point(self, request: web.Request) -> web.StreamResponse:
-        cp = self._cp(request)
+        cp = self._access.cp(request)
         expand = request.query.get("expand", "")
         return web.json_response(
             payloads.charge_point_json(
@@ -294,7 +300,7 @@ class Simulator:
         )
 
     async def _status(self, request: web.Request) -> web.StreamResponse:
-        cp = self._cp(request)
+        cp = self._access.cp(request)
         self.request_counts["status"] += 1
         if cp.id in self.faults.malformed:
             return web.Response(
@@ -308,7 +314,7 @@ class Simulator:
         f = self.faults
         body = payloads.status_json(
             cp,
-            offline=self.is_offline(cp),
+            offline=self._access.is_offline(cp),
             no_measurements=f.no_measurements,
             status_override=f.connector_status.get(cp.id),
             null_readings=cp.id in f.null_readings,
@@ -323,7 +329,7 @@ class Simulator:
         """Every charger of the organisation in one answer (v5)."""
         org = request.match_info["org"]
         if org != self.config.organisation_id:
-            return _error(404, f"unknown organisation {org}")
+            return error(404, f"unknown organisation {org}")
         self.request_counts["organisation"] += 1
         bodies: list[JsonObject] = []
         for listed in self.fleet.charge_points():
@@ -337,14 +343,14 @@ class Simulator:
         return web.json_response(bodies)
 
     async def _get_cp_settings(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(payloads.charge_point_settings_json(self._cp(request)))
+        return web.json_response(payloads.charge_point_settings_json(self._access.cp(request)))
 
     async def _put_cp_settings(self, request: web.Request) -> web.StreamResponse:
-        cp = self._cp(request)
-        body = await _required_body(request)
-        self._refuse_if_offline(cp)
+        cp = self._access.cp(request)
+        body = await required_body(request)
+        self._access.refuse_if_offline(cp)
         if cp.kind.owned_connector is not None:
-            return _error(403, f"charge point {cp.id} is shared: its settings are not yours")
+            return error(403, f"charge point {cp.id} is shared: its settings are not yours")
         try:
             settings = payloads.parse_charge_point_settings(
                 body,
@@ -352,54 +358,56 @@ class Simulator:
                 cp.installation_current,
                 has_down_light=cp.kind.has_down_light,
                 current=cp.settings,
-                clip=self._clip,
+                clip=self._access.clip,
             )
         except BadRequest as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         if cp.id not in self.faults.ignore_writes:
             cp.settings = settings
-            self._settings_stored(cp)
-        return _ok()
+            self._access.settings_stored(cp)
+        return ok()
 
     async def _get_connector_settings(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(payloads.connector_settings_json(self._connector(request)))
+        return web.json_response(payloads.connector_settings_json(self._access.connector(request)))
 
     async def _put_connector_settings(self, request: web.Request) -> web.StreamResponse:
-        connector = self._connector(request)
-        body = await _required_body(request)
+        connector = self._access.connector(request)
+        body = await required_body(request)
         cp = connector.charge_point
-        self._refuse_if_offline(cp)
-        self._refuse_if_not_ours(connector)
+        self._access.refuse_if_offline(cp)
+        self._access.refuse_if_not_ours(connector)
         cp_id = cp.id
         try:
             settings = payloads.parse_connector_settings(
-                body, cp_id, connector.connector_id, cp.installation_current, clip=self._clip
+                body, cp_id, connector.connector_id, cp.installation_current, clip=self._access.clip
             )
         except BadRequest as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         if cp_id not in self.faults.ignore_writes:
             # the model was brought up to now by _connector(): the change applies from here
             connector.settings = settings
-            self._settings_stored(cp)
-        return _ok()
+            self._access.settings_stored(cp)
+        return ok()
 
     # ------------------------------------------------------------------ sessions
 
     async def _sessions(self, request: web.Request) -> web.StreamResponse:
-        cp = self._cp(request)
-        connectors = [self._connector(request)] if "cid" in request.match_info else cp.connectors
+        cp = self._access.cp(request)
+        connectors = (
+            [self._access.connector(request)] if "cid" in request.match_info else cp.connectors
+        )
         owned = cp.kind.owned_connector
         if owned is not None:
             # a single connector owner sees the sessions of their own connector only
             if "cid" in request.match_info:
-                self._refuse_if_not_ours(connectors[0])
+                self._access.refuse_if_not_ours(connectors[0])
             connectors = [c for c in connectors if c.connector_id == owned]
         try:
-            start = _query_time(request, "startTime")
-            end = _query_time(request, "endTime")
-            max_count = _query_count(request)
+            start = query_time(request, "startTime")
+            end = query_time(request, "endTime")
+            max_count = query_count(request)
         except BadRequest as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         sessions = [
             s
             for c in connectors
@@ -413,265 +421,53 @@ class Simulator:
         return web.json_response([payloads.session_json(s, email) for s in sessions])
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
-        cp = self._cp(request)
+        cp = self._access.cp(request)
         wanted = request.match_info["sid"]
         for c in cp.connectors:
             for s in c.sessions():
                 if str(s.id) == wanted:
                     return web.json_response(payloads.session_json(s, self.account.email))
-        return _error(404, f"no charging session {wanted} on charge point {cp.id}")
+        return error(404, f"no charging session {wanted} on charge point {cp.id}")
 
     # ------------------------------------------------------------------ commands
 
     async def _remote_start(self, request: web.Request) -> web.StreamResponse:
-        connector = self._connector(request)
-        body = await _required_body(request)
-        self._refuse_if_offline(connector.charge_point)
-        self._refuse_if_not_ours(connector)
+        connector = self._access.connector(request)
+        body = await required_body(request)
+        self._access.refuse_if_offline(connector.charge_point)
+        self._access.refuse_if_not_ours(connector)
         try:
             payloads.parse_remote_start(body)
         except BadRequest as exc:
-            return _error(400, str(exc))
-        if self.is_offline(connector.charge_point):
-            return _ok()  # accepted by the cloud; the charger never hears of it
+            return error(400, str(exc))
+        if self._access.is_offline(connector.charge_point):
+            return ok()  # accepted by the cloud; the charger never hears of it
         if not connector.remote_start() and self.config.conflicts:
-            return _conflict("no vehicle is plugged into this connector", "NoVehicle")
-        return _ok()
+            return conflict("no vehicle is plugged into this connector", "NoVehicle")
+        return ok()
 
     async def _remote_stop(self, request: web.Request) -> web.StreamResponse:
-        connector = self._connector(request)
-        await _required_body(request)
-        self._refuse_if_offline(connector.charge_point)
-        self._refuse_if_not_ours(connector)
-        if not self.is_offline(connector.charge_point):
+        connector = self._access.connector(request)
+        await required_body(request)
+        self._access.refuse_if_offline(connector.charge_point)
+        self._access.refuse_if_not_ours(connector)
+        if not self._access.is_offline(connector.charge_point):
             connector.remote_stop()
-        return _ok()
+        return ok()
 
     async def _reboot(self, request: web.Request) -> web.StreamResponse:
-        cp = self._cp(request)
-        await _required_body(request)
-        self._refuse_if_offline(cp)
-        if not self.is_offline(cp):
+        cp = self._access.cp(request)
+        await required_body(request)
+        self._access.refuse_if_offline(cp)
+        if not self._access.is_offline(cp):
             cp.offline_until = self.fleet.now() + REBOOT_SECONDS
-        return _ok()
+        return ok()
 
-    async def _override_schedule(self, request: web.Request) -> web.StreamResponse:
-        """PUT .../connectors/{cid}/schedule/override (no body): charge now, schedule aside."""
-        connector = self._connector(request)
-        self._refuse_if_not_ours(connector)
-        self._overridden.add((connector.charge_point.id, connector.connector_id))
-        return _ok()
-
-    async def _override_status(self, request: web.Request) -> web.StreamResponse:
-        cp = self._cp(request)
-        return web.json_response(
-            [
-                {
-                    "connectorId": c.connector_id,
-                    "isOverridden": (cp.id, c.connector_id) in self._overridden,
-                }
-                for c in cp.connectors
-            ]
-        )
-
-    async def _callbacks_enable(self, request: web.Request) -> web.StreamResponse:
-        return await self._callbacks(request, enable=True)
-
-    async def _callbacks_disable(self, request: web.Request) -> web.StreamResponse:
-        return await self._callbacks(request, enable=False)
-
-    async def _callbacks(self, request: web.Request, *, enable: bool) -> web.StreamResponse:
-        body = await _required_body(request)
-        try:
-            ids = payloads.parse_charge_point_ids(body)
-        except BadRequest as exc:
-            return _error(400, str(exc))
-        known = set(self.fleet.charge_point_ids())
-        unknown = [i for i in ids if i not in known]
-        if unknown:
-            return _error(404, f"unknown charge point {unknown[0]}")
-        if enable:
-            self.callbacks_enabled.update(ids)
-        else:
-            self.callbacks_enabled.difference_update(ids)
-        return _ok()
-
-    # ------------------------------------------------------------------ schedules
-
-    def _cp_schedules(self, request: web.Request) -> tuple[ChargePoint, dict[str, JsonObject]]:
-        cp = self._cp(request)
-        return cp, self._schedules.setdefault(cp.id, {})
-
-    async def _list_schedules(self, request: web.Request) -> web.StreamResponse:
-        _, schedules = self._cp_schedules(request)
-        return web.json_response(list(schedules.values()))
-
-    async def _get_schedule(self, request: web.Request) -> web.StreamResponse:
-        cp, schedules = self._cp_schedules(request)
-        schedule = schedules.get(request.match_info["sched"])
-        if schedule is None:
-            return _error(404, f"no schedule {request.match_info['sched']} on {cp.id}")
-        return web.json_response(schedule)
-
-    async def _create_schedule(self, request: web.Request) -> web.StreamResponse:
-        cp, schedules = self._cp_schedules(request)
-        body = await _required_body(request)
-        if not isinstance(body, dict):
-            return _error(400, "Schedule: the body must be a JSON object")
-        self._schedule_serial += 1
-        schedule = {**body, "id": self._schedule_serial, "chargePointId": cp.id}
-        schedules[str(self._schedule_serial)] = schedule
-        return web.json_response(schedule)
-
-    async def _update_schedule(self, request: web.Request) -> web.StreamResponse:
-        cp, schedules = self._cp_schedules(request)
-        body = await _required_body(request)
-        if not isinstance(body, dict) or body.get("id") is None:
-            return _error(400, "Schedule: the body must be a JSON object with its id")
-        key = str(body["id"])
-        if key not in schedules:
-            return _error(404, f"no schedule {key} on {cp.id}")
-        schedules[key] = {**body, "id": schedules[key]["id"], "chargePointId": cp.id}
-        return web.json_response(schedules[key])
-
-    async def _delete_schedule(self, request: web.Request) -> web.StreamResponse:
-        cp, schedules = self._cp_schedules(request)
-        if schedules.pop(request.match_info["sched"], None) is None:
-            return _error(404, f"no schedule {request.match_info['sched']} on {cp.id}")
-        return _ok()
-
-    # ------------------------------------------------------------------ look-ups
-
-    def _cp(self, request: web.Request) -> ChargePoint:
-        cp = self.fleet.get(request.match_info["cp"])
-        if cp is None:
-            raise _http_error(web.HTTPNotFound, f"unknown charge point {request.match_info['cp']}")
-        if cp.id in self._unsynced and not self.is_offline(cp):
-            # back online: the cloud pushes what it stored meanwhile (cars follow it late)
-            self._unsynced.discard(cp.id)
-            self.fleet.settings_changed(cp)
-        return cp
-
-    def _settings_stored(self, cp: ChargePoint) -> None:
-        """The cloud stored new settings: an online charger gets them now, an offline one
-        when it is back (noticed at the next request about it, e.g. the next poll)."""
-        if self.is_offline(cp):
-            self._unsynced.add(cp.id)
-        else:
-            self.fleet.settings_changed(cp)
+    @property
+    def callbacks_enabled(self) -> set[str]:
+        """The charge points whose callbacks are enabled."""
+        return self.extras.callbacks_enabled
 
     def is_offline(self, cp: ChargePoint) -> bool:
         """Rebooting, or made offline by the ``offline`` fault."""
-        return cp.id in self.faults.offline or cp.offline_until > self.fleet.now()
-
-    @property
-    def _clip(self) -> bool:
-        return self.config.above_installation == "clip"
-
-    def _refuse_if_offline(self, cp: ChargePoint) -> None:
-        """With ``conflicts``: 409 + JSON for a change to an offline charger (by default the
-        change is accepted: the cloud keeps settings, a command never reaches the charger)."""
-        if self.config.conflicts and self.is_offline(cp):
-            raise web.HTTPConflict(
-                text=json.dumps(
-                    {
-                        "error": f"charge point {cp.id} is offline; try again when it is online",
-                        "messageCode": "ChargePointOffline",
-                    }
-                ),
-                content_type="application/json",
-            )
-
-    def _refuse_if_not_ours(self, connector: ConnectorBase) -> None:
-        owned = connector.charge_point.kind.owned_connector
-        if owned is not None and connector.connector_id != owned:
-            raise _http_error(
-                web.HTTPForbidden,
-                f"connector {connector.connector_id} of {connector.charge_point.id} "
-                "belongs to another user",
-            )
-
-    def _connector(self, request: web.Request) -> ConnectorBase:
-        cp = self._cp(request)
-        raw = request.match_info["cid"]
-        connector = cp.connector(int(raw)) if raw.isdigit() else None
-        if connector is None:
-            raise _http_error(web.HTTPNotFound, f"charge point {cp.id} has no connector {raw}")
-        return connector
-
-
-# ---------------------------------------------------------------------- helpers
-
-_NO_BODY = object()
-
-
-async def _json_body(request: web.Request) -> Any:
-    """The parsed JSON body, ``_NO_BODY`` if there is none, or raise 400 if it is not JSON."""
-    try:
-        raw = await request.read()
-    except ConnectionResetError:
-        # the client hung up mid-body (it timed out): nobody is left to answer, and an
-        # unhandled error here would print a traceback for a normal event
-        raise _http_error(web.HTTPBadRequest, "the client closed the connection") from None
-    if not raw.strip():
-        return _NO_BODY
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise _http_error(web.HTTPBadRequest, "the body is not valid JSON") from None
-
-
-async def _required_body(request: web.Request) -> Any:
-    # The vendor answers a PUT/POST without a body with 403.
-    body = await _json_body(request)
-    if body is _NO_BODY:
-        raise _http_error(web.HTTPForbidden, "this request needs a JSON body (send {} if empty)")
-    return body
-
-
-# The reference describes PUT answers and error bodies as application/octet-stream strings.
-PLAIN = "application/octet-stream"
-
-
-def _ok() -> web.Response:
-    return web.Response(status=200, body=b"Success", content_type=PLAIN)
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.Response(status=status, body=message.encode(), content_type=PLAIN)
-
-
-def _http_error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
-    return kind(body=message.encode(), content_type=PLAIN)
-
-
-def _conflict(message: str, code: str) -> web.Response:
-    # the invented answer (SimulatorConfig.conflicts): 409 with a JSON body
-    body = json.dumps({"error": message, "messageCode": code})
-    return web.Response(status=409, text=body, content_type="application/json")
-
-
-def _refresh_error(message: str) -> web.Response:
-    return web.json_response({"error": message, "messageCode": "InvalidRefreshToken"}, status=400)
-
-
-def _query_time(request: web.Request, key: str) -> float | None:
-    raw = request.query.get(key)
-    if raw is None or raw == "":
-        return None
-    try:
-        parsed = datetime.fromisoformat(raw.replace(" ", "+"))
-    except ValueError:
-        raise BadRequest(f"{key}: {raw!r} is not an ISO 8601 date-time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # no offset means UTC, as the vendor sends it
-    return parsed.timestamp()
-
-
-def _query_count(request: web.Request) -> int | None:
-    raw = request.query.get("maxCount")
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit():
-        raise BadRequest(f"maxCount: {raw!r} is not a non-negative integer")
-    return int(raw)
+        return self._access.is_offline(cp)
