@@ -249,7 +249,11 @@ async def test_api_faults_keep_ticking_and_store_exactly_what_was_served(
     assert 0 < landed <= late
     run.late.update(range(served_before, served_before + landed))
     assert all(t.ok == 0 and t.failed == CHARGERS for t in spike.ticks)
-    assert all("no answer within" in why for why in spike.gaps().values())
+    # every gap a time-out: an attempt that got no answer in time, or (on a loaded machine,
+    # where the first attempts ran long) a retry that the tick's deadline no longer allowed
+    gave_up_for_time = ("no answer within", "deadline reached")
+    reasons = spike.gaps().values()
+    assert all(any(why in reason for why in gave_up_for_time) for reason in reasons), reasons
 
     # -- 429 storm: first every request, then half of them; Retry-After is honoured
     retries_before = run.metric("charged_api_retries_total", endpoint=STATUS)
