@@ -11,8 +11,9 @@ import json
 from aiohttp import web
 
 from charged.simulator.config import SimulatorConfig
+from charged.simulator.connector import ConnectorBase
 from charged.simulator.faults import Faults
-from charged.simulator.fleet import ChargePoint, ConnectorBase, Fleet
+from charged.simulator.fleet import ChargePoint, Fleet
 from charged.simulator.wire import http_error
 
 

@@ -11,16 +11,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from charged.simulator.fleet import (
-    MAX_CURRENT,
-    MIN_CURRENT,
-    ChargePoint,
+from charged.simulator.charger_state import (
     ChargePointSettings,
-    ConnectorBase,
     ConnectorReading,
     ConnectorSettings,
     Session,
 )
+from charged.simulator.connector import MAX_CURRENT, MIN_CURRENT, ConnectorBase
+from charged.simulator.fleet import ChargePoint
 
 JsonObject = dict[str, Any]
 PHASES = ("L1", "L2", "L3")

@@ -16,21 +16,21 @@ import random
 from collections import deque
 from collections.abc import Iterator, Sequence
 
-from charged.simulator.fleet import (
-    CONNECTORS_PER_AURA,
+from charged.simulator.charger_state import ConnectorReading, Session
+from charged.simulator.connector import (
     HISTORY_PER_CONNECTOR,
     IDLE_PHASE_CURRENT,
     MAX_CURRENT,
-    ChargePoint,
     ConnectorBase,
-    ConnectorReading,
-    Session,
+)
+from charged.simulator.fleet import CONNECTORS_PER_AURA, ChargePoint
+from charged.simulator.physics import Car, Physics, PhysicsConfig, Plug, SessionRecord, Visit
+from charged.simulator.vehicles import (
     charge_seconds,
     occupied_share,
     sample_arrival,
     sample_vehicle,
 )
-from charged.simulator.physics import Car, Physics, PhysicsConfig, Plug, SessionRecord, Visit
 
 
 def sampled_visits(rng: random.Random, start: int, half_share: float) -> Iterator[Visit]:

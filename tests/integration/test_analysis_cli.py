@@ -34,7 +34,7 @@ from charged.cli import main
 from charged.control.operations import Controller
 from charged.control.validation import ConnectorChange
 from charged.simulator import Simulator
-from charged.simulator.fleet import Session as FleetSession
+from charged.simulator.charger_state import Session as FleetSession
 from charged.simulator.payloads import session_rfid
 from charged.storage.engine import create_engine
 from charged.storage.schema import charging_session, connector_status, measurement, metadata

@@ -10,7 +10,8 @@ import pytest
 
 from charged.clock import FakeClock
 from charged.simulator import STEP, Fleet
-from charged.simulator.fleet import Connector, ConnectorReading
+from charged.simulator.charger_state import ConnectorReading
+from charged.simulator.connector import Connector
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86_400.0
