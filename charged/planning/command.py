@@ -35,6 +35,7 @@ from charged.planning.loads import (
     loads_from_scenario,
     visits_from_sessions,
 )
+from charged.planning.problem import ALL, CYCLIC, Loads, PlanningError, problem_for
 from charged.planning.report import (
     BalancerFigures,
     PeriodReport,
@@ -44,16 +45,7 @@ from charged.planning.report import (
     moves_table,
     period_report,
 )
-from charged.planning.rotation import (
-    ALL,
-    CYCLIC,
-    Loads,
-    PlanningError,
-    Solution,
-    SolverUnavailable,
-    problem_for,
-    solve,
-)
+from charged.planning.rotation import Solution, SolverUnavailable, solve
 
 DAY_S = 86400
 

@@ -35,7 +35,7 @@ from charged.balancer.evaluate.policies import make_policy
 from charged.balancer.evaluate.scenario import Scenario
 from charged.balancer.evaluate.telemetry import Policy, Telemetry
 from charged.balancer.model import DEFAULT_PARAMS, ConnectorKey, Site
-from charged.planning.rotation import Loads
+from charged.planning.problem import Loads
 from charged.storage.schema import connector_status, measurement, poll_cycle, poll_gap
 
 TERMINALS = {"L1": 0, "L2": 1, "L3": 2}

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from charged.balancer.model import PHASE_NAMES, Rotation
-from charged.planning.rotation import Problem, fuse_currents
+from charged.planning.problem import Problem
+from charged.planning.scoring import fuse_currents
 
 COLOURS = ("tab:blue", "tab:orange", "tab:green")  # L1, L2, L3
 

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from charged.balancer.model import PHASE_NAMES, Rotation
-from charged.planning.rotation import Array, Problem, fuse_currents
+from charged.planning.problem import Array, Problem
+from charged.planning.scoring import fuse_currents
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,11 @@ import numpy as np
 import pytest
 
 from charged.balancer.model import ChargerSpec, Fuse, Rotation, Site
-from charged.planning.rotation import (
-    ALL,
-    CYCLIC,
-    Loads,
-    PlanningError,
-    brute_force,
-    heuristic,
-    problem_for,
-    reduce_steps,
-    score,
-    solve,
-)
+from charged.planning.problem import ALL, CYCLIC, Loads, PlanningError, problem_for
+from charged.planning.reduction import reduce_steps
+from charged.planning.rotation import solve
+from charged.planning.scoring import score
+from charged.planning.search import brute_force, heuristic
 
 pytest.importorskip("scipy")
 
