@@ -61,7 +61,8 @@ async def run_checks(
     time_limit: float,
 ) -> list[CheckResult]:
     """Every check, in report order: config, database, api, the site (when the config
-    describes one), each site meter, then the paths charged writes."""
+    describes one), each site meter, the prices (when configured), then the paths charged
+    writes."""
     clock = clock or SystemClock()
     results, settings = check_config(config_path, environ=environ)
     if settings is None:
@@ -83,7 +84,12 @@ async def run_checks(
         from charged.check_meters import check_meters
 
         meters = await check_meters(settings, clock=clock, time_limit=time_limit)
-    return [*results, *database, *api, *placement, *meters, *check_paths(settings)]
+    prices: list[CheckResult] = []
+    if settings.prices.enabled:
+        from charged.check_prices import check_prices
+
+        prices = [await check_prices(settings, clock=clock, time_limit=time_limit)]
+    return [*results, *database, *api, *placement, *meters, *prices, *check_paths(settings)]
 
 
 def exit_code(results: Sequence[CheckResult]) -> int:

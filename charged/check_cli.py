@@ -28,7 +28,8 @@ def add_check_command(subparsers: Any) -> None:
     """Add `check` to ``charged``'s sub-parsers (its handler is set as ``control_handler``)."""
     check = subparsers.add_parser(
         "check",
-        help="pre-flight check: config, database, vendor login, the balancer's site, meters",
+        help="pre-flight check: config, database, vendor login, the balancer's site, meters, "
+        "prices",
         description="Validate the config, reach the database and log in to the vendor API "
         "once; print one line per check. With a site in the config, print its fuse tree "
         "(per-phase limits, margin, each charger's rotation and installation current) and "
@@ -37,8 +38,10 @@ def add_check_command(subparsers: Any) -> None:
         "and one the balancer will only shadow (the vendor load-balances it), are warnings. "
         "Each site meter is reached once: MQTT, one message on its topic within --timeout "
         "(only a retained one: a warning); HTTP, one GET; the readings must fit its fields. "
+        "The prices (prices.file or prices.url) are read once and what now costs is printed. "
         "Exit 0 when nothing failed, else the code of the first failure (78 config or site, "
-        "69 database/API unreachable, 77 vendor login or database user/password refused).",
+        "69 database/API/meter/prices unreachable, 77 vendor login or database user/password "
+        "refused).",
     )
     check.add_argument(
         "-c",

@@ -310,7 +310,8 @@ def _install_prices(daemon: Any, settings: Any) -> Any:
 
     book = PriceBook(rule_from_settings(settings.prices))
     source = PriceSource.of(settings.prices, settings.site.timezone)
-    daemon.add_task("charged-prices", PriceReader(source, book, clock=daemon.clock).run)
+    reader = PriceReader(source, book, clock=daemon.clock, metrics=daemon.metrics)
+    daemon.add_task("charged-prices", reader.run)
     return book
 
 

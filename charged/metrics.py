@@ -278,6 +278,30 @@ class Metrics:
             "charged_mqtt_connects", "Connections made to the site meters' MQTT broker", registry=r
         )
 
+        # prices (charged/prices): the gauges of the price now are read at each scrape
+        self.price_reads = Counter(
+            "charged_price_reads",
+            "Reads of the price series (prices.file or prices.url), by result (ok, failed)",
+            ["result"],
+            registry=r,
+        )
+        self.price_known_until = Gauge(
+            "charged_price_known_until_seconds",
+            "Unix time the last known price interval ends (0: none known); once it is past, "
+            "no interval is dear and nothing is capped for price",
+            registry=r,
+        )
+        self.price_now = Gauge(
+            "charged_price",
+            "The price of the interval now, in the series' own unit (NaN: none known)",
+            registry=r,
+        )
+        self.price_dear = Gauge(
+            "charged_price_dear",
+            "1 while the price rule calls the interval now dear (charging capped)",
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)

@@ -13,6 +13,7 @@ running out means no interval is dear, so nobody's charging is capped for want o
 from __future__ import annotations
 
 import asyncio
+import math
 import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -24,6 +25,7 @@ import structlog
 
 from charged.clock import Clock, sleep_or_stop
 from charged.config_site import PriceSettings
+from charged.metrics import Metrics
 from charged.prices.rule import DearHours, PriceRule
 from charged.prices.series import (
     JsonFields,
@@ -34,7 +36,14 @@ from charged.prices.series import (
     series_of,
 )
 
+
+class PriceUnavailable(PriceError):
+    """The URL answered, but not with prices (an HTTP error status)."""
+
+
 MAX_BODY_BYTES = 1024 * 1024
+# what a read of the series may raise: the source's content, or the way to it
+READ_ERRORS = (PriceError, aiohttp.ClientError, TimeoutError)
 KEEP_S = 2 * 86400  # intervals that ended longer ago than this are dropped
 
 
@@ -101,13 +110,24 @@ class PriceSource:
 
 class PriceReader:
     def __init__(
-        self, source: PriceSource, book: PriceBook, *, clock: Clock, logger: Any = None
+        self,
+        source: PriceSource,
+        book: PriceBook,
+        *,
+        clock: Clock,
+        logger: Any = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.source = source
         self.book = book
         self._clock = clock
         self._log = logger or structlog.get_logger("charged.prices")
         self._failing = False
+        self._metrics = metrics
+        if metrics is not None:
+            # read at each scrape, so they follow the clock between two reads of the series
+            metrics.price_now.set_function(lambda: _or_nan(book.price(clock.time())))
+            metrics.price_dear.set_function(lambda: float(book.dear(clock.time())))
 
     async def run(self, stop: asyncio.Event) -> None:
         timeout = aiohttp.ClientTimeout(total=10.0)
@@ -116,16 +136,21 @@ class PriceReader:
                 await self.read_once(session)
                 await sleep_or_stop(self._clock, self.source.refresh_s, stop)
 
+    async def read(self, session: aiohttp.ClientSession | None, now: float) -> PriceSeries:
+        """The series as the source gives it now (nothing kept); a failure raises
+        :data:`READ_ERRORS` (``charged check`` reports it as it is)."""
+        if self.source.file is not None:
+            return read_price_file(self.source.file)
+        assert session is not None
+        return await self._fetch(session, now)
+
     async def read_once(self, session: aiohttp.ClientSession | None = None) -> bool:
         """One refresh; → whether it read prices."""
         now = self._clock.time()
         try:
-            if self.source.file is not None:
-                series = read_price_file(self.source.file)
-            else:
-                assert session is not None
-                series = await self._fetch(session, now)
-        except (PriceError, aiohttp.ClientError, TimeoutError) as exc:
+            series = await self.read(session, now)
+        except READ_ERRORS as exc:
+            self._count("failed")
             if not self._failing:
                 self._failing = True
                 self._log.warning(
@@ -134,17 +159,25 @@ class PriceReader:
                 )
             return False
         self.book.update(series, now)
+        self._count("ok")
+        if self._metrics is not None:
+            known = self.book.series
+            self._metrics.price_known_until.set(known.ends[-1] if known is not None else 0.0)
         if self._failing:
             self._failing = False
             self._log.info("prices read again", intervals=len(series))
         return True
+
+    def _count(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.price_reads.labels(result).inc()
 
     async def _fetch(self, session: aiohttp.ClientSession, now: float) -> PriceSeries:
         found: PriceSeries | None = None
         for url, required in self.source.urls(now):
             try:
                 series = await self._get(session, url)
-            except (PriceError, aiohttp.ClientError, TimeoutError):
+            except READ_ERRORS:
                 if required:
                     raise
                 continue
@@ -155,8 +188,12 @@ class PriceReader:
     async def _get(self, session: aiohttp.ClientSession, url: str) -> PriceSeries:
         async with session.get(url, headers={"Accept": "application/json"}) as resp:
             if resp.status != 200:
-                raise PriceError(f"the URL answered HTTP {resp.status}")
+                raise PriceUnavailable(f"the URL answered HTTP {resp.status}")
             body = await resp.content.read(MAX_BODY_BYTES + 1)
             if len(body) > MAX_BODY_BYTES:
                 raise PriceError(f"the answer is larger than {MAX_BODY_BYTES} bytes")
             return parse_price_json(bytes(body), self.source.fields)
+
+
+def _or_nan(price: float | None) -> float:
+    return math.nan if price is None else price

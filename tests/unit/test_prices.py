@@ -4,6 +4,7 @@ reading a file and an HTTP JSON URL, and the evaluation's charged-price."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -174,6 +175,7 @@ def test_the_daemon_installs_a_reader_for_configured_prices(tmp_path: Path) -> N
 
     class Daemon:
         clock = FakeClock(T0)
+        metrics = Metrics()
 
         def __init__(self) -> None:
             self.tasks: list[str] = []
@@ -272,6 +274,32 @@ async def test_a_url_is_read_for_today_and_tomorrow_and_a_failure_keeps_what_is_
         assert await reader.read_once(session)
         assert not book.dear(T0)
     assert log.events == ["prices could not be read; keeping what is known", "prices read again"]
+
+
+async def test_the_reads_and_the_price_now_are_metrics(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text("start,price\n2026-03-02T09:00:00+01:00,3.0\n2026-03-02T10:00:00+01:00,0\n")
+    settings = PriceSettings(file=path, dear_above=2.0)
+    clock, metrics = FakeClock(T0, auto_advance=False), Metrics()
+    book = PriceBook(rule_from_settings(settings))
+    reader = PriceReader(PriceSource.of(settings, "UTC"), book, clock=clock, metrics=metrics)
+
+    def sample(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert sample("charged_price_known_until_seconds") == 0.0
+    assert math.isnan(sample("charged_price") or 0.0) and sample("charged_price_dear") == 0.0
+    assert await reader.read_once()
+    assert sample("charged_price_reads_total", result="ok") == 1
+    assert sample("charged_price_known_until_seconds") == T0 + 2 * HOUR
+    # the gauges of now follow the clock between two reads
+    assert (sample("charged_price"), sample("charged_price_dear")) == (3.0, 1.0)
+    await clock.advance(HOUR)
+    assert (sample("charged_price"), sample("charged_price_dear")) == (0.0, 0.0)
+    path.write_text("nonsense")
+    assert not await reader.read_once()
+    assert sample("charged_price_reads_total", result="failed") == 1
+    assert sample("charged_price_known_until_seconds") == T0 + 2 * HOUR  # what is known stays
 
 
 async def test_a_file_is_read_again_at_each_refresh(tmp_path: Path) -> None:
