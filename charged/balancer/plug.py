@@ -17,14 +17,9 @@ from charged.balancer.model import BalancerParams, Site
 from charged.balancer.pins import BALANCER_ACTOR, SqlAuditSource
 from charged.balancer.power_target import TargetSpec
 from charged.balancer.recall import SqlCarRecall
-from charged.balancer.runtime import (
-    BalancerRuntime,
-    BuildingLoad,
-    PriceSignal,
-    RuntimeMode,
-    tick_input,
-)
+from charged.balancer.runtime import BalancerRuntime, RuntimeMode, tick_input
 from charged.balancer.schedule import LimitSchedule
+from charged.balancer.site_signals import BuildingLoad, PriceSignal
 from charged.balancer.window_recall import SqlWindowRecall
 from charged.clock import Clock
 from charged.collector.supervisor import TickCallback, TickResult

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from charged.balancer.model import PHASE_NAMES, Site
 
 if TYPE_CHECKING:
-    from charged.balancer.runtime import PowerReport, StepReport
+    from charged.balancer.runtime import StepReport
+    from charged.balancer.site_signals import PowerReport
 
 
 def decision_rows(report: StepReport, mode: str) -> list[dict[str, Any]]:

@@ -18,21 +18,10 @@ hands them over: a slow vendor never holds up the poll loop) and the loop takes 
 6. every connector's decision is a ``balancer_decision`` row through the batch writer, and the
    per fuse and phase limit, envelope and measured current are metrics.
 
-Site meters: with a ``building`` source (:mod:`charged.meters`) each step asks it for what
-else every metered fuse feeds at the tick's time (a fresh reading plus its headroom, or the
-fallback of a stale meter) and runs the allocation and the plan on the site with that
-subtracted from the fuses (:meth:`~charged.balancer.model.Site.with_other_load`): the pure
-functions see a smaller fuse, nothing else.
-
-Limits over time: with a ``schedule`` (:mod:`.schedule`) each step first puts every fuse at
-the limit its weekly schedule has in force at the tick's time (local time of the site), then
-subtracts the building's load from that.
-
-Prices: with a ``prices`` signal (:class:`charged.prices.source.PriceBook`), a step in an
-interval the price rule calls dear runs on the site with its root capped
-(:func:`charged.prices.rule.capped_site`: the chargers together at most the rule's power, never
-less than its per-connector minimum for every car that wants current); the transitions into
-and out of a dear interval are logged once each.
+The site each step runs on — the fuses at their scheduled limits, less the building's load,
+under the power target's cap and the price rule's — is shaped by
+:class:`~charged.balancer.site_signals.SiteSignals`: the pure functions see smaller fuses,
+nothing else.
 
 Fail-safe: a charger the vendor's cloud load-balances (``isLoadbalanced``) is never driven
 unless the site says the vendor's balancing is off for it; until the list of chargers has
@@ -70,63 +59,28 @@ from charged.balancer.model import (
 from charged.balancer.pins import AuditSource, PinBook
 from charged.balancer.plan import plan
 from charged.balancer.power_target import (
-    Cap,
     TargetSpec,
-    WindowState,
-    advance,
-    charger_cap,
-    phase_caps,
 )
 from charged.balancer.recall import CarRecall
 from charged.balancer.records import decision_rows, fuse_rows, power_window_row
-from charged.balancer.schedule import LimitSchedule, limits_at
+from charged.balancer.schedule import LimitSchedule
+from charged.balancer.site_signals import (
+    BuildingLoad,
+    PowerReport,
+    PriceSignal,
+    SiteSignals,
+    WindowRecall,
+)
 from charged.balancer.tracking import Tracked, settings_limit
 from charged.chargeamps.errors import ChargeAmpsError
 from charged.chargeamps.models import ChargePoint, ChargePointStatus, ConnectorSettings
 from charged.clock import Clock
 from charged.metrics import Metrics
-from charged.prices.rule import PriceRule, capped_site
 from charged.storage.writes import RowBatch
 
 RuntimeMode = Literal["shadow", "active"]
 READ_CONCURRENCY = 8
 REREAD_EVERY = 20  # ticks between read-backs of every connector (outside changes)
-
-
-class BuildingLoad(Protocol):
-    """What else the metered fuses feed besides the chargers (charged.meters.MeterBook)."""
-
-    def loads(self, now: float) -> Mapping[str, tuple[float, float, float]]: ...
-
-    # as read, without the headroom (the building's power for the power target)
-    def measured(self, now: float) -> Mapping[str, tuple[float, float, float]]: ...
-
-
-class WindowRecall(Protocol):
-    """The power target's window as the previous run left it (power_window rows)."""
-
-    async def recall(self, spec: TargetSpec) -> WindowState | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PowerReport:
-    """The power target at a step: the window as advanced to it, and the cap it set."""
-
-    window: WindowState
-    cap: Cap
-    cap_a: float  # the mean of the three phases' caps (the allowed chargers' power / 3 V)
-    caps: tuple[float, float, float]  # the caps put on the top fuse (A, rounded down to 0.1 A)
-    chargers_w: float
-    building_w: float
-    window_s: float
-
-
-class PriceSignal(Protocol):
-    """Whether charging is capped for the price now (charged.prices.source.PriceBook)."""
-
-    rule: PriceRule
-
-    def dear(self, now: float) -> bool: ...
 
 
 class SettingsReader(SetConnector, Protocol):
@@ -192,16 +146,6 @@ class BalancerRuntime:
         prices: PriceSignal | None = None,
     ) -> None:
         self.site = site
-        self._prices = prices
-        self._dear = False
-        self._building = building
-        self._schedule = schedule or None  # an empty schedule is none
-        self._target = power_target
-        self._window_recall = window_recall  # read once, at the first step with a target
-        self._window: WindowState | None = None
-        self._tick_s = tick_s  # how long a cap stays in force: until the next tick
-        self._capped_now = site
-        self._site_now = site  # the site less the building's load at the last step
         self.mode: RuntimeMode = mode
         self.params = params
         self._controller = controller
@@ -212,6 +156,17 @@ class BalancerRuntime:
         self._metrics = metrics or Metrics()
         self._reread_every = max(1, reread_every)
         self._log = logger or structlog.get_logger("charged.balancer")
+        self._signals = SiteSignals(
+            site,
+            params=params,
+            logger=self._log,
+            building=building,
+            schedule=schedule,
+            power_target=power_target,
+            window_recall=window_recall,
+            tick_s=tick_s,
+            prices=prices,
+        )
         self.pins = PinBook()
         self._tracked: dict[ConnectorKey, Tracked] = {
             key: Tracked(key) for key in site.connector_keys()
@@ -289,12 +244,7 @@ class BalancerRuntime:
         if vendor_ok:
             await self._read_back(now, every=due)
         states = self._states(now)
-        site = self._metered_site(now)
-        power = None
-        if self._target is not None:
-            site, power = await self._power_target(self._target, site, states, now)
-        if self._prices is not None:
-            site = self._priced_site(self._prices, site, states, now)
+        site, power = await self._signals.shape(states, now)
         allocation = allocate(site, states, now, p, self._memory)
         self._memory = allocation.memory
         decided = plan(site, states, allocation.targets, now, p, vendor_ok=vendor_ok)
@@ -319,86 +269,6 @@ class BalancerRuntime:
         await self._put(batch)
         self._record_metrics(report, time.process_time() - started)
         return report
-
-    def _metered_site(self, now: float) -> Site:
-        """The site at ``now``: each fuse at its scheduled limit, less the building's load
-        (the same object as last step while nothing changed, so the site's index is built
-        once)."""
-        site = self.site
-        if self._schedule is not None:
-            site = site.with_limits(limits_at(self._schedule, now))
-        if self._building is not None:
-            site = site.with_other_load(self._building.loads(now))
-        if site != self._site_now:
-            self._site_now = site
-        return self._site_now
-
-    async def _power_target(
-        self, spec: TargetSpec, site: Site, states: Sequence[ConnectorState], now: float
-    ) -> tuple[Site, PowerReport]:
-        """Advance the window with the site's power at ``now`` (the chargers' measured
-        currents and the building's meter) and cap the chargers under the top fuse."""
-        if self._window_recall is not None:
-            recall, self._window_recall = self._window_recall, None
-            try:
-                self._window = await recall.recall(spec)
-            except Exception as exc:
-                self._log.warning(
-                    "could not read the power target's window back; starting a new one",
-                    error=str(exc),
-                )
-            if self._window is not None:
-                self._log.info(
-                    "power target's window recalled",
-                    energy_wh=round(self._window.energy_wh, 1),
-                    month_peak_w=round(self._window.month_peak_w),
-                )
-        chargers_w = self._charger_amps(states) * spec.voltage
-        building_w = self._building_amps(now) * spec.voltage
-        self._window = advance(spec, self._window, now, chargers_w + building_w)
-        if self._window.gap:
-            self._log.warning(
-                "power target: ticks too far apart; the gap's energy is not known",
-                max_gap_s=spec.max_gap_s,
-            )
-        cap = charger_cap(spec, self._window, now, building_w, self._tick_s)
-        caps = phase_caps(cap, site, states, self.params.min_current)
-        capped = site.with_caps({site.root.name: caps})
-        if capped != self._capped_now:
-            self._capped_now = capped
-        return self._capped_now, PowerReport(
-            self._window, cap, round(sum(caps) / 3, 2), caps, chargers_w, building_w, spec.window_s
-        )
-
-    def _charger_amps(self, states: Sequence[ConnectorState]) -> float:
-        """The chargers' measured currents, summed over connectors and phases (A)."""
-        return sum(
-            sum(state.measured)
-            for state in states
-            if state.online and self.site.charger(state.key[0]) is not None
-        )
-
-    def _building_amps(self, now: float) -> float:
-        """What the top fuse's meters read besides the chargers, summed over phases (A)."""
-        if self._building is None:
-            return 0.0
-        root = self.site.root
-        read = self.site.with_other_load(self._building.measured(now))
-        return sum(read.other_load_of(root))
-
-    def _priced_site(
-        self, prices: PriceSignal, site: Site, states: Sequence[ConnectorState], now: float
-    ) -> Site:
-        dear = prices.dear(now)
-        if dear != self._dear:
-            self._dear = dear
-            if dear:
-                self._log.info("dear price: charging capped", rule=prices.rule.describe())
-            else:
-                self._log.info("price no longer dear: charging not capped")
-        if not dear:
-            return site
-        return capped_site(site, states, prices.rule, now, settle_s=self.params.settle_s)
 
     async def _recall_cars(self) -> None:
         """Take back what an earlier run learned of the cars still plugged in."""
