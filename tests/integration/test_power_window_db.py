@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from charged.balancer.cli import print_status, read_status
+from charged.balancer.status import print_status, read_status
 from charged.balancer.power_target import TargetSpec
 from charged.balancer.runtime import BalancerRuntime
 from charged.balancer.window_recall import SqlWindowRecall
