@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from charged.balancer.status import print_status, read_status
 from charged.balancer.power_target import TargetSpec
 from charged.balancer.runtime import BalancerRuntime
+from charged.balancer.status import print_status, read_status
 from charged.balancer.window_recall import SqlWindowRecall
 from charged.clock import FakeClock
 from charged.metrics import Metrics

@@ -29,8 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from charged.analysis import plot_data
 from charged.analysis.availability import offline_spans
 from charged.analysis.export import export_query, table_named
-from charged.balancer.status import read_status
 from charged.balancer.recall import SqlCarRecall
+from charged.balancer.status import read_status
 from charged.config import RetentionSettings
 from charged.planning.loads import loads_from_polls
 from charged.sessions import store as session_store
