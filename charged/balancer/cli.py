@@ -172,7 +172,7 @@ def _add_evaluate(sub: Any) -> None:
 
 
 def _add_scenario(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    from charged.analysis.cli import parse_day
+    from charged.analysis.arguments import parse_day
 
     scenario = sub.add_parser(
         "scenario",

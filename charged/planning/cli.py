@@ -11,7 +11,7 @@ DEFAULT_CONFIG = "/etc/charged/config.yaml"
 
 
 def add_plan_commands(subparsers: Any) -> None:
-    from charged.analysis.cli import parse_when
+    from charged.analysis.arguments import parse_when
 
     plan = subparsers.add_parser(
         "plan",

@@ -125,7 +125,7 @@ async def read_source(args: argparse.Namespace, site_file: SiteFile) -> Source:
             f"{scenario.name}, {len(scenario.visits)} visits played without a balancer "
             "(the currents are what the cars would draw)",
         )
-    from charged.analysis.cli import opened
+    from charged.analysis.database import opened
 
     async with (
         opened(args, "measurement", "connector_status", "charging_session") as engine,

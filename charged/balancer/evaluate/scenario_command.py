@@ -33,14 +33,14 @@ def _database_args(args: argparse.Namespace) -> argparse.Namespace:
 
 
 async def cmd_scenario(args: argparse.Namespace) -> int:
-    from charged.analysis.cli import _update_sessions, opened
+    from charged.analysis.database import opened, update_sessions
 
     if args.out is not None and args.out.suffix.lower() != ".csv":
         raise Fatal(f"--out {args.out}: a scenario file ends in .csv", EXIT_USAGE)
     where = _database_args(args)
     day = args.date
     async with opened(where, *TABLES) as engine:
-        await _update_sessions(engine, where)
+        await update_sessions(engine, where)
         async with engine.connect() as conn:
             recorded = await recorded_day(conn, day, name=f"recorded-{day:%Y-%m-%d}")
     if not recorded.scenario.visits:
