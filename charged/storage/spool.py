@@ -7,12 +7,10 @@ Layout of ``directory``::
     ack.json             {"segment": N, "offset": M}: everything before it is in the database
     LOCK                 held (POSIX lock) while a process uses the spool
 
-A record is a 13-byte header (magic, flags, payload length, CRC32 of flags + payload) followed
-by the payload: compact JSON (per table a column list and value rows; datetimes tagged so they
-come back as datetimes), zlib-compressed when ``compress`` is on.  Records are read strictly
-in order (segment number, then offset); a record that fails its checksum is skipped with a
-warning and the reader resynchronises on the next valid header, so one bad sector costs one
-record, not the spool.
+A record (its framing, encoding and checksum: :mod:`charged.storage.spool_records`) holds one
+batch.  Records are read strictly in order (segment number, then offset); a record that fails
+its checksum is skipped with a warning and the reader resynchronises on the next valid header,
+so one bad sector costs one record, not the spool.
 
 A process only ever appends to segments it created itself: after a restart it starts a new
 segment, so a torn tail left by a killed process is never extended; it is cut off at open.
@@ -28,14 +26,10 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import re
-import struct
 import zlib
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,22 +37,22 @@ import structlog
 
 from charged.clock import Clock, SystemClock
 from charged.metrics import Metrics
+from charged.storage.spool_ack import fsync_ack, load_ack, write_ack
+from charged.storage.spool_records import (
+    FLAG_ZLIB,
+    HEADER_SIZE,
+    DecodedBatch,
+    RowBatch,
+    decode_batch,
+    encode_batch,
+    frame,
+    read_record,
+    resync,
+    scan_segment,
+)
 
-RowBatch = Mapping[str, Sequence[Mapping[str, Any]]]
-DecodedBatch = dict[str, list[dict[str, Any]]]
-
-MAGIC = b"CHSP"
-_HEADER = struct.Struct("<4sBII")  # magic, flags, payload length, crc32(flags + payload)
-HEADER_SIZE = _HEADER.size
-_FLAG_ZLIB = 0x01
-_KNOWN_FLAGS = _FLAG_ZLIB
-_FORMAT_VERSION = 1
 _SEGMENT_RE = re.compile(r"^(\d{12})\.spool$")
-_ACK_FILE = "ack.json"
 _LOCK_FILE = "LOCK"
-_RESYNC_CHUNK = 1 << 20
-# a header claiming more than this is corrupt whatever the file size says
-_MAX_RECORD = 1 << 31
 
 
 class SpoolError(Exception):
@@ -87,113 +81,6 @@ class _Segment:
 
 def _segment_name(seq: int) -> str:
     return f"{seq:012d}.spool"
-
-
-# ------------------------------------------------------------------ encoding
-
-
-def _encode_value(value: object) -> object:
-    # json.dumps calls this only for what JSON cannot hold natively.
-    if isinstance(value, datetime):
-        return {"$dt": value.isoformat()}
-    if isinstance(value, date):
-        return {"$d": value.isoformat()}
-    raise TypeError(
-        f"cannot spool a value of type {type(value).__name__}; row values must be "
-        "str, int, float, bool, None, datetime or date"
-    )
-
-
-def _decode_object(obj: dict[str, Any]) -> object:
-    # The payload's own structure uses lists only (besides the top level), so a one-key
-    # dict with a tag is always an encoded value.
-    if len(obj) == 1:
-        if "$dt" in obj:
-            return datetime.fromisoformat(obj["$dt"])
-        if "$d" in obj:
-            return date.fromisoformat(obj["$d"])
-    return obj
-
-
-def encode_batch(batch: RowBatch) -> bytes:
-    """The batch as compact JSON: per run of rows with the same keys, columns + value rows."""
-    groups: list[list[Any]] = []
-    for table, rows in batch.items():
-        if not rows:
-            groups.append([table, [], []])
-            continue
-        cols: tuple[str, ...] | None = None
-        values: list[list[Any]] = []
-        for row in rows:
-            keys = tuple(row)
-            if keys != cols:
-                cols = keys
-                values = []
-                groups.append([table, list(keys), values])
-            values.append(list(row.values()))
-    doc = {"v": _FORMAT_VERSION, "g": groups}
-    return json.dumps(doc, separators=(",", ":"), default=_encode_value).encode()
-
-
-def decode_batch(payload: bytes) -> DecodedBatch:
-    doc = json.loads(payload, object_hook=_decode_object)
-    if not isinstance(doc, dict) or doc.get("v") != _FORMAT_VERSION:
-        raise ValueError("unknown spool record version")
-    batch: DecodedBatch = {}
-    for table, cols, values in doc["g"]:
-        rows = batch.setdefault(table, [])
-        rows.extend(dict(zip(cols, vals, strict=True)) for vals in values)
-    return batch
-
-
-def _crc(flags: int, payload: bytes) -> int:
-    return zlib.crc32(payload, zlib.crc32(bytes((flags,))))
-
-
-def frame(payload: bytes, flags: int) -> bytes:
-    return _HEADER.pack(MAGIC, flags, len(payload), _crc(flags, payload)) + payload
-
-
-# ------------------------------------------------------------------ reading
-
-
-def _read_record(f: IO[bytes], pos: int, size: int) -> tuple[int, bytes] | None:
-    """(flags, payload) of a valid record at ``pos``, or None if there is none."""
-    if size - pos < HEADER_SIZE:
-        return None
-    f.seek(pos)
-    header = f.read(HEADER_SIZE)
-    if len(header) < HEADER_SIZE:
-        return None
-    magic, flags, length, crc = _HEADER.unpack(header)
-    if (
-        magic != MAGIC
-        or flags & ~_KNOWN_FLAGS
-        or length > min(size - pos - HEADER_SIZE, _MAX_RECORD)
-    ):
-        return None
-    payload = f.read(length)
-    if len(payload) != length or _crc(flags, payload) != crc:
-        return None
-    return flags, payload
-
-
-def _resync(f: IO[bytes], pos: int, size: int) -> int | None:
-    """Offset of the next valid record after ``pos``, or None if none follows."""
-    start = pos + 1
-    while start < size:
-        f.seek(start)
-        chunk = f.read(_RESYNC_CHUNK + len(MAGIC) - 1)
-        if not chunk:
-            return None
-        idx = chunk.find(MAGIC)
-        while idx != -1:
-            candidate = start + idx
-            if _read_record(f, candidate, size) is not None:
-                return candidate
-            idx = chunk.find(MAGIC, idx + 1)
-        start += _RESYNC_CHUNK
-    return None
 
 
 # ------------------------------------------------------------------ the spool
@@ -310,7 +197,7 @@ class Spool:
             )
 
     def _scan(self) -> None:
-        ack_seq, ack_offset = self._load_ack()
+        ack_seq, ack_offset = load_ack(self._dir, self._log)
         found: list[tuple[int, Path]] = []
         for entry in self._dir.iterdir():
             m = _SEGMENT_RE.match(entry.name)
@@ -328,38 +215,11 @@ class Spool:
                 # consumed before the last stop (only the unlink had not happened), or empty
                 path.unlink(missing_ok=True)
                 continue
-            size, count = self._scan_segment(path, start, size)
+            size, count = scan_segment(path, start, size, self._log)
             if not self._segments:
                 self._read_offset = min(start, size)
             self._segments.append(_Segment(seq, path, size))
             self._records += count
-
-    def _scan_segment(self, path: Path, start: int, size: int) -> tuple[int, int]:
-        """(size after cutting a torn tail, valid records from ``start``)."""
-        count = 0
-        pos = start
-        with open(path, "rb") as f:
-            while pos < size:
-                rec = _read_record(f, pos, size)
-                if rec is not None:
-                    count += 1
-                    pos += HEADER_SIZE + len(rec[1])
-                    continue
-                nxt = _resync(f, pos, size)
-                if nxt is None:
-                    break
-                pos = nxt  # corrupt middle: left for peek() to skip (and report)
-        if pos < size:
-            # Nothing valid follows: a write cut short by a killed process or a full disk.
-            self._log.warning(
-                "spool segment ends in an incomplete record; cutting it off",
-                segment=path.name,
-                bytes=size - pos,
-            )
-            with open(path, "r+b") as f:
-                f.truncate(pos)
-            size = pos
-        return size, count
 
     def close(self) -> None:
         if self._lock is None:
@@ -391,7 +251,7 @@ class Spool:
         flags = 0
         if self._compress:
             payload = zlib.compress(payload, 1)
-            flags |= _FLAG_ZLIB
+            flags |= FLAG_ZLIB
         record = frame(payload, flags)
         if self.size_bytes + len(record) > self._max_bytes:
             if not drop_when_full and self.pending():
@@ -495,9 +355,9 @@ class Spool:
                 self._drop_head()
                 continue
             with open(head.path, "rb") as f:
-                rec = _read_record(f, self._read_offset, head.size)
+                rec = read_record(f, self._read_offset, head.size)
                 if rec is None:
-                    nxt = _resync(f, self._read_offset, head.size)
+                    nxt = resync(f, self._read_offset, head.size)
                     end = head.size if nxt is None else nxt
                     self._log.warning(
                         "corrupt spool data skipped",
@@ -510,7 +370,7 @@ class Spool:
             flags, payload = rec
             rid = RecordId(head.seq, self._read_offset, HEADER_SIZE + len(payload))
             try:
-                if flags & _FLAG_ZLIB:
+                if flags & FLAG_ZLIB:
                     payload = zlib.decompress(payload)
                 batch = decode_batch(payload)
             except (ValueError, TypeError, KeyError, zlib.error) as exc:
@@ -574,28 +434,11 @@ class Spool:
 
     # ---------------------------------------------------------------- ack file
 
-    def _load_ack(self) -> tuple[int, int]:
-        path = self._dir / _ACK_FILE
-        try:
-            doc = json.loads(path.read_bytes())
-            seq, offset = int(doc["segment"]), int(doc["offset"])
-            if seq < 0 or offset < 0:
-                raise ValueError("negative position")
-        except FileNotFoundError:
-            return 0, 0
-        except (OSError, ValueError, KeyError, TypeError):
-            # Replaying too much is harmless (idempotent inserts); losing data is not.
-            self._log.warning("spool ack file unreadable; replaying the whole spool")
-            return 0, 0
-        return seq, offset
-
     def _save_ack(self, seq: int, offset: int) -> None:
         # Written (not fsynced) on every ack so a killed process does not replay what it
         # already stored; flush() makes it durable.  os.replace keeps it all-or-nothing.
-        tmp = self._dir / (_ACK_FILE + ".tmp")
         try:
-            tmp.write_bytes(json.dumps({"segment": seq, "offset": offset}).encode())
-            os.replace(tmp, self._dir / _ACK_FILE)
+            write_ack(self._dir, seq, offset)
         except OSError as exc:
             # Not fatal: the rows are in the database; at worst a restart replays them.
             if not self._ack_failing:
@@ -616,13 +459,7 @@ class Spool:
             return
         if self._fd is not None:
             os.fsync(self._fd)
-        ack = self._dir / _ACK_FILE
-        if ack.exists():
-            fd = os.open(ack, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        fsync_ack(self._dir)
         self._fsync_dir()
         self._dirty = False
 

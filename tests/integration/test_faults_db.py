@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from charged.simulator import Simulator, SimulatorConfig
 from charged.storage.engine import create_engine
 from charged.storage.schema import metadata
-from charged.storage.spool import HEADER_SIZE, _read_record
+from charged.storage.spool_records import HEADER_SIZE, read_record
 from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.mysql
@@ -254,7 +254,7 @@ def spooled_payloads(segment: Path) -> bytes:
     size = segment.stat().st_size
     with segment.open("rb") as f:
         pos = 0
-        while (record := _read_record(f, pos, size)) is not None:
+        while (record := read_record(f, pos, size)) is not None:
             flags, payload = record
             out.append(zlib.decompress(payload) if flags & 1 else payload)
             pos += HEADER_SIZE + len(payload)

@@ -15,7 +15,8 @@ import pytest
 
 from charged.clock import FakeClock
 from charged.metrics import Metrics
-from charged.storage.spool import HEADER_SIZE, RecordId, Spool, SpoolError
+from charged.storage.spool import RecordId, Spool, SpoolError
+from charged.storage.spool_records import HEADER_SIZE
 
 
 class RecordingLogger:

@@ -18,7 +18,8 @@ from charged.clock import FakeClock
 from charged.metrics import Metrics
 from charged.storage.engine import create_engine
 from charged.storage.rejected import RejectedRows
-from charged.storage.spool import _HEADER, Spool
+from charged.storage.spool import Spool
+from charged.storage.spool_records import HEADER
 from charged.storage.writer import BatchWriter, GroupedRows
 from charged.storage.writes import RowBatch
 from tests.unit.test_writer import RecordingLog, item, settle
@@ -224,8 +225,8 @@ def corrupt_second_record(directory: Path) -> None:
     """Flip a byte inside the payload of the second record of the only segment."""
     (segment,) = sorted(directory.glob("*.spool"))
     data = bytearray(segment.read_bytes())
-    first_len = _HEADER.unpack_from(data, 0)[2] + _HEADER.size
-    data[first_len + _HEADER.size + 2] ^= 0xFF
+    first_len = HEADER.unpack_from(data, 0)[2] + HEADER.size
+    data[first_len + HEADER.size + 2] ^= 0xFF
     segment.write_bytes(bytes(data))
 
 
