@@ -15,12 +15,12 @@ from charged.exits import EXIT_USAGE, Fatal
 
 
 async def cmd_plot(args: argparse.Namespace) -> int:
-    from charged.analysis.plots import PlotError, save
+    from charged.analysis.plot_base import PlotError, save
 
     try:
         import matplotlib  # noqa: F401  (checked first: nothing is read without it)
     except ImportError:
-        from charged.analysis.plots import MATPLOTLIB_MISSING
+        from charged.analysis.plot_base import MATPLOTLIB_MISSING
 
         raise Fatal(MATPLOTLIB_MISSING) from None
     since, until = requested_range(args)
@@ -67,7 +67,7 @@ async def _energy(
     conn: Any, args: argparse.Namespace, since: datetime | None, until: datetime | None
 ) -> Any:
     from charged.analysis.plot_data import find_sessions, session_series
-    from charged.analysis.plots import energy_power_figure
+    from charged.analysis.plot_sessions import energy_power_figure
 
     if args.session is not None:
         rows = [await _one_session(conn, args)]
@@ -115,7 +115,7 @@ async def _latest_day(conn: Any, args: argparse.Namespace) -> tuple[datetime, da
 
 async def _phases(conn: Any, args: argparse.Namespace) -> Any:
     from charged.analysis.plot_data import current_limits, session_series
-    from charged.analysis.plots import phase_currents_figure
+    from charged.analysis.plot_sessions import phase_currents_figure
 
     if args.session is None:
         raise Fatal("plot phases needs --session ID (see `charged sessions`)", EXIT_USAGE)
@@ -136,7 +136,7 @@ async def _garage(
     conn: Any, args: argparse.Namespace, since: datetime | None, until: datetime | None
 ) -> Any:
     from charged.analysis.plot_data import garage_series
-    from charged.analysis.plots import garage_figure
+    from charged.analysis.plot_garage import garage_figure
 
     if since is None or until is None:
         raise Fatal("plot garage needs --date DAY (or both --since and --until)", EXIT_USAGE)

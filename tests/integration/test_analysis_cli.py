@@ -29,7 +29,7 @@ from charged.analysis.plot_data import (
     find_sessions,
     session_series,
 )
-from charged.analysis.plots import phase_currents_figure
+from charged.analysis.plot_sessions import phase_currents_figure
 from charged.cli import main
 from charged.control.operations import Controller
 from charged.control.validation import ConnectorChange

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from charged.analysis.plot_base import x
 from charged.analysis.plot_data import garage_series
-from charged.analysis.plots import garage_figure, x
+from charged.analysis.plot_garage import garage_figure
 from charged.cli import main
 from charged.storage.engine import create_engine
 from charged.storage.migrate import upgrade

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from charged.analysis.energy_report import energy_by
 from charged.analysis.export import rollup_instead
 from charged.analysis.plot_data import find_sessions, session_series
-from charged.analysis.plots import energy_power_figure, phase_currents_figure
+from charged.analysis.plot_sessions import energy_power_figure, phase_currents_figure
 from charged.cli import main
 from charged.storage.engine import create_engine
 from charged.storage.migrate import upgrade

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charged.analysis.plot_data import find_sessions, session_series
-from charged.analysis.plots import energy_power_figure
+from charged.analysis.plot_sessions import energy_power_figure
 from charged.chargeamps.models import ChargingSession
 from charged.clock import FakeClock
 from charged.metrics import Metrics

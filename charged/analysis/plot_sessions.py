@@ -1,15 +1,12 @@
-"""The figures, drawn with matplotlib's object API (no pyplot: no global figure state).
+"""The figures of charging sessions.
 
 (a) :func:`energy_power_figure` — sessions of a charger (or one session): energy in kWh on the
     left axis, power in W on the right, one colour per session, start ▲ and end ■ marked.
 (b) :func:`phase_currents_figure` — L1/L2/L3 currents of one session with the max-current
     limit from the control_action audit overlaid.
-(c) :func:`garage_figure` — the whole garage over a day: total power and per-phase current.
 
-Lines are broken where polling had a gap (never drawn across it), and gaps are shaded; the
-time the charger was offline (charge_point_availability) is hatched over them.
-Legends sit below the axes, never over the data.  Written as PNG, SVG or PDF; the size (in
-inches) and the resolution can be chosen when saving (:func:`save`).
+Gaps of the polls are shaded (:mod:`charged.analysis.plot_base`); the time the charger was
+offline (charge_point_availability) is hatched over them.
 """
 
 from __future__ import annotations
@@ -18,106 +15,35 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charged.analysis.availability import OfflineSpan
-from charged.analysis.plot_data import GarageSeries, SessionSeries
-from charged.sessions.derive import GAP_FACTOR, PHASES, gap_spans, usual_spacing_of
+from charged.analysis.plot_base import (
+    GAP_COLOUR,
+    PHASE_COLOURS,
+    PlotError,
+    broken,
+    legend_below,
+    new_figure,
+    phase_style,
+    shade_gaps,
+    time_axis,
+    x,
+)
+from charged.analysis.plot_data import SessionSeries
+from charged.sessions.derive import GAP_FACTOR, PHASES, usual_spacing_of
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-FORMATS = (".png", ".svg", ".pdf")
-EPOCH = datetime(1970, 1, 1)
-MATPLOTLIB_MISSING = (
-    "charged plot needs matplotlib: pip install matplotlib (in a checkout of charged: "
-    "pip install '.[plot]')"
-)
-PHASE_COLOURS = {"L1": "#8c564b", "L2": "#222222", "L3": "#c8c8c8"}  # IEC brown, black, grey
-# A three-phase car draws the same on each phase, and the garage's L2 and L3 carry the same
-# three-phase cars: the lines are nested like a cable's cores, so equal lines stay visible.
-# L1 is a wide pale band, L2 a black line inside it, L3 a grey dotted core on top of both,
-# with a ring every few points (PHASE_MARKS along the line) that shows even when thin.
-PHASE_STYLES: dict[str, dict[str, Any]] = {
-    "L1": {"ls": "-", "lw": 6.0, "alpha": 0.5, "zorder": 2},
-    "L2": {"ls": "-", "lw": 3.0, "alpha": 1.0, "zorder": 3},
-    "L3": {
-        "ls": (0, (1.2, 1.2)), "lw": 1.5, "alpha": 1.0, "zorder": 4,
-        "marker": "o", "ms": 4.5, "mfc": "white", "mec": "#777777", "mew": 1.0,
-    },
-}  # fmt: skip
-PHASE_MARKS = 40
 LIMIT_COLOUR = "#d62728"
 IDLE_COLOUR = "#7f7f7f"
 HEADROOM = 1.3  # room above the data for the limit's labels
 # A label inside a span of the limit (its value, "no limit") only where the span is at least
 # this share of the time axis: in a narrower one it would run over its neighbours.
 MIN_LABEL_SHARE = 0.12
-GAP_COLOUR = "#d62728"
 OFFLINE_COLOUR = "#555555"
-SIZE = (10.0, 5.4)
-DPI = 100
-
-
-class PlotError(Exception):
-    """A figure that cannot be drawn: one line saying what to do."""
-
-
-def _figure(rows: int = 1) -> tuple[Figure, list[Axes]]:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise PlotError(MATPLOTLIB_MISSING) from None
-    fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
-    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
-    return fig, list(axes)
-
-
-def _time_axis(ax: Axes) -> None:
-    import matplotlib.dates as mdates
-
-    # x values are date numbers (see x()); these read them as times.  Untyped in matplotlib.
-    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    ax.set_xlabel("time (UTC)")
-    ax.grid(True, alpha=0.3)
-
-
-def x(moment: datetime) -> float:
-    """A time as matplotlib's date number (days since 1970-01-01)."""
-    return (moment - EPOCH).total_seconds() / 86400.0
-
-
-def broken(
-    times: Sequence[datetime], values: Sequence[float | None], spacing: float
-) -> tuple[list[float], list[float]]:
-    """The series with a NaN put into every gap, so no line is drawn across it."""
-    out_t: list[float] = []
-    out_v: list[float] = []
-    for i, (t, v) in enumerate(zip(times, values, strict=True)):
-        if i and (t - times[i - 1]).total_seconds() > GAP_FACTOR * spacing:
-            out_t.append(x(times[i - 1] + (t - times[i - 1]) / 2))
-            out_v.append(math.nan)
-        out_t.append(x(t))
-        out_v.append(math.nan if v is None else v)
-    return out_t, out_v
-
-
-def _shade_gaps(ax: Axes, times: Sequence[datetime], spacing: float, labelled: bool) -> bool:
-    for a, b in gap_spans(times, spacing):
-        ax.axvspan(
-            x(a),
-            x(b),
-            color=GAP_COLOUR,
-            alpha=0.12,
-            lw=0,
-            label=None if labelled else "not polled (gap)",
-        )
-        labelled = True
-    return labelled
 
 
 def _shade_unseen(
@@ -171,7 +97,7 @@ def energy_power_figure(
         raise PlotError(
             "no sessions in that range; widen --date or --since/--until, check --charger"
         )
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     power_ax = ax.twinx()
     colours = _colours(len(series))
     gap_labelled = False
@@ -182,7 +108,7 @@ def energy_power_figure(
         ax.plot(t, e, color=colour, lw=2, label=_session_label(row))
         t, p = broken(s.times, s.power_w, spacing)
         power_ax.step(t, p, where="post", color=colour, lw=1, ls="--", alpha=0.8)
-        gap_labelled = _shade_gaps(ax, s.times, spacing, gap_labelled)
+        gap_labelled = shade_gaps(ax, s.times, spacing, gap_labelled)
         start, end = row["start_time"], row["end_time"]
         gap_labelled = _shade_unseen(ax, start, s.times, spacing, gap_labelled)
         # markers on the axis line: drawn whole, not cut in half by the plot's edge
@@ -205,7 +131,7 @@ def energy_power_figure(
     power_ax.set_ylabel("power, ∑ current × voltage (W)")
     ax.set_ylim(0, 1.05 * _top(v for s in series for v in s.energy_kwh))
     power_ax.set_ylim(0, 1.05 * _top(v for s in series for v in s.power_w))
-    _time_axis(ax)
+    time_axis(ax)
     _legend_with_styles(ax)
     ax.set_title(title + _rollup_note(series))
     return fig
@@ -228,7 +154,7 @@ def phase_currents_figure(
             f"session {series.session['session_id']} has no polls stored (only the vendor "
             "knows it); pick another session"
         )
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     spacing = usual_spacing_of(series.times)
     for phase in PHASES:
         t, i = broken(series.times, series.phase_currents[phase], spacing)
@@ -239,10 +165,10 @@ def phase_currents_figure(
             color=PHASE_COLOURS[phase],
             label=f"{phase} (A)",
             solid_capstyle="butt",
-            **_phase_style(phase, len(t)),
+            **phase_style(phase, len(t)),
         )
     row = series.session
-    labelled = _shade_gaps(ax, series.times, spacing, False)
+    labelled = shade_gaps(ax, series.times, spacing, False)
     _shade_unseen(ax, row["start_time"], series.times, spacing, labelled)
     begin = series.times[0]
     end = max(series.times[-1], row["end_time"] or series.times[-1])
@@ -276,23 +202,11 @@ def phase_currents_figure(
         0,
         HEADROOM * _top([*(v for c in series.phase_currents.values() for v in c), *limit_values]),
     )
-    _time_axis(ax)
+    time_axis(ax)
     handles, _ = ax.get_legend_handles_labels()
-    _legend_below(fig, [*handles, *extra], columns=3)
+    legend_below(fig, [*handles, *extra], columns=3)
     ax.set_title(title + _rollup_note([series]))
     return fig
-
-
-def _legend_below(fig: Figure, handles: Sequence[Any], columns: int) -> None:
-    """One legend for the figure, below its axes: inside, it would cover the data."""
-    fig.legend(handles=list(handles), loc="outside lower center", ncols=columns, fontsize="small")
-
-
-def _phase_style(phase: str, points: int, scale: float = 1.0) -> dict[str, Any]:
-    style = {**PHASE_STYLES[phase], "lw": PHASE_STYLES[phase]["lw"] * scale}
-    if "marker" in style:
-        style["markevery"] = max(1, points // PHASE_MARKS)
-    return style
 
 
 def _draw_limit(ax: Axes, steps: Sequence[tuple[datetime, float | None]]) -> None:
@@ -378,88 +292,6 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def garage_figure(garage: GarageSeries, title: str) -> Figure:
-    """(c) Total power (kW) of every connector and the current on each phase (A).
-
-    At a tick where a charger was not read the totals are unknown: the lines break there, the
-    tick is shaded, and what the chargers that were read drew is marked as a partial total.
-    """
-    if not garage.times:
-        raise PlotError("no polls in that range; check --date (UTC) against the data")
-    fig, (power_ax, amps_ax) = _figure(rows=2)
-    spacing = usual_spacing_of(garage.times)
-    kw = [None if w is None else w / 1000.0 for w in garage.power_w]
-    t, p = broken(garage.times, kw, spacing)
-    power_ax.plot(t, p, color="#1f77b4", lw=1.5, label="total power (kW)")
-    power_ax.fill_between(t, p, color="#1f77b4", alpha=0.15, lw=0)
-    power_ax.set_ylabel("total power (kW)")
-    for phase in PHASES:
-        t, a = broken(garage.times, list(garage.phase_currents[phase]), spacing)
-        amps_ax.plot(
-            t, a, color=PHASE_COLOURS[phase], label=f"{phase} total (A)",
-            solid_capstyle="butt", **_phase_style(phase, len(t), scale=0.75),
-        )  # fmt: skip
-    amps_ax.set_ylabel("current per phase,\nall connectors (A)")
-    labelled = False
-    for ax in (power_ax, amps_ax):
-        labelled = _shade_gaps(ax, garage.times, spacing, labelled and ax is amps_ax)
-    if garage.failed_ticks:
-        half = timedelta(seconds=spacing / 2)
-        for ax in (power_ax, amps_ax):
-            for i, tick in enumerate(garage.failed_ticks):
-                ax.axvspan(
-                    x(tick - half), x(tick + half), color=GAP_COLOUR, alpha=0.25, lw=0,
-                    label="charger not read: total unknown" if i == 0 and ax is power_ax else None,
-                )  # fmt: skip
-        partial = [
-            (x(t), w / 1000.0)
-            for t, w in zip(garage.times, garage.partial_power_w, strict=False)
-            if w is not None
-        ]
-        if partial:
-            power_ax.plot(
-                [a for a, _ in partial],
-                [b for _, b in partial],
-                marker="o",
-                ms=4,
-                mfc="none",
-                color=GAP_COLOUR,
-                ls="none",
-                label="partial total (chargers read)",
-            )
-    for ax in (power_ax, amps_ax):
-        ax.set_ylim(bottom=0, top=1.05 * (ax.get_ylim()[1] or 1.0))
-        ax.grid(True, alpha=0.3)
-    handles = [h for ax in (power_ax, amps_ax) for h in ax.get_legend_handles_labels()[0]]
-    _legend_below(fig, handles, columns=3)
-    _time_axis(amps_ax)
-    power_ax.set_title(title)
-    return fig
-
-
-def save(
-    fig: Figure,
-    path: Path,
-    *,
-    size: tuple[float, float] | None = None,
-    dpi: float | None = None,
-) -> None:
-    """Write ``fig`` as PNG, SVG or PDF (by the suffix); ``size`` in inches (width, height),
-    ``dpi`` the resolution of a PNG (and of anything rasterised in a vector file)."""
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise PlotError(f"cannot write {path.name}: name the file .png, .svg or .pdf")
-    if size is not None:
-        fig.set_size_inches(*size)
-    if dpi is not None:
-        fig.set_dpi(dpi)
-    try:
-        # dpi given as a number: "figure" would take the dpi the figure was created with
-        fig.savefig(path, format=suffix[1:], dpi=fig.dpi)
-    except OSError as exc:
-        raise PlotError(f"cannot write {path}: {exc.strerror}; choose a writable path") from None
-
-
 def _limit_steps(
     limits: Sequence[tuple[datetime | None, float | None]], begin: datetime, end: datetime
 ) -> list[tuple[datetime, float | None]]:
@@ -507,4 +339,4 @@ def _legend_with_styles(ax: Axes) -> None:
     # below the axes: inside, it would hide the lines of a busy morning
     figure = ax.get_figure()
     assert figure is not None
-    _legend_below(figure, [*handles, *keys], columns=3)  # type: ignore[arg-type]
+    legend_below(figure, [*handles, *keys], columns=3)  # type: ignore[arg-type]
