@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -12,8 +13,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from charged.chargeamps.errors import PayloadError
-from charged.chargeamps.models import ChargePointStatus, parse_status
-from charged.chargeamps.status_wire import decode_status
+from charged.chargeamps.models import ChargePointStatus, Measurement, parse_status
+from charged.chargeamps.status_wire import _slot_setters, decode_status
 
 
 def connector(**changes: object) -> dict[str, object]:
@@ -58,6 +59,27 @@ def test_the_usual_answer_is_decoded_typed_into_the_same_model() -> None:
     assert got.connector_statuses[0].start_time == datetime(2026, 12, 4, 11, 2, 3, tzinfo=UTC)
     assert got.connector_statuses[1].status == "Available"
     assert got.connector_statuses[1].status_raw == "available"
+
+
+def test_the_models_built_without_their_init_are_the_same_objects() -> None:
+    """Every slot set (repr, equality and hash see them all), frozen afterwards."""
+    raw = body(connector(), connector(connectorId=2, measurements=[]))
+    got, want = decode_status(raw), old_way(raw)
+    assert isinstance(got, ChargePointStatus)
+    assert repr(got) == repr(want)
+    assert hash(got) == hash(want)
+    assert {got: 1}[want] == 1
+    for obj in (got, got.connector_statuses[0], got.connector_statuses[0].measurements[0]):
+        first = dataclasses.fields(obj)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, first, "x")
+
+
+def test_a_model_field_the_fast_build_does_not_set_fails_at_import() -> None:
+    with pytest.raises(TypeError, match="Measurement"):
+        _slot_setters(Measurement, ("phase", "current"))
+    with pytest.raises(TypeError, match="Measurement"):
+        _slot_setters(Measurement, ("phase", "voltage", "current"))
 
 
 @pytest.mark.parametrize(
