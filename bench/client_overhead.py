@@ -28,7 +28,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from bench.simproc import simulator_process
-from charged.chargeamps.client import STATUS, ChargeAmpsClient
+from charged.chargeamps.client import ChargeAmpsClient
+from charged.chargeamps.endpoints import STATUS
 from charged.clock import SystemClock
 from charged.simulator.config import Account
 

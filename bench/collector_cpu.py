@@ -46,7 +46,8 @@ async def run_bare(
     *, base_url: str, ticks: int, interval: float, concurrency: int
 ) -> dict[str, Any]:
     """The bare loop, in this (fresh) process → CPU seconds per tick."""
-    from charged.chargeamps.client import STATUS, ChargeAmpsClient
+    from charged.chargeamps.client import ChargeAmpsClient
+    from charged.chargeamps.endpoints import STATUS
     from charged.clock import SystemClock
     from charged.simulator.config import Account
 

@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from bench.measure import cpu_seconds, peak_rss_mb, rss_mb
-from charged.chargeamps.client import CONNECTOR_SESSIONS, SESSIONS
+from charged.chargeamps.endpoints import CONNECTOR_SESSIONS, SESSIONS
 from charged.clock import Clock
 from charged.collector.supervisor import TickResult
 from charged.config import settings_from_mapping

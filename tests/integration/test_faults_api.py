@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from charged.chargeamps.client import STATUS
+from charged.chargeamps.endpoints import STATUS
 from charged.clock import FakeClock, SystemClock
 from charged.collector.supervisor import TickResult
 from charged.config import Settings, settings_from_mapping
