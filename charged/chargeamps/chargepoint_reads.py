@@ -8,13 +8,8 @@ from __future__ import annotations
 
 from charged.chargeamps.endpoints import CHARGEPOINT, ORGANISATION_STATUSES, OWNED, STATUS
 from charged.chargeamps.errors import PayloadError
-from charged.chargeamps.models import (
-    ChargePoint,
-    ChargePointStatus,
-    has_numbered_status,
-    parse_chargepoint,
-    parse_status,
-)
+from charged.chargeamps.models import ChargePoint, ChargePointStatus
+from charged.chargeamps.parsers import has_numbered_status, parse_chargepoint, parse_status
 from charged.chargeamps.status_wire import decode_status
 from charged.chargeamps.typed_calls import TypedCalls
 

@@ -10,10 +10,8 @@ from charged.chargeamps.endpoints import (
     SCHEDULE_OVERRIDE_STATUS,
     SCHEDULES,
 )
-from charged.chargeamps.models import (
-    ChargePointSettings,
-    ConnectorSettings,
-    Schedule,
+from charged.chargeamps.models import ChargePointSettings, ConnectorSettings, Schedule
+from charged.chargeamps.parsers import (
     parse_chargepoint_settings,
     parse_connector_settings,
     parse_list,

@@ -30,7 +30,8 @@ from charged.chargeamps.errors import (
     DeadlineExceeded,
     PayloadError,
 )
-from charged.chargeamps.models import LoginResult, User, parse_login, parse_refresh
+from charged.chargeamps.models import LoginResult, User
+from charged.chargeamps.parsers import parse_login, parse_refresh
 from charged.chargeamps.ratelimit import RateLimiter
 from charged.chargeamps.retry import BackoffPolicy
 from charged.chargeamps.session_reads import SessionReads

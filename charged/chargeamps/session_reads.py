@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from charged.chargeamps.endpoints import CONNECTOR_SESSIONS, SESSION, SESSIONS
-from charged.chargeamps.models import ChargingSession, parse_charging_session, parse_list
+from charged.chargeamps.models import ChargingSession
+from charged.chargeamps.parsers import parse_charging_session, parse_list
 from charged.chargeamps.typed_calls import TypedCalls
 
 

@@ -1,7 +1,7 @@
 """A charger's status answer decoded straight into the model, when it has the usual shape.
 
 Every tick decodes one status per charger; ``json.loads`` and :func:`~charged.chargeamps.
-models.parse_status` on the dicts took ~23 µs a status, msgspec's typed decoding of the same
+parsers.parse_status` on the dicts took ~23 µs a status, msgspec's typed decoding of the same
 bytes ~1 µs (bench/README.md, "collector's CPU per charger").  The typed path is only a fast
 path, though, never a second set of rules: :func:`decode_status` takes it only for an answer
 whose every field has the exact JSON type the model wants (text as text, numbers as numbers,
@@ -22,12 +22,8 @@ from typing import Any, TypeVar
 import msgspec
 
 from charged.chargeamps.errors import PayloadError
-from charged.chargeamps.models import (
-    ChargePointStatus,
-    ConnectorStatus,
-    Measurement,
-    parse_time,
-)
+from charged.chargeamps.models import ChargePointStatus, ConnectorStatus, Measurement
+from charged.chargeamps.parsers import parse_time
 from charged.chargeamps.states import status_name
 
 

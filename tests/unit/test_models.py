@@ -8,10 +8,8 @@ from typing import Any
 import pytest
 
 from charged.chargeamps.errors import PayloadError
-from charged.chargeamps.models import (
-    ChargePointSettings,
-    ConnectorSettings,
-    Measurement,
+from charged.chargeamps.models import ChargePointSettings, ConnectorSettings, Measurement
+from charged.chargeamps.parsers import (
     parse_chargepoint,
     parse_chargepoint_settings,
     parse_charging_session,

@@ -13,7 +13,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from charged.chargeamps.errors import PayloadError
-from charged.chargeamps.models import ChargePointStatus, Measurement, parse_status
+from charged.chargeamps.models import ChargePointStatus, Measurement
+from charged.chargeamps.parsers import parse_status
 from charged.chargeamps.status_wire import _slot_setters, decode_status
 
 
