@@ -1,5 +1,5 @@
 """What every section of the configuration is built from (``charged.config``,
-``charged.config_site``)."""
+``charged.config_service``, ``charged.config_site``)."""
 
 from __future__ import annotations
 

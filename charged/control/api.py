@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from charged.chargeamps.errors import ApiError, ChargeAmpsError
-from charged.config import ControlSettings
+from charged.config_service import ControlSettings
 from charged.control.audit import RELEASE_ACTION
 from charged.control.operations import Controller
 from charged.control.results import (

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charged.clock import Clock
-from charged.config import MqttSettings
+from charged.config_service import MqttSettings
 from charged.config_site import FuseSettings, MeterSettings, SiteSettings
 from charged.meters.book import MeterBook, MeterSpec
 from charged.meters.http import HttpMeter, UrlMeter

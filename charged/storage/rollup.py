@@ -39,7 +39,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from charged.clock import Clock
-from charged.config import RetentionSettings
+from charged.config_service import RetentionSettings
 from charged.storage.engine import StorageError
 from charged.storage.retention import PAUSE_S, Retention, delete_before, run_passes
 from charged.storage.schema import (

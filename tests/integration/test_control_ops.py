@@ -7,7 +7,7 @@ import pytest
 
 from charged.chargeamps.models import ChargePoint, ChargePointStatus
 from charged.clock import FakeClock
-from charged.config import ControlSettings
+from charged.config_service import ControlSettings
 from charged.control.api import control_routes
 from charged.control.audit import MemoryAuditSink
 from charged.control.operations import Controller

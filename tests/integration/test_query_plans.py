@@ -31,7 +31,7 @@ from charged.analysis.availability import offline_spans
 from charged.analysis.export import export_query, table_named
 from charged.balancer.recall import SqlCarRecall
 from charged.balancer.status import read_status
-from charged.config import RetentionSettings
+from charged.config_service import RetentionSettings
 from charged.planning.loads import loads_from_polls
 from charged.sessions import store as session_store
 from charged.storage.engine import create_engine

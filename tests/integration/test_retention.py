@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charged.balancer.power_target import TargetSpec
 from charged.balancer.window_recall import SqlWindowRecall
-from charged.config import RetentionSettings
+from charged.config_service import RetentionSettings
 from charged.storage.engine import create_engine
 from charged.storage.migrate import upgrade
 from charged.storage.retention import Retention

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from charged.config import CollectorSettings, ShutdownSettings
+from charged.config_service import CollectorSettings, ShutdownSettings
 from charged.exits import EXIT_CONFIG, EXIT_NOPERM
 from charged.simulator import Simulator, SimulatorConfig
 

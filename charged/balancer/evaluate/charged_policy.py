@@ -55,7 +55,7 @@ from charged.balancer.plan import plan
 from charged.balancer.runtime import REREAD_EVERY
 from charged.balancer.tracking import Tracked
 from charged.chargeamps.models import ConnectorStatus, Measurement
-from charged.config import CollectorSettings
+from charged.config_service import CollectorSettings
 from charged.config_site import MeterSettings
 from charged.meters.headroom import RiseHeadroom
 from charged.prices.rule import DearHours, capped_site
