@@ -8,7 +8,8 @@ from datetime import datetime
 import pytest
 
 from charged.collector.supervisor import TickResult
-from charged.daemon.service import Daemon, LatestTick
+from charged.daemon.latest_tick import LatestTick
+from charged.daemon.service import Daemon
 from charged.simulator import Simulator
 from tests.integration.test_collector_e2e import settings_for
 

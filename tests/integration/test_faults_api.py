@@ -26,7 +26,8 @@ from charged.chargeamps.endpoints import STATUS
 from charged.clock import FakeClock, SystemClock
 from charged.collector.supervisor import TickResult
 from charged.config import Settings, settings_from_mapping
-from charged.daemon.service import TICK_WRITE_GRACE, Daemon
+from charged.daemon.service import Daemon
+from charged.daemon.tick_safety import TICK_WRITE_GRACE
 from charged.metrics import Metrics
 from charged.ops.health import evaluate_readiness
 from charged.ops.sdnotify import SystemdNotifier
